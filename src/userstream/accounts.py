@@ -1,0 +1,86 @@
+"""Accounts and their API keys (SQLite in the embedded default)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+from dataclasses import dataclass
+
+_ALPHABET = string.ascii_letters + string.digits
+API_KEY_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    api_key: str
+    secret_key: str
+
+    def __repr__(self) -> str:  # secrets never appear in logs or reprs
+        return f"Account(id={self.id}, name={self.name!r})"
+
+    def credentials(self) -> dict[str, object]:
+        return {"accountId": self.id, "apiKey": self.api_key, "secretKey": self.secret_key}
+
+
+def _random_key() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(API_KEY_LENGTH))
+
+
+def looks_like_api_key(value: str) -> bool:
+    """Binance API keys are 64 alphanumeric characters; anything else is -2014."""
+    return len(value) == API_KEY_LENGTH and value.isascii() and value.isalnum()
+
+
+class AccountStore:
+    """Accounts in SQLite, with API-key lookups served from memory."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._by_api_key: dict[str, Account] = {}
+        self._by_id: dict[int, Account] = {}
+        for row in db.execute("SELECT id, name, api_key, secret_key FROM accounts"):
+            self._remember(Account(*row))
+
+    def _remember(self, account: Account) -> None:
+        self._by_api_key[account.api_key] = account
+        self._by_id[account.id] = account
+
+    def create(self, name: str, now_ms: int) -> Account:
+        api_key, secret_key = _random_key(), _random_key()
+        cursor = self._db.execute(
+            "INSERT INTO accounts (name, api_key, secret_key, created_ms) VALUES (?, ?, ?, ?)",
+            (name, api_key, secret_key, now_ms),
+        )
+        assert cursor.lastrowid is not None
+        account = Account(cursor.lastrowid, name, api_key, secret_key)
+        self._remember(account)
+        return account
+
+    def by_api_key(self, api_key: str) -> Account | None:
+        account = self._by_api_key.get(api_key)
+        if account is None:  # created by another process (`userstream account create`)
+            account = self._load("api_key = ?", api_key)
+        return account
+
+    def by_id(self, account_id: int) -> Account | None:
+        account = self._by_id.get(account_id)
+        if account is None:
+            account = self._load("id = ?", account_id)
+        return account
+
+    def _load(self, where: str, value: object) -> Account | None:
+        row = self._db.execute(
+            f"SELECT id, name, api_key, secret_key FROM accounts WHERE {where}", (value,)
+        ).fetchone()
+        if row is None:
+            return None
+        account = Account(*row)
+        self._remember(account)
+        return account
+
+    def __len__(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM accounts").fetchone()
+        return int(count)

@@ -1,0 +1,93 @@
+"""The embedded default's backends: an in-process event bus and a SQLite-backed key store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from userstream.bus.base import EventHandler
+from userstream.protocol import errors
+from userstream.protocol import listenkeys as rules
+from userstream.protocol.events import Event
+from userstream.protocol.listenkeys import ListenKey
+
+
+class MemoryEventBus:
+    """Hands each published batch to every subscriber synchronously, so acceptance order is
+    delivery order."""
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, account_id: int, events: Sequence[Event]) -> None:
+        for handler in self._handlers:
+            handler(account_id, events)
+
+
+class SqliteKeyStore:
+    """listenKeys in memory, written through to SQLite so they survive a restart."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._by_account: dict[int, ListenKey] = {}
+        self._by_key: dict[str, ListenKey] = {}
+        rows = db.execute("SELECT account_id, listen_key, expires_ms FROM listen_keys")
+        for account_id, key, expires_ms in rows:
+            self._remember(ListenKey(account_id, key, expires_ms))
+
+    def _remember(self, record: ListenKey) -> None:
+        old = self._by_account.get(record.account_id)
+        if old is not None and old.key != record.key:
+            self._by_key.pop(old.key, None)
+        self._by_account[record.account_id] = record
+        self._by_key[record.key] = record
+
+    def _save(self, record: ListenKey) -> ListenKey:
+        self._db.execute(
+            "INSERT INTO listen_keys (account_id, listen_key, expires_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT(account_id) DO UPDATE SET listen_key=excluded.listen_key, "
+            "expires_ms=excluded.expires_ms",
+            (record.account_id, record.key, record.expires_ms),
+        )
+        self._remember(record)
+        return record
+
+    def _forget(self, record: ListenKey) -> None:
+        self._db.execute("DELETE FROM listen_keys WHERE account_id = ?", (record.account_id,))
+        self._by_account.pop(record.account_id, None)
+        self._by_key.pop(record.key, None)
+
+    async def start(self, account_id: int, now_ms: int) -> ListenKey:
+        return self._save(rules.issue(account_id, self.active(account_id, now_ms), now_ms))
+
+    async def keepalive(self, account_id: int, now_ms: int) -> ListenKey:
+        current = self.active(account_id, now_ms)
+        if current is None:
+            raise errors.listen_key_not_found()
+        return self._save(current.extended(now_ms))
+
+    async def close(self, account_id: int, now_ms: int) -> ListenKey:
+        current = self.active(account_id, now_ms)
+        if current is None:
+            raise errors.listen_key_not_found()
+        self._forget(current)
+        return current
+
+    async def end(self, listen_key: str) -> ListenKey | None:
+        record = self._by_key.get(listen_key)
+        if record is not None:
+            self._forget(record)
+        return record
+
+    def get(self, listen_key: str) -> ListenKey | None:
+        return self._by_key.get(listen_key)
+
+    def active(self, account_id: int, now_ms: int) -> ListenKey | None:
+        record = self._by_account.get(account_id)
+        return record if record is not None and record.alive(now_ms) else None
+
+    def all(self) -> list[ListenKey]:
+        return list(self._by_account.values())

@@ -1,0 +1,142 @@
+"""The `userstream` command: a thin layer over the public API (DESIGN.md rule 12).
+
+    userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
+                     [--admin-token T] [--symbols FILE]
+    userstream account create [--name NAME] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from userstream.accounts import AccountStore
+from userstream.clock import Clock, ManualClock, SystemClock
+from userstream.exceptions import UserStreamError
+from userstream.server.app import ServerConfig, UserStreamServer
+from userstream.storage import open_database
+
+DEFAULT_DATA = Path("data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="userstream", description="Binance USDⓈ-M Futures user data streams."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (REST, WebSocket API, streams)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory")
+    serve.add_argument("--clock", choices=("real", "virtual"), default="real")
+    serve.add_argument("--admin-token", default=None, help="else $USERSTREAM_ADMIN_TOKEN")
+    serve.add_argument("--symbols", default=None, help="JSON file of exchangeInfo symbols")
+    serve.add_argument("--log-level", default="WARNING")
+
+    account = commands.add_parser("account", help="manage accounts")
+    account_commands = account.add_subparsers(dest="account_command", required=True)
+    create = account_commands.add_parser("create", help="create an account, print its keys")
+    create.add_argument("--name", default="account")
+    create.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "account":
+            return _account_create(args)
+    except UserStreamError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        return 2
+    return 2
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+def _account_create(args: argparse.Namespace) -> int:
+    db = open_database(args.data)
+    try:
+        account = AccountStore(db).create(args.name, SystemClock().now_ms())
+    finally:
+        db.close()
+    print(json.dumps(account.credentials()), flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    clock: Clock = ManualClock() if args.clock == "virtual" else SystemClock()
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data,
+        clock=clock,
+        admin_token=args.admin_token,
+        symbols_file=args.symbols,
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(_run_server(config))
+    return uvloop.run(_run_server(config))
+
+
+async def _run_server(config: ServerConfig) -> int:
+    server = UserStreamServer(config)
+    await server.start()
+    _announce(server)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.aclose()
+    Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
+    return 0
+
+
+def _announce(server: UserStreamServer) -> None:
+    console = Console(stderr=True)
+    # One plain line on stdout for scripts and test fixtures to read the port from.
+    print(f"userstream listening on {server.http_url}", flush=True)
+    table = Table(title="userstream server", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("REST", f"{server.http_url}/fapi/v1/listenKey")
+    table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
+    table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
+    table.add_row("Admin", f"{server.http_url}/admin/v1/  (Authorization: Bearer <token>)")
+    table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
+    table.add_row("Data", str(server.config.data_dir))
+    console.print(table)
+    if server.admin_token_generated:
+        console.print(f"admin token: [bold]{server.admin_token}[/bold] "
+                      f"(saved in {server.config.data_dir / 'admin-token'})")
+    if server.demo_account is not None:
+        account = server.demo_account
+        print(json.dumps({"demoAccount": account.credentials()}), flush=True)
+        console.print(
+            "Connect a client:\n"
+            f"  curl -X POST -H 'X-MBX-APIKEY: {account.api_key}' {server.http_url}/fapi/v1/listenKey\n"
+            f"  then open {server.ws_url}/private/ws?listenKey=<listenKey>"
+        )
+    print("userstream ready", flush=True)
+
+
+if __name__ == "__main__":
+    run()

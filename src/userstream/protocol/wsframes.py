@@ -1,0 +1,197 @@
+"""WebSocket framing (RFC 6455), sans-I/O, server side.
+
+The server writes unmasked frames it builds once and reuses for every connection (the fan-out
+hot path needs the header prepended exactly once per event), and parses masked client frames.
+Only what a stream server needs: text/binary messages with fragmentation, ping, pong, close.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Opcode(IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    ABNORMAL = 1006  # never sent on the wire: it means "dropped without a close frame"
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+
+
+class FrameError(Exception):
+    """The peer broke the framing rules; close the connection with `code`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A complete data message, or a control frame, received from the client."""
+
+    opcode: Opcode
+    payload: bytes
+
+
+def accept_key(sec_websocket_key: str) -> str:
+    """The `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2)."""
+    digest = hashlib.sha1(sec_websocket_key.encode("ascii") + _GUID).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def valid_client_key(sec_websocket_key: str) -> bool:
+    try:
+        return len(base64.b64decode(sec_websocket_key.encode("ascii"), validate=True)) == 16
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, unmasked frame (servers never mask, RFC 6455 §5.1)."""
+    length = len(payload)
+    first = 0x80 | opcode
+    if length < 126:
+        header = bytes((first, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", first, 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 127, length)
+    return header + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    return encode_frame(Opcode.TEXT, payload)
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close frame; the reason is cut to fit the 123-byte control-frame budget."""
+    data = reason.encode("utf-8")[:123]
+    return encode_frame(Opcode.CLOSE, struct.pack("!H", code) + data)
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    # XOR with the 4-byte key repeated, done as one big-integer operation: fast enough for the
+    # small control messages clients send, with no C extension needed.
+    if not payload:
+        return payload
+    n = len(payload)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+class FrameParser:
+    """Feeds on raw bytes from a client; yields complete messages and control frames.
+
+    `max_message` bounds a reassembled data message; anything larger is a 1009 close.
+    """
+
+    def __init__(self, max_message: int = 64 * 1024) -> None:
+        self._buffer = bytearray()
+        self._max_message = max_message
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+        self._fragment_size = 0
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Parse as many frames as `data` completes; raise `FrameError` on a protocol breach."""
+        self._buffer += data
+        messages: list[Message] = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                return messages
+            message = self._assemble(*frame)
+            if message is not None:
+                messages.append(message)
+
+    def _next_frame(self) -> tuple[bool, int, bytes] | None:
+        buf = self._buffer
+        if len(buf) < 2:
+            return None
+        first, second = buf[0], buf[1]
+        if first & 0x70:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, "reserved bits set (no extension agreed)")
+        if not second & 0x80:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+        length = second & 0x7F
+        offset = 2
+        if length == 126:
+            if len(buf) < 4:
+                return None
+            length = int.from_bytes(buf[2:4], "big")
+            offset = 4
+        elif length == 127:
+            if len(buf) < 10:
+                return None
+            length = int.from_bytes(buf[2:10], "big")
+            offset = 10
+        if length > self._max_message:
+            raise FrameError(CloseCode.MESSAGE_TOO_BIG, f"frame over {self._max_message} bytes")
+        end = offset + 4 + length
+        if len(buf) < end:
+            return None
+        mask = bytes(buf[offset : offset + 4])
+        payload = _unmask(bytes(buf[offset + 4 : end]), mask)
+        del buf[:end]
+        return bool(first & 0x80), first & 0x0F, payload
+
+    def _assemble(self, fin: bool, opcode: int, payload: bytes) -> Message | None:
+        if opcode >= 0x8:
+            if opcode not in (Opcode.CLOSE, Opcode.PING, Opcode.PONG):
+                raise FrameError(CloseCode.PROTOCOL_ERROR, f"unknown control opcode {opcode}")
+            if not fin or len(payload) > 125:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "invalid control frame")
+            return Message(Opcode(opcode), payload)
+        if opcode == Opcode.CONTINUATION:
+            if self._fragment_opcode is None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "continuation without a start")
+        elif opcode in (Opcode.TEXT, Opcode.BINARY):
+            if self._fragment_opcode is not None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
+            if fin:
+                return Message(Opcode(opcode), payload)
+            self._fragment_opcode = Opcode(opcode)
+        else:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, f"unknown data opcode {opcode}")
+        self._fragment_size += len(payload)
+        if self._fragment_size > self._max_message:
+            raise FrameError(CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_message} bytes")
+        self._fragments.append(payload)
+        if not fin:
+            return None
+        assert self._fragment_opcode is not None
+        message = Message(self._fragment_opcode, b"".join(self._fragments))
+        self._fragments.clear()
+        self._fragment_opcode = None
+        self._fragment_size = 0
+        return message
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """The code and reason of a received close frame (1005 when it carries none)."""
+    if len(payload) < 2:
+        return 1005, ""
+    code = int.from_bytes(payload[:2], "big")
+    return code, payload[2:].decode("utf-8", "replace")

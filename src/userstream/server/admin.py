@@ -1,0 +1,163 @@
+"""The admin API: how accounts, events and faults get in (issue #2, "Admin API").
+
+JSON over HTTP under `/admin/v1/`, on the same port as everything else, guarded by a bearer
+token. Errors use Binance's `{"code","msg"}` shape; validation errors add `"field"`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from userstream.accounts import AccountStore
+from userstream.bus.base import EventBus
+from userstream.clock import Clock, ManualClock
+from userstream.exceptions import BinanceAPIError, EventValidationError
+from userstream.protocol import errors
+from userstream.protocol.codec import parse_admin_events
+from userstream.server.http import Request, Response
+from userstream.server.keys import ListenKeyService
+from userstream.server.responses import error_response, json_response
+
+T = TypeVar("T")
+
+PREFIX = "/admin/v1/"
+MAX_ADVANCE_MS = 400 * 24 * 3600 * 1000
+
+UNAUTHORIZED = BinanceAPIError(-1002, "You are not authorized to execute this request.", 401)
+NOT_FOUND = BinanceAPIError(errors.NOT_FOUND, "Not found.", 404)
+
+
+def _bad(msg: str, status: int = 400) -> BinanceAPIError:
+    return BinanceAPIError(errors.INVALID_PARAMETER, msg, status)
+
+
+class _AccountName(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = "account"
+
+
+class _Advance(msgspec.Struct, forbid_unknown_fields=True):
+    ms: int
+
+
+class _Drop(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    account_id: int | None = None
+    code: int = 1006
+
+
+@dataclass(frozen=True, slots=True)
+class AdminHooks:
+    """What the admin API asks of the running server."""
+
+    drop_connections: Callable[[int | None, int], int]
+    stats: Callable[[], dict[str, Any]]
+    on_accepted: Callable[[int], None]
+    after_advance: Callable[[], None]
+
+
+class AdminApi:
+    def __init__(
+        self,
+        token: str,
+        accounts: AccountStore,
+        keys: ListenKeyService,
+        bus: EventBus,
+        clock: Clock,
+        hooks: AdminHooks,
+    ) -> None:
+        self._token = token.encode()
+        self._accounts = accounts
+        self._keys = keys
+        self._bus = bus
+        self._clock = clock
+        self._hooks = hooks
+
+    def claims(self, path: str) -> bool:
+        return path.startswith(PREFIX) or path == PREFIX.rstrip("/")
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            return await self._route(request)
+        except EventValidationError as invalid:
+            body = {"code": errors.INVALID_PARAMETER, "msg": str(invalid), "field": invalid.path}
+            return json_response(400, body)
+        except BinanceAPIError as error:
+            return error_response(error)
+
+    def _authorize(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+            raise UNAUTHORIZED
+
+    async def _route(self, request: Request) -> Response:
+        parts = request.path[len(PREFIX) :].strip("/").split("/")
+        method = request.method
+        match parts:
+            case ["accounts"] if method == "POST":
+                return self._create_account(request)
+            case ["accounts", account_id, "events"] if method == "POST":
+                return await self._publish(account_id, request)
+            case ["clock"] if method == "GET":
+                return json_response(200, self._clock_state())
+            case ["clock", "advance"] if method == "POST":
+                return await self._advance(request)
+            case ["connections", "drop"] if method == "POST":
+                drop = self._decode(request.body or b"{}", _Drop)
+                if drop.code != 1006 and not (1000 <= drop.code <= 4999):
+                    raise _bad("code must be 1006 (drop without a close frame) or 1000-4999")
+                return json_response(
+                    200, {"dropped": self._hooks.drop_connections(drop.account_id, drop.code)}
+                )
+            case ["listenKeys", listen_key, "expire"] if method == "POST":
+                record = await self._keys.expire_now(listen_key)
+                if record is None:
+                    raise errors.listen_key_not_found()
+                return json_response(200, {"listenKey": listen_key, "accountId": record.account_id})
+            case ["stats"] if method == "GET":
+                return json_response(200, self._hooks.stats())
+        raise NOT_FOUND
+
+    @staticmethod
+    def _decode(body: bytes, kind: type[T]) -> T:
+        try:
+            return msgspec.json.decode(body, type=kind)
+        except msgspec.ValidationError as exc:
+            raise _bad(f"Invalid request body: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise _bad(f"Invalid JSON: {exc}") from None
+
+    def _create_account(self, request: Request) -> Response:
+        body = self._decode(request.body or b"{}", _AccountName)
+        name = body.name.strip()
+        if not name or len(name) > 100:
+            raise _bad("name must be 1 to 100 characters")
+        account = self._accounts.create(name, self._clock.now_ms())
+        return json_response(200, account.credentials())
+
+    async def _publish(self, account_id: str, request: Request) -> Response:
+        account = self._accounts.by_id(int(account_id)) if account_id.isdigit() else None
+        if account is None:
+            raise BinanceAPIError(errors.NOT_FOUND, f"No account {account_id!r}.", 404)
+        events = parse_admin_events(request.body, self._clock.now_ms())
+        await self._bus.publish(account.id, events)
+        self._hooks.on_accepted(len(events))
+        return json_response(200, {"accepted": len(events)})
+
+    def _clock_state(self) -> dict[str, object]:
+        return {"now": self._clock.now_ms(), "virtual": self._clock.is_virtual}
+
+    async def _advance(self, request: Request) -> Response:
+        if not isinstance(self._clock, ManualClock):
+            raise _bad("the clock is real; start the server with --clock virtual", 409)
+        body = self._decode(request.body, _Advance)
+        if not 0 <= body.ms <= MAX_ADVANCE_MS:
+            raise _bad(f"ms must be between 0 and {MAX_ADVANCE_MS}")
+        await self._clock.advance(body.ms)
+        self._hooks.after_advance()
+        return json_response(200, self._clock_state())

@@ -1,0 +1,258 @@
+"""The server: REST, WebSocket API, streams and admin on one port, wired together.
+
+    producers (admin API) ──► EventBus ──► StreamGateway ──► stream connections
+    REST /fapi/v1/listenKey ─┐
+    WS API /ws-fapi/v1 ──────┴─► ListenKeyService ──► KeyStore (memory + SQLite)
+
+`UserStreamServer` owns every task and socket it starts; `aclose()` closes connections with
+1001, stops the scheduler and keeps all state on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from userstream.accounts import Account, AccountStore
+from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
+from userstream.clock import Clock, SystemClock
+from userstream.exceptions import BinanceAPIError, RateLimited
+from userstream.protocol import errors
+from userstream.protocol.events import Event
+from userstream.protocol.exchange_info import load_symbols
+from userstream.protocol.routes import RouteNotFound, parse_route
+from userstream.protocol.wsframes import CloseCode
+from userstream.server.admin import AdminApi, AdminHooks
+from userstream.server.gateway import StreamGateway
+from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.keys import ListenKeyService
+from userstream.server.limits import RequestWeightLimiter, WeightLimits
+from userstream.server.liveness import LivenessPolicy
+from userstream.server.responses import error_response
+from userstream.server.rest import RestApi
+from userstream.server.scheduler import Scheduler
+from userstream.server.streams import StreamSession
+from userstream.server.websocket import Flusher, WebSocketHandler
+from userstream.server.wsapi import WsApiSession
+from userstream.storage import open_database
+
+log = logging.getLogger(__name__)
+
+WS_API_PATH = "/ws-fapi/v1"
+WS_API_HANDSHAKE_WEIGHT = 5  # spec §3.1
+ADMIN_TOKEN_FILE = "admin-token"
+SHUTDOWN_GRACE_S = 2.0
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    clock: Clock = field(default_factory=SystemClock)
+    admin_token: str | None = None
+    weight_limits: WeightLimits = field(default_factory=WeightLimits)
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
+    symbols_file: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    max_message_bytes: int = 64 * 1024
+    max_unsent_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Stats:
+    events_accepted: int = 0
+
+
+class UserStreamServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.clock = config.clock
+        self.scheduler = Scheduler(self.clock)
+        self.gateway = StreamGateway()
+        self.bus = MemoryEventBus()
+        self.limiter = RequestWeightLimiter(config.weight_limits)
+        self.flusher = Flusher()
+        self.flusher.max_buffer = config.max_unsent_bytes
+        self.stats = Stats()
+        self.streams: set[StreamSession] = set()
+        self.ws_api_sessions: set[WsApiSession] = set()
+        self.demo_account: Account | None = None
+        self.admin_token = ""
+        self.admin_token_generated = False
+        self._server: asyncio.Server | None = None
+        self._db = open_database(config.data_dir)
+        self.accounts = AccountStore(self._db)
+        self.key_store = SqliteKeyStore(self._db)
+        self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
+        self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
+        self._admin: AdminApi | None = None
+        self.bus.subscribe(self._deliver)
+
+    # lifecycle
+
+    async def start(self) -> None:
+        if len(self.accounts) == 0:
+            self.demo_account = self.accounts.create("demo", self.clock.now_ms())
+        self.admin_token = self._load_admin_token()
+        hooks = AdminHooks(
+            drop_connections=self.drop_connections,
+            stats=self.snapshot,
+            on_accepted=self._count_accepted,
+            after_advance=self.scheduler.run_due,
+        )
+        self._admin = AdminApi(
+            self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
+        )
+        self.keys.restore()
+        self.scheduler.start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpProtocol(
+                self, self.flusher, self.config.max_body_bytes, self.config.max_message_bytes
+            ),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        sockname = self._server.sockets[0].getsockname()
+        return int(sockname[1])
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def aclose(self) -> None:
+        """Stop accepting, close every WebSocket with 1001, keep all state on disk."""
+        if self._server is not None:
+            self._server.close()
+        for session in [*self.streams, *self.ws_api_sessions]:
+            if session.conn is not None:
+                session.conn.close(CloseCode.GOING_AWAY, "server shutting down")
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
+        while (self.streams or self.ws_api_sessions) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        await self.scheduler.aclose()
+        await self.keys.aclose()
+        self._db.close()
+
+    def _load_admin_token(self) -> str:
+        token = self.config.admin_token or os.environ.get("USERSTREAM_ADMIN_TOKEN")
+        path = self.config.data_dir / ADMIN_TOKEN_FILE
+        if token:
+            return token
+        if path.exists():
+            saved = path.read_text().strip()
+            if saved:
+                return saved
+        token = secrets.token_urlsafe(32)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        self.admin_token_generated = True
+        return token
+
+    # HttpApp
+
+    async def handle_http(self, request: Request) -> Response:
+        if self._admin is not None and self._admin.claims(request.path):
+            return await self._admin.handle(request)
+        return await self._rest.handle(request)
+
+    def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
+        if request.path == WS_API_PATH:
+            try:
+                used = self.limiter.charge(
+                    request.client_ip, WS_API_HANDSHAKE_WEIGHT, self.clock.now_ms()
+                )
+            except RateLimited as limited:
+                return error_response(limited)
+            del used
+            return_limits = "returnratelimits=false" not in request.query.lower()
+            ws_api = WsApiSession(
+                self.keys,
+                self.limiter,
+                self.scheduler,
+                self.config.liveness,
+                return_limits,
+                self.ws_api_sessions.discard,
+            )
+            self.ws_api_sessions.add(ws_api)
+            return ws_api
+        try:
+            route = parse_route(request.path, request.query)
+        except RouteNotFound:
+            return error_response(
+                BinanceAPIError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404)
+            )
+        session = StreamSession(
+            route, self.gateway, self.scheduler, self.config.liveness, self.streams.discard
+        )
+        self.streams.add(session)
+        return session
+
+    def error_response(self, status: int, msg: str) -> Response:
+        code = errors.UNKNOWN if status >= 500 else errors.INVALID_PARAMETER
+        return error_response(BinanceAPIError(code, msg, status))
+
+    # data plane
+
+    def _deliver(self, account_id: int, events: Sequence[Event]) -> None:
+        record = self.key_store.active(account_id, self.clock.now_ms())
+        if record is not None:
+            self.gateway.deliver(record.key, events)
+
+    def _count_accepted(self, n: int) -> None:
+        self.stats.events_accepted += n
+
+    # admin hooks
+
+    def drop_connections(self, account_id: int | None, code: int) -> int:
+        if account_id is None:
+            targets = [s.conn for s in [*self.streams, *self.ws_api_sessions] if s.conn]
+        else:
+            record = self.key_store.active(account_id, self.clock.now_ms())
+            targets = []
+            if record is not None:
+                for subscriber in self.gateway.subscribers(record.key):
+                    if isinstance(subscriber, StreamSession) and subscriber.conn is not None:
+                        targets.append(subscriber.conn)
+        for conn in targets:
+            conn.close(code, "dropped by admin")
+        return len(targets)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        return {
+            "now": now,
+            "connections": {"streams": len(self.streams), "wsApi": len(self.ws_api_sessions)},
+            "accounts": len(self.accounts),
+            "listenKeys": {
+                "active": sum(1 for k in self.key_store.all() if k.alive(now)),
+                "ended": self.keys.expired,
+            },
+            "events": {
+                "accepted": self.stats.events_accepted,
+                "delivered": self.gateway.delivered,
+            },
+        }
+
+
+__all__ = ["ServerConfig", "UserStreamServer"]

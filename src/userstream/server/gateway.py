@@ -1,0 +1,116 @@
+"""Fan-out of account events to stream connections: the data plane's hot path.
+
+Connections are indexed by the listenKey they subscribed to. An event is encoded once; its raw
+frame and each combined frame (`{"stream": <name>, "data": <event>}`, one per distinct stream
+name) are built once and the same bytes are queued on every matching connection (spec §4.3).
+Each account's events are delivered synchronously in acceptance order, so every connection
+sees them in that order (issue #2 item 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from userstream.protocol import wsframes
+from userstream.protocol.codec import combined_envelope, encode_event, event_name
+from userstream.protocol.events import Event
+from userstream.protocol.routes import StreamName
+
+
+class Subscriber(Protocol):
+    """A stream connection as the gateway sees it."""
+
+    @property
+    def combined(self) -> bool: ...
+
+    def send_frame(self, frame: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class KeyFilter:
+    """What one connection wants of one listenKey: everything (`bare`), or some events."""
+
+    bare: bool = False
+    events: set[str] = field(default_factory=set)
+
+    def stream_for(self, listen_key: str, name: str) -> str | None:
+        """The `stream` name this event is delivered under, or None if it is filtered out."""
+        if name in self.events:
+            return f"{listen_key}@{name}"
+        if self.bare:
+            return listen_key
+        return None
+
+    @property
+    def empty(self) -> bool:
+        return not self.bare and not self.events
+
+
+class StreamGateway:
+    def __init__(self) -> None:
+        self._by_key: dict[str, dict[Subscriber, KeyFilter]] = {}
+        self.delivered = 0
+
+    def subscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
+        filters = self._by_key.setdefault(stream.listen_key, {})
+        key_filter = filters.setdefault(subscriber, KeyFilter())
+        if stream.event is None:
+            key_filter.bare = True
+        else:
+            key_filter.events.add(stream.event)
+
+    def unsubscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
+        filters = self._by_key.get(stream.listen_key)
+        if filters is None or subscriber not in filters:
+            return
+        key_filter = filters[subscriber]
+        if stream.event is None:
+            key_filter.bare = False
+        else:
+            key_filter.events.discard(stream.event)
+        if key_filter.empty:
+            del filters[subscriber]
+            if not filters:
+                del self._by_key[stream.listen_key]
+
+    def detach(self, subscriber: Subscriber, streams: Iterable[StreamName]) -> None:
+        for listen_key in {stream.listen_key for stream in streams}:
+            filters = self._by_key.get(listen_key)
+            if filters is not None:
+                filters.pop(subscriber, None)
+                if not filters:
+                    del self._by_key[listen_key]
+
+    def subscribers(self, listen_key: str) -> list[Subscriber]:
+        return list(self._by_key.get(listen_key, ()))
+
+    def deliver(self, listen_key: str, events: Sequence[Event]) -> int:
+        """Queue `events` on every connection subscribed to `listen_key`; returns frames queued."""
+        filters = self._by_key.get(listen_key)
+        if not filters:
+            return 0
+        queued = 0
+        for event in events:
+            name = event_name(event)
+            raw = encode_event(event)
+            raw_frame: bytes | None = None
+            combined_frames: dict[str, bytes] = {}
+            for subscriber, key_filter in filters.items():
+                stream = key_filter.stream_for(listen_key, name)
+                if stream is None:
+                    continue
+                if subscriber.combined:
+                    frame = combined_frames.get(stream)
+                    if frame is None:
+                        frame = wsframes.text_frame(combined_envelope(stream, raw))
+                        combined_frames[stream] = frame
+                else:
+                    if raw_frame is None:
+                        raw_frame = wsframes.text_frame(raw)
+                    frame = raw_frame
+                subscriber.send_frame(frame)
+                queued += 1
+        self.delivered += queued
+        return queued

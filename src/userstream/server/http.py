@@ -1,0 +1,261 @@
+"""HTTP/1.1 on one port, with the upgrade to WebSocket; parsing by httptools (llhttp).
+
+Each TCP connection gets an `HttpProtocol`. Plain requests are answered in order by the
+application's `handle_http`; an upgrade request is handed to `accept_websocket`, which returns
+either a handler (the connection becomes a `WebSocketConnection`) or an HTTP response (e.g. 404
+for an unknown stream path, 429 when the IP is over its weight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+import httptools
+
+from userstream.protocol import wsframes
+from userstream.server.websocket import Flusher, WebSocketConnection, WebSocketHandler
+
+log = logging.getLogger(__name__)
+
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    418: "I'm a teapot",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    client_ip: str
+
+    def query_params(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True)
+
+    def form_params(self) -> list[tuple[str, str]]:
+        """Form-encoded body params (clients send these without a Content-Type, too)."""
+        if not self.body:
+            return []
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return []
+        return parse_qsl(text, keep_blank_values=True)
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b"{}"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/json"
+
+    def encode(self, keep_alive: bool) -> bytes:
+        lines = [
+            f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        if not keep_alive:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+class HttpApp(Protocol):
+    async def handle_http(self, request: Request) -> Response: ...
+
+    def accept_websocket(self, request: Request) -> WebSocketHandler | Response: ...
+
+    def error_response(self, status: int, msg: str) -> Response: ...
+
+
+class _RequestTooLarge(Exception):
+    def __init__(self, status: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, app: HttpApp, flusher: Flusher, max_body: int, max_message: int) -> None:
+        self._app = app
+        self._flusher = flusher
+        self._max_body = max_body
+        self._max_message = max_message
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._client_ip = "?"
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._queue: deque[tuple[Request, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._upgrade: Request | None = None
+        self._websocket: WebSocketConnection | None = None
+        self._closing = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._client_ip = str(peer[0])
+
+    def data_received(self, data: bytes) -> None:
+        if self._websocket is not None:
+            self._websocket.data_received(data)
+            return
+        if self._closing:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = int(upgrade.args[0]) if upgrade.args else len(data)
+            self._begin_websocket(data[offset:])
+        except _RequestTooLarge as too_large:
+            self._reject(too_large.status, too_large.msg)
+        except httptools.HttpParserError as exc:
+            self._reject(400, f"Malformed HTTP request: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._websocket is not None:
+            self._websocket.connection_lost(exc)
+        if self._worker is not None:
+            self._worker.cancel()
+        self._transport = None
+
+    def pause_writing(self) -> None:
+        if self._websocket is not None:
+            self._websocket.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._websocket is not None:
+            self._websocket.resume_writing()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            raise _RequestTooLarge(414, f"URL longer than {MAX_URL_BYTES} bytes.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self._headers) >= MAX_HEADERS:
+            raise _RequestTooLarge(431, "Request headers too large.")
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            raise _RequestTooLarge(413, f"Request body larger than {self._max_body} bytes.")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = httptools.parse_url(self._url)
+        path = url.path.decode("latin-1") if url.path else "/"
+        query = url.query.decode("latin-1") if url.query else ""
+        method = self._parser.get_method().decode("latin-1")
+        request = Request(method, path, query, self._headers, b"".join(self._body), self._client_ip)
+        if self._parser.should_upgrade():
+            self._upgrade = request
+            return
+        self._queue.append((request, self._parser.should_keep_alive()))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._serve_queue())
+
+    # request handling
+
+    async def _serve_queue(self) -> None:
+        while self._queue and self._transport is not None:
+            request, keep_alive = self._queue.popleft()
+            try:
+                response = await self._app.handle_http(request)
+            except Exception:
+                log.exception("unhandled error serving %s %s", request.method, request.path)
+                response = self._app.error_response(500, "Internal error.")
+            if self._transport is None:
+                return
+            self._transport.write(response.encode(keep_alive))
+            if not keep_alive:
+                self._closing = True
+                self._transport.close()
+                return
+
+    def _reject(self, status: int, msg: str) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.write(self._app.error_response(status, msg).encode(keep_alive=False))
+            self._transport.close()
+
+    def _begin_websocket(self, rest: bytes) -> None:
+        request, self._upgrade = self._upgrade, None
+        transport = self._transport
+        if request is None or transport is None:
+            self._reject(400, "Malformed upgrade request.")
+            return
+        if self._queue:
+            self._reject(400, "Upgrade pipelined behind other requests.")
+            return
+        headers = request.headers
+        key = headers.get("sec-websocket-key", "")
+        if (
+            request.method != "GET"
+            or headers.get("upgrade", "").lower() != "websocket"
+            or headers.get("sec-websocket-version") != "13"
+            or not wsframes.valid_client_key(key)
+        ):
+            self._reject(400, "Invalid WebSocket upgrade request.")
+            return
+        accepted = self._app.accept_websocket(request)
+        if isinstance(accepted, Response):
+            self._closing = True
+            transport.write(accepted.encode(keep_alive=False))
+            transport.close()
+            return
+        transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + wsframes.accept_key(key).encode("ascii") + b"\r\n\r\n"
+        )
+        self._websocket = WebSocketConnection(
+            transport, accepted, self._flusher, self._max_message, self._client_ip
+        )
+        self._websocket.open()
+        if rest:
+            self._websocket.data_received(rest)

@@ -1,0 +1,86 @@
+"""Ping, pong deadline and the 24-hour cap for every WebSocket connection (spec §3.1, §4.5).
+
+The server pings every 3 minutes; a connection with a ping unanswered for 10 minutes is
+dropped; every connection is closed at 24 hours. A pong counts only if it echoes the payload
+of a ping we sent: unsolicited pongs are allowed but do not prevent disconnection
+(change log 2024-02-09).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from userstream.protocol.wsframes import CloseCode
+from userstream.server.scheduler import Scheduler, Timer
+from userstream.server.websocket import WebSocketConnection
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessPolicy:
+    ping_interval_ms: int = 3 * 60 * 1000
+    pong_timeout_ms: int = 10 * 60 * 1000
+    max_lifetime_ms: int = 24 * 60 * 60 * 1000
+
+
+class Liveness:
+    __slots__ = (
+        "_conn",
+        "_lifetime_timer",
+        "_outstanding",
+        "_oldest_unanswered_ms",
+        "_ping_timer",
+        "_policy",
+        "_pong_timer",
+        "_scheduler",
+        "connected_ms",
+    )
+
+    def __init__(
+        self, conn: WebSocketConnection, scheduler: Scheduler, policy: LivenessPolicy
+    ) -> None:
+        self._conn = conn
+        self._scheduler = scheduler
+        self._policy = policy
+        self.connected_ms = scheduler.clock.now_ms()
+        self._outstanding: set[bytes] = set()
+        self._oldest_unanswered_ms: int | None = None
+        self._ping_timer: Timer = scheduler.call_at(
+            self.connected_ms + policy.ping_interval_ms, self._ping
+        )
+        self._pong_timer: Timer | None = None
+        self._lifetime_timer = scheduler.call_at(
+            self.connected_ms + policy.max_lifetime_ms, self._lifetime_over
+        )
+
+    def _ping(self, due_ms: int) -> None:
+        payload = str(due_ms).encode("ascii")
+        self._outstanding.add(payload)
+        self._conn.ping(payload)
+        if self._oldest_unanswered_ms is None:
+            self._oldest_unanswered_ms = due_ms
+            self._pong_timer = self._scheduler.call_at(
+                due_ms + self._policy.pong_timeout_ms, self._pong_overdue
+            )
+        self._ping_timer = self._scheduler.call_at(
+            due_ms + self._policy.ping_interval_ms, self._ping
+        )
+
+    def on_pong(self, payload: bytes) -> None:
+        if payload in self._outstanding:
+            self._outstanding.clear()
+            self._oldest_unanswered_ms = None
+            if self._pong_timer is not None:
+                self._pong_timer.cancel()
+                self._pong_timer = None
+
+    def _pong_overdue(self, due_ms: int) -> None:
+        self._conn.close(CloseCode.POLICY_VIOLATION, "no pong received within 10 minutes")
+
+    def _lifetime_over(self, due_ms: int) -> None:
+        self._conn.close(CloseCode.NORMAL, "connection reached the 24-hour limit")
+
+    def stop(self) -> None:
+        self._ping_timer.cancel()
+        self._lifetime_timer.cancel()
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()

@@ -1,0 +1,102 @@
+"""The REST routes real clients call around a user data stream (spec §2, §6.6).
+
+Every answer carries `X-MBX-USED-WEIGHT-1M`; every request, failed or not, costs its weight
+(spec §6.3: "a 400 still costs weight").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from userstream.clock import Clock
+from userstream.exceptions import BinanceAPIError, RateLimited
+from userstream.protocol import errors
+from userstream.protocol.exchange_info import exchange_info
+from userstream.server.http import Request, Response
+from userstream.server.keys import ListenKeyService
+from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
+from userstream.server.responses import error_response, json_response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+NOT_FOUND = BinanceAPIError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404)
+
+
+class RestApi:
+    def __init__(
+        self,
+        keys: ListenKeyService,
+        limiter: RequestWeightLimiter,
+        clock: Clock,
+        symbols: list[dict[str, object]],
+    ) -> None:
+        self._keys = keys
+        self._limiter = limiter
+        self._clock = clock
+        self._symbols = symbols
+        listen_key = {
+            "POST": self._start,
+            "PUT": self._keepalive,
+            "DELETE": self._close,
+        }
+        self._routes: dict[str, dict[str, Handler]] = {
+            "/fapi/v1/listenKey": listen_key,
+            "/fapi/v1/ping": {"GET": self._ping},
+            "/fapi/v1/time": {"GET": self._time},
+            "/fapi/v1/exchangeInfo": {"GET": self._exchange_info},
+            "/api/v3/ping": {"GET": self._ping},
+            "/api/v3/time": {"GET": self._time},
+        }
+
+    def claims(self, path: str) -> bool:
+        return path.startswith(("/fapi/", "/api/"))
+
+    async def handle(self, request: Request) -> Response:
+        now = self._clock.now_ms()
+        try:
+            used = self._limiter.charge(request.client_ip, 1, now)
+        except RateLimited as limited:
+            used = self._limiter.used(request.client_ip, now)
+            return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
+        methods = self._routes.get(request.path)
+        try:
+            if methods is None:
+                raise NOT_FOUND
+            handler = methods.get(request.method)
+            if handler is None:
+                raise BinanceAPIError(
+                    errors.NOT_FOUND, f"Method {request.method} is not allowed here.", 405
+                )
+            response = await handler(request)
+        except BinanceAPIError as error:
+            response = error_response(error)
+        response.headers.append((USED_WEIGHT_HEADER, str(used)))
+        return response
+
+    # USER_STREAM routes: API key only; `listenKey`, `timestamp`, `recvWindow` and `signature`
+    # are ignored when sent, as real clients send them (spec §2.2).
+
+    async def _start(self, request: Request) -> Response:
+        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        record = await self._keys.start(account)
+        return json_response(200, {"listenKey": record.key})
+
+    async def _keepalive(self, request: Request) -> Response:
+        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        record = await self._keys.keepalive(account)
+        return json_response(200, {"listenKey": record.key})
+
+    async def _close(self, request: Request) -> Response:
+        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        await self._keys.close(account)
+        return json_response(200, {})
+
+    async def _ping(self, request: Request) -> Response:
+        return json_response(200, {})
+
+    async def _time(self, request: Request) -> Response:
+        return json_response(200, {"serverTime": self._clock.now_ms()})
+
+    async def _exchange_info(self, request: Request) -> Response:
+        body = exchange_info(self._symbols, self._clock.now_ms(), self._limiter.limits.per_minute)
+        return Response(200, body)

@@ -1,0 +1,81 @@
+"""A stream connection: its route, its subscriptions, its control messages and liveness.
+
+Control-message rules live in `protocol.control`; this adapter applies their outcome to the
+gateway index and the socket (spec §4.4, §4.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from userstream.protocol.control import ControlState, IncomingRateLimit, handle_control
+from userstream.protocol.routes import Route
+from userstream.protocol.wsframes import CloseCode, Opcode
+from userstream.server.gateway import StreamGateway
+from userstream.server.liveness import Liveness, LivenessPolicy
+from userstream.server.scheduler import Scheduler
+from userstream.server.websocket import WebSocketConnection
+
+
+class StreamSession:
+    def __init__(
+        self,
+        route: Route,
+        gateway: StreamGateway,
+        scheduler: Scheduler,
+        policy: LivenessPolicy,
+        on_closed: Callable[[StreamSession], None],
+    ) -> None:
+        self.route = route
+        self.state = ControlState(
+            combined=route.combined, streams={s.name: s for s in route.streams}
+        )
+        self._gateway = gateway
+        self._scheduler = scheduler
+        self._policy = policy
+        self._on_closed = on_closed
+        self._rate = IncomingRateLimit()
+        self.conn: WebSocketConnection | None = None
+        self._liveness: Liveness | None = None
+
+    @property
+    def combined(self) -> bool:
+        return self.state.combined
+
+    def send_frame(self, frame: bytes) -> None:
+        if self.conn is not None:
+            self.conn.send_frame(frame)
+
+    def on_open(self, conn: WebSocketConnection) -> None:
+        self.conn = conn
+        self._liveness = Liveness(conn, self._scheduler, self._policy)
+        if self.route.delivers_user_data:
+            for stream in self.state.streams.values():
+                self._gateway.subscribe(self, stream)
+
+    def on_message(self, opcode: Opcode, payload: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        if not self._rate.allow(self._scheduler.clock.now_ms()):
+            conn.close(CloseCode.POLICY_VIOLATION, "too many messages: over 10 per second")
+            return
+        outcome = handle_control(payload, self.state)
+        if self.route.delivers_user_data:
+            for stream in outcome.unsubscribed:
+                self._gateway.unsubscribe(self, stream)
+            for stream in outcome.subscribed:
+                self._gateway.subscribe(self, stream)
+        if outcome.reply is not None:
+            conn.send_text(outcome.reply)
+        if outcome.close:
+            conn.close(CloseCode.POLICY_VIOLATION, "invalid JSON")
+
+    def on_pong(self, payload: bytes) -> None:
+        if self._liveness is not None:
+            self._liveness.on_pong(payload)
+
+    def on_close(self, code: int, reason: str) -> None:
+        if self._liveness is not None:
+            self._liveness.stop()
+        self._gateway.detach(self, self.state.streams.values())
+        self._on_closed(self)

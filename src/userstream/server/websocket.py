@@ -1,0 +1,211 @@
+"""A server-side WebSocket connection: frames in, pre-encoded frames out.
+
+The fan-out hot path calls `send_frame()` with bytes that were encoded once for every
+connection. Frames queue in a per-connection outbox; a shared `Flusher` writes every dirty
+outbox once per event-loop turn, so a burst of events costs one `transport.write` per
+connection. A consumer whose unsent bytes pass `max_buffer` is closed with 1008 and a reason
+instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from userstream.protocol import wsframes
+from userstream.protocol.wsframes import CloseCode, FrameError, Opcode
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 2.0
+DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
+
+
+class WebSocketHandler(Protocol):
+    """What a stream or WebSocket API session does with its connection."""
+
+    def on_open(self, conn: WebSocketConnection) -> None: ...
+
+    def on_message(self, opcode: Opcode, payload: bytes) -> None: ...
+
+    def on_pong(self, payload: bytes) -> None: ...
+
+    def on_close(self, code: int, reason: str) -> None: ...
+
+
+class Flusher:
+    """Writes every connection's outbox once per loop turn."""
+
+    def __init__(self) -> None:
+        self._dirty: list[WebSocketConnection] = []
+        self._scheduled = False
+        self.max_buffer = DEFAULT_MAX_BUFFER
+
+    def mark(self, conn: WebSocketConnection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
+class WebSocketConnection:
+    __slots__ = (
+        "_close_timer",
+        "_closed",
+        "_closing",
+        "_dirty",
+        "_flusher",
+        "_handler",
+        "_outbox",
+        "_parser",
+        "_transport",
+        "bytes_sent",
+        "client_ip",
+        "close_code",
+        "close_reason",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        handler: WebSocketHandler,
+        flusher: Flusher,
+        max_message: int,
+        client_ip: str,
+    ) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._flusher = flusher
+        self._parser = wsframes.FrameParser(max_message)
+        self._outbox: list[bytes] = []
+        self._dirty = False
+        self._closing = False
+        self._closed = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self.client_ip = client_ip
+        self.bytes_sent = 0
+        self.close_code: int = CloseCode.ABNORMAL
+        self.close_reason = ""
+
+    @property
+    def open_(self) -> bool:
+        return not self._closing and not self._closed
+
+    def open(self) -> None:
+        self._handler.on_open(self)
+
+    # sending
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one pre-encoded frame; written with the rest at the end of this loop turn."""
+        if self._closing:
+            return
+        self._outbox.append(frame)
+        if not self._dirty:
+            self._dirty = True
+            self._flusher.mark(self)
+
+    def send_text(self, payload: bytes) -> None:
+        self.send_frame(wsframes.text_frame(payload))
+
+    def ping(self, payload: bytes) -> None:
+        self.send_frame(wsframes.encode_frame(Opcode.PING, payload))
+
+    def flush(self) -> None:
+        self._dirty = False
+        if not self._outbox or self._closed:
+            self._outbox.clear()
+            return
+        data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
+        self._outbox.clear()
+        self._transport.write(data)
+        self.bytes_sent += len(data)
+        buffered = self._transport.get_write_buffer_size()
+        if buffered > self._flusher.max_buffer and not self._closing:
+            self.close(
+                CloseCode.POLICY_VIOLATION,
+                f"slow consumer: {buffered} bytes unsent (limit {self._flusher.max_buffer})",
+            )
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake: flush, send a close frame, drop TCP after a grace."""
+        if self._closing or self._closed:
+            return
+        if code == CloseCode.ABNORMAL:
+            self.abort(reason or "dropped")
+            return
+        self.flush()
+        self._closing = True
+        self.close_code, self.close_reason = code, reason
+        self._transport.write(wsframes.close_frame(code, reason))
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(CLOSE_TIMEOUT_S, self._transport.abort)
+
+    def abort(self, reason: str = "") -> None:
+        """Drop the TCP connection without a close frame (the peer sees 1006)."""
+        if self._closed:
+            return
+        self._closing = True
+        self.close_code, self.close_reason = CloseCode.ABNORMAL, reason
+        self._transport.abort()
+
+    # receiving
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            messages = self._parser.feed(data)
+        except FrameError as exc:
+            self.close(exc.code, exc.reason)
+            return
+        for message in messages:
+            if self._closed:
+                return
+            opcode = message.opcode
+            if opcode == Opcode.PING:
+                if not self._closing:
+                    self.send_frame(wsframes.encode_frame(Opcode.PONG, message.payload))
+            elif opcode == Opcode.PONG:
+                self._handler.on_pong(message.payload)
+            elif opcode == Opcode.CLOSE:
+                self._on_close_frame(message.payload)
+            elif not self._closing:
+                self._handler.on_message(opcode, message.payload)
+
+    def _on_close_frame(self, payload: bytes) -> None:
+        code, reason = wsframes.parse_close(payload)
+        if self._closing:  # the peer answered our close: the handshake is complete
+            self._transport.close()
+            return
+        self.close_code, self.close_reason = code, reason
+        self.flush()
+        self._closing = True
+        reply = code if code not in (1005, 1006, 1015) else CloseCode.NORMAL
+        self._transport.write(wsframes.close_frame(reply))
+        self._transport.close()
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark; `flush` checks the hard limit."""
+
+    def resume_writing(self) -> None:
+        """Nothing to do: the outbox is flushed every loop turn regardless."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._outbox.clear()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        try:
+            self._handler.on_close(self.close_code, self.close_reason)
+        except Exception:
+            log.exception("close handler failed")

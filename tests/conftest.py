@@ -1,0 +1,140 @@
+"""Shared fixtures: a real server on 127.0.0.1, in this process or as a separate process.
+
+`server` runs `UserStreamServer` on the test's event loop with a `ManualClock`, so tests move
+time directly. `server_process` runs `userstream serve` as a subprocess (real CLI, real clock
+or `--clock virtual`) for clients that block their own thread, such as the official SDK's
+synchronous REST client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from userstream.accounts import Account
+from userstream.clock import ManualClock
+from userstream.server.app import ServerConfig, UserStreamServer
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed virtual start, so runs repeat.
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class Harness:
+    server: UserStreamServer
+    clock: ManualClock
+    http: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return self.server.http_url
+
+    @property
+    def ws(self) -> str:
+        return self.server.ws_url
+
+    def account(self, name: str = "trader") -> Account:
+        return self.server.accounts.create(name, self.clock.now_ms())
+
+    async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with self.http.request(
+            method, f"{self.url}/admin/v1/{path}", json=body, headers=headers
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def listen_key(self, account: Account) -> str:
+        async with self.http.post(
+            f"{self.url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": account.api_key}
+        ) as response:
+            assert response.status == 200
+            body = await response.json()
+            return str(body["listenKey"])
+
+    async def publish(self, account: Account, events: Any) -> int:
+        status, body = await self.admin("POST", f"accounts/{account.id}/events", events)
+        assert status == 200, body
+        return int(body["accepted"])
+
+    async def advance(self, ms: int) -> None:
+        await self.clock.advance(ms)
+        self.server.scheduler.run_due()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = ManualClock(START_MS)
+    config = ServerConfig(port=0, data_dir=tmp_path / "data", clock=clock, admin_token=ADMIN_TOKEN)
+    app = UserStreamServer(config)
+    await app.start()
+    async with aiohttp.ClientSession() as http:
+        yield Harness(app, clock, http)
+    await app.aclose()
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+    demo: dict[str, Any]
+
+    @property
+    def ws(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    @property
+    def api_key(self) -> str:
+        return str(self.demo["apiKey"])
+
+    @property
+    def secret_key(self) -> str:
+        return str(self.demo["secretKey"])
+
+
+def start_server_process(data_dir: Path, *extra: str) -> ServerProcess:
+    env = {**os.environ, "USERSTREAM_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "userstream.cli", "serve", "--port", "0", "--data", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    url = ""
+    demo: dict[str, Any] = {}
+    for line in process.stdout:
+        if line.startswith("userstream listening on "):
+            url = line.split()[-1]
+        elif line.startswith('{"demoAccount"'):
+            demo = json.loads(line)["demoAccount"]
+        elif line.startswith("userstream ready"):
+            break
+    assert url, "server did not start"
+    return ServerProcess(process, url, data_dir, demo)
+
+
+def stop_server_process(proc: ServerProcess) -> int:
+    proc.process.terminate()
+    try:
+        return proc.process.wait(timeout=10)
+    finally:
+        if proc.process.poll() is None:
+            proc.process.kill()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server_process(tmp_path / "data")
+    yield proc
+    stop_server_process(proc)
