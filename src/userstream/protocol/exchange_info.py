@@ -9,6 +9,7 @@ ccxt 4.5.90 needs"), so a file that loads here also loads in `ccxt.binanceusdm()
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from typing import Final
 
@@ -150,11 +151,20 @@ def load_assets(path: str | None = None) -> list[dict[str, object]] | None:
     return assets
 
 
-def _derived_assets(symbols: list[dict[str, object]]) -> list[dict[str, object]]:
-    margin_assets = dict.fromkeys(str(s["marginAsset"]) for s in symbols)
-    return [
-        {"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"} for a in margin_assets
-    ]
+@cache
+def _packaged_assets() -> tuple[dict[str, object], ...]:
+    return tuple(load_assets() or ())
+
+
+def _default_assets(symbols: list[dict[str, object]]) -> list[dict[str, object]]:
+    assets = [dict(a) for a in _packaged_assets()]
+    known = {a["asset"] for a in assets}
+    for margin_asset in dict.fromkeys(str(s["marginAsset"]) for s in symbols):
+        if margin_asset not in known:
+            assets.append(
+                {"asset": margin_asset, "marginAvailable": True, "autoAssetExchange": "-10000"}
+            )
+    return assets
 
 
 def exchange_info(
@@ -170,7 +180,8 @@ def exchange_info(
         symbols: From `load_symbols`.
         server_time_ms: The `serverTime` field (the caller reads its clock).
         limits_per_minute: The REQUEST_WEIGHT limit the server enforces.
-        assets: From `load_assets`; when None, one entry per distinct `marginAsset`.
+        assets: From `load_assets`; when None, the packaged assets plus one entry for each
+            `marginAsset` they lack.
     """
     body = {
         "timezone": "UTC",
@@ -186,7 +197,7 @@ def exchange_info(
             *_ORDERS_LIMITS,
         ],
         "exchangeFilters": [],
-        "assets": assets if assets is not None else _derived_assets(symbols),
+        "assets": assets if assets is not None else _default_assets(symbols),
         "symbols": symbols,
     }
     return _encoder.encode(body)

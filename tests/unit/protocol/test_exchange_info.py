@@ -76,11 +76,16 @@ def test_top_level_shape_and_order() -> None:
     }
 
 
-def test_assets_derived_when_not_given() -> None:
+def test_default_assets_cover_every_margin_asset() -> None:
     body = json.loads(exchange_info(load_symbols(), 1, 2400))
-    assert body["assets"] == [
-        {"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}
-    ]
+    assert body["assets"] == load_assets()
+    fdusd = dict(load_symbols()[0], symbol="BTCFDUSD", quoteAsset="FDUSD", marginAsset="FDUSD")
+    body = json.loads(exchange_info([fdusd], 1, 2400))
+    assert body["assets"][-1] == {
+        "asset": "FDUSD",
+        "marginAvailable": True,
+        "autoAssetExchange": "-10000",
+    }
 
 
 def test_ccxt_parses_every_market_as_an_active_linear_swap() -> None:

@@ -17,6 +17,7 @@ from userstream.protocol.wsapi import (
     required_api_key,
     response_error,
     response_ok,
+    unknown_method,
 )
 
 ID_MSG = (
@@ -119,6 +120,16 @@ def test_unknown_method() -> None:
     assert (err.id, err.status, err.code) == ("q1", 400, -1000)
     assert err.msg == "Unknown method 'order.place'."
     assert isinstance(err, BinanceAPIError)
+
+
+def test_unknown_method_for_a_parsed_request() -> None:
+    err = unknown_method(WsApiRequest(9, "session.logon", {}, None))
+    assert (err.id, err.status, err.code, err.msg) == (
+        9,
+        400,
+        -1000,
+        "Unknown method 'session.logon'.",
+    )
 
 
 def test_version_prefix_is_accepted() -> None:
