@@ -1,0 +1,298 @@
+"""Encode and decode user-data events; build the combined-stream envelope.
+
+Three paths, all sans-I/O:
+
+* Server hot path: `encode_event` once per event, then `combined_envelope` wraps those bytes
+  for `/stream`-style connections without re-encoding (spec §4.3).
+* Client path: `decode_event` tolerates fields and enum values Binance adds later.
+* Server inbound admin path (`POST /admin/v1/accounts/{id}/events`): `parse_admin_events`
+  is strict and reports the offending field as a path such as `o.q` or `[2].a.B[0].wb`.
+
+Encoders and decoders are built once, at import.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Final
+
+import msgspec
+from msgspec import inspect as msgspec_inspect
+
+from userstream.exceptions import EventValidationError
+from userstream.protocol.events import (
+    EVENT_TYPES,
+    Event,
+    ListenKeyExpired,
+)
+
+__all__ = [
+    "UnknownEventError",
+    "combined_envelope",
+    "decode_event",
+    "encode_event",
+    "event_name",
+    "has_transaction_time",
+    "make_listen_key_expired",
+    "parse_admin_events",
+]
+
+
+class UnknownEventError(EventValidationError):
+    """The `e` of an event names no event this version knows (path `e`).
+
+    A client should skip such an event: Binance adds event types from time to time.
+    """
+
+    def __init__(self, event_type: object) -> None:
+        super().__init__("e", f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
+_encoder: Final = msgspec.json.Encoder()
+_event_decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
+_any_decoder: Final = msgspec.json.Decoder()
+
+_EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
+_EVENT_INFO: Final[dict[str, msgspec_inspect.StructType]] = {}
+for _name, _cls in EVENT_TYPES.items():
+    _info = msgspec_inspect.type_info(_cls)
+    assert isinstance(_info, msgspec_inspect.StructType)
+    _EVENT_INFO[_name] = _info
+_WITH_TRANSACTION_TIME: Final = frozenset(
+    name for name, info in _EVENT_INFO.items() if any(f.encode_name == "T" for f in info.fields)
+)
+
+# Binance writes amounts in plain notation: optional minus, digits, optional fraction.
+_PLAIN_DECIMAL: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# msgspec appends " - at `$.o.q`" to the errors it raises.
+_MSGSPEC_LOCATION: Final = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MSGSPEC_MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def event_name(event: Event) -> str:
+    """Return the event's `e` value, e.g. `"ORDER_TRADE_UPDATE"` (spec §5)."""
+    return _EVENT_NAMES[type(event)]
+
+
+def has_transaction_time(name: str) -> bool:
+    """Whether events named `name` carry a top-level `T` (all but `MARGIN_CALL` and
+    `listenKeyExpired`; `False` for names this version does not know)."""
+    return name in _WITH_TRANSACTION_TIME
+
+
+def encode_event(event: Event) -> bytes:
+    """Return the raw JSON Binance sends for `event`, keys in Binance's order.
+
+    Encode each event once and reuse the bytes for every connection (`combined_envelope`
+    wraps them for combined streams).
+    """
+    raw = _encoder.encode(event)
+    # msgspec writes a Decimal with str(), which switches to scientific notation for small
+    # exponents (Decimal("0.00000000") -> "0E-8"); Binance always writes plain notation.
+    # Every such string contains "E-" or "E+"; only then take the slower exact path (a text
+    # field that merely contains "E-" takes it too, which is still correct).
+    if b"E-" in raw or b"E+" in raw:
+        return _encoder.encode(
+            _plain_decimals(msgspec.to_builtins(event, builtin_types=(Decimal,)))
+        )
+    return raw
+
+
+def _plain_decimals(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {key: _plain_decimals(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):  # to_builtins keeps tuple fields as tuples
+        return [_plain_decimals(item) for item in value]
+    return value
+
+
+def combined_envelope(stream: str, raw_event_json: bytes) -> bytes:
+    """Wrap already-encoded event bytes as `{"stream":"<stream>","data":<event>}` (§4.3).
+
+    The event is not re-encoded; only the stream name is JSON-escaped.
+    """
+    return b'{"stream":' + _encoder.encode(stream) + b',"data":' + raw_event_json + b"}"
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode one raw event (the `data` of a combined envelope), tolerantly.
+
+    Unknown fields are ignored and enum-like values are kept as strings.
+
+    Raises:
+        UnknownEventError: `e` names an event this version does not know; skip the event.
+        EventValidationError: the JSON is invalid or a known event lacks a field or has one
+            of the wrong type; `path` names the field.
+    """
+    try:
+        return _event_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _explain_decode_failure(data, exc) from exc
+    except msgspec.DecodeError as exc:
+        raise EventValidationError("", f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise EventValidationError("", "invalid JSON: nested too deeply") from exc
+
+
+def _explain_decode_failure(
+    data: bytes | str, exc: msgspec.ValidationError
+) -> EventValidationError:
+    try:
+        obj = _any_decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        obj = None
+    if isinstance(obj, dict) and "e" in obj and obj["e"] not in EVENT_TYPES:
+        return UnknownEventError(obj["e"])
+    return _from_msgspec_error(exc, "")
+
+
+def parse_admin_events(body: bytes, now_ms: int) -> list[Event]:
+    """Strictly parse the body of `POST /admin/v1/accounts/{id}/events`.
+
+    `body` is one event object or a non-empty JSON array of them. Every field must be known
+    and of Binance's wire type (amounts as JSON strings in plain notation, times and ids as
+    JSON integers, flags as JSON booleans); `null` is not accepted, omit the field instead.
+    An absent `E` is filled with `now_ms`, and so is an absent `T` for events that have one.
+    `listenKeyExpired` is refused: the server emits it when a key expires or is closed.
+
+    Returns:
+        The events, in body order. The batch is all-or-nothing.
+
+    Raises:
+        EventValidationError: the first offence; `path` is like `o.q`, `a.B[0].wb`, or with
+            a batch `[2].o.q`.
+    """
+    try:
+        raw = _any_decoder.decode(body)
+    except RecursionError as exc:
+        raise EventValidationError("", "invalid JSON: nested too deeply") from exc
+    except msgspec.DecodeError as exc:
+        raise EventValidationError("", f"invalid JSON: {exc}") from exc
+    if isinstance(raw, dict):
+        return [_parse_admin_event(raw, now_ms, "")]
+    if isinstance(raw, list):
+        if not raw:
+            raise EventValidationError("", "empty batch: send one event or a non-empty array")
+        return [_parse_admin_event(item, now_ms, f"[{index}]") for index, item in enumerate(raw)]
+    raise EventValidationError(
+        "", f"expected an event object or an array of them, got {_kind(raw)}"
+    )
+
+
+def _parse_admin_event(obj: object, now_ms: int, prefix: str) -> Event:
+    if not isinstance(obj, dict):
+        raise EventValidationError(prefix, f"expected an event object, got {_kind(obj)}")
+    name = obj.get("e")
+    if "e" not in obj:
+        raise EventValidationError(_join(prefix, "e"), "missing required field")
+    if not isinstance(name, str):
+        raise EventValidationError(_join(prefix, "e"), f"expected a string, got {_kind(name)}")
+    if name == "listenKeyExpired":
+        raise EventValidationError(
+            _join(prefix, "e"),
+            "listenKeyExpired cannot be published: the server sends it itself when a "
+            "listenKey expires or is closed",
+        )
+    info = _EVENT_INFO.get(name)
+    if info is None:
+        raise EventValidationError(
+            _join(prefix, "e"), f"unknown event type {name!r}; known: {', '.join(EVENT_TYPES)}"
+        )
+    obj = dict(obj)
+    obj.setdefault("E", now_ms)
+    if name in _WITH_TRANSACTION_TIME:
+        obj.setdefault("T", now_ms)
+    _check_struct(info, obj, prefix)
+    if name == "ACCOUNT_CONFIG_UPDATE" and "ac" not in obj and "ai" not in obj:
+        # §5.6: two mutually exclusive shapes, one of them always present.
+        raise EventValidationError(
+            _join(prefix, "ac"), "one of `ac` (leverage) or `ai` (Multi-Assets mode) is required"
+        )
+    if name == "ACCOUNT_CONFIG_UPDATE" and "ac" in obj and "ai" in obj:
+        raise EventValidationError(_join(prefix, "ai"), "`ac` and `ai` are mutually exclusive")
+    try:
+        event: Event = msgspec.convert(obj, EVENT_TYPES[name], strict=True)
+    except msgspec.ValidationError as exc:
+        raise _from_msgspec_error(exc, prefix) from exc
+    return event
+
+
+def _check_struct(info: msgspec_inspect.StructType, obj: dict[str, object], path: str) -> None:
+    """What `msgspec.convert(strict=True)` lets through: unknown keys, missing fields named
+    by their own path, nulls, and amounts sent as JSON numbers or in exponent notation."""
+    fields = {field.encode_name: field for field in info.fields}
+    for key in obj:
+        if key not in fields and key != info.tag_field:
+            raise EventValidationError(_join(path, key), "unknown field")
+    for key, field in fields.items():
+        if key in obj:
+            _check_value(field.type, obj[key], _join(path, key))
+        elif field.required:
+            raise EventValidationError(_join(path, key), "missing required field")
+
+
+def _check_value(type_info: msgspec_inspect.Type, value: object, path: str) -> None:
+    if value is None:
+        raise EventValidationError(path, "null is not allowed; omit an absent optional field")
+    if isinstance(type_info, msgspec_inspect.UnionType):
+        (type_info,) = [t for t in type_info.types if not isinstance(t, msgspec_inspect.NoneType)]
+    if isinstance(type_info, msgspec_inspect.DecimalType):
+        if not isinstance(value, str):
+            raise EventValidationError(
+                path, f'expected a decimal string such as "0.001", got {_kind(value)}'
+            )
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise EventValidationError(
+                path, f'expected a decimal string in plain notation such as "0.001", got {value!r}'
+            )
+    elif isinstance(type_info, msgspec_inspect.StructType) and isinstance(value, dict):
+        _check_struct(type_info, value, path)
+    elif isinstance(type_info, msgspec_inspect.VarTupleType) and isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(type_info.item_type, item, f"{path}[{index}]")
+
+
+def _from_msgspec_error(exc: msgspec.ValidationError, prefix: str) -> EventValidationError:
+    match = _MSGSPEC_LOCATION.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    reason = match["reason"]
+    path = (match["path"] or "").removeprefix(".")
+    missing = _MSGSPEC_MISSING.match(reason)
+    if missing:
+        path = _join(path, missing["field"])
+        reason = "missing required field"
+    return EventValidationError(_join(prefix, path), reason)
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    return f"{prefix}.{path}"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def make_listen_key_expired(listen_key: str, event_time_ms: int) -> ListenKeyExpired:
+    """Build the `listenKeyExpired` event the server sends when `listen_key` expires or is
+    closed (§5.1); encode it with `encode_event` (`E` is a JSON integer)."""
+    return ListenKeyExpired(event_time=event_time_ms, listen_key=listen_key)
