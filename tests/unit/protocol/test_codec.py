@@ -456,3 +456,30 @@ def test_admin_result_is_encodable_like_binance() -> None:
 def test_msgspec_accepts_numbers_for_decimal_which_is_why_admin_checks_itself() -> None:
     # Documents the msgspec behaviour the admin path works around.
     assert msgspec.convert(0.5, Decimal, strict=True) == Decimal("0.5")
+
+
+def test_admin_e_must_be_a_string() -> None:
+    error = admin_error({"e": 5, "E": 1})
+    assert error.path == "e"
+    assert "string" in error.reason
+
+
+def test_admin_first_element_of_batch() -> None:
+    bad = order_payload()
+    del bad["o"]["er"]
+    assert admin_error([bad, order_payload()]).path == "[0].o.er"
+
+
+def test_decode_tolerates_unknown_fields_inside_arrays() -> None:
+    obj = loads(fixture("account_update_real_2026.json"))
+    obj["a"]["P"][0]["new"] = "x"
+    obj["a"]["B"][0]["also_new"] = [1]
+    event = decode_event(json.dumps(obj))
+    assert isinstance(event, AccountUpdate)
+    assert event.update.positions[0].margin_asset == "USDT"
+
+
+def test_decode_listen_key_expired_with_bad_e() -> None:
+    with pytest.raises(EventValidationError) as info:
+        decode_event(b'{"e":"listenKeyExpired","E":"soon","listenKey":"k"}')
+    assert "string of digits" in info.value.reason
