@@ -55,11 +55,16 @@ _event_decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
 _any_decoder: Final = msgspec.json.Decoder()
 
 _EVENT_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
-_EVENT_INFO: Final[dict[str, msgspec_inspect.StructType]] = {}
-for _name, _cls in EVENT_TYPES.items():
-    _info = msgspec_inspect.type_info(_cls)
-    assert isinstance(_info, msgspec_inspect.StructType)
-    _EVENT_INFO[_name] = _info
+
+
+def _struct_info(cls: type[Event]) -> msgspec_inspect.StructType:
+    info = msgspec_inspect.type_info(cls)
+    if not isinstance(info, msgspec_inspect.StructType):
+        raise TypeError(f"{cls!r} is not a msgspec Struct")
+    return info
+
+
+_EVENT_INFO: Final = {name: _struct_info(cls) for name, cls in EVENT_TYPES.items()}
 _WITH_TRANSACTION_TIME: Final = frozenset(
     name for name, info in _EVENT_INFO.items() if any(f.encode_name == "T" for f in info.fields)
 )
