@@ -104,7 +104,17 @@ class ServerProcess:
 def start_server_process(data_dir: Path, *extra: str) -> ServerProcess:
     env = {**os.environ, "USERSTREAM_ADMIN_TOKEN": ADMIN_TOKEN}
     process = subprocess.Popen(
-        [sys.executable, "-m", "userstream.cli", "serve", "--port", "0", "--data", str(data_dir), *extra],
+        [
+            sys.executable,
+            "-m",
+            "userstream.cli",
+            "serve",
+            "--port",
+            "0",
+            "--data",
+            str(data_dir),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -1,8 +1,8 @@
 """The `userstream` command: a thin layer over the public API (DESIGN.md rule 12).
 
-    userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
-                     [--admin-token T] [--symbols FILE]
-    userstream account create [--name NAME] [--data DIR]
+userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
+                 [--admin-token T] [--symbols FILE]
+userstream account create [--name NAME] [--data DIR]
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def _account_create(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     clock: Clock = ManualClock() if args.clock == "virtual" else SystemClock()
     config = ServerConfig(
         host=args.host,
@@ -111,7 +113,7 @@ async def _run_server(config: ServerConfig) -> int:
 
 
 def _announce(server: UserStreamServer) -> None:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     # One plain line on stdout for scripts and test fixtures to read the port from.
     print(f"userstream listening on {server.http_url}", flush=True)
     table = Table(title="userstream server", show_header=False, title_justify="left")
@@ -125,8 +127,10 @@ def _announce(server: UserStreamServer) -> None:
     table.add_row("Data", str(server.config.data_dir))
     console.print(table)
     if server.admin_token_generated:
-        console.print(f"admin token: [bold]{server.admin_token}[/bold] "
-                      f"(saved in {server.config.data_dir / 'admin-token'})")
+        console.print(
+            f"admin token: [bold]{server.admin_token}[/bold] "
+            f"(saved in {server.config.data_dir / 'admin-token'})"
+        )
     if server.demo_account is not None:
         account = server.demo_account
         print(json.dumps({"demoAccount": account.credentials()}), flush=True)

@@ -66,10 +66,10 @@ def mandatory_param(name: str) -> BinanceAPIError:
 
 
 def invalid_parameter(name: str) -> BinanceAPIError:
-    return BinanceAPIError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.", 400)
+    return BinanceAPIError(
+        INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.", 400
+    )
 
 
 def unknown_error() -> BinanceAPIError:
-    return BinanceAPIError(
-        UNKNOWN, "An unknown error occured while processing the request.", 500
-    )
+    return BinanceAPIError(UNKNOWN, "An unknown error occured while processing the request.", 500)

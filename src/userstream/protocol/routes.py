@@ -81,11 +81,11 @@ class RouteKind(StrEnum):
     LEGACY = "legacy"
 
 
-class RouteNotFound(UserStreamError):  # noqa: N818 - name fixed by the server contract
+class RouteNotFound(UserStreamError):
     """The upgrade request names no stream route; answer the handshake with HTTP 404."""
 
 
-class InvalidStreamName(UserStreamError, ValueError):  # noqa: N818 - house naming (ListenKeyNotFound)
+class InvalidStreamName(UserStreamError, ValueError):
     """A stream name is empty, too long or holds a character no Binance stream name has."""
 
 

@@ -92,7 +92,9 @@ class AdminApi:
     def _authorize(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self._token
+        ):
             raise UNAUTHORIZED
 
     async def _route(self, request: Request) -> Response:

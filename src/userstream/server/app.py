@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -87,6 +88,7 @@ class UserStreamServer:
         self.admin_token = ""
         self.admin_token_generated = False
         self._server: asyncio.Server | None = None
+        self._drained = asyncio.Event()
         self._db = open_database(config.data_dir)
         self.accounts = AccountStore(self._db)
         self.key_store = SqliteKeyStore(self._db)
@@ -105,7 +107,7 @@ class UserStreamServer:
             drop_connections=self.drop_connections,
             stats=self.snapshot,
             on_accepted=self._count_accepted,
-            after_advance=self.scheduler.run_due,
+            after_advance=self._run_due,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
@@ -140,12 +142,13 @@ class UserStreamServer:
         """Stop accepting, close every WebSocket with 1001, keep all state on disk."""
         if self._server is not None:
             self._server.close()
-        for session in [*self.streams, *self.ws_api_sessions]:
+        sessions = self._sessions()
+        for session in sessions:
             if session.conn is not None:
                 session.conn.close(CloseCode.GOING_AWAY, "server shutting down")
-        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
-        while (self.streams or self.ws_api_sessions) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        if sessions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), SHUTDOWN_GRACE_S)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -168,6 +171,20 @@ class UserStreamServer:
         path.chmod(0o600)
         self.admin_token_generated = True
         return token
+
+    def _run_due(self) -> None:
+        self.scheduler.run_due()
+
+    def _sessions(self) -> list[StreamSession | WsApiSession]:
+        return [*self.streams, *self.ws_api_sessions]
+
+    def _session_closed(self, session: StreamSession | WsApiSession) -> None:
+        if isinstance(session, StreamSession):
+            self.streams.discard(session)
+        else:
+            self.ws_api_sessions.discard(session)
+        if not self.streams and not self.ws_api_sessions:
+            self._drained.set()
 
     # HttpApp
 
@@ -192,20 +209,24 @@ class UserStreamServer:
                 self.scheduler,
                 self.config.liveness,
                 return_limits,
-                self.ws_api_sessions.discard,
+                self._session_closed,
             )
             self.ws_api_sessions.add(ws_api)
+            self._drained.clear()
             return ws_api
         try:
             route = parse_route(request.path, request.query)
         except RouteNotFound:
             return error_response(
-                BinanceAPIError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404)
+                BinanceAPIError(
+                    errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404
+                )
             )
         session = StreamSession(
-            route, self.gateway, self.scheduler, self.config.liveness, self.streams.discard
+            route, self.gateway, self.scheduler, self.config.liveness, self._session_closed
         )
         self.streams.add(session)
+        self._drained.clear()
         return session
 
     def error_response(self, status: int, msg: str) -> Response:
@@ -226,7 +247,7 @@ class UserStreamServer:
 
     def drop_connections(self, account_id: int | None, code: int) -> int:
         if account_id is None:
-            targets = [s.conn for s in [*self.streams, *self.ws_api_sessions] if s.conn]
+            targets = [s.conn for s in self._sessions() if s.conn is not None]
         else:
             record = self.key_store.active(account_id, self.clock.now_ms())
             targets = []

@@ -26,8 +26,8 @@ class Liveness:
     __slots__ = (
         "_conn",
         "_lifetime_timer",
-        "_outstanding",
         "_oldest_unanswered_ms",
+        "_outstanding",
         "_ping_timer",
         "_policy",
         "_pong_timer",

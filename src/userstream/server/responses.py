@@ -10,11 +10,15 @@ from userstream.server.http import Response
 _encode = msgspec.json.Encoder().encode
 
 
-def json_response(status: int, body: object, headers: list[tuple[str, str]] | None = None) -> Response:
+def json_response(
+    status: int, body: object, headers: list[tuple[str, str]] | None = None
+) -> Response:
     return Response(status, _encode(body), headers or [])
 
 
-def error_response(error: BinanceAPIError, headers: list[tuple[str, str]] | None = None) -> Response:
+def error_response(
+    error: BinanceAPIError, headers: list[tuple[str, str]] | None = None
+) -> Response:
     """`{"code": <negative int>, "msg": "..."}` with the error's HTTP status (spec §6.1)."""
     extra = list(headers or [])
     if isinstance(error, RateLimited):

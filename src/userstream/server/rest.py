@@ -34,7 +34,7 @@ class RestApi:
         self._limiter = limiter
         self._clock = clock
         self._symbols = symbols
-        listen_key = {
+        listen_key: dict[str, Handler] = {
             "POST": self._start,
             "PUT": self._keepalive,
             "DELETE": self._close,

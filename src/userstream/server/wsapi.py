@@ -8,6 +8,7 @@ the IP's REQUEST_WEIGHT, shared with REST; `rateLimits` is included unless the U
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -102,9 +103,7 @@ class WsApiSession:
             self._limiter.charge(ip, api.METHOD_WEIGHTS.get(request.method, 1), now)
         except RateLimited as limited:
             limits = self._rate_limits(ip, now, request.return_rate_limits)
-            return api.response_error(
-                request.id, limited.status, limited.code, limited.msg, limits
-            )
+            return api.response_error(request.id, limited.status, limited.code, limited.msg, limits)
         limits = None
         try:
             method = self._methods.get(request.method)
@@ -122,10 +121,8 @@ class WsApiSession:
         return api.response_ok(request.id, result, limits)
 
     def _charge_quietly(self, ip: str, weight: int, now: int) -> None:
-        try:
+        with contextlib.suppress(RateLimited):
             self._limiter.charge(ip, weight, now)
-        except RateLimited:
-            pass
 
     def _rate_limits(
         self, ip: str, now: int, override: bool | None
