@@ -136,7 +136,8 @@ def _announce(server: UserStreamServer) -> None:
         print(json.dumps({"demoAccount": account.credentials()}), flush=True)
         console.print(
             "Connect a client:\n"
-            f"  curl -X POST -H 'X-MBX-APIKEY: {account.api_key}' {server.http_url}/fapi/v1/listenKey\n"
+            f"  curl -X POST -H 'X-MBX-APIKEY: {account.api_key}' "
+            f"{server.http_url}/fapi/v1/listenKey\n"
             f"  then open {server.ws_url}/private/ws?listenKey=<listenKey>"
         )
     print("userstream ready", flush=True)
