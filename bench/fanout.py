@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +131,13 @@ class Received:
         if self.waiter is not None and self.count >= self.target and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def wait_for(self, target: int, timeout: float = 60) -> None:
+    async def wait_for(self, target: int) -> None:
         if self.count >= target:
             return
         self.target = target
         self.waiter = asyncio.get_running_loop().create_future()
-        await asyncio.wait_for(self.waiter, timeout)
+        async with asyncio.timeout(60):
+            await self.waiter
 
 
 async def connect_all(url: str, n: int, received: Received) -> list[picows.WSTransport]:
@@ -177,11 +179,11 @@ async def run_userstream(args: argparse.Namespace, events: list[bytes]) -> Resul
         )
         try:
             await asyncio.sleep(0.3)
-            api_key = json.loads(
-                subprocess.check_output(
-                    [sys.executable, "-m", "userstream.cli", "account", "create", "--data", data]
-                )
-            )["apiKey"]
+            created = await asyncio.to_thread(
+                subprocess.check_output,
+                [sys.executable, "-m", "userstream.cli", "account", "create", "--data", data],
+            )
+            api_key = json.loads(created)["apiKey"]
             async with aiohttp.ClientSession() as http:
                 async with http.post(
                     f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
@@ -273,7 +275,7 @@ async def main() -> None:
     print(f"# {' '.join(sys.argv)}")
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, picows {picows.__version__}; "
+        f"Python {platform.python_version()}, picows {version('picows')}; "
         f"{args.connections} connections x {args.events} events of {size:.0f} bytes"
     )
     baseline = await run_picows(args, events[0])

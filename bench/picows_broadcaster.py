@@ -8,7 +8,6 @@ it send the pre-encoded payload read from `--payload` to every connection, n tim
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import picows
