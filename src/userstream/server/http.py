@@ -141,10 +141,15 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             offset = int(upgrade.args[0]) if upgrade.args else len(data)
             self._begin_websocket(data[offset:])
-        except _RequestTooLarge as too_large:
-            self._reject(too_large.status, too_large.msg)
         except httptools.HttpParserError as exc:
-            self._reject(400, f"Malformed HTTP request: {exc}")
+            # httptools never lets a callback's exception through: it raises
+            # HttpParserCallbackError with the original as __context__. Our size limits
+            # (414/431/413) are raised from callbacks, so look for them there.
+            too_large = exc.__context__
+            if isinstance(too_large, _RequestTooLarge):
+                self._reject(too_large.status, too_large.msg)
+            else:
+                self._reject(400, f"Malformed HTTP request: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._websocket is not None:
