@@ -119,7 +119,10 @@ class AdminApi:
             case ["listenKeys", listen_key, "expire"] if method == "POST":
                 record = await self._keys.expire_now(listen_key)
                 if record is None:
-                    raise errors.listen_key_not_found()
+                    # An admin path names a resource: an unknown key is 404 (like an unknown
+                    # account), with Binance's -1125 body so clients read it the same way.
+                    missing = errors.listen_key_not_found()
+                    raise BinanceAPIError(missing.code, missing.msg, 404)
                 return json_response(200, {"listenKey": listen_key, "accountId": record.account_id})
             case ["stats"] if method == "GET":
                 return json_response(200, self._hooks.stats())
