@@ -120,6 +120,7 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade: Request | None = None
         self._websocket: WebSocketConnection | None = None
         self._closing = False
+        self._rejection: bytes | None = None  # an error answer waiting behind queued requests
 
     # asyncio.Protocol
 
@@ -222,11 +223,20 @@ class HttpProtocol(asyncio.Protocol):
                 self._closing = True
                 self._transport.close()
                 return
+        if self._rejection is not None and self._transport is not None:
+            self._transport.write(self._rejection)
+            self._transport.close()
 
     def _reject(self, status: int, msg: str) -> None:
         self._closing = True
+        rejection = self._app.error_response(status, msg).encode(keep_alive=False)
+        if self._worker is not None and not self._worker.done():
+            # Requests pipelined before the bad one are still being answered: answer them
+            # first, in order, then this (RFC 9112 §9.3.2); `_serve_queue` writes it last.
+            self._rejection = rejection
+            return
         if self._transport is not None:
-            self._transport.write(self._app.error_response(status, msg).encode(keep_alive=False))
+            self._transport.write(rejection)
             self._transport.close()
 
     def _begin_websocket(self, rest: bytes) -> None:
@@ -235,7 +245,7 @@ class HttpProtocol(asyncio.Protocol):
         if request is None or transport is None:
             self._reject(400, "Malformed upgrade request.")
             return
-        if self._queue:
+        if self._queue or (self._worker is not None and not self._worker.done()):
             self._reject(400, "Upgrade pipelined behind other requests.")
             return
         headers = request.headers
