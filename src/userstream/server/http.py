@@ -218,7 +218,12 @@ class HttpProtocol(asyncio.Protocol):
                 response = self._app.error_response(500, "Internal error.")
             if self._transport is None:
                 return
-            self._transport.write(response.encode(keep_alive))
+            data = response.encode(keep_alive)
+            if request.method == "HEAD":
+                # No body after a HEAD answer, or a keep-alive client reads it as the start
+                # of the next response (RFC 9110 §9.3.2); Content-Length stays as it is.
+                data = data[: len(data) - len(response.body)]
+            self._transport.write(data)
             if not keep_alive:
                 self._closing = True
                 self._transport.close()
