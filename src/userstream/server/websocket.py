@@ -165,6 +165,10 @@ class WebSocketConnection:
             messages = self._parser.feed(data)
         except FrameError as exc:
             self.close(exc.code, exc.reason)
+            # Nothing after a framing error can be parsed, so the peer's closing reply would
+            # never be read: fail the connection (RFC 6455 §7.1.7) and drop TCP once the close
+            # frame is written, instead of leaving the client waiting CLOSE_TIMEOUT_S.
+            self._transport.close()
             return
         for message in messages:
             if self._closed:
@@ -188,7 +192,9 @@ class WebSocketConnection:
         self.close_code, self.close_reason = code, reason
         self.flush()
         self._closing = True
-        reply = code if code not in (1005, 1006, 1015) else CloseCode.NORMAL
+        # Echo the peer's code only when it is one a close frame may carry: a 999 or 5000,
+        # a one-byte payload or a non-UTF-8 reason is answered with 1002 / 1007 instead.
+        reply = wsframes.close_reply_code(payload)
         self._transport.write(wsframes.close_frame(reply))
         self._transport.close()
 
