@@ -141,6 +141,8 @@ def stop_server_process(proc: ServerProcess) -> int:
     finally:
         if proc.process.poll() is None:
             proc.process.kill()
+        if proc.process.stdout is not None:
+            proc.process.stdout.close()  # else ResourceWarning, an error under filterwarnings
 
 
 @pytest.fixture
