@@ -111,8 +111,14 @@ class AdminApi:
                 return await self._advance(request)
             case ["connections", "drop"] if method == "POST":
                 drop = self._decode(request.body or b"{}", _Drop)
-                if drop.code != 1006 and not (1000 <= drop.code <= 4999):
-                    raise _bad("code must be 1006 (drop without a close frame) or 1000-4999")
+                # Only codes an endpoint may put in a close frame (RFC 6455 §7.4): 1004, 1005,
+                # 1015 and 1016-2999 are reserved, and clients fail the connection on them.
+                code = drop.code
+                if not (1000 <= code <= 1003 or 1006 <= code <= 1014 or 3000 <= code <= 4999):
+                    raise _bad(
+                        "code must be 1006 (drop without a close frame), 1000-1003, "
+                        "1007-1014 or 3000-4999"
+                    )
                 return json_response(
                     200, {"dropped": self._hooks.drop_connections(drop.account_id, drop.code)}
                 )
