@@ -189,6 +189,28 @@ class FrameParser:
         return message
 
 
+def close_reply_code(payload: bytes) -> int:
+    """The code to answer a peer's close frame with (RFC 6455 §5.5.1, §7.4).
+
+    A valid code is echoed and an empty payload gets 1000. A one-byte payload or a code no
+    endpoint may send (below 1000, 1004-1006, 1015-2999, 5000 and up) is a protocol error
+    (1002), and a reason that is not UTF-8 is 1007: echoing those would break the protocol
+    in turn (the `websockets` client fails the connection on a 999 or 5000 close code).
+    """
+    if not payload:
+        return CloseCode.NORMAL
+    if len(payload) == 1:
+        return CloseCode.PROTOCOL_ERROR
+    code = int.from_bytes(payload[:2], "big")
+    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        return CloseCode.PROTOCOL_ERROR
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return CloseCode.INVALID_DATA
+    return code
+
+
 def parse_close(payload: bytes) -> tuple[int, str]:
     """The code and reason of a received close frame (1005 when it carries none)."""
     if len(payload) < 2:
