@@ -6,7 +6,9 @@
     │   ├── InvalidAPIKey                      -2014 / -2015: the API key is malformed or unknown
     │   └── RateLimited                        -1003 with HTTP 429 or 418 (banned)
     ├── EventValidationError(path, reason)     an inbound event does not match the protocol models
-    └── ConfigurationError                     bad settings given to the server or client
+    ├── ConfigurationError                     bad settings given to the server or client
+    ├── TransportError                         the client could not reach Binance or read its answer
+    └── ReconnectGaveUp                        the client's (finite) backoff ran out of attempts
 
 Protocol outcomes are never signalled with bare builtins such as `RuntimeError`.
 """
@@ -64,3 +66,18 @@ class EventValidationError(UserStreamError):
 
 class ConfigurationError(UserStreamError):
     """Settings that cannot work, found before anything is started."""
+
+
+class TransportError(UserStreamError):
+    """The client could not reach Binance, or got an answer it cannot read.
+
+    Transient by nature: `UserDataStream` retries it with backoff; a direct caller of a
+    `ListenKeyClient` may retry too.
+    """
+
+
+class ReconnectGaveUp(UserStreamError):
+    """A `UserDataStream` built with a finite `Backoff(max_attempts=...)` used every attempt.
+
+    The default backoff is unlimited, so this is raised only when the caller asked for it.
+    """
