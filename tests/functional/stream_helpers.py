@@ -77,7 +77,7 @@ async def new_account(server: Harness, name: str = "trader") -> tuple[Account, s
     return account, await server.listen_key(account)
 
 
-def open_ws(server: Harness, target: str) -> Any:
+def open_ws(server: Harness, target: str) -> connect:
     """`async with open_ws(server, "/ws/<K>") as ws:` a websockets client on `target`."""
     return connect(server.ws + target, ping_interval=None, max_size=None, open_timeout=5)
 

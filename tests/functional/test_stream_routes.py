@@ -197,3 +197,28 @@ async def test_route_rejection_does_not_disturb_open_connections(server: Harness
                     pass
         await server.publish(account, ORDER)
         assert await recv_json(ws) == ORDER
+
+
+async def test_events_filter_applies_to_the_path_key(server: Harness) -> None:
+    account, key = await new_account(server)
+    async with open_ws(server, f"/private/ws/{key}?events=ORDER_TRADE_UPDATE") as ws:
+        await server.publish(account, [ACCOUNT, ORDER])
+        assert await recv_json(ws) == ORDER
+        assert await assert_quiet(ws) == [f"{key}@ORDER_TRADE_UPDATE"]
+
+
+async def test_url_with_1024_streams_connects_and_1025_is_404(server: Harness) -> None:
+    account, key = await new_account(server)
+    names = [key] + [f"m{i}" for i in range(1023)]  # short, to fit the 8 KiB URL limit
+    async with open_ws(server, "/stream?streams=" + "/".join(names)) as ws:
+        await server.publish(account, ORDER)
+        assert await recv_json(ws) == {"stream": key, "data": ORDER}
+        assert sorted(await assert_quiet(ws)) == sorted(names)
+        sub = {"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": 1}
+        assert await request(ws, sub) == (
+            '{"error":{"code":4,"msg":"Too many subscriptions"},"id":1}'
+        )
+    with pytest.raises(InvalidStatus) as info:
+        async with open_ws(server, "/stream?streams=" + "/".join([*names, "m9999"])):
+            pass
+    assert info.value.response.status_code == 404
