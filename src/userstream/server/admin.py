@@ -152,7 +152,9 @@ class AdminApi:
         return json_response(200, account.credentials())
 
     async def _publish(self, account_id: str, request: Request) -> Response:
-        account = self._accounts.by_id(int(account_id)) if account_id.isdigit() else None
+        # More than 18 digits cannot be an SQLite INTEGER id (it would raise OverflowError: 500).
+        valid = account_id.isdigit() and len(account_id) <= 18
+        account = self._accounts.by_id(int(account_id)) if valid else None
         if account is None:
             raise BinanceAPIError(errors.NOT_FOUND, f"No account {account_id!r}.", 404)
         events = parse_admin_events(request.body, self._clock.now_ms())
