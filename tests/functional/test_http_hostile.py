@@ -595,3 +595,18 @@ async def test_admin_routes_accept_the_right_token(h: Harness, watcher: Watcher)
     async with h.http.get(f"{h.url}/admin/v1/stats", headers=headers) as response:
         assert response.status == 200
     await assert_still_serving(watcher)
+
+
+@pytest.mark.parametrize(
+    "account_id", ["99999999999999999999999", "9223372036854775808", "-1", "1e3"]
+)
+async def test_admin_events_for_an_impossible_account_id_is_404(
+    h: Harness, watcher: Watcher, account_id: str
+) -> None:
+    status, body = await h.admin(
+        "POST",
+        f"accounts/{account_id}/events",
+        {"e": "ACCOUNT_CONFIG_UPDATE", "ac": {"s": "BTCUSDT", "l": 1}},
+    )
+    assert (status, body) == (404, {"code": -1099, "msg": f"No account {account_id!r}."})
+    await assert_still_serving(watcher)
