@@ -80,8 +80,9 @@ async def test_create_account_default_and_custom_name(server: Harness) -> None:
     assert isinstance(body["accountId"], int)
     assert len(body["apiKey"]) == 64
     assert len(body["secretKey"]) == 64
-    assert server.server.accounts.by_id(body["accountId"]) is not None
-    assert server.server.accounts.by_id(body["accountId"]).name == "account"  # type: ignore[union-attr]
+    default = server.server.accounts.by_id(body["accountId"])
+    assert default is not None
+    assert default.name == "account"
 
     status, named = await server.admin("POST", "accounts", {"name": "  desk-7  "})
     assert status == 200
