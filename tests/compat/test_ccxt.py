@@ -77,6 +77,8 @@ async def test_watch_orders_returns_published_order(
         assert exchange.options["linear"]["listenKey"] == key
         assert f"{server.ws}/private/ws?listenKey={key}" in exchange.clients
         assert "BTC/USDT:USDT" in exchange.markets  # loaded from our exchangeInfo
+        # ccxt's keepalive: PUT with an empty form body and no listenKey (spec §2.2).
+        assert await exchange.fapiPrivatePutListenKey() == {"listenKey": key}
 
         sent = _fixture("order_trade_update_doc.json")
         await server.publish(account, sent)
