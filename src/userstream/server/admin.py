@@ -7,7 +7,7 @@ token. Errors use Binance's `{"code","msg"}` shape; validation errors add `"fiel
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,8 +40,9 @@ class _AccountName(msgspec.Struct, forbid_unknown_fields=True):
     name: str = "account"
 
 
-class _Advance(msgspec.Struct, forbid_unknown_fields=True):
+class _Advance(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     ms: int
+    step_ms: int = 60_000
 
 
 class _Drop(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -56,7 +57,7 @@ class AdminHooks:
     drop_connections: Callable[[int | None, int], int]
     stats: Callable[[], dict[str, Any]]
     on_accepted: Callable[[int], None]
-    after_advance: Callable[[], None]
+    advance: Callable[[int, int], Awaitable[None]]
 
 
 class AdminApi:
@@ -171,6 +172,7 @@ class AdminApi:
         body = self._decode(request.body, _Advance)
         if not 0 <= body.ms <= MAX_ADVANCE_MS:
             raise _bad(f"ms must be between 0 and {MAX_ADVANCE_MS}")
-        await self._clock.advance(body.ms)
-        self._hooks.after_advance()
+        if not 1_000 <= body.step_ms <= MAX_ADVANCE_MS:
+            raise _bad(f"stepMs must be between 1000 and {MAX_ADVANCE_MS}")
+        await self._hooks.advance(body.ms, body.step_ms)
         return json_response(200, self._clock_state())

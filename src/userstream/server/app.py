@@ -22,8 +22,8 @@ from typing import Any
 
 from userstream.accounts import Account, AccountStore
 from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
-from userstream.clock import Clock, SystemClock
-from userstream.exceptions import BinanceAPIError, RateLimited
+from userstream.clock import Clock, ManualClock, SystemClock
+from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import load_symbols
@@ -34,7 +34,7 @@ from userstream.server.gateway import StreamGateway
 from userstream.server.http import HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import RequestWeightLimiter, WeightLimits
-from userstream.server.liveness import LivenessPolicy
+from userstream.server.liveness import LivenessPolicy, PongWatch
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
@@ -49,6 +49,8 @@ WS_API_PATH = "/ws-fapi/v1"
 WS_API_HANDSHAKE_WEIGHT = 5  # spec §3.1
 ADMIN_TOKEN_FILE = "admin-token"
 SHUTDOWN_GRACE_S = 2.0
+DEFAULT_ADVANCE_STEP_MS = 60_000
+PONG_GRACE_S = 0.05
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ class UserStreamServer:
         self.bus = MemoryEventBus()
         self.limiter = RequestWeightLimiter(config.weight_limits)
         self.flusher = Flusher()
+        self.pongs = PongWatch()
         self.flusher.max_buffer = config.max_unsent_bytes
         self.stats = Stats()
         self.streams: set[StreamSession] = set()
@@ -107,7 +110,7 @@ class UserStreamServer:
             drop_connections=self.drop_connections,
             stats=self.snapshot,
             on_accepted=self._count_accepted,
-            after_advance=self._run_due,
+            advance=self.advance_clock,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
@@ -172,8 +175,20 @@ class UserStreamServer:
         self.admin_token_generated = True
         return token
 
-    def _run_due(self) -> None:
-        self.scheduler.run_due()
+    async def advance_clock(self, ms: int, step_ms: int = DEFAULT_ADVANCE_STEP_MS) -> None:
+        """Move the virtual clock `ms` forward in steps of at most `step_ms`, firing every
+        deadline in order. After a step that left pings unanswered, clients get up to
+        `PONG_GRACE_S` of real time to answer, so hours of virtual time pass the way hours
+        of real time would for a live client, and a dead one still misses its deadline.
+        """
+        clock = self.clock
+        if not isinstance(clock, ManualClock):
+            raise ConfigurationError("the clock is real; start the server with --clock virtual")
+        target = clock.now_ms() + ms
+        while clock.now_ms() < target:
+            await clock.advance(min(step_ms, target - clock.now_ms()))
+            self.scheduler.run_due()
+            await self.pongs.settle(PONG_GRACE_S)
 
     def _sessions(self) -> list[StreamSession | WsApiSession]:
         return [*self.streams, *self.ws_api_sessions]
@@ -210,6 +225,7 @@ class UserStreamServer:
                 self.config.liveness,
                 return_limits,
                 self._session_closed,
+                self.pongs,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()
@@ -223,7 +239,12 @@ class UserStreamServer:
                 )
             )
         session = StreamSession(
-            route, self.gateway, self.scheduler, self.config.liveness, self._session_closed
+            route,
+            self.gateway,
+            self.scheduler,
+            self.config.liveness,
+            self._session_closed,
+            self.pongs,
         )
         self.streams.add(session)
         self._drained.clear()

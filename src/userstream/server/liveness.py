@@ -8,6 +8,8 @@ of a ping we sent: unsolicited pongs are allowed but do not prevent disconnectio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from userstream.protocol.wsframes import CloseCode
@@ -22,6 +24,37 @@ class LivenessPolicy:
     max_lifetime_ms: int = 24 * 60 * 60 * 1000
 
 
+class PongWatch:
+    """Counts connections with a ping still unanswered, server-wide.
+
+    A virtual-clock advance steps through time and, after each step that sent pings, gives
+    clients a moment of real time to answer them (see `UserStreamServer.advance_clock`), so a
+    jump of hours behaves like hours passing while a client that never answers is still
+    dropped at its deadline.
+    """
+
+    __slots__ = ("_settled", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    def pinged(self) -> None:
+        self.waiting += 1
+        self._settled.clear()
+
+    def answered(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self._settled.set()
+
+    async def settle(self, timeout_s: float) -> None:
+        """Wait until every ping is answered (or closed), at most `timeout_s` of real time."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout_s)
+
+
 class Liveness:
     __slots__ = (
         "_conn",
@@ -31,14 +64,20 @@ class Liveness:
         "_ping_timer",
         "_policy",
         "_pong_timer",
+        "_pongs",
         "_scheduler",
         "connected_ms",
     )
 
     def __init__(
-        self, conn: WebSocketConnection, scheduler: Scheduler, policy: LivenessPolicy
+        self,
+        conn: WebSocketConnection,
+        scheduler: Scheduler,
+        policy: LivenessPolicy,
+        pongs: PongWatch | None = None,
     ) -> None:
         self._conn = conn
+        self._pongs = pongs
         self._scheduler = scheduler
         self._policy = policy
         self.connected_ms = scheduler.clock.now_ms()
@@ -58,6 +97,8 @@ class Liveness:
         self._conn.ping(payload)
         if self._oldest_unanswered_ms is None:
             self._oldest_unanswered_ms = due_ms
+            if self._pongs is not None:
+                self._pongs.pinged()
             self._pong_timer = self._scheduler.call_at(
                 due_ms + self._policy.pong_timeout_ms, self._pong_overdue
             )
@@ -67,11 +108,16 @@ class Liveness:
 
     def on_pong(self, payload: bytes) -> None:
         if payload in self._outstanding:
-            self._outstanding.clear()
-            self._oldest_unanswered_ms = None
-            if self._pong_timer is not None:
-                self._pong_timer.cancel()
-                self._pong_timer = None
+            self._answered()
+
+    def _answered(self) -> None:
+        self._outstanding.clear()
+        if self._oldest_unanswered_ms is not None and self._pongs is not None:
+            self._pongs.answered()
+        self._oldest_unanswered_ms = None
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
 
     def _pong_overdue(self, due_ms: int) -> None:
         self._conn.close(CloseCode.POLICY_VIOLATION, "no pong received within 10 minutes")
@@ -82,5 +128,4 @@ class Liveness:
     def stop(self) -> None:
         self._ping_timer.cancel()
         self._lifetime_timer.cancel()
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
+        self._answered()

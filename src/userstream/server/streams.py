@@ -12,7 +12,7 @@ from userstream.protocol.control import ControlState, IncomingRateLimit, handle_
 from userstream.protocol.routes import Route
 from userstream.protocol.wsframes import CloseCode, Opcode
 from userstream.server.gateway import StreamGateway
-from userstream.server.liveness import Liveness, LivenessPolicy
+from userstream.server.liveness import Liveness, LivenessPolicy, PongWatch
 from userstream.server.scheduler import Scheduler
 from userstream.server.websocket import WebSocketConnection
 
@@ -25,7 +25,9 @@ class StreamSession:
         scheduler: Scheduler,
         policy: LivenessPolicy,
         on_closed: Callable[[StreamSession], None],
+        pongs: PongWatch | None = None,
     ) -> None:
+        self._pongs = pongs
         self.route = route
         self.state = ControlState(
             combined=route.combined, streams={s.name: s for s in route.streams}
@@ -48,7 +50,7 @@ class StreamSession:
 
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn
-        self._liveness = Liveness(conn, self._scheduler, self._policy)
+        self._liveness = Liveness(conn, self._scheduler, self._policy, self._pongs)
         if self.route.delivers_user_data:
             for stream in self.state.streams.values():
                 self._gateway.subscribe(self, stream)

@@ -20,7 +20,7 @@ from userstream.protocol import wsapi as api
 from userstream.protocol.wsframes import Opcode
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import RequestWeightLimiter
-from userstream.server.liveness import Liveness, LivenessPolicy
+from userstream.server.liveness import Liveness, LivenessPolicy, PongWatch
 from userstream.server.scheduler import Scheduler
 from userstream.server.websocket import WebSocketConnection
 
@@ -38,7 +38,9 @@ class WsApiSession:
         policy: LivenessPolicy,
         return_rate_limits: bool,
         on_closed: Callable[[WsApiSession], None],
+        pongs: PongWatch | None = None,
     ) -> None:
+        self._pongs = pongs
         self._keys = keys
         self._limiter = limiter
         self._scheduler = scheduler
@@ -57,7 +59,7 @@ class WsApiSession:
 
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn
-        self._liveness = Liveness(conn, self._scheduler, self._policy)
+        self._liveness = Liveness(conn, self._scheduler, self._policy, self._pongs)
 
     def on_message(self, opcode: Opcode, payload: bytes) -> None:
         if len(self._queue) >= MAX_QUEUED_REQUESTS:
