@@ -39,7 +39,8 @@ async def test_one_advance_of_a_day_closes_at_the_cap_not_for_a_missing_pong(
         assert status == 200
         code, reason = await wait_closed(ws)
         assert code == 1000
-        assert reason is not None and "24-hour" in reason
+        assert reason is not None
+        assert "24-hour" in reason
     del key
 
 
