@@ -1,5 +1,9 @@
 """userstream: Binance USDⓈ-M Futures user data streams, server and client."""
 
+from userstream.client.backoff import Backoff
+from userstream.client.endpoints import Endpoints
+from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
+from userstream.client.stream import UserDataStream
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import (
     BinanceAPIError,
@@ -8,18 +12,29 @@ from userstream.exceptions import (
     InvalidAPIKey,
     ListenKeyNotFound,
     RateLimited,
+    ReconnectGaveUp,
+    TransportError,
     UserStreamError,
 )
 
 __all__ = [
+    "Backoff",
     "BinanceAPIError",
     "Clock",
     "ConfigurationError",
+    "ConnectionState",
+    "Endpoints",
     "EventValidationError",
+    "GapReason",
     "InvalidAPIKey",
     "ListenKeyNotFound",
     "ManualClock",
     "RateLimited",
+    "ReconnectGaveUp",
+    "StreamGap",
+    "StreamHealth",
     "SystemClock",
+    "TransportError",
+    "UserDataStream",
     "UserStreamError",
 ]

@@ -1,0 +1,742 @@
+"""`UserDataStream`: one object that owns a listenKey and its stream connection (issue 3).
+
+    async with UserDataStream(api_key) as stream:
+        async for item in stream:
+            if isinstance(item, StreamGap):
+                ...  # events after item.since_ms may be missing: resynchronise
+            else:
+                ...  # a userstream.protocol.events model
+
+Lifecycle (spec §2.3, §4.5): the key is created on enter, extended every 30 minutes, and
+closed (DELETE) on `aclose()`. Recovery:
+
+* a dropped connection (or one that stops answering pings: websockets' keepalive closes it
+  with 1011) is reopened with jittered exponential backoff, unlimited by default; before
+  reopening, the key is checked with a keepalive, so a key that died meanwhile is replaced
+  instead of reused (a socket on a dead key is accepted and stays silent, spec §2.3);
+* `listenKeyExpired` for our key, -1125 from a keepalive, or keepalives failing until the
+  key's 60 minutes ran out: a new key is issued and the stream reconnects at once;
+* before Binance's 24-hour cap (`rotate_after_ms`) a second connection is opened on the
+  same key, both run for `rotation_overlap_ms`, duplicates are dropped, then the old one is
+  closed (make-before-break): nothing is lost, no gap marker.
+
+Whenever events could have been missed, a `StreamGap` is yielded before the next event.
+Every task belongs to the stream and is cancelled and awaited by `aclose()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from userstream.client.backoff import Backoff
+from userstream.client.buffer import EventBuffer, Item, OverflowPolicy
+from userstream.client.dedupe import Deduplicator
+from userstream.client.endpoints import Endpoints
+from userstream.client.health import (
+    ConnectionState,
+    GapReason,
+    HealthTracker,
+    StreamGap,
+    StreamHealth,
+)
+from userstream.client.keepalive import (
+    DEFAULT_INTERVAL_MS,
+    KeepaliveAction,
+    KeepaliveSchedule,
+)
+from userstream.client.listenkeys import (
+    ListenKeyClient,
+    RestListenKeys,
+    WsApiListenKeys,
+    redact,
+)
+from userstream.client.reorder import Reorderer
+from userstream.clock import Clock, SystemClock
+from userstream.exceptions import (
+    BinanceAPIError,
+    ConfigurationError,
+    InvalidAPIKey,
+    ListenKeyNotFound,
+    ReconnectGaveUp,
+    TransportError,
+    UserStreamError,
+)
+from userstream.protocol.codec import UnknownEventError, decode_event
+from userstream.protocol.events import Event, ListenKeyExpired
+
+__all__ = ["StateCallback", "UserDataStream"]
+
+log = logging.getLogger("userstream.client")
+
+StateCallback: TypeAlias = Callable[[ConnectionState, ConnectionState, str], None]
+"""`on_state_change(old, new, reason)`; called on the event loop, must not block."""
+
+DEFAULT_ROTATE_AFTER_MS = 23 * 3600_000 + 30 * 60_000  # 30 minutes before the 24 h cap (§4.5)
+_ROTATION_RETRY_MS = 60_000
+_CLOSE_KEY_TIMEOUT_S = 5.0
+# What opening a stream connection can raise that is worth retrying.
+_CONNECT_ERRORS = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed)
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    ws: ClientConnection
+    key: str
+    opened_ms: int
+    last_frame_ms: int
+    rotate_at_ms: int
+    reader: asyncio.Task[None] | None = None
+    retired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Dropped:
+    conn: _Connection
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyLost:
+    generation: int
+    reason: GapReason
+    detail: str
+    since_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fatal:
+    error: UserStreamError
+
+
+_Signal: TypeAlias = _Dropped | _KeyLost | _Fatal
+
+
+@dataclass(slots=True)
+class _Tasks:
+    """The stream's background tasks: every one is cancelled and awaited on close."""
+
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run(), name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def cancel_all(self) -> None:
+        while self.tasks:
+            pending = list(self.tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.tasks.difference_update(pending)
+
+
+class UserDataStream:
+    """A user data stream that reconnects, rotates and replaces its key on its own.
+
+    Args:
+        api_key: the Binance API key (sent only as `X-MBX-APIKEY` or `apiKey`; never logged).
+        endpoints: base URLs; `Endpoints.production()` by default.
+        key_transport: `"rest"` (POST/PUT/DELETE /fapi/v1/listenKey) or `"ws_api"`
+            (`userDataStream.start/ping/stop`).
+        clock: drives keepalives, rotation, backoff waits, the reorder window and health.
+        backoff: reconnect delays; unlimited by default. Reset after a connection stayed up
+            `healthy_after_ms`.
+        keepalive_interval_ms: time between keepalives (30 minutes; the key lives 60).
+        rotate_after_ms: connection age at which make-before-break rotation starts.
+        rotation_overlap_ms: how long the old and new connections run side by side.
+        healthy_after_ms: a connection up this long resets the backoff when it drops.
+        reorder_window_ms: hold events up to this long to yield them in `E` order
+            (spec §4.6); 0 yields each event as it arrives.
+        reorder_max_held: most events held for reordering.
+        max_buffered: most events waiting for the consumer.
+        overflow: `"block"` stops reading the socket while the consumer is behind;
+            `"drop_oldest"` drops the oldest waiting event and yields a `StreamGap`.
+        ping_interval_s: seconds between client pings (websockets keepalive); a connection
+            that answers no ping within `ping_timeout_s` is closed and replaced.
+        ping_timeout_s: see above. `None` for either disables client pings.
+        open_timeout_s: handshake timeout for a stream connection.
+        dedupe_window: how many recent frames are remembered to drop exact duplicates.
+        close_key_on_exit: DELETE the key on `aclose()`. Binance keeps one key per account,
+            so pass False if other processes share the account's stream.
+        rng: randomness for backoff jitter (`random.Random(seed)` for repeatable runs).
+        on_state_change: called with `(old, new, reason)` on every state change.
+        listen_keys: a custom `ListenKeyClient` (then `key_transport` is ignored).
+
+    Raises:
+        ConfigurationError: impossible settings.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        endpoints: Endpoints | None = None,
+        key_transport: Literal["rest", "ws_api"] = "rest",
+        clock: Clock | None = None,
+        backoff: Backoff | None = None,
+        keepalive_interval_ms: int = DEFAULT_INTERVAL_MS,
+        rotate_after_ms: int = DEFAULT_ROTATE_AFTER_MS,
+        rotation_overlap_ms: int = 2_000,
+        healthy_after_ms: int = 60_000,
+        reorder_window_ms: int = 20,
+        reorder_max_held: int = 1_000,
+        max_buffered: int = 10_000,
+        overflow: OverflowPolicy = "block",
+        ping_interval_s: float | None = 20.0,
+        ping_timeout_s: float | None = 20.0,
+        open_timeout_s: float = 10.0,
+        dedupe_window: int = 4096,
+        close_key_on_exit: bool = True,
+        rng: random.Random | None = None,
+        on_state_change: StateCallback | None = None,
+        listen_keys: ListenKeyClient | None = None,
+    ) -> None:
+        if not api_key:
+            raise ConfigurationError("api_key is empty")
+        if overflow not in ("block", "drop_oldest"):
+            raise ConfigurationError(f"overflow must be 'block' or 'drop_oldest', not {overflow!r}")
+        if key_transport not in ("rest", "ws_api"):
+            raise ConfigurationError(
+                f"key_transport must be 'rest' or 'ws_api', not {key_transport!r}"
+            )
+        if rotate_after_ms <= 0 or rotation_overlap_ms < 0 or max_buffered < 1:
+            raise ConfigurationError("rotate_after_ms and max_buffered must be > 0")
+        self._endpoints = endpoints or Endpoints.production()
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff()
+        self._rotate_after_ms = rotate_after_ms
+        self._rotation_overlap_ms = rotation_overlap_ms
+        self._healthy_after_ms = healthy_after_ms
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
+        self._open_timeout_s = open_timeout_s
+        self._close_key_on_exit = close_key_on_exit
+        self._on_state_change = on_state_change
+        self._key_transport = key_transport
+        if listen_keys is not None:
+            self._listen_keys: ListenKeyClient = listen_keys
+        elif key_transport == "ws_api":
+            self._listen_keys = WsApiListenKeys(api_key, self._endpoints.ws_api_url)
+        else:
+            self._listen_keys = RestListenKeys(api_key, self._endpoints.rest_url)
+        self._plan = KeepaliveSchedule(interval_ms=keepalive_interval_ms, rng=self._rng)
+        self._dedupe = Deduplicator(dedupe_window)
+        self._reorder: Reorderer[Event] = Reorderer(reorder_window_ms, reorder_max_held)
+        self._buffer = EventBuffer(max_buffered, overflow)
+        self._health = HealthTracker()
+        self._tasks = _Tasks()
+        self._key: str | None = None
+        self._generation = 0
+        self._primary: _Connection | None = None
+        self._connections: set[_Connection] = set()
+        self._delays: Iterator[int] = self._backoff.delays(self._rng)
+        self._last_receiving_ms = 0
+        self._failure: UserStreamError | None = None
+        self._started = False
+        self._closed = False
+        # Created lazily on the running loop.
+        self._signals: asyncio.Queue[_Signal] | None = None
+        self._readable: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
+        self._held: asyncio.Event | None = None
+        self._key_changed: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<UserDataStream {self._health.state.value} stream={self._endpoints.stream_url!r} "
+            f"key_transport={self._key_transport!r}>"
+        )
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def health(self) -> StreamHealth:
+        """A snapshot of key age, keepalive result, last event, connection age, counters."""
+        return self._health.snapshot(self._clock.now_ms(), self._buffer.events)
+
+    @property
+    def listen_key(self) -> str | None:
+        """The current listenKey (a secret: do not log it)."""
+        return self._key
+
+    async def __aenter__(self) -> UserDataStream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> UserDataStream:
+        return self
+
+    async def __anext__(self) -> Item:
+        """The next event or gap marker, in order.
+
+        Raises:
+            StopAsyncIteration: after `aclose()`.
+            InvalidAPIKey: the API key was rejected; the stream cannot continue.
+            ReconnectGaveUp: a finite backoff ran out.
+        """
+        readable = self._event("_readable")
+        room = self._event("_room")
+        while True:
+            item = self._buffer.take()
+            if item is not None:
+                if self._buffer.has_room():
+                    room.set()
+                return item
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                raise StopAsyncIteration
+            readable.clear()
+            await readable.wait()
+
+    async def start(self) -> None:
+        """Create the key and open the first connection (what `async with` does).
+
+        Raises:
+            InvalidAPIKey: the API key was rejected.
+            BinanceAPIError, TransportError: the key could not be created.
+        """
+        if self._started:
+            raise ConfigurationError("a UserDataStream can be started only once")
+        self._started = True
+        self._signals = asyncio.Queue()
+        self._set_state(ConnectionState.CONNECTING, "start")
+        try:
+            await self._issue_key(retry=False)
+            opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._tasks.spawn(self._guard(self._supervise(opened)), "userstream-supervisor")
+            self._tasks.spawn(self._guard(self._keepalive_loop()), "userstream-keepalive")
+            self._tasks.spawn(self._guard(self._flush_loop()), "userstream-reorder")
+            await opened
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop every task, close the connections and (by default) DELETE the key.
+
+        Idempotent. Iteration ends with `StopAsyncIteration` once the buffer is drained.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await self._tasks.cancel_all()
+        for conn in list(self._connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+        self._connections.clear()
+        self._primary = None
+        key, self._key = self._key, None
+        if key is not None and self._close_key_on_exit:
+            try:
+                async with asyncio.timeout(_CLOSE_KEY_TIMEOUT_S):
+                    await self._listen_keys.close(key)
+                log.info("listenKey %s closed", redact(key))
+            except (UserStreamError, TimeoutError) as exc:
+                log.warning("could not close listenKey %s: %s", redact(key), exc)
+        await self._listen_keys.aclose()
+        self._set_state(ConnectionState.CLOSED, "closed")
+        if self._readable is not None:
+            self._readable.set()
+
+    # --- supervision ------------------------------------------------------------------------
+
+    def _event(self, name: str) -> asyncio.Event:
+        event: asyncio.Event | None = getattr(self, name)
+        if event is None:
+            event = asyncio.Event()
+            if name == "_room":
+                event.set()
+            setattr(self, name, event)
+        return event
+
+    async def _guard(self, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except UserStreamError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            log.exception("userstream client task failed")
+            self._fail(UserStreamError(f"internal error: {exc!r}"))
+
+    def _fail(self, error: UserStreamError) -> None:
+        if self._failure is None:
+            self._failure = error
+            log.error("user data stream stopped: %s", error)
+        self._event("_readable").set()
+
+    async def _supervise(self, opened: asyncio.Future[None]) -> None:
+        try:
+            self._primary = await self._reconnect(verify_key=False, reason="start")
+        except BaseException as exc:
+            if not opened.done():
+                opened.set_exception(exc)
+            raise
+        opened.set_result(None)
+        self._delays = self._backoff.delays(self._rng)  # the first drop reconnects at once
+        assert self._signals is not None
+        while True:
+            primary = self._primary
+            deadline = primary.rotate_at_ms if primary is not None else None
+            signal = await self._next_signal(deadline)
+            if signal is None:
+                await self._rotate()
+            elif isinstance(signal, _Fatal):
+                raise signal.error
+            elif isinstance(signal, _Dropped):
+                await self._on_dropped(signal)
+            elif signal.generation == self._generation:
+                await self._on_key_lost(signal)
+
+    async def _next_signal(self, deadline_ms: int | None) -> _Signal | None:
+        assert self._signals is not None
+        if not self._signals.empty() or deadline_ms is None:
+            return await self._signals.get()
+        getter = asyncio.ensure_future(self._signals.get())
+        timer = asyncio.ensure_future(self._clock.sleep_until(deadline_ms))
+        try:
+            await asyncio.wait({getter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (getter, timer):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(getter, timer, return_exceptions=True)
+        if getter.done() and not getter.cancelled() and getter.exception() is None:
+            return getter.result()
+        return None
+
+    async def _on_dropped(self, signal: _Dropped) -> None:
+        conn = signal.conn
+        self._connections.discard(conn)
+        if conn is not self._primary or conn.retired:
+            return
+        self._primary = None
+        now = self._clock.now_ms()
+        if now - conn.opened_ms >= self._healthy_after_ms:
+            self._delays = self._backoff.delays(self._rng)
+        self._gap(conn.last_frame_ms, GapReason.DISCONNECTED, signal.detail)
+        self._health.last_reason = f"disconnected: {signal.detail}"
+        log.warning("stream connection lost (%s); reconnecting", signal.detail)
+        self._primary = await self._reconnect(verify_key=True, reason=signal.detail)
+        self._health.reconnects += 1
+
+    async def _on_key_lost(self, signal: _KeyLost) -> None:
+        old = self._primary
+        since = signal.since_ms
+        if since is None:
+            since = old.last_frame_ms if old is not None else self._last_receiving_ms
+        self._gap(since, signal.reason, signal.detail)
+        self._health.last_reason = f"{signal.reason.value}: {signal.detail}"
+        log.warning("listenKey lost (%s: %s); issuing a new one", signal.reason, signal.detail)
+        self._primary = None
+        if old is not None:
+            self._retire(old, overlap_ms=0)
+        await self._issue_key(retry=True)
+        self._primary = await self._reconnect(verify_key=False, reason=signal.reason.value)
+        self._health.reconnects += 1
+
+    async def _rotate(self) -> None:
+        old = self._primary
+        assert old is not None
+        assert self._key is not None
+        self._set_state(ConnectionState.ROTATING, "24-hour cap ahead")
+        try:
+            new = await self._open(self._key)
+        except _CONNECT_ERRORS as exc:
+            log.warning("rotation: new connection failed (%r); retrying later", exc)
+            old.rotate_at_ms = self._clock.now_ms() + _ROTATION_RETRY_MS
+            self._set_state(ConnectionState.CONNECTED, "rotation postponed")
+            return
+        self._primary = new
+        self._health.rotations += 1
+        self._health.connected_ms = new.opened_ms
+        self._retire(old, overlap_ms=self._rotation_overlap_ms)
+        log.info("rotated the stream connection (make-before-break)")
+        self._set_state(ConnectionState.CONNECTED, "rotated")
+
+    def _retire(self, conn: _Connection, overlap_ms: int) -> None:
+        conn.retired = True
+
+        async def retire() -> None:
+            if overlap_ms:
+                await self._clock.sleep_until(self._clock.now_ms() + overlap_ms)
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+            self._connections.discard(conn)
+
+        self._tasks.spawn(retire(), "userstream-retire")
+
+    async def _reconnect(self, verify_key: bool, reason: str) -> _Connection:
+        """Open a connection on the current key, retrying with backoff; never gives up
+        unless the backoff is finite. With `verify_key`, a keepalive first proves the key is
+        still alive (a stream on a dead key would be silently empty, spec §2.3)."""
+        first = True
+        while True:
+            delay = next(self._delays, None)
+            if delay is None:
+                raise ReconnectGaveUp(f"no reconnect attempts left (last reason: {reason})")
+            if not first or delay:
+                self._set_state(ConnectionState.RECONNECTING, reason)
+            if delay:
+                await self._clock.sleep_until(self._clock.now_ms() + delay)
+            first = False
+            self._set_state(ConnectionState.CONNECTING, reason)
+            try:
+                if verify_key:
+                    await self._verify_key()
+                    verify_key = False
+                assert self._key is not None
+                conn = await self._open(self._key)
+            except InvalidAPIKey:
+                raise
+            except (*_CONNECT_ERRORS, TransportError, BinanceAPIError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("reconnect attempt failed: %s", reason)
+                continue
+            self._health.connected_ms = conn.opened_ms
+            self._set_state(ConnectionState.CONNECTED, reason)
+            return conn
+
+    async def _verify_key(self) -> None:
+        key = self._key
+        assert key is not None
+        try:
+            extended = await self._listen_keys.keepalive(key)
+        except ListenKeyNotFound as exc:
+            self._health.keepalive(self._clock.now_ms(), str(exc))
+            self._health.last_reason = "key_rejected: listenKey gone while disconnected"
+            log.warning("listenKey %s is gone; issuing a new one", redact(key))
+            await self._issue_key(retry=False)
+            return
+        self._health.keepalive(self._clock.now_ms(), None)
+        if extended != key:
+            await self._issue_key(retry=False)
+        else:
+            self._plan.succeeded(self._clock.now_ms())
+
+    async def _issue_key(self, retry: bool) -> None:
+        while True:
+            try:
+                key = await self._listen_keys.create()
+                break
+            except InvalidAPIKey:
+                raise
+            except (TransportError, BinanceAPIError) as exc:
+                if not retry:
+                    raise
+                delay = next(self._delays, None)
+                if delay is None:
+                    raise ReconnectGaveUp(f"could not issue a listenKey: {exc}") from exc
+                log.warning("could not issue a listenKey (%s); retrying in %d ms", exc, delay)
+                self._set_state(ConnectionState.RECONNECTING, f"listenKey: {exc}")
+                await self._clock.sleep_until(self._clock.now_ms() + delay)
+        now = self._clock.now_ms()
+        self._key = key
+        self._generation += 1
+        self._health.key_issued(now)
+        self._plan.key_created(now)
+        changed = self._event("_key_changed")
+        changed.set()
+        self._key_changed = asyncio.Event()
+        log.info("listenKey %s issued", redact(key))
+
+    async def _open(self, key: str) -> _Connection:
+        try:
+            ws = await connect(
+                self._endpoints.user_data_url(key),
+                ping_interval=self._ping_interval_s,
+                ping_timeout=self._ping_timeout_s,
+                open_timeout=self._open_timeout_s,
+                close_timeout=2,
+                max_queue=16,
+            )
+        except InvalidURI as exc:
+            raise ConfigurationError(f"bad stream URL: {exc}") from None
+        now = self._clock.now_ms()
+        conn = _Connection(ws, key, now, now, now + self._rotate_after_ms)
+        self._connections.add(conn)
+        conn.reader = self._tasks.spawn(self._read(conn), "userstream-reader")
+        log.info("stream connection open")
+        return conn
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def _read(self, conn: _Connection) -> None:
+        room = self._event("_room")
+        detail = "closed"
+        try:
+            while True:
+                if not room.is_set():
+                    await room.wait()  # "block": stop reading; the socket fills and TCP pushes back
+                raw = await conn.ws.recv(decode=False)
+                self._ingest(conn, raw)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            why = exc.rcvd.reason if exc.rcvd is not None else ""
+            if exc.sent is not None and exc.rcvd is None:
+                code, why = exc.sent.code, exc.sent.reason
+            detail = f"{code} {why}".strip()
+        except Exception as exc:  # a bug must not end the stream silently: replace the socket
+            log.exception("stream reader failed")
+            detail = f"reader failed: {exc!r}"
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+        self._last_receiving_ms = max(self._last_receiving_ms, conn.last_frame_ms)
+        assert self._signals is not None
+        self._signals.put_nowait(_Dropped(conn, detail))
+
+    def _ingest(self, conn: _Connection, raw: bytes) -> None:
+        now = self._clock.now_ms()
+        conn.last_frame_ms = now
+        if self._dedupe.is_duplicate(raw):
+            self._health.duplicates += 1
+            return
+        try:
+            event = decode_event(raw)
+        except UnknownEventError as exc:
+            self._health.skipped += 1
+            log.debug("skipped an event of unknown type %r", exc.event_type)
+            return
+        except UserStreamError as exc:
+            self._health.skipped += 1
+            log.warning("skipped an undecodable frame: %s", exc)
+            return
+        if isinstance(event, ListenKeyExpired):
+            if event.listen_key == conn.key == self._key:
+                assert self._signals is not None
+                self._signals.put_nowait(
+                    _KeyLost(self._generation, GapReason.KEY_EXPIRED, "listenKeyExpired", now)
+                )
+            return
+        self._health.events += 1
+        self._health.last_event_ms = now
+        self._offer(self._reorder.push(event, event.event_time, now))
+        if len(self._reorder):
+            self._event("_held").set()
+
+    def _offer(self, events: list[Event]) -> None:
+        if not events:
+            return
+        for event in events:
+            gap = self._buffer.offer_event(event)
+            if gap is not None:
+                self._health.gaps += 1
+                log.warning("consumer too slow: dropped events (overflow='drop_oldest')")
+        if self._buffer.policy == "block" and not self._buffer.has_room():
+            self._event("_room").clear()
+        self._event("_readable").set()
+
+    def _gap(self, since_ms: int, reason: GapReason, detail: str) -> None:
+        self._offer(self._reorder.flush())
+        if self._buffer.offer_gap(StreamGap(since_ms, reason, detail)):
+            self._health.gaps += 1
+        self._event("_readable").set()
+
+    async def _flush_loop(self) -> None:
+        held = self._event("_held")
+        while True:
+            deadline = self._reorder.next_deadline()
+            if deadline is None:
+                held.clear()
+                await held.wait()
+                continue
+            await self._clock.sleep_until(deadline)
+            self._offer(self._reorder.pop_due(self._clock.now_ms()))
+
+    # --- keepalive --------------------------------------------------------------------------
+
+    async def _keepalive_loop(self) -> None:
+        assert self._signals is not None
+        while True:
+            generation, key = self._generation, self._key
+            changed = self._event("_key_changed")
+            now = self._clock.now_ms()
+            action = self._plan.due(now)
+            if action is KeepaliveAction.PING and key is not None:
+                action = await self._keepalive_once(key, generation)
+            if action is KeepaliveAction.KEY_LOST:
+                self._signals.put_nowait(
+                    _KeyLost(generation, GapReason.KEY_LOST, "keepalives failed for 60 minutes")
+                )
+                await changed.wait()
+            elif generation == self._generation:
+                await self._sleep_or(changed, self._plan.next_due_ms)
+
+    async def _keepalive_once(self, key: str, generation: int) -> KeepaliveAction:
+        assert self._signals is not None
+        try:
+            extended = await self._listen_keys.keepalive(key)
+        except InvalidAPIKey as exc:
+            self._signals.put_nowait(_Fatal(exc))
+            return KeepaliveAction.WAIT
+        except ListenKeyNotFound as exc:
+            self._health.keepalive(self._clock.now_ms(), str(exc))
+            if generation == self._generation:
+                self._signals.put_nowait(_KeyLost(generation, GapReason.KEY_REJECTED, str(exc)))
+                await self._event("_key_changed").wait()
+            return KeepaliveAction.WAIT
+        except (TransportError, BinanceAPIError) as exc:
+            now = self._clock.now_ms()
+            self._health.keepalive(now, str(exc))
+            if generation != self._generation:
+                return KeepaliveAction.WAIT
+            action = self._plan.failed(now)
+            log.warning("keepalive failed (%s); next try at %d", exc, self._plan.next_due_ms)
+            return action
+        now = self._clock.now_ms()
+        self._health.keepalive(now, None)
+        if generation != self._generation:
+            return KeepaliveAction.WAIT
+        if extended != key:
+            self._signals.put_nowait(
+                _KeyLost(generation, GapReason.KEY_REJECTED, "keepalive extended another key")
+            )
+            await self._event("_key_changed").wait()
+            return KeepaliveAction.WAIT
+        self._plan.succeeded(now)
+        log.debug("listenKey %s extended", redact(key))
+        return KeepaliveAction.WAIT
+
+    async def _sleep_or(self, event: asyncio.Event, deadline_ms: int) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline_ms))
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waiter):
+                task.cancel()
+            await asyncio.gather(sleeper, waiter, return_exceptions=True)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def _set_state(self, new: ConnectionState, reason: str) -> None:
+        old = self._health.state
+        if old == new:
+            return
+        self._health.state = new
+        log.info("state %s -> %s (%s)", old.value, new.value, reason)
+        if self._on_state_change is not None:
+            try:
+                self._on_state_change(old, new, reason)
+            except Exception:
+                log.exception("on_state_change callback failed")
