@@ -375,6 +375,7 @@ async def test_ws_api_handshake_refused_over_the_limit_has_binance_body(tmp_path
         head, _, body = raw.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
         assert b"\r\nRetry-After: 60" in head
+        assert b"\r\nX-MBX-USED-WEIGHT-1M: 9" in head  # the refused handshake counted too
         assert json.loads(body) == too_many(4)
 
 
@@ -416,6 +417,23 @@ async def test_ws_api_return_rate_limits_false(tmp_path: Path) -> None:
                 ws, 2, "userDataStream.ping", apiKey=account.api_key, returnRateLimits=True
             )
             assert reply["rateLimits"] == [weight_item(2400, 7)]
+        finally:
+            await ws.close()
+
+
+async def test_ws_api_return_rate_limits_is_read_as_a_parameter(tmp_path: Path) -> None:
+    async with limited_server(tmp_path, WeightLimits()) as s:
+        account = s.app.accounts.create("ws", s.clock.now_ms())
+        ws = await s.ws_api("?xreturnRateLimits=false&returnRateLimits=FALSE")
+        try:
+            reply = await ws_call(ws, 1, "userDataStream.start", apiKey=account.api_key)
+            assert set(reply) == {"id", "status", "result"}
+        finally:
+            await ws.close()
+        ws = await s.ws_api("?xreturnRateLimits=false")
+        try:
+            reply = await ws_call(ws, 1, "userDataStream.start", apiKey=account.api_key)
+            assert "rateLimits" in reply
         finally:
             await ws.close()
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from userstream.accounts import Account, AccountStore
 from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
@@ -31,9 +32,9 @@ from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
 from userstream.server.gateway import StreamGateway
-from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
-from userstream.server.limits import RequestWeightLimiter, WeightLimits
+from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.server.liveness import LivenessPolicy, PongWatch
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
@@ -66,6 +67,7 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     max_message_bytes: int = 64 * 1024
     max_unsent_bytes: int = 4 * 1024 * 1024
+    request_timeout_s: float = REQUEST_TIMEOUT_S
 
 
 @dataclass(slots=True)
@@ -120,7 +122,11 @@ class UserStreamServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpProtocol(
-                self, self.flusher, self.config.max_body_bytes, self.config.max_message_bytes
+                self,
+                self.flusher,
+                self.config.max_body_bytes,
+                self.config.max_message_bytes,
+                self.config.request_timeout_s,
             ),
             self.config.host,
             self.config.port,
@@ -211,13 +217,14 @@ class UserStreamServer:
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
         if request.path == WS_API_PATH:
             try:
-                used = self.limiter.charge(
-                    request.client_ip, WS_API_HANDSHAKE_WEIGHT, self.clock.now_ms()
-                )
+                self.limiter.charge(request.client_ip, WS_API_HANDSHAKE_WEIGHT, self.clock.now_ms())
             except RateLimited as limited:
-                return error_response(limited)
-            del used
-            return_limits = "returnratelimits=false" not in request.query.lower()
+                used = self.limiter.used(request.client_ip, self.clock.now_ms())
+                return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
+            # `?returnRateLimits=false` on the URL turns rateLimits off for the connection
+            # (spec §3.1); per-request params can still turn them back on.
+            flags = dict(parse_qsl(request.query, keep_blank_values=True))
+            return_limits = flags.get("returnRateLimits", "true").lower() != "false"
             ws_api = WsApiSession(
                 self.keys,
                 self.limiter,

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
+# A request must arrive whole within this many seconds of the connection opening or of the
+# previous answer; otherwise the connection is closed (408 if a request had begun). This is
+# socket hygiene against slow-loris clients, not a protocol deadline, so it runs on the event
+# loop's real clock rather than the injectable one.
+REQUEST_TIMEOUT_S = 60.0
 
 _REASONS = {
     200: "OK",
@@ -33,6 +38,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
     414: "URI Too Long",
     418: "I'm a teapot",
@@ -102,8 +108,16 @@ class _RequestTooLarge(Exception):
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, app: HttpApp, flusher: Flusher, max_body: int, max_message: int) -> None:
+    def __init__(
+        self,
+        app: HttpApp,
+        flusher: Flusher,
+        max_body: int,
+        max_message: int,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self._app = app
+        self._request_timeout_s = request_timeout_s
         self._flusher = flusher
         self._max_body = max_body
         self._max_message = max_message
@@ -121,6 +135,8 @@ class HttpProtocol(asyncio.Protocol):
         self._websocket: WebSocketConnection | None = None
         self._closing = False
         self._rejection: bytes | None = None  # an error answer waiting behind queued requests
+        self._timeout: asyncio.TimerHandle | None = None
+        self._request_begun = False
 
     # asyncio.Protocol
 
@@ -130,6 +146,27 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self._client_ip = str(peer[0])
+        self._arm_timeout()
+
+    def _arm_timeout(self) -> None:
+        self._disarm_timeout()
+        loop = asyncio.get_running_loop()
+        self._timeout = loop.call_later(self._request_timeout_s, self._timed_out)
+
+    def _disarm_timeout(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+            self._timeout = None
+
+    def _timed_out(self) -> None:
+        self._timeout = None
+        if self._transport is None or self._websocket is not None:
+            return
+        if self._request_begun:
+            self._reject(408, "Request not received in time.")
+        else:
+            self._closing = True
+            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._websocket is not None:
@@ -153,6 +190,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(400, f"Malformed HTTP request: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_timeout()
         if self._websocket is not None:
             self._websocket.connection_lost(exc)
         if self._worker is not None:
@@ -170,6 +208,7 @@ class HttpProtocol(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        self._request_begun = True
         self._url = b""
         self._headers = {}
         self._header_bytes = 0
@@ -194,6 +233,8 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._request_begun = False
+        self._disarm_timeout()
         url = httptools.parse_url(self._url)
         path = url.path.decode("latin-1") if url.path else "/"
         query = url.query.decode("latin-1") if url.query else ""
@@ -228,6 +269,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._closing = True
                 self._transport.close()
                 return
+        if self._rejection is None and self._transport is not None and self._timeout is None:
+            self._arm_timeout()
         if self._rejection is not None and self._transport is not None:
             self._transport.write(self._rejection)
             self._transport.close()

@@ -120,7 +120,8 @@ class Liveness:
             self._pong_timer = None
 
     def _pong_overdue(self, due_ms: int) -> None:
-        self._conn.close(CloseCode.POLICY_VIOLATION, "no pong received within 10 minutes")
+        minutes = self._policy.pong_timeout_ms / 60_000
+        self._conn.close(CloseCode.POLICY_VIOLATION, f"no pong received within {minutes:g} minutes")
 
     def _lifetime_over(self, due_ms: int) -> None:
         self._conn.close(CloseCode.NORMAL, "connection reached the 24-hour limit")

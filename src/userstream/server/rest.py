@@ -48,9 +48,6 @@ class RestApi:
             "/api/v3/time": {"GET": self._time},
         }
 
-    def claims(self, path: str) -> bool:
-        return path.startswith(("/fapi/", "/api/"))
-
     async def handle(self, request: Request) -> Response:
         now = self._clock.now_ms()
         try:

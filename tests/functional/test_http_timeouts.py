@@ -1,0 +1,54 @@
+"""Socket hygiene: a request must arrive whole in time; idle keep-alive connections close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.conftest import ADMIN_TOKEN, START_MS
+from userstream.clock import ManualClock
+from userstream.server.app import ServerConfig, UserStreamServer
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[UserStreamServer]:
+    config = ServerConfig(
+        port=0,
+        data_dir=tmp_path / "data",
+        clock=ManualClock(START_MS),
+        admin_token=ADMIN_TOKEN,
+        request_timeout_s=0.2,
+    )
+    server = UserStreamServer(config)
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+async def test_a_request_that_never_finishes_gets_408(quick: UserStreamServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick.port)
+    writer.write(b"POST /fapi/v1/listenKey HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+    answer = await asyncio.wait_for(reader.read(), 2)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(b'"msg":"Request not received in time."}')
+    writer.close()
+
+
+async def test_an_idle_keep_alive_connection_is_closed_quietly(quick: UserStreamServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick.port)
+    writer.write(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 2)  # the answer, then EOF after the idle time
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b"\r\n\r\n{}")
+    writer.close()
+
+
+async def test_a_websocket_is_not_subject_to_the_request_timeout(quick: UserStreamServer) -> None:
+    async with websockets.connect(f"{quick.ws_url}/ws", ping_interval=None) as ws:
+        await asyncio.sleep(0.4)
+        await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')
+        assert await asyncio.wait_for(ws.recv(), 2) == '{"result":[],"id":1}'
