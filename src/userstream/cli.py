@@ -3,6 +3,8 @@
 userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
                  [--admin-token T] [--symbols FILE]
 userstream account create [--name NAME] [--data DIR]
+userstream listen --api-key K [--base-url URL --stream-url URL --ws-api-url URL | --testnet
+                  | --local [--host H] [--port P]] [--json] [--key-transport rest|ws_api]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from userstream import cli_listen
 from userstream.accounts import AccountStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import UserStreamError
@@ -48,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     create = account_commands.add_parser("create", help="create an account, print its keys")
     create.add_argument("--name", default="account")
     create.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
+    cli_listen.add_parser(commands)
     return parser
 
 
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "account":
             return _account_create(args)
+        if args.command == "listen":
+            return cli_listen.listen(args)
     except UserStreamError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         return 2
