@@ -1,0 +1,73 @@
+"""A real TCP relay in front of the server that can turn existing connections into black
+holes: bytes are read and silently discarded both ways, the sockets stay open. That is what
+a dead NAT entry or a half-dead peer looks like to a client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class _Pipe:
+    writers: list[asyncio.StreamWriter]
+    frozen: bool = False
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class BlackholeRelay:
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self._host = host
+        self._target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._pipes: list[_Pipe] = []
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self._host, 0)
+
+    def freeze_existing(self) -> int:
+        """Black-hole every connection open now; later connections relay normally."""
+        for pipe in self._pipes:
+            pipe.frozen = True
+        return len(self._pipes)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._target_port)
+        pipe = _Pipe([writer, up_writer])
+        self._pipes.append(pipe)
+        pipe.tasks = [
+            asyncio.create_task(self._pump(pipe, reader, up_writer)),
+            asyncio.create_task(self._pump(pipe, up_reader, writer)),
+        ]
+
+    @staticmethod
+    async def _pump(pipe: _Pipe, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await src.read(65536):
+                if not pipe.frozen:
+                    dst.write(data)
+                    await dst.drain()
+        if not pipe.frozen:
+            with contextlib.suppress(OSError):
+                dst.close()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pipe in self._pipes:
+            for task in pipe.tasks:
+                task.cancel()
+            await asyncio.gather(*pipe.tasks, return_exceptions=True)
+            for writer in pipe.writers:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+        if self._server is not None:
+            await self._server.wait_closed()
