@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,30 @@ class Harness:
         self.server.scheduler.run_due()
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Harness]:
-    clock = ManualClock(START_MS)
-    config = ServerConfig(port=0, data_dir=tmp_path / "data", clock=clock, admin_token=ADMIN_TOKEN)
+@asynccontextmanager
+async def running_harness(
+    data_dir: Path, clock: ManualClock | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
+    """An in-process server on 127.0.0.1:0 with a virtual clock; `overrides` go to
+    `ServerConfig` (e.g. `weight_limits=`, `max_body_bytes=`). Pass the same `clock` to two
+    servers on one `data_dir` to restart with time carried over."""
+    clock = clock if clock is not None else ManualClock(START_MS)
+    config = ServerConfig(
+        port=0, data_dir=data_dir, clock=clock, admin_token=ADMIN_TOKEN, **overrides
+    )
     app = UserStreamServer(config)
     await app.start()
-    async with aiohttp.ClientSession() as http:
-        yield Harness(app, clock, http)
-    await app.aclose()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Harness(app, clock, http)
+    finally:
+        await app.aclose()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path / "data") as harness:
+        yield harness
 
 
 @dataclass

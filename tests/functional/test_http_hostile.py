@@ -17,10 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, START_MS, Harness
+from tests.conftest import ADMIN_TOKEN, START_MS, Harness, running_harness
 from userstream.accounts import Account
-from userstream.clock import ManualClock
-from userstream.server.app import ServerConfig, UserStreamServer
 
 MAX_BODY = 256
 WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3 sample
@@ -137,19 +135,8 @@ async def assert_still_serving(w: Watcher) -> None:
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     """The conftest `server`, with a small body limit."""
-    clock = ManualClock(START_MS)
-    config = ServerConfig(
-        port=0,
-        data_dir=tmp_path / "data",
-        clock=clock,
-        admin_token=ADMIN_TOKEN,
-        max_body_bytes=MAX_BODY,
-    )
-    app = UserStreamServer(config)
-    await app.start()
-    async with aiohttp.ClientSession() as http:
-        yield Harness(app, clock, http)
-    await app.aclose()
+    async with running_harness(tmp_path / "data", max_body_bytes=MAX_BODY) as harness:
+        yield harness
 
 
 @pytest.fixture

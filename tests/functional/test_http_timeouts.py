@@ -9,24 +9,14 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import ADMIN_TOKEN, START_MS
-from userstream.clock import ManualClock
-from userstream.server.app import ServerConfig, UserStreamServer
+from tests.conftest import running_harness
+from userstream.server.app import UserStreamServer
 
 
 @pytest.fixture
 async def quick(tmp_path: Path) -> AsyncIterator[UserStreamServer]:
-    config = ServerConfig(
-        port=0,
-        data_dir=tmp_path / "data",
-        clock=ManualClock(START_MS),
-        admin_token=ADMIN_TOKEN,
-        request_timeout_s=0.2,
-    )
-    server = UserStreamServer(config)
-    await server.start()
-    yield server
-    await server.aclose()
+    async with running_harness(tmp_path / "data", request_timeout_s=0.2) as harness:
+        yield harness.server
 
 
 async def test_a_request_that_never_finishes_gets_408(quick: UserStreamServer) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, START_MS
+from tests.conftest import ADMIN_TOKEN, START_MS, running_harness
 from userstream.clock import ManualClock
-from userstream.server.app import ServerConfig, UserStreamServer
+from userstream.server.app import UserStreamServer
 from userstream.server.limits import WeightLimits
 
 MINUTE = 60_000
@@ -83,21 +83,8 @@ class Limited:
 
 @asynccontextmanager
 async def limited_server(tmp_path: Path, limits: WeightLimits) -> AsyncIterator[Limited]:
-    clock = ManualClock(START_MS)
-    config = ServerConfig(
-        port=0,
-        data_dir=tmp_path / "data",
-        clock=clock,
-        admin_token=ADMIN_TOKEN,
-        weight_limits=limits,
-    )
-    app = UserStreamServer(config)
-    await app.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Limited(app, clock, http)
-    finally:
-        await app.aclose()
+    async with running_harness(tmp_path / "data", weight_limits=limits) as h:
+        yield Limited(h.server, h.clock, h.http)
 
 
 async def ws_call(

@@ -16,10 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, START_MS, Harness
+from tests.conftest import START_MS, Harness, running_harness
 from userstream.accounts import Account
 from userstream.clock import ManualClock
-from userstream.server.app import ServerConfig, UserStreamServer
 from userstream.server.limits import WeightLimits
 
 MINUTE = 60_000
@@ -365,121 +364,61 @@ async def test_json_body_and_garbage_body_are_ignored(server: Harness) -> None:
 # --- survival across a restart ---------------------------------------------------------------
 
 
+async def _issue_then_stop(data: Path, clock: ManualClock) -> tuple[dict[str, str], str]:
+    """Start a server on `data`, issue a listenKey for a new account, stop the server."""
+    async with running_harness(data, clock) as first:
+        account = first.server.accounts.create("restart", clock.now_ms())
+        headers = {"X-MBX-APIKEY": account.api_key}
+        status, body, _ = await call(
+            first.http, "POST", f"{first.url}{LISTEN_KEY}", headers=headers
+        )
+    assert status == 200
+    return headers, body["listenKey"]
+
+
 async def test_keys_and_deadlines_survive_a_restart(tmp_path: Path) -> None:
     clock = ManualClock(START_MS)
-    data = tmp_path / "data"
-
-    def config() -> ServerConfig:
-        return ServerConfig(port=0, data_dir=data, clock=clock, admin_token=ADMIN_TOKEN)
-
-    first = UserStreamServer(config())
-    await first.start()
-    try:
-        account = first.accounts.create("restart", clock.now_ms())
-        headers = {"X-MBX-APIKEY": account.api_key}
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(
-                http, "POST", f"{first.http_url}{LISTEN_KEY}", headers=headers
-            )
+    headers, key = await _issue_then_stop(tmp_path / "data", clock)
+    await clock.advance(30 * MINUTE)
+    async with running_harness(tmp_path / "data", clock) as second:
+        assert second.server.demo_account is None  # not a fresh data dir
+        url = f"{second.url}{LISTEN_KEY}"
+        # The deadline came back too: 30 min after issue, 29 min 59.999 s more is fine...
+        await second.advance(30 * MINUTE - 1)
+        status, body, _ = await call(second.http, "POST", url, headers=headers)
+        assert (status, body) == (200, {"listenKey": key})
+        # ...and that POST extended it again (persisted): 60 min later it is gone.
+        await second.advance(60 * MINUTE)
+        status, body, _ = await call(second.http, "PUT", url, headers=headers)
+        assert (status, body) == (400, NOT_EXIST)
+        status, body, _ = await call(second.http, "POST", url, headers=headers)
         assert status == 200
-        key = body["listenKey"]
-        await clock.advance(30 * MINUTE)
-        first.scheduler.run_due()
-    finally:
-        await first.aclose()
-
-    second = UserStreamServer(config())
-    await second.start()
-    try:
-        assert second.demo_account is None  # not a fresh data dir
-        url = f"{second.http_url}{LISTEN_KEY}"
-        async with aiohttp.ClientSession() as http:
-            # The deadline came back too: 30 min after issue, 29 min 59.999 s more is fine...
-            await clock.advance(30 * MINUTE - 1)
-            second.scheduler.run_due()
-            status, body, _ = await call(http, "POST", url, headers=headers)
-            assert (status, body) == (200, {"listenKey": key})
-            # ...and that POST extended it again (persisted): 60 min later it is gone.
-            await clock.advance(60 * MINUTE)
-            second.scheduler.run_due()
-            status, body, _ = await call(http, "PUT", url, headers=headers)
-            assert (status, body) == (400, NOT_EXIST)
-            status, body, _ = await call(http, "POST", url, headers=headers)
-            assert status == 200
-            assert body["listenKey"] != key
-    finally:
-        await second.aclose()
+        assert body["listenKey"] != key
 
 
 async def test_put_after_restart_returns_the_same_key_then_expires(tmp_path: Path) -> None:
     clock = ManualClock(START_MS)
-    data = tmp_path / "data"
-
-    def config() -> ServerConfig:
-        return ServerConfig(port=0, data_dir=data, clock=clock, admin_token=ADMIN_TOKEN)
-
-    first = UserStreamServer(config())
-    await first.start()
-    try:
-        account = first.accounts.create("restart", clock.now_ms())
-        headers = {"X-MBX-APIKEY": account.api_key}
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(
-                http, "POST", f"{first.http_url}{LISTEN_KEY}", headers=headers
-            )
-        assert status == 200
-        key = body["listenKey"]
-    finally:
-        await first.aclose()
-
-    second = UserStreamServer(config())
-    await second.start()
-    try:
-        url = f"{second.http_url}{LISTEN_KEY}"
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(http, "PUT", url, headers=headers)
-            assert (status, body) == (200, {"listenKey": key})
-            await clock.advance(60 * MINUTE)
-            second.scheduler.run_due()
-            status, body, _ = await call(http, "PUT", url, headers=headers)
-            assert (status, body) == (400, NOT_EXIST)
-    finally:
-        await second.aclose()
+    headers, key = await _issue_then_stop(tmp_path / "data", clock)
+    async with running_harness(tmp_path / "data", clock) as second:
+        url = f"{second.url}{LISTEN_KEY}"
+        status, body, _ = await call(second.http, "PUT", url, headers=headers)
+        assert (status, body) == (200, {"listenKey": key})
+        await second.advance(60 * MINUTE)
+        status, body, _ = await call(second.http, "PUT", url, headers=headers)
+        assert (status, body) == (400, NOT_EXIST)
 
 
 async def test_key_that_expired_while_the_server_was_down_is_gone(tmp_path: Path) -> None:
     clock = ManualClock(START_MS)
-    data = tmp_path / "data"
-
-    def config() -> ServerConfig:
-        return ServerConfig(port=0, data_dir=data, clock=clock, admin_token=ADMIN_TOKEN)
-
-    first = UserStreamServer(config())
-    await first.start()
-    try:
-        account = first.accounts.create("restart", clock.now_ms())
-        headers = {"X-MBX-APIKEY": account.api_key}
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(
-                http, "POST", f"{first.http_url}{LISTEN_KEY}", headers=headers
-            )
-        key = body["listenKey"]
-    finally:
-        await first.aclose()
-
+    headers, key = await _issue_then_stop(tmp_path / "data", clock)
     await clock.advance(61 * MINUTE)  # the server is down while the deadline passes
-    second = UserStreamServer(config())
-    await second.start()
-    try:
-        url = f"{second.http_url}{LISTEN_KEY}"
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(http, "PUT", url, headers=headers)
-            assert (status, body) == (400, NOT_EXIST)
-            status, body, _ = await call(http, "POST", url, headers=headers)
-            assert status == 200
-            assert body["listenKey"] != key
-    finally:
-        await second.aclose()
+    async with running_harness(tmp_path / "data", clock) as second:
+        url = f"{second.url}{LISTEN_KEY}"
+        status, body, _ = await call(second.http, "PUT", url, headers=headers)
+        assert (status, body) == (400, NOT_EXIST)
+        status, body, _ = await call(second.http, "POST", url, headers=headers)
+        assert status == 200
+        assert body["listenKey"] != key
 
 
 # --- supporting REST (spec §6.6) -------------------------------------------------------------
@@ -543,26 +482,14 @@ async def test_exchange_info_shape(server: Harness) -> None:
 
 
 async def test_exchange_info_rate_limit_follows_the_configured_limit(tmp_path: Path) -> None:
-    clock = ManualClock(START_MS)
-    config = ServerConfig(
-        port=0,
-        data_dir=tmp_path / "data",
-        clock=clock,
-        admin_token=ADMIN_TOKEN,
-        weight_limits=WeightLimits(per_minute=77),
-    )
-    app = UserStreamServer(config)
-    await app.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            status, body, _ = await call(http, "GET", f"{app.http_url}/fapi/v1/exchangeInfo")
-        assert status == 200
-        weight = [r for r in body["rateLimits"] if r["rateLimitType"] == "REQUEST_WEIGHT"]
-        assert weight == [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 77}
-        ]
-    finally:
-        await app.aclose()
+    limits = WeightLimits(per_minute=77)
+    async with running_harness(tmp_path / "data", weight_limits=limits) as h:
+        status, body, _ = await call(h.http, "GET", f"{h.url}/fapi/v1/exchangeInfo")
+    assert status == 200
+    weight = [r for r in body["rateLimits"] if r["rateLimitType"] == "REQUEST_WEIGHT"]
+    assert weight == [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 77}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ADMIN_TOKEN, START_MS, Harness
+from tests.conftest import START_MS, Harness, running_harness
 from tests.functional.stream_helpers import (
     PUBLISHABLE_FIXTURES,
     RawClient,
@@ -29,9 +29,7 @@ from tests.functional.stream_helpers import (
     recv_json,
     recv_text,
 )
-from userstream.clock import ManualClock
 from userstream.protocol.codec import combined_envelope, encode_event, parse_admin_events
-from userstream.server.app import ServerConfig, UserStreamServer
 from userstream.server.streams import StreamSession
 
 ORDER = fixture("order_trade_update_doc")
@@ -210,21 +208,8 @@ MAX_UNSENT = 256 * 1024
 @pytest.fixture
 async def small_outbox_server(tmp_path: Path) -> AsyncIterator[Harness]:
     """Like `server`, with a 256 KiB cap on each connection's unsent bytes."""
-    import aiohttp
-
-    clock = ManualClock(START_MS)
-    config = ServerConfig(
-        port=0,
-        data_dir=tmp_path / "data",
-        clock=clock,
-        admin_token=ADMIN_TOKEN,
-        max_unsent_bytes=MAX_UNSENT,
-    )
-    app = UserStreamServer(config)
-    await app.start()
-    async with aiohttp.ClientSession() as http:
-        yield Harness(app, clock, http)
-    await app.aclose()
+    async with running_harness(tmp_path / "data", max_unsent_bytes=MAX_UNSENT) as harness:
+        yield harness
 
 
 def large_event(n: int) -> dict[str, Any]:
