@@ -35,7 +35,7 @@ from userstream.server.gateway import StreamGateway
 from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
-from userstream.server.liveness import LivenessPolicy, PongWatch
+from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
@@ -85,6 +85,7 @@ class UserStreamServer:
         self.limiter = RequestWeightLimiter(config.weight_limits)
         self.flusher = Flusher()
         self.pongs = PongWatch()
+        self.liveness = LivenessContext(self.scheduler, config.liveness, self.pongs)
         self.flusher.max_buffer = config.max_unsent_bytes
         self.stats = Stats()
         self.streams: set[StreamSession] = set()
@@ -228,11 +229,9 @@ class UserStreamServer:
             ws_api = WsApiSession(
                 self.keys,
                 self.limiter,
-                self.scheduler,
-                self.config.liveness,
+                self.liveness,
                 return_limits,
                 self._session_closed,
-                self.pongs,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()
@@ -248,10 +247,8 @@ class UserStreamServer:
         session = StreamSession(
             route,
             self.gateway,
-            self.scheduler,
-            self.config.liveness,
+            self.liveness,
             self._session_closed,
-            self.pongs,
         )
         self.streams.add(session)
         self._drained.clear()

@@ -74,7 +74,7 @@ class Liveness:
         conn: WebSocketConnection,
         scheduler: Scheduler,
         policy: LivenessPolicy,
-        pongs: PongWatch | None = None,
+        pongs: PongWatch,
     ) -> None:
         self._conn = conn
         self._pongs = pongs
@@ -97,8 +97,7 @@ class Liveness:
         self._conn.ping(payload)
         if self._oldest_unanswered_ms is None:
             self._oldest_unanswered_ms = due_ms
-            if self._pongs is not None:
-                self._pongs.pinged()
+            self._pongs.pinged()
             self._pong_timer = self._scheduler.call_at(
                 due_ms + self._policy.pong_timeout_ms, self._pong_overdue
             )
@@ -112,7 +111,7 @@ class Liveness:
 
     def _answered(self) -> None:
         self._outstanding.clear()
-        if self._oldest_unanswered_ms is not None and self._pongs is not None:
+        if self._oldest_unanswered_ms is not None:
             self._pongs.answered()
         self._oldest_unanswered_ms = None
         if self._pong_timer is not None:
@@ -130,3 +129,18 @@ class Liveness:
         self._ping_timer.cancel()
         self._lifetime_timer.cancel()
         self._answered()
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessContext:
+    """What every WebSocket session needs to keep its connection's liveness."""
+
+    scheduler: Scheduler
+    policy: LivenessPolicy
+    pongs: PongWatch
+
+    def now_ms(self) -> int:
+        return self.scheduler.clock.now_ms()
+
+    def watch(self, conn: WebSocketConnection) -> Liveness:
+        return Liveness(conn, self.scheduler, self.policy, self.pongs)

@@ -12,8 +12,7 @@ from userstream.protocol.control import ControlState, IncomingRateLimit, handle_
 from userstream.protocol.routes import Route
 from userstream.protocol.wsframes import CloseCode, Opcode
 from userstream.server.gateway import StreamGateway
-from userstream.server.liveness import Liveness, LivenessPolicy, PongWatch
-from userstream.server.scheduler import Scheduler
+from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.websocket import WebSocketConnection
 
 
@@ -22,19 +21,15 @@ class StreamSession:
         self,
         route: Route,
         gateway: StreamGateway,
-        scheduler: Scheduler,
-        policy: LivenessPolicy,
+        liveness: LivenessContext,
         on_closed: Callable[[StreamSession], None],
-        pongs: PongWatch | None = None,
     ) -> None:
-        self._pongs = pongs
         self.route = route
         self.state = ControlState(
             combined=route.combined, streams={s.name: s for s in route.streams}
         )
         self._gateway = gateway
-        self._scheduler = scheduler
-        self._policy = policy
+        self._context = liveness
         self._on_closed = on_closed
         self._rate = IncomingRateLimit()
         self.conn: WebSocketConnection | None = None
@@ -50,7 +45,7 @@ class StreamSession:
 
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn
-        self._liveness = Liveness(conn, self._scheduler, self._policy, self._pongs)
+        self._liveness = self._context.watch(conn)
         if self.route.delivers_user_data:
             for stream in self.state.streams.values():
                 self._gateway.subscribe(self, stream)
@@ -58,7 +53,7 @@ class StreamSession:
     def on_message(self, opcode: Opcode, payload: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        if not self._rate.allow(self._scheduler.clock.now_ms()):
+        if not self._rate.allow(self._context.now_ms()):
             conn.close(CloseCode.POLICY_VIOLATION, "too many messages: over 10 per second")
             return
         outcome = handle_control(payload, self.state)

@@ -20,8 +20,7 @@ from userstream.protocol import wsapi as api
 from userstream.protocol.wsframes import Opcode
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import RequestWeightLimiter
-from userstream.server.liveness import Liveness, LivenessPolicy, PongWatch
-from userstream.server.scheduler import Scheduler
+from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.websocket import WebSocketConnection
 
 log = logging.getLogger(__name__)
@@ -34,17 +33,13 @@ class WsApiSession:
         self,
         keys: ListenKeyService,
         limiter: RequestWeightLimiter,
-        scheduler: Scheduler,
-        policy: LivenessPolicy,
+        liveness: LivenessContext,
         return_rate_limits: bool,
         on_closed: Callable[[WsApiSession], None],
-        pongs: PongWatch | None = None,
     ) -> None:
-        self._pongs = pongs
         self._keys = keys
         self._limiter = limiter
-        self._scheduler = scheduler
-        self._policy = policy
+        self._context = liveness
         self._return_rate_limits = return_rate_limits
         self._on_closed = on_closed
         self._queue: deque[bytes] = deque()
@@ -59,7 +54,7 @@ class WsApiSession:
 
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn
-        self._liveness = Liveness(conn, self._scheduler, self._policy, self._pongs)
+        self._liveness = self._context.watch(conn)
 
     def on_message(self, opcode: Opcode, payload: bytes) -> None:
         if len(self._queue) >= MAX_QUEUED_REQUESTS:
@@ -94,7 +89,7 @@ class WsApiSession:
 
     async def _answer(self, payload: bytes) -> bytes:
         ip = self.conn.client_ip if self.conn is not None else "?"
-        now = self._scheduler.clock.now_ms()
+        now = self._context.now_ms()
         try:
             request = api.parse_request(payload)
         except api.WsApiRequestError as bad:
