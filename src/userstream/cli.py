@@ -24,8 +24,9 @@ from rich.table import Table
 from userstream import cli_listen
 from userstream.accounts import AccountStore
 from userstream.clock import Clock, ManualClock, SystemClock
-from userstream.exceptions import UserStreamError
+from userstream.exceptions import ConfigurationError, UserStreamError
 from userstream.server.app import ServerConfig, UserStreamServer
+from userstream.server.limits import WeightLimits
 from userstream.storage import open_database
 
 DEFAULT_DATA = Path("data")
@@ -44,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--clock", choices=("real", "virtual"), default="real")
     serve.add_argument("--admin-token", default=None, help="else $USERSTREAM_ADMIN_TOKEN")
     serve.add_argument("--symbols", default=None, help="JSON file of exchangeInfo symbols")
+    serve.add_argument(
+        "--weight-per-minute",
+        type=int,
+        default=WeightLimits().per_minute,
+        help="REQUEST_WEIGHT per IP per UTC minute, REST and WebSocket API together",
+    )
+    serve.add_argument(
+        "--max-unsent-bytes",
+        type=int,
+        default=ServerConfig().max_unsent_bytes,
+        help="a stream consumer this far behind is disconnected (1008)",
+    )
     serve.add_argument("--log-level", default="WARNING")
 
     account = commands.add_parser("account", help="manage accounts")
@@ -97,7 +110,11 @@ def _serve(args: argparse.Namespace) -> int:
         clock=clock,
         admin_token=args.admin_token,
         symbols_file=args.symbols,
+        weight_limits=WeightLimits(per_minute=args.weight_per_minute),
+        max_unsent_bytes=args.max_unsent_bytes,
     )
+    if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
+        raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux

@@ -285,3 +285,14 @@ async def test_real_clock_process_refuses_advance(tmp_path: Path) -> None:
         assert "virtual" in reply["msg"]
         status, clock = await http_json("GET", f"{proc.url}/admin/v1/clock", token=ADMIN_TOKEN)
         assert clock["virtual"] is False
+
+
+async def test_weight_limit_is_set_from_the_command_line(tmp_path: Path) -> None:
+    async with running(tmp_path / "data", "--weight-per-minute", "3", "--clock", "virtual") as p:
+        statuses = [(await http_json("GET", f"{p.url}/fapi/v1/ping"))[0] for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+
+
+async def test_nonsense_limits_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    code, _ = await cli("serve", "--port", "0", "--data", str(tmp_path), "--weight-per-minute", "0")
+    assert code == 2
