@@ -1,0 +1,105 @@
+"""Client decode cost: userstream's models against the official SDK's pydantic models.
+
+    .venv/bin/python bench/decode.py [--number 20000] [--repeat 5]
+
+For one ORDER_TRADE_UPDATE and one ACCOUNT_UPDATE (real 2026 captures, tests/fixtures/events)
+it times, per event, from the raw frame bytes to a typed object:
+
+- userstream: `userstream.protocol.codec.decode_event` (msgspec Structs, Decimal amounts);
+- official SDK, as its stream client does it: `json.loads` then
+  `binance_common.utils.parse_user_event(dict, UserDataStreamEventsResponse)`;
+- official SDK, best case: the event's own pydantic model, `model_validate_json(raw)`;
+- baseline: `orjson.loads` (or `json.loads`) to a plain dict, no types.
+
+The best of `--repeat` runs is reported, with the ratio SDK / userstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import timeit
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from binance_common.utils import parse_user_event
+from binance_sdk_derivatives_trading_usds_futures.websocket_streams.models import (
+    AccountUpdate as SdkAccountUpdate,
+)
+from binance_sdk_derivatives_trading_usds_futures.websocket_streams.models import (
+    OrderTradeUpdate as SdkOrderTradeUpdate,
+)
+from binance_sdk_derivatives_trading_usds_futures.websocket_streams.models import (
+    UserDataStreamEventsResponse,
+)
+
+from userstream.protocol.codec import decode_event
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "events"
+EVENTS: dict[str, tuple[str, Any]] = {
+    "ORDER_TRADE_UPDATE": ("order_trade_update_real_2026.json", SdkOrderTradeUpdate),
+    "ACCOUNT_UPDATE": ("account_update_real_2026.json", SdkAccountUpdate),
+}
+
+
+def dict_loader() -> tuple[str, Callable[[bytes], Any]]:
+    try:
+        import orjson
+    except ImportError:
+        return "json.loads", json.loads
+    return "orjson.loads", orjson.loads
+
+
+def best_ns(fn: Callable[[], object], number: int, repeat: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    loader_name, loader = dict_loader()
+    print(f"# {' '.join(sys.argv)}")
+    print(
+        f"# Python {platform.python_version()}, msgspec {version('msgspec')}, "
+        f"pydantic {version('pydantic')}, "
+        f"binance-sdk-derivatives-trading-usds-futures {version('binance-sdk-derivatives-trading-usds-futures')}"
+    )
+    print(f"{'event':<20} {'decoder':<44} {'ns/event':>9} {'vs userstream':>14}")
+    for name, (fixture, sdk_model) in EVENTS.items():
+        raw = (FIXTURES / fixture).read_bytes().strip()
+        ours = best_ns(lambda raw=raw: decode_event(raw), args.number, args.repeat)
+        rows = [
+            ("userstream decode_event", ours),
+            (
+                "SDK stream path (json + parse_user_event)",
+                best_ns(
+                    lambda raw=raw: parse_user_event(json.loads(raw), UserDataStreamEventsResponse),
+                    args.number // 4,
+                    args.repeat,
+                ),
+            ),
+            (
+                f"SDK {sdk_model.__name__}.model_validate_json",
+                best_ns(
+                    lambda raw=raw, m=sdk_model: m.model_validate_json(raw),
+                    args.number,
+                    args.repeat,
+                ),
+            ),
+            (
+                f"{loader_name} (dict, untyped)",
+                best_ns(lambda raw=raw: loader(raw), args.number, args.repeat),
+            ),
+        ]
+        for label, ns in rows:
+            print(f"{name:<20} {label:<44} {ns:>9,.0f} {ns / ours:>13.1f}x")
+
+
+if __name__ == "__main__":
+    main()
