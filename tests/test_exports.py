@@ -17,6 +17,7 @@ EXPECTED = [
     "ListenKeyNotFound",
     "ManualClock",
     "RateLimited",
+    "Received",
     "ReconnectGaveUp",
     "StreamGap",
     "StreamHealth",

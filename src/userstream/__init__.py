@@ -1,6 +1,7 @@
 """userstream: Binance USDⓈ-M Futures user data streams, server and client."""
 
 from userstream.client.backoff import Backoff
+from userstream.client.buffer import Received
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
 from userstream.client.stream import UserDataStream
@@ -30,6 +31,7 @@ __all__ = [
     "ListenKeyNotFound",
     "ManualClock",
     "RateLimited",
+    "Received",
     "ReconnectGaveUp",
     "StreamGap",
     "StreamHealth",

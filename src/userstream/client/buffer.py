@@ -9,14 +9,28 @@ for `has_room()` before offering (so it stops reading the socket, and TCP pushes
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from userstream.client.health import GapReason, StreamGap
 from userstream.protocol.events import Event
 
-__all__ = ["EventBuffer", "Item", "OverflowPolicy"]
+__all__ = ["EventBuffer", "Item", "OverflowPolicy", "Received", "Record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One event as it arrived: the decoded model, the frame's exact bytes, and when."""
+
+    event: Event
+    raw: bytes
+    received_ms: int
+
 
 Item: TypeAlias = Event | StreamGap
+"""What `async for item in stream` yields."""
+Record: TypeAlias = Received | StreamGap
+"""What `stream.received()` yields, and what the buffer holds."""
 OverflowPolicy: TypeAlias = Literal["block", "drop_oldest"]
 
 
@@ -28,7 +42,7 @@ class EventBuffer:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self.policy = policy
-        self._items: deque[Item] = deque()
+        self._items: deque[Record] = deque()
         self.events = 0
         self.dropped = 0
 
@@ -38,7 +52,7 @@ class EventBuffer:
     def has_room(self) -> bool:
         return self.events < self.capacity
 
-    def offer_event(self, event: Event) -> StreamGap | None:
+    def offer_event(self, event: Received) -> StreamGap | None:
         """Append `event`. With `"drop_oldest"` and no room, first drop the oldest event and
         return the gap marker now at the front (to be counted once by the caller).
 
@@ -61,7 +75,7 @@ class EventBuffer:
         self.events -= 1
         self.dropped += 1
         assert not isinstance(dropped, StreamGap)
-        gap = StreamGap(dropped.event_time, GapReason.OVERFLOW, "consumer too slow")
+        gap = StreamGap(dropped.event.event_time, GapReason.OVERFLOW, "consumer too slow")
         if index == 0:
             if self._items and isinstance(after := self._items[0], StreamGap):
                 self._items[0] = gap.merged(after)
@@ -81,7 +95,7 @@ class EventBuffer:
         self._items.append(gap)
         return True
 
-    def take(self) -> Item | None:
+    def take(self) -> Record | None:
         """The next item for the consumer, or None if empty."""
         if not self._items:
             return None

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from userstream.client.backoff import Backoff
-from userstream.client.buffer import EventBuffer, Item, OverflowPolicy
+from userstream.client.buffer import EventBuffer, Item, OverflowPolicy, Received, Record
 from userstream.client.dedupe import Deduplicator
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import (
@@ -71,7 +71,7 @@ from userstream.exceptions import (
     UserStreamError,
 )
 from userstream.protocol.codec import UnknownEventError, decode_event
-from userstream.protocol.events import Event, ListenKeyExpired
+from userstream.protocol.events import ListenKeyExpired
 
 __all__ = ["StateCallback", "UserDataStream"]
 
@@ -236,7 +236,7 @@ class UserDataStream:
             self._listen_keys = RestListenKeys(api_key, self._endpoints.rest_url)
         self._plan = KeepaliveSchedule(interval_ms=keepalive_interval_ms, rng=self._rng)
         self._dedupe = Deduplicator(dedupe_window)
-        self._reorder: Reorderer[Event] = Reorderer(reorder_window_ms, reorder_max_held)
+        self._reorder: Reorderer[Received] = Reorderer(reorder_window_ms, reorder_max_held)
         self._buffer = EventBuffer(max_buffered, overflow)
         self._health = HealthTracker()
         self._tasks = _Tasks()
@@ -292,6 +292,20 @@ class UserDataStream:
             InvalidAPIKey: the API key was rejected; the stream cannot continue.
             ReconnectGaveUp: a finite backoff ran out.
         """
+        record = await self._next_record()
+        return record.event if isinstance(record, Received) else record
+
+    async def received(self) -> AsyncIterator[Record]:
+        """Like `async for item in stream`, but each event comes as a `Received` record with
+        the frame's exact bytes (`raw`) and the local receive time: for audit logs, for
+        fields this version does not model, or to forward events unchanged."""
+        while True:
+            try:
+                yield await self._next_record()
+            except StopAsyncIteration:
+                return
+
+    async def _next_record(self) -> Record:
         readable = self._event("_readable")
         room = self._event("_room")
         while True:
@@ -630,11 +644,11 @@ class UserDataStream:
             return
         self._health.events += 1
         self._health.last_event_ms = now
-        self._offer(self._reorder.push(event, event.event_time, now))
+        self._offer(self._reorder.push(Received(event, raw, now), event.event_time, now))
         if len(self._reorder):
             self._event("_held").set()
 
-    def _offer(self, events: list[Event]) -> None:
+    def _offer(self, events: list[Received]) -> None:
         if not events:
             return
         for event in events:

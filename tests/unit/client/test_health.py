@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from userstream.client.buffer import EventBuffer
+from userstream.client.buffer import EventBuffer, Received
 from userstream.client.health import (
     ConnectionState,
     GapReason,
@@ -16,6 +16,10 @@ from userstream.protocol.events import MarginCall
 
 def event(e: int) -> MarginCall:
     return MarginCall(event_time=e, cross_wallet_balance=Decimal("1"), positions=())
+
+
+def received(e: int) -> Received:
+    return Received(event(e), f'{{"n":{e}}}'.encode(), e)
 
 
 def test_snapshot_ages_move_with_now() -> None:
@@ -53,23 +57,23 @@ def test_merged_gap_keeps_the_earliest_start() -> None:
 
 def test_drop_oldest_puts_one_gap_in_front() -> None:
     buffer = EventBuffer(2, "drop_oldest")
-    assert buffer.offer_event(event(1)) is None
-    assert buffer.offer_event(event(2)) is None
-    gap = buffer.offer_event(event(3))
+    assert buffer.offer_event(received(1)) is None
+    assert buffer.offer_event(received(2)) is None
+    gap = buffer.offer_event(received(3))
     assert gap == StreamGap(1, GapReason.OVERFLOW, "consumer too slow")
-    assert buffer.offer_event(event(4)) is None  # folded into the same marker
+    assert buffer.offer_event(received(4)) is None  # folded into the same marker
     assert buffer.events == 2
     assert buffer.dropped == 2
     items = [buffer.take(), buffer.take(), buffer.take(), buffer.take()]
-    assert items == [gap, event(3), event(4), None]
+    assert items == [gap, received(3), received(4), None]
 
 
 def test_block_policy_reports_no_room_and_gaps_do_not_count() -> None:
     buffer = EventBuffer(1, "block")
-    buffer.offer_event(event(1))
+    buffer.offer_event(received(1))
     assert not buffer.has_room()
     assert buffer.offer_gap(StreamGap(5, GapReason.DISCONNECTED))
     assert not buffer.offer_gap(StreamGap(3, GapReason.KEY_EXPIRED))  # merged
-    assert buffer.take() == event(1)
+    assert buffer.take() == received(1)
     assert buffer.has_room()
     assert buffer.take() == StreamGap(3, GapReason.KEY_EXPIRED)
