@@ -297,7 +297,17 @@ class Profile:
     stop_timeout_s: float = 6.0
 
 
-QUICK = Profile(per_phase=4, drops=2, tail_s=1.2, settle_s=0.6, max_lifetime_ms=1_500)
+QUICK = Profile(
+    cadence_s=0.04,
+    per_phase=4,
+    drops=2,
+    tail_s=1.0,
+    settle_s=0.5,
+    max_lifetime_ms=1_500,
+    burst=200,
+    stall_s=0.5,
+)
+"""Short runs for the test suite."""
 
 
 class Subject(Protocol):
