@@ -1,0 +1,438 @@
+"""Client paths that unit tests alone covered, now against the real server on the virtual
+clock: keepalives failing for the whole 60 minutes, a rejected API key, a finite backoff
+against a vanished server, the WebSocket API transport losing its connection, a non-zero
+reorder window, and a server restart. Each test also reads `stream.health` afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import Harness
+from tests.functional.client.helpers import (
+    MINUTE,
+    RECV_TIMEOUT_S,
+    advance,
+    endpoints,
+    leverage,
+    make_stream,
+    next_gap,
+    next_item,
+    number,
+    settle,
+    wait_for,
+)
+from userstream import (
+    Backoff,
+    ConnectionState,
+    Endpoints,
+    GapReason,
+    InvalidAPIKey,
+    ReconnectGaveUp,
+    UserDataStream,
+)
+from userstream.client.buffer import Item
+from userstream.server.app import UserStreamServer
+
+# --- a REST path that can be cut while the stream connection stays up --------------------
+
+
+@dataclass(eq=False)
+class _Pipe:
+    writers: list[asyncio.StreamWriter]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class CuttableRelay:
+    """A TCP relay to the server; `cut()` resets every relayed connection and refuses new
+    ones (accepted, then closed at once) until `restore()`: a network path that broke."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._pipes: list[_Pipe] = []
+        self.cut_off = False
+        self.refused = 0
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    async def cut(self) -> None:
+        self.cut_off = True
+        await self._close_pipes()
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._close_pipes()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off:
+            self.refused += 1
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        pipe = _Pipe([writer, up_writer])
+        self._pipes.append(pipe)
+        pipe.tasks = [
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
+        ]
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        with contextlib.suppress(OSError):
+            dst.close()
+
+    async def _close_pipes(self) -> None:
+        pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            for task in pipe.tasks:
+                task.cancel()
+            await asyncio.gather(*pipe.tasks, return_exceptions=True)
+            for writer in pipe.writers:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+
+@pytest.fixture
+async def relay(server: Harness) -> AsyncIterator[CuttableRelay]:
+    relay = CuttableRelay(server.server.port)
+    await relay.start()
+    yield relay
+    await relay.aclose()
+
+
+def rest_via(server: Harness, relay: CuttableRelay) -> Endpoints:
+    direct = endpoints(server)
+    return Endpoints(f"http://127.0.0.1:{relay.port}", direct.ws_api_url, direct.stream_url)
+
+
+async def drain(stream: UserDataStream) -> list[Item]:
+    """Everything the stream holds for the consumer once in-flight frames have landed."""
+    await settle()
+    return [await next_item(stream) for _ in range(stream.health.buffered)]
+
+
+def connected(stream: UserDataStream) -> bool:
+    return stream.health.state is ConnectionState.CONNECTED
+
+
+def client_tasks() -> set[asyncio.Task[Any]]:
+    """Live tasks running client code (the server's own tasks come and go meanwhile)."""
+
+    def is_client(task: asyncio.Task[Any]) -> bool:
+        frames = task.get_stack(limit=None)
+        return task.get_name().startswith("userstream") or any(
+            "/userstream/client/" in frame.f_code.co_filename for frame in frames
+        )
+
+    return {t for t in asyncio.all_tasks() if not t.done() and is_client(t)}
+
+
+# --- 1. keepalives failing for the key's whole 60 minutes ---------------------------------
+
+
+async def test_keepalives_failing_for_60_minutes_issue_a_new_key_and_mark_key_lost(
+    server: Harness, relay: CuttableRelay
+) -> None:
+    account = server.account()
+    stream = make_stream(server, account, endpoints=rest_via(server, relay))
+    async with stream:
+        old = stream.listen_key
+        await server.publish(account, [leverage(1)])
+        assert number(await next_item(stream)) == 1
+        received_at = server.clock.now_ms()
+
+        await relay.cut()  # REST unreachable; the stream connection stays up
+        await advance(server, 57 * MINUTE)  # keepalives from minute 30 on all fail
+        health = stream.health
+        assert health.last_keepalive_ok is False
+        assert health.last_keepalive_error is not None
+        assert (health.keys_issued, health.reconnects, health.gaps) == (1, 0, 0)
+        assert health.state is ConnectionState.CONNECTED
+        await server.publish(account, [leverage(2)])  # the connection still delivers
+        assert number(await next_item(stream)) == 2
+
+        relay.restore()  # in time for the POST, not for a keepalive inside the 60 min
+        await server.advance(3 * MINUTE)  # minute 60: the key's validity runs out
+        gap = await next_gap(stream)
+        assert gap.reason is GapReason.KEY_LOST
+        assert gap.since_ms >= received_at
+        await wait_for(lambda: stream.health.reconnects == 1)
+        assert stream.listen_key not in (None, old)
+
+        await server.publish(account, [leverage(3), leverage(4)])
+        assert [number(await next_item(stream)), number(await next_item(stream))] == [3, 4]
+        assert await drain(stream) == []  # nothing twice
+        health = stream.health
+        assert (health.keys_issued, health.reconnects, health.gaps) == (2, 1, 1)
+        assert health.state is ConnectionState.CONNECTED
+        assert health.key_age_ms == 0
+        assert health.last_keepalive_ok is False  # no keepalive on the new key yet
+        assert health.last_reason is not None
+        assert health.last_reason.startswith("key_lost")
+
+        await advance(server, 30 * MINUTE)
+        assert stream.health.last_keepalive_ok is True
+        assert stream.health.keys_issued == 2
+
+
+# --- 2. a rejected API key ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["rest", "ws_api"])
+@pytest.mark.parametrize(
+    ("api_key", "code"),
+    [("A" * 64, -2015), ("not-a-key", -2014)],
+    ids=["unknown", "malformed"],
+)
+async def test_a_rejected_api_key_fails_on_enter_and_leaves_no_task(
+    server: Harness, transport: Any, api_key: str, code: int
+) -> None:
+    assert client_tasks() == set()
+    stream = UserDataStream(
+        api_key,
+        endpoints=endpoints(server),
+        clock=server.clock,
+        key_transport=transport,
+        ping_interval_s=None,
+    )
+    with pytest.raises(InvalidAPIKey) as rejected:
+        async with asyncio.timeout(RECV_TIMEOUT_S):
+            await stream.__aenter__()
+    assert rejected.value.code == code
+    assert api_key not in str(rejected.value)
+    await settle()
+    assert client_tasks() == set()
+    assert stream.health.state is ConnectionState.CLOSED
+    assert stream.health.keys_issued == 0
+    with pytest.raises(StopAsyncIteration):
+        await next_item(stream)
+
+
+# --- 3. a finite backoff against a server that is gone -----------------------------------
+
+
+def via(relay: CuttableRelay) -> Endpoints:
+    """Every URL through `relay`: cutting it is what the server process dying looks like
+    to the client (every connection reset, nothing answers)."""
+    return Endpoints(
+        f"http://127.0.0.1:{relay.port}",
+        f"ws://127.0.0.1:{relay.port}/ws-fapi/v1",
+        f"ws://127.0.0.1:{relay.port}",
+    )
+
+
+async def stop_server(harness: Harness, relay: CuttableRelay, stream: UserDataStream) -> None:
+    """Shut the server down (streams get 1001), then reset whatever is left, e.g. pooled
+    HTTP keep-alive connections, which `UserStreamServer.aclose()` leaves open."""
+    await harness.server.aclose()
+    gap = await next_gap(stream)
+    assert gap.reason is GapReason.DISCONNECTED
+    assert gap.detail.startswith("1001")
+    await relay.cut()
+
+
+async def test_finite_backoff_gives_up_after_its_attempts_when_the_server_is_gone(
+    server: Harness, relay: CuttableRelay
+) -> None:
+    attempts = 4
+    states: list[ConnectionState] = []
+    account = server.account()
+    stream = make_stream(
+        server,
+        account,
+        endpoints=via(relay),
+        backoff=Backoff(first_ms=0, base_ms=1_000, jitter=0, max_attempts=attempts),
+        on_state_change=lambda _old, new, _why: states.append(new),
+    )
+    async with stream:
+        await stop_server(server, relay, stream)
+        started = server.clock.now_ms()
+        consumer = asyncio.ensure_future(anext(stream))
+        async with asyncio.timeout(RECV_TIMEOUT_S):
+            while not consumer.done():
+                await server.clock.advance(250)
+                await settle(1)
+        # Retries wait 0, 1, 2 and 4 s (no jitter); each try took under one 250 ms step.
+        assert server.clock.now_ms() - started <= 7_000 + attempts * 250
+        with pytest.raises(ReconnectGaveUp) as gave_up:
+            consumer.result()
+        assert "no reconnect attempts left" in str(gave_up.value)
+        assert states.count(ConnectionState.CONNECTING) == 1 + attempts
+        with pytest.raises(ReconnectGaveUp):  # it stays failed
+            await next_item(stream)
+        health = stream.health
+        assert (health.reconnects, health.gaps, health.keys_issued) == (0, 1, 1)
+        assert health.state is not ConnectionState.CONNECTED
+        assert health.last_reason is not None
+        assert health.last_reason.startswith("disconnected: 1001")
+        async with asyncio.timeout(RECV_TIMEOUT_S):
+            await stream.aclose()  # the DELETE fails at once; closing still completes
+    assert stream.health.state is ConnectionState.CLOSED
+    assert client_tasks() == set()
+
+
+# --- 4. the WebSocket API key transport after its connection dropped -------------------
+
+
+async def test_ws_api_transport_reopens_its_connection_after_a_drop(server: Harness) -> None:
+    account = server.account()
+    async with make_stream(server, account, key_transport="ws_api") as stream:
+        key = stream.listen_key
+        _, stats = await server.admin("GET", "stats")
+        assert stats["connections"] == {"streams": 1, "wsApi": 1}
+        status, body = await server.admin("POST", "connections/drop", {})
+        assert (status, body) == (200, {"dropped": 2})
+        gap = await next_gap(stream)
+        assert gap.reason is GapReason.DISCONNECTED
+        # The reconnect's key check is a userDataStream.ping: it reopens the WS API.
+        await wait_for(lambda: stream.health.reconnects == 1)
+        assert stream.listen_key == key
+        assert stream.health.last_keepalive_ok is True
+        _, stats = await server.admin("GET", "stats")
+        assert stats["connections"] == {"streams": 1, "wsApi": 1}
+        await server.publish(account, [leverage(5)])
+        assert number(await next_item(stream)) == 5
+        await advance(server, 70 * MINUTE)
+        health = stream.health
+        assert health.last_keepalive_ok is True
+        assert (health.keys_issued, health.reconnects, health.gaps) == (1, 1, 1)
+        await server.publish(account, [leverage(6)])
+        assert number(await next_item(stream)) == 6
+        assert await drain(stream) == []
+
+
+async def test_ws_api_transport_reopens_its_connection_at_the_next_keepalive(
+    server: Harness, relay: CuttableRelay
+) -> None:
+    account = server.account()
+    direct = endpoints(server)
+    ws_api_via_relay = Endpoints(
+        direct.rest_url, f"ws://127.0.0.1:{relay.port}/ws-fapi/v1", direct.stream_url
+    )
+    options: dict[str, Any] = {"key_transport": "ws_api", "endpoints": ws_api_via_relay}
+    async with make_stream(server, account, **options) as stream:
+        await relay.cut()  # the WS API connection alone dies; the stream stays up
+        relay.restore()
+        await settle()
+        _, stats = await server.admin("GET", "stats")
+        assert stats["connections"] == {"streams": 1, "wsApi": 0}
+        await advance(server, 30 * MINUTE)  # the keepalive reconnects the WS API first
+        health = stream.health
+        assert health.last_keepalive_ok is True
+        assert (health.keys_issued, health.reconnects, health.gaps) == (1, 0, 0)
+        _, stats = await server.admin("GET", "stats")
+        assert stats["connections"] == {"streams": 1, "wsApi": 1}
+        await server.publish(account, [leverage(7)])
+        assert number(await next_item(stream)) == 7
+
+
+# --- 5. a non-zero reorder window --------------------------------------------------------
+
+
+def at(n: int, event_time: int) -> dict[str, Any]:
+    return {**leverage(n), "E": event_time}
+
+
+async def test_reorder_window_yields_in_event_time_order_and_holds_no_longer(
+    server: Harness,
+) -> None:
+    account = server.account()
+    window = 500
+    t = server.clock.now_ms()
+    async with make_stream(server, account, reorder_window_ms=window) as stream:
+        await server.publish(account, [at(3, t + 30), at(1, t + 10), at(2, t + 20)])
+        await wait_for(lambda: stream.health.events == 3)
+        await settle()
+        assert stream.health.buffered == 0  # all three held for the window
+        await server.advance(window - 1)
+        await settle()
+        assert stream.health.buffered == 0
+        await server.advance(1)  # the window has passed for the first arrival
+        got = [number(await next_item(stream)) for _ in range(3)]
+        assert got == [1, 2, 3]
+
+        # An event older than one already released cannot be put in order: not held at all.
+        await server.publish(account, [at(4, t + 5)])
+        assert number(await next_item(stream)) == 4
+
+        # A held event is released once its window passed even if nothing follows it.
+        await server.publish(account, [at(6, t + 60)])
+        await wait_for(lambda: stream.health.events == 5)
+        await server.advance(window // 2)
+        await server.publish(account, [at(5, t + 50)])
+        await wait_for(lambda: stream.health.events == 6)
+        await settle()
+        assert stream.health.buffered == 0
+        await server.advance(window // 2)  # the window of event 6 is over, not that of 5
+        assert [number(await next_item(stream)) for _ in range(2)] == [5, 6]
+        assert await drain(stream) == []
+        health = stream.health
+        assert (health.events, health.gaps, health.reconnects, health.keys_issued) == (6, 0, 0, 1)
+
+
+# --- 6. a server restart -----------------------------------------------------------------
+
+
+async def test_server_restart_reconnects_on_the_same_key_with_one_gap(
+    server: Harness, relay: CuttableRelay
+) -> None:
+    account = server.account()
+    port = server.server.port
+    async with make_stream(server, account, endpoints=via(relay)) as stream:
+        key = stream.listen_key
+        await server.publish(account, [leverage(1)])
+        assert number(await next_item(stream)) == 1
+        await stop_server(server, relay, stream)
+        await advance(server, 2_000, step_ms=250)  # a few retries fail meanwhile
+        assert not connected(stream)
+        # The same data directory, port and clock: the key and its deadline survive.
+        restarted = UserStreamServer(replace(server.server.config, port=port))
+        await restarted.start()
+        # A session of its own: the harness's pooled connection is one of the leftovers.
+        http = aiohttp.ClientSession()
+        try:
+            relay.restore()
+            again = Harness(restarted, server.clock, http)
+            async with asyncio.timeout(RECV_TIMEOUT_S):
+                while not connected(stream):
+                    await advance(again, 250)
+            assert stream.listen_key == key
+            await again.publish(account, [leverage(2), leverage(3)])
+            assert [number(await next_item(stream)) for _ in range(2)] == [2, 3]
+            assert await drain(stream) == []
+            health = stream.health
+            assert (health.keys_issued, health.reconnects, health.gaps) == (1, 1, 1)
+            assert health.last_keepalive_ok is True  # the key check on reconnect
+            assert health.last_reason is not None
+            assert health.last_reason.startswith("disconnected: 1001")
+        finally:
+            await stream.aclose()
+            await restarted.aclose()
+            await http.close()
