@@ -30,9 +30,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -126,11 +126,11 @@ class _Tasks:
 
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.get_running_loop().create_task(run(), name=name)
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        # The task runs `coro` itself, not a wrapper awaiting it: a task cancelled before
+        # its first step (aclose() right after a gap) then closes `coro` cleanly instead of
+        # leaving it "never awaited" (a RuntimeWarning, and its body never runs).
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -336,9 +336,9 @@ class UserDataStream:
         try:
             await self._issue_key(retry=False)
             opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._tasks.spawn(self._guard(self._supervise(opened)), "userstream-supervisor")
-            self._tasks.spawn(self._guard(self._keepalive_loop()), "userstream-keepalive")
-            self._tasks.spawn(self._guard(self._flush_loop()), "userstream-reorder")
+            self._tasks.spawn(self._guard(lambda: self._supervise(opened)), "userstream-supervisor")
+            self._tasks.spawn(self._guard(self._keepalive_loop), "userstream-keepalive")
+            self._tasks.spawn(self._guard(self._flush_loop), "userstream-reorder")
             await opened
         except BaseException:
             await self.aclose()
@@ -382,9 +382,10 @@ class UserDataStream:
             setattr(self, name, event)
         return event
 
-    async def _guard(self, coro: Awaitable[None]) -> None:
+    async def _guard(self, run: Callable[[], Awaitable[None]]) -> None:
+        # Takes a factory, not a coroutine, for the reason given in `_Tasks.spawn`.
         try:
-            await coro
+            await run()
         except asyncio.CancelledError:
             raise
         except UserStreamError as exc:

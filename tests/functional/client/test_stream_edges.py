@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +36,7 @@ from userstream import (
     GapReason,
     InvalidAPIKey,
     ReconnectGaveUp,
+    StreamGap,
     UserDataStream,
 )
 from userstream.client.buffer import Item
@@ -436,3 +438,24 @@ async def test_server_restart_reconnects_on_the_same_key_with_one_gap(
             await stream.aclose()
             await restarted.aclose()
             await http.close()
+
+
+# --- closing at once on a gap --------------------------------------------------------------
+
+
+async def test_closing_as_soon_as_a_gap_arrives_leaves_no_coroutine_unawaited(
+    server: Harness,
+) -> None:
+    account = server.account()
+    stream = make_stream(server, account)
+    await stream.start()
+    status, _ = await server.admin("POST", f"listenKeys/{stream.listen_key}/expire")
+    assert status == 200
+    async with asyncio.timeout(RECV_TIMEOUT_S):
+        item = await anext(stream)  # in this task: no hop through wait_for's task
+    assert isinstance(item, StreamGap)
+    assert item.reason is GapReason.KEY_EXPIRED
+    # The gap woke this task before the old connection's retire task had run once.
+    await stream.aclose()
+    gc.collect()  # an unawaited coroutine warns here; pytest turns it into an error
+    assert client_tasks() == set()
