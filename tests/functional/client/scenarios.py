@@ -25,8 +25,8 @@ Definitions (what the table in `docs/client-comparison.md` means):
 * **recovered**: for every fault, an event published after the fault ended was received;
   **recovery time**: the longest, over the faults, from the end of a fault to the arrival of
   the first event published after it (events go out every `Profile.cadence_s`).
-* **stopped silently**: not recovered, and no marker or hint after the fault it did not
-  recover from.
+* **stopped silently**: not recovered, and no marker or hint after the last event it
+  received.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from tests.conftest import (
     stop_server_process,
 )
 from userstream import Endpoints, StreamGap, UserDataStream
+from userstream.client.stream import DEFAULT_ROTATE_AFTER_MS
 from userstream.clock import SystemClock
 from userstream.protocol.events import OrderTradeUpdate
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -134,6 +135,7 @@ class Venue:
         self.api_key = ""
         self.secret_key = ""
         self.account_id = 0
+        self.max_lifetime_ms = LivenessPolicy().max_lifetime_ms
         self._delivered = 0
         self._http: aiohttp.ClientSession | None = None
 
@@ -219,6 +221,7 @@ class InProcessVenue(Venue):
 
     def __init__(self, data_dir: Path, max_lifetime_ms: int) -> None:
         super().__init__()
+        self.max_lifetime_ms = max_lifetime_ms
         policy = LivenessPolicy(max_lifetime_ms=max_lifetime_ms)
         self.server = UserStreamServer(
             ServerConfig(
@@ -405,6 +408,8 @@ class Scenario:
     title: str
     body: ScenarioFn
     needs_restart: bool = False
+    compressed_cap: bool = False
+    """Run the server with `Profile.max_lifetime_ms` as its connection cap (else 24 h)."""
 
 
 def _drops(code: int) -> ScenarioFn:
@@ -473,10 +478,22 @@ SCENARIOS: dict[str, Scenario] = {
             _restart,
             needs_restart=True,
         ),
-        Scenario("cap_24h", "crossing the 24-hour connection cap (compressed)", _cap),
+        Scenario(
+            "cap_24h",
+            "crossing the 24-hour connection cap (compressed)",
+            _cap,
+            compressed_cap=True,
+        ),
         Scenario("stall", "consumer stalled during a burst", _stall),
     )
 }
+
+
+def rotate_after_ms(cap_ms: int) -> int:
+    """Our rotation point for a server's cap: the default (23.5 h) unless it is compressed."""
+    if cap_ms >= LivenessPolicy().max_lifetime_ms:
+        return DEFAULT_ROTATE_AFTER_MS
+    return max(cap_ms - 1_000, cap_ms // 2)
 
 
 class OurSubject:
@@ -495,7 +512,7 @@ class OurSubject:
             venue.api_key,
             endpoints=Endpoints.local(host, int(port)),
             keepalive_interval_ms=round(profile.keepalive_s * 1000),
-            rotate_after_ms=max(profile.max_lifetime_ms - 1_000, profile.max_lifetime_ms // 2),
+            rotate_after_ms=rotate_after_ms(venue.max_lifetime_ms),
             rotation_overlap_ms=500,
             rng=random.Random(7),
         )
@@ -528,7 +545,7 @@ class OurSubject:
 # --- scoring ----------------------------------------------------------------------------------
 
 Announced = Literal["yes", "hint", "no", "-"]
-_RANK: dict[Announced, int] = {"no": 0, "hint": 1, "yes": 2, "-": 3}
+ANNOUNCED_RANK: dict[Announced, int] = {"no": 0, "hint": 1, "yes": 2, "-": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +567,8 @@ class RunResult:
     recovered: bool
     recovery_s: float | None
     stopped_silently: bool
+    markers: list[str] = field(default_factory=list)
+    """Distinct gap markers and hints the consumer saw, in order of first appearance."""
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -600,20 +619,20 @@ def score(scenario: str, subject: str, run: Run, notes: list[str]) -> RunResult:
         kinds = {a.kind for a in arrivals[begin + 1 : end]}
         verdict: Announced = "yes" if "gap" in kinds else "hint" if "hint" in kinds else "no"
         verdicts.append(((lo, hi), verdict))
-    announced: Announced = min((v for _, v in verdicts), key=_RANK.__getitem__, default="-")
+    announced: Announced = min(
+        (v for _, v in verdicts), key=ANNOUNCED_RANK.__getitem__, default="-"
+    )
 
     recovery: list[float] = []
-    stopped_at: float | None = None
+    recovered = True
     for fault in run.faults:
         after = [arrivals[i].at for n, i in first_at.items() if n > fault.last_seq_before]
         if after:
             recovery.append(max(0.0, min(after) - fault.end))
-        elif stopped_at is None:
-            stopped_at = fault.start
-    recovered = stopped_at is None
-    silent = not recovered and not any(
-        a.kind != "event" for a in arrivals if stopped_at is not None and a.at >= stopped_at
-    )
+        else:
+            recovered = False
+    last_event = max(first_at.values(), default=-1)
+    silent = not recovered and all(a.kind == "event" for a in arrivals[last_event + 1 :])
     return RunResult(
         scenario=scenario,
         subject=subject,
@@ -632,6 +651,7 @@ def score(scenario: str, subject: str, run: Run, notes: list[str]) -> RunResult:
         recovered=recovered,
         recovery_s=max(recovery) if recovery and recovered else None,
         stopped_silently=silent,
+        markers=list(dict.fromkeys(f"{a.kind}: {a.detail}" for a in arrivals if a.kind != "event")),
         notes=notes,
     )
 
@@ -647,7 +667,10 @@ async def run_scenario(
     if scenario.needs_restart:
         venue = ProcessVenue(data_dir)
     else:
-        venue = InProcessVenue(data_dir, profile.max_lifetime_ms)
+        cap = (
+            profile.max_lifetime_ms if scenario.compressed_cap else LivenessPolicy().max_lifetime_ms
+        )
+        venue = InProcessVenue(data_dir, cap)
     notes: list[str] = []
     sink = Sink()
     await venue.start()
@@ -666,6 +689,7 @@ async def run_scenario(
                 await asyncio.wait_for(subject.aclose(), profile.stop_timeout_s)
             except TimeoutError:
                 notes.append(f"did not stop within {profile.stop_timeout_s:g} s")
+            notes.extend(getattr(subject, "notes", []))
     finally:
         await venue.aclose()
     return score(scenario.key, subject.name, run, notes)

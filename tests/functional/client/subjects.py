@@ -101,7 +101,7 @@ class OfficialSdkSubject:
     def __init__(self) -> None:
         self.streams: Any = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.keepalive_errors: list[str] = []
+        self.notes: list[str] = []
 
     async def start(self, venue: Venue, sink: Sink, profile: Profile) -> None:
         client: Any = DerivativesTradingUsdsFutures(
@@ -155,7 +155,9 @@ class OfficialSdkSubject:
             try:
                 await asyncio.to_thread(rest.keepalive_user_data_stream)
             except Exception as exc:  # what a user's scheduler would do: log, try again
-                self.keepalive_errors.append(repr(exc))
+                note = f"keepalive PUT failed: {type(exc).__name__}: {exc}"
+                if note not in self.notes:
+                    self.notes.append(note)
 
     async def aclose(self) -> None:
         for task in self._tasks:
