@@ -65,9 +65,12 @@ class KeepaliveSchedule:
         self.failures = 0
         self._delays = None
 
-    def failed(self, now_ms: int) -> KeepaliveAction:
+    def failed(self, now_ms: int, retry_after_ms: int = 0) -> KeepaliveAction:
         """A keepalive failed (not with -1125, which means the key is gone: that is
-        `KEY_LOST` at once). Schedules a retry inside the validity, or gives the key up."""
+        `KEY_LOST` at once). Schedules a retry inside the validity, or gives the key up.
+
+        `retry_after_ms` is the wait a 429/418 answer asked for: Binance bans an IP that
+        keeps sending after a 429 (spec §6.2), so no retry comes sooner than that."""
         self.failures += 1
         if self._delays is None:
             self._delays = self.retry.delays(self.rng or random.Random())
@@ -76,7 +79,7 @@ class KeepaliveSchedule:
             self.next_due_ms = now_ms
             return KeepaliveAction.KEY_LOST
         # Never retry later than the moment the key dies; at that moment, give up.
-        self.next_due_ms = min(now_ms + delay, self.valid_until_ms)
+        self.next_due_ms = min(now_ms + max(delay, retry_after_ms), self.valid_until_ms)
         return KeepaliveAction.WAIT
 
     def due(self, now_ms: int) -> KeepaliveAction:

@@ -66,6 +66,7 @@ from userstream.exceptions import (
     ConfigurationError,
     InvalidAPIKey,
     ListenKeyNotFound,
+    RateLimited,
     ReconnectGaveUp,
     TransportError,
     UserStreamError,
@@ -506,10 +507,12 @@ class UserDataStream:
         unless the backoff is finite. With `verify_key`, a keepalive first proves the key is
         still alive (a stream on a dead key would be silently empty, spec §2.3)."""
         first = True
+        retry_after = 0  # from the last 429/418: an earlier retry would earn an IP ban
         while True:
             delay = next(self._delays, None)
             if delay is None:
                 raise ReconnectGaveUp(f"no reconnect attempts left (last reason: {reason})")
+            delay = max(delay, retry_after)
             if not first or delay:
                 self._set_state(ConnectionState.RECONNECTING, reason)
             if delay:
@@ -527,6 +530,7 @@ class UserDataStream:
             except (*_CONNECT_ERRORS, TransportError, BinanceAPIError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("reconnect attempt failed: %s", reason)
+                retry_after = exc.retry_after_ms if isinstance(exc, RateLimited) else 0
                 continue
             self._health.connected_ms = conn.opened_ms
             self._set_state(ConnectionState.CONNECTED, reason)
@@ -562,6 +566,8 @@ class UserDataStream:
                 delay = next(self._delays, None)
                 if delay is None:
                     raise ReconnectGaveUp(f"could not issue a listenKey: {exc}") from exc
+                if isinstance(exc, RateLimited):  # as in `_reconnect`: honour Retry-After
+                    delay = max(delay, exc.retry_after_ms)
                 log.warning("could not issue a listenKey (%s); retrying in %d ms", exc, delay)
                 self._set_state(ConnectionState.RECONNECTING, f"listenKey: {exc}")
                 await self._clock.sleep_until(self._clock.now_ms() + delay)
@@ -715,7 +721,9 @@ class UserDataStream:
             self._health.keepalive(now, str(exc))
             if generation != self._generation:
                 return KeepaliveAction.WAIT
-            action = self._plan.failed(now)
+            # A 429/418 says when to come back; retrying sooner turns a 429 into an IP ban.
+            retry_after = exc.retry_after_ms if isinstance(exc, RateLimited) else 0
+            action = self._plan.failed(now, retry_after)
             log.warning("keepalive failed (%s); next try at %d", exc, self._plan.next_due_ms)
             return action
         now = self._clock.now_ms()

@@ -10,12 +10,13 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import Harness
+from tests.conftest import Harness, running_harness
 from tests.functional.client.helpers import (
     MINUTE,
     RECV_TIMEOUT_S,
@@ -41,6 +42,7 @@ from userstream import (
 )
 from userstream.client.buffer import Item
 from userstream.server.app import UserStreamServer
+from userstream.server.limits import WeightLimits
 
 # --- a REST path that can be cut while the stream connection stays up --------------------
 
@@ -459,3 +461,61 @@ async def test_closing_as_soon_as_a_gap_arrives_leaves_no_coroutine_unawaited(
     await stream.aclose()
     gc.collect()  # an unawaited coroutine warns here; pytest turns it into an error
     assert client_tasks() == set()
+
+
+# --- a rate-limited keepalive ------------------------------------------------------------
+
+
+async def put_key(harness: Harness, api_key: str) -> int:
+    async with harness.http.put(
+        f"{harness.url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
+    ) as response:
+        return response.status
+
+
+async def test_a_keepalive_answered_429_waits_for_retry_after_instead_of_earning_a_ban(
+    tmp_path: Path,
+) -> None:
+    limits = WeightLimits(per_minute=5)
+    async with running_harness(tmp_path / "data", weight_limits=limits) as harness:
+        account = harness.account()
+        interval = 30 * MINUTE + 30_000  # the keepalive falls half-way into a minute
+        async with make_stream(harness, account, keepalive_interval_ms=interval) as stream:
+            await advance(harness, 30 * MINUTE)
+            # The bot itself used this minute's weight, and ran into five 429s already: one
+            # more over-limit request from this IP in this minute starts a 418 ban.
+            statuses = [await put_key(harness, account.api_key) for _ in range(10)]
+            assert statuses == [200] * 5 + [429] * 5
+            await advance(harness, 30_000, step_ms=500)  # the keepalive: 429
+            assert stream.health.last_keepalive_ok is False
+            assert stream.health.last_keepalive_error is not None
+            assert "-1003" in stream.health.last_keepalive_error
+            await advance(harness, 30_000, step_ms=500)  # retries until the next minute
+            # Retry-After said "next minute": the IP was not pushed into a 418 ban.
+            await wait_for(lambda: stream.health.last_keepalive_ok is True)
+            assert await put_key(harness, account.api_key) == 200
+            health = stream.health
+            assert (health.keys_issued, health.reconnects, health.gaps) == (1, 0, 0)
+
+
+async def test_a_reconnect_whose_key_check_is_answered_429_waits_for_retry_after(
+    tmp_path: Path,
+) -> None:
+    limits = WeightLimits(per_minute=5)
+    async with running_harness(tmp_path / "data", weight_limits=limits) as harness:
+        account = harness.account()
+        async with make_stream(harness, account) as stream:
+            await advance(harness, MINUTE)  # a fresh minute
+            statuses = [await put_key(harness, account.api_key) for _ in range(10)]
+            assert statuses == [200] * 5 + [429] * 5
+            status, _ = await harness.admin("POST", "connections/drop", {"accountId": account.id})
+            assert status == 200
+            assert (await next_gap(stream)).reason is GapReason.DISCONNECTED
+            await advance(harness, MINUTE + 5_000, step_ms=500)  # the key check got 429: wait
+            await wait_for(lambda: connected(stream))
+            assert await put_key(harness, account.api_key) == 200  # no 418 ban
+            await harness.publish(account, [leverage(8)])
+            assert number(await next_item(stream)) == 8
+            health = stream.health
+            assert (health.keys_issued, health.reconnects, health.gaps) == (1, 1, 1)
+            assert health.last_keepalive_ok is True

@@ -53,6 +53,15 @@ def test_a_success_after_failures_resets_the_retries() -> None:
     assert plan.next_due_ms == 61 * MIN + 10  # the first retry delay again
 
 
+def test_a_retry_after_from_a_429_delays_the_retry_but_not_past_the_deadline() -> None:
+    plan = KeepaliveSchedule(retry=Backoff(first_ms=1000, jitter=0))
+    plan.key_created(0)
+    assert plan.failed(30 * MIN, retry_after_ms=30_000) is KeepaliveAction.WAIT
+    assert plan.next_due_ms == 30 * MIN + 30_000  # not the 1 s backoff
+    assert plan.failed(59 * MIN, retry_after_ms=2 * MIN) is KeepaliveAction.WAIT
+    assert plan.next_due_ms == 60 * MIN  # clamped: at the deadline the key is lost
+
+
 def test_failing_at_or_past_the_deadline_is_key_lost() -> None:
     plan = KeepaliveSchedule()
     plan.key_created(0)
