@@ -708,8 +708,11 @@ class UserDataStream:
         try:
             extended = await self._listen_keys.keepalive(key)
         except InvalidAPIKey as exc:
+            self._health.keepalive(self._clock.now_ms(), str(exc))
             self._signals.put_nowait(_Fatal(exc))
-            return KeepaliveAction.WAIT
+            # End this loop: returning WAIT left `next_due_ms` in the past, so it sent the
+            # rejected keepalive again at once, in a tight loop, until aclose().
+            raise
         except ListenKeyNotFound as exc:
             self._health.keepalive(self._clock.now_ms(), str(exc))
             if generation == self._generation:

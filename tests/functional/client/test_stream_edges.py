@@ -80,6 +80,11 @@ class CuttableRelay:
     def restore(self) -> None:
         self.cut_off = False
 
+    async def retarget(self, port: int) -> None:
+        """Reset every relayed connection; new ones go to `port` (another server)."""
+        self._target_port = port
+        await self._close_pipes()
+
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -519,3 +524,26 @@ async def test_a_reconnect_whose_key_check_is_answered_429_waits_for_retry_after
             health = stream.health
             assert (health.keys_issued, health.reconnects, health.gaps) == (1, 1, 1)
             assert health.last_keepalive_ok is True
+
+
+# --- an API key revoked while the stream runs --------------------------------------------
+
+
+async def test_a_keepalive_answered_2015_fails_the_stream_once_without_spinning(
+    server: Harness, relay: CuttableRelay, tmp_path: Path
+) -> None:
+    account = server.account()
+    stream = make_stream(server, account, endpoints=rest_via(server, relay))
+    async with running_harness(tmp_path / "elsewhere", clock=server.clock) as other, stream:
+        # REST now reaches a server that does not know the API key: it is "revoked".
+        await relay.retarget(other.server.port)
+        await advance(server, 30 * MINUTE)  # one keepalive: -2015
+        with pytest.raises(InvalidAPIKey) as rejected:
+            await next_item(stream)
+        assert rejected.value.code == -2015
+        await settle(10)
+        # One PUT, not a loop of them hammering the venue until it answers 429.
+        assert other.server.limiter.used("127.0.0.1", server.clock.now_ms()) == 1
+        assert stream.health.last_keepalive_ok is False
+        with pytest.raises(InvalidAPIKey):
+            await next_item(stream)
