@@ -42,3 +42,14 @@ async def test_a_websocket_is_not_subject_to_the_request_timeout(quick: UserStre
         await asyncio.sleep(0.4)
         await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')
         assert await asyncio.wait_for(ws.recv(), 2) == '{"result":[],"id":1}'
+
+
+async def test_shutdown_closes_idle_keep_alive_connections(tmp_path: Path) -> None:
+    async with running_harness(tmp_path / "data") as harness:
+        reader, writer = await asyncio.open_connection("127.0.0.1", harness.server.port)
+        writer.write(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n{}"), 2)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+    # The server is closed: its idle keep-alive connection must not answer any more.
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()

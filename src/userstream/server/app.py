@@ -95,6 +95,7 @@ class UserStreamServer:
         self.admin_token_generated = False
         self._server: asyncio.Server | None = None
         self._drained = asyncio.Event()
+        self._http_connections: set[HttpProtocol] = set()
         self._db = open_database(config.data_dir)
         self.accounts = AccountStore(self._db)
         self.key_store = SqliteKeyStore(self._db)
@@ -128,6 +129,7 @@ class UserStreamServer:
                 self.config.max_body_bytes,
                 self.config.max_message_bytes,
                 self.config.request_timeout_s,
+                self._http_connections,
             ),
             self.config.host,
             self.config.port,
@@ -159,6 +161,8 @@ class UserStreamServer:
         if sessions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), SHUTDOWN_GRACE_S)
+        for connection in list(self._http_connections):
+            connection.shutdown()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

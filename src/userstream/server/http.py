@@ -115,8 +115,12 @@ class HttpProtocol(asyncio.Protocol):
         max_body: int,
         max_message: int,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
+        connections: set[HttpProtocol] | None = None,
     ) -> None:
         self._app = app
+        # The server's registry of open connections, so shutdown can close idle keep-alive
+        # ones too (asyncio.Server.close() only stops listening).
+        self._connections = connections if connections is not None else set()
         self._request_timeout_s = request_timeout_s
         self._flusher = flusher
         self._max_body = max_body
@@ -143,6 +147,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self._client_ip = str(peer[0])
@@ -190,12 +195,20 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(400, f"Malformed HTTP request: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
         self._disarm_timeout()
         if self._websocket is not None:
             self._websocket.connection_lost(exc)
         if self._worker is not None:
             self._worker.cancel()
         self._transport = None
+
+    def shutdown(self) -> None:
+        """Close an HTTP connection at server shutdown (WebSockets close through their
+        sessions, with 1001); a request being answered is cut short."""
+        if self._websocket is None and self._transport is not None:
+            self._closing = True
+            self._transport.close()
 
     def pause_writing(self) -> None:
         if self._websocket is not None:
