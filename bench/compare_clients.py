@@ -1,0 +1,319 @@
+"""The issue 3 fault scenarios through userstream, python-binance and the official SDK.
+
+    .venv/bin/python -m bench.compare_clients [--scenario KEY ...] [--subject NAME ...]
+                                              [--tail 14] [--no-doc] [--verbose]
+
+Every scenario runs against a fresh real server (`tests/functional/client/scenarios.py`:
+in-process with the real clock and a compressed connection cap, or the `userstream serve`
+subprocess for the restart), once per library. Prints a table and writes
+`docs/client-comparison.md` with the table, the command line, the versions and what each
+library did. Run from the repository root (it imports the harness from `tests/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tests.functional.client.scenarios import (
+    ANNOUNCED_RANK,
+    SCENARIOS,
+    Profile,
+    RunResult,
+    rotate_after_ms,
+    run_scenario,
+)
+from tests.functional.client.subjects import SUBJECTS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "client-comparison.md"
+OURS = "userstream"
+# python-binance notices a key change only when `ws.recv()` returns (a frame, or its 10 s
+# timeout), then waits 1-2 s to reconnect: the tail gives it that chance after every fault.
+DEFAULT_TAIL_S = 14.0
+# Recovery times are measured with events every 50 ms: closer than this is a tie.
+RECOVERY_TOLERANCE_S = 0.1
+
+BEHAVIOUR = {
+    "userstream": (
+        "Reconnects at once after the first drop, then with jittered backoff (0.25-1 s for a "
+        "second drop within a minute), checking the key with a keepalive first. On "
+        "`listenKeyExpired` (sent by the server on expiry and on DELETE) it issues a new key "
+        "and reconnects. It opens a second connection before the cap and drops the "
+        "duplicates (make-before-break). Every window where events could have been missed "
+        "comes with a `StreamGap` before the next event. A stalled consumer stops the reader "
+        "(`overflow='block'`), so TCP pushes back and nothing is dropped. The only events it "
+        "loses are those published while it had no socket up (the server sends them to "
+        "nobody), and each of those windows is announced."
+    ),
+    "python-binance": (
+        "Reconnects 1-2 s after a close (`round(random() * (2**n - 1) + 1)` s, at most 5 "
+        'tries in a row) on the same listenKey, and puts an `{"e": "error"}` dict in '
+        "the stream first, which is the only hint a consumer gets. `listenKeyExpired` is "
+        "passed through as a dict and nothing else happens: the socket stays on the dead "
+        "key, which receives nothing. Its keepalive timer (`user_timeout`) POSTs, gets a new "
+        "key and asks for a reconnect, but the read loop sees that request only when "
+        "`ws.recv()` returns, after its 10 s timeout on a silent socket: everything "
+        "published in those ~12 s is lost. Across the cap it reconnects on the same key like "
+        "after any close. Its internal queue holds 100 messages: a consumer that falls "
+        "behind by more makes the read loop raise `BinanceWebsocketQueueOverflow` and stop "
+        "for good (`recv()` then raises `ReadLoopClosed`)."
+    ),
+    "official SDK": (
+        "After a server-side close (1006, 1000, 1001, the cap) it emits a connection "
+        "`close` callback and never reconnects: it only reconnects on its own 23-hour timer "
+        "or a `serverShutdown` event, so every later event is lost. On `listenKeyExpired` "
+        "it delivers a `ListenKeyExpired` model and stays subscribed to the dead key; the "
+        "caller's keepalive PUT then fails with -1125 and creates nothing, so it never "
+        "receives another event. Its callbacks hand events "
+        "to a queue the caller owns, so a stalled consumer loses nothing (and the queue is "
+        "unbounded)."
+    ),
+}
+
+
+def _versions() -> dict[str, str]:
+    names = [
+        "python-binance",
+        "binance-sdk-derivatives-trading-usds-futures",
+        "binance-common",
+        "websockets",
+        "aiohttp",
+        "msgspec",
+    ]
+    found = {name: version(name) for name in names}
+    found["python"] = platform.python_version()
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    found["userstream"] = f"{version('userstream')} (git {commit})"
+    return found
+
+
+def _lost(r: RunResult) -> str:
+    return f"{r.lost}/{r.published}" + (f" ({r.lost_on_air} on air)" if r.lost_on_air else "")
+
+
+def _recovered(r: RunResult) -> str:
+    if r.recovered:
+        return "yes"
+    return "no (silent)" if r.stopped_silently else "no"
+
+
+def _time(r: RunResult) -> str:
+    return f"{r.recovery_s:.2f} s" if r.recovery_s is not None else "never"
+
+
+def _cells(r: RunResult) -> list[str]:
+    return [_lost(r), r.announced, str(r.duplicates), _recovered(r), _time(r)]
+
+
+def _beats(ours: RunResult, other: RunResult) -> list[str]:
+    """Where `ours` is worse than `other` (empty: ours wins or ties the row)."""
+    worse = []
+    if ours.lost > other.lost:
+        worse.append("lost")
+    if ANNOUNCED_RANK[ours.announced] < ANNOUNCED_RANK[other.announced]:
+        worse.append("announced")
+    if ours.duplicates > other.duplicates:
+        worse.append("duplicates")
+    if other.recovered and not ours.recovered:
+        worse.append("recovered")
+    if (
+        ours.recovery_s is not None
+        and other.recovery_s is not None
+        and ours.recovery_s > other.recovery_s + RECOVERY_TOLERANCE_S
+    ):
+        worse.append("recovery time")
+    return worse
+
+
+def _verdicts(results: dict[str, dict[str, RunResult]]) -> dict[str, list[str]]:
+    verdicts: dict[str, list[str]] = {}
+    for key, row in results.items():
+        ours = row.get(OURS)
+        if ours is None:
+            continue
+        verdicts[key] = [
+            f"{name}: {', '.join(worse)}"
+            for name, other in row.items()
+            if name != OURS and (worse := _beats(ours, other))
+        ]
+    return verdicts
+
+
+def _rich_table(results: dict[str, dict[str, RunResult]], subjects: list[str]) -> Table:
+    table = Table(title="user data stream clients under faults")
+    for column in ("scenario", "library", "lost", "announced", "dup", "recovered", "recovery"):
+        table.add_column(column, justify="left" if column in ("scenario", "library") else "right")
+    for key, row in results.items():
+        for index, name in enumerate(subjects):
+            if name in row:
+                style = "bold green" if name == OURS else None
+                table.add_row(
+                    key if index == 0 else "",
+                    name,
+                    *_cells(row[name]),
+                    style=style,
+                    end_section=index == len(subjects) - 1,
+                )
+    return table
+
+
+def _markdown(
+    results: dict[str, dict[str, RunResult]],
+    subjects: list[str],
+    profile: Profile,
+    command: str,
+) -> str:
+    lines = [
+        "# Client comparison under faults",
+        "",
+        "Generated by `bench/compare_clients.py` (do not edit by hand). Each scenario ran "
+        "against a fresh real `userstream` server on 127.0.0.1, once per library, publishing "
+        "numbered `ORDER_TRADE_UPDATE` events (client order id `seq-<n>`) every "
+        f"{profile.cadence_s * 1000:g} ms before, during and after the fault, then for "
+        f"{profile.tail_s:g} s more.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
+        "",
+        "## Results",
+        "",
+        "Each cell group: **lost** (published events never received, of all published; "
+        '"on air" = of those, how many the server had queued to one of the library\'s '
+        "sockets), **announced** (were the loss windows flagged before the next event), "
+        "**dup** (duplicates delivered), **recovered** (an event published after each fault "
+        "arrived), **recovery** (the longest time from the end of a fault to the first event "
+        f"published after it; within {RECOVERY_TOLERANCE_S:g} s counts as a tie).",
+        "",
+    ]
+    header = ["scenario"]
+    for name in subjects:
+        header += [f"{name} lost", "announced", "dup", "recovered", "recovery"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for key, row in results.items():
+        cells = [SCENARIOS[key].title]
+        for name in subjects:
+            cells.extend(_cells(row[name]) if name in row else ["-"] * 5)
+        lines.append("| " + " | ".join(cells) + " |")
+    verdicts = _verdicts(results)
+    lines += ["", "## Does userstream win every row?", ""]
+    if all(not v for v in verdicts.values()):
+        lines.append(
+            "Yes: in every scenario it lost no more events than either library, announced "
+            "every loss window, delivered no duplicates and recovered at least as fast."
+        )
+    else:
+        for key, worse in verdicts.items():
+            if worse:
+                lines.append(f"- **{key}**: worse than " + "; ".join(worse))
+    lines += [
+        "",
+        "## Definitions",
+        "",
+        "- **on air**: after every publish the harness reads `events.delivered` from "
+        "`GET /admin/v1/stats`; a rise means the server queued the event to a stream socket "
+        "of the account's live key, i.e. it was accepted while the library had a connection "
+        "up. Events published while no socket was up (during a reconnect, on a dead key) "
+        "are lost by every client; the question is whether the client says so.",
+        '- **announced**: `yes` = an explicit "events may be missing" marker (userstream\'s '
+        "`StreamGap`) came after the last event before every loss window and before the "
+        "first event after it; `hint` = only something the consumer would have to interpret "
+        '(python-binance\'s `{"e": "error"}` dict, a raw `listenKeyExpired`, the SDK\'s '
+        "connection `close` callback); `no` = nothing; `-` = nothing was lost.",
+        "- **recovered**: `no (silent)` = it never received another event and gave no "
+        "marker or hint after the fault.",
+        "- Timings are compressed the same way for everyone: the 24-hour connection cap is "
+        f"{profile.max_lifetime_ms} ms of real time; every keepalive (python-binance's "
+        "`user_timeout`, the SDK caller's PUT loop, userstream's `keepalive_interval_ms`) "
+        f"runs every {profile.keepalive_s:g} s instead of 5 or 30 minutes; userstream's "
+        f"rotation point is {rotate_after_ms(profile.max_lifetime_ms)} ms there, its "
+        "defaults otherwise. Only the cap scenario runs with the compressed cap. Restart: "
+        "SIGTERM to `userstream serve`, then the same data directory and port.",
+        "",
+        "## What each library did",
+        "",
+    ]
+    for name in subjects:
+        lines += [f"### {name}", "", BEHAVIOUR.get(name, ""), "", "Observed per scenario:", ""]
+        for key, row in results.items():
+            result = row.get(name)
+            if result is None:
+                continue
+            markers = "; ".join(result.markers[:4]) or "none"
+            extra = f" Notes: {'; '.join(result.notes)}." if result.notes else ""
+            lines.append(
+                f"- `{key}`: received {result.received}/{result.published}, loss windows "
+                f"{result.loss_windows or 'none'}, out of order {result.out_of_order}; "
+                f"markers/hints: {markers}.{extra}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def _main(args: argparse.Namespace) -> dict[str, dict[str, RunResult]]:
+    profile = replace(Profile(), tail_s=args.tail)
+    console = Console()
+    results: dict[str, dict[str, RunResult]] = {}
+    for key in args.scenario:
+        for name in args.subject:
+            with tempfile.TemporaryDirectory() as tmp:
+                console.print(f"[dim]{key} x {name} ...[/dim]")
+                result = await run_scenario(
+                    SCENARIOS[key], SUBJECTS[name](), profile, Path(tmp) / "data"
+                )
+            results.setdefault(key, {})[name] = result
+            if args.verbose:
+                console.print(result.summary(), markup=False)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--subject", nargs="+", choices=list(SUBJECTS), default=list(SUBJECTS))
+    parser.add_argument("--tail", type=float, default=DEFAULT_TAIL_S, help="seconds after faults")
+    parser.add_argument("--no-doc", action="store_true", help=f"do not write {DOC.name}")
+    parser.add_argument("--verbose", action="store_true", help="per-run details, library logs")
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        logging.disable(logging.CRITICAL)  # the libraries log every reconnect at ERROR
+    results = asyncio.run(_main(args))
+    console = Console()
+    console.print(_rich_table(results, args.subject))
+    for key, worse in _verdicts(results).items():
+        if worse:
+            console.print(f"[red]{key}: userstream is worse than {'; '.join(worse)}[/red]")
+    if not args.no_doc:
+        command = "python -m bench.compare_clients " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        DOC.write_text(
+            _markdown(results, args.subject, replace(Profile(), tail_s=args.tail), command.strip())
+            + "\n"
+        )
+        console.print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
