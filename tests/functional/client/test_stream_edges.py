@@ -7,10 +7,8 @@ stream the moment a gap arrives. Each test also reads `stream.health` afterwards
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from tests.functional.client.helpers import (
     settle,
     wait_for,
 )
+from tests.functional.client.relay import Relay
 from userstream import (
     Backoff,
     ConnectionState,
@@ -48,96 +47,7 @@ from userstream.server.limits import WeightLimits
 # --- a REST path that can be cut while the stream connection stays up --------------------
 
 
-@dataclass(eq=False)
-class _Pipe:
-    writers: list[asyncio.StreamWriter]
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-
-class CuttableRelay:
-    """A TCP relay to the server; `cut()` resets every relayed connection and refuses new
-    ones (accepted, then closed at once) until `restore()`: a network path that broke."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._pipes: list[_Pipe] = []
-        self.cut_off = False
-        self.refused = 0
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-
-    async def cut(self) -> None:
-        self.cut_off = True
-        await self._close_pipes()
-
-    def restore(self) -> None:
-        self.cut_off = False
-
-    async def retarget(self, port: int) -> None:
-        """Reset every relayed connection; new ones go to `port` (another server)."""
-        self._target_port = port
-        await self._close_pipes()
-
-    async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        await self._close_pipes()
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut_off:
-            self.refused += 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        pipe = _Pipe([writer, up_writer])
-        self._pipes.append(pipe)
-        pipe.tasks = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
-        ]
-
-    @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        with contextlib.suppress(OSError):
-            dst.close()
-
-    async def _close_pipes(self) -> None:
-        pipes, self._pipes = self._pipes, []
-        for pipe in pipes:
-            for task in pipe.tasks:
-                task.cancel()
-            await asyncio.gather(*pipe.tasks, return_exceptions=True)
-            for writer in pipe.writers:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-
-
-@pytest.fixture
-async def relay(server: Harness) -> AsyncIterator[CuttableRelay]:
-    relay = CuttableRelay(server.server.port)
-    await relay.start()
-    yield relay
-    await relay.aclose()
-
-
-def rest_via(server: Harness, relay: CuttableRelay) -> Endpoints:
+def rest_via(server: Harness, relay: Relay) -> Endpoints:
     direct = endpoints(server)
     return Endpoints(f"http://127.0.0.1:{relay.port}", direct.ws_api_url, direct.stream_url)
 
@@ -168,7 +78,7 @@ def client_tasks() -> set[asyncio.Task[Any]]:
 
 
 async def test_keepalives_failing_for_60_minutes_issue_a_new_key_and_mark_key_lost(
-    server: Harness, relay: CuttableRelay
+    server: Harness, relay: Relay
 ) -> None:
     account = server.account()
     stream = make_stream(server, account, endpoints=rest_via(server, relay))
@@ -248,7 +158,7 @@ async def test_a_rejected_api_key_fails_on_enter_and_leaves_no_task(
 # --- 3. a finite backoff against a server that is gone -----------------------------------
 
 
-def via(relay: CuttableRelay) -> Endpoints:
+def via(relay: Relay) -> Endpoints:
     """Every URL through `relay`: cutting it is what the server process dying looks like
     to the client (every connection reset, nothing answers)."""
     return Endpoints(
@@ -258,7 +168,7 @@ def via(relay: CuttableRelay) -> Endpoints:
     )
 
 
-async def stop_server(harness: Harness, relay: CuttableRelay, stream: UserDataStream) -> None:
+async def stop_server(harness: Harness, relay: Relay, stream: UserDataStream) -> None:
     """Shut the server down (streams get 1001), then reset whatever is left, e.g. pooled
     HTTP keep-alive connections, which `UserStreamServer.aclose()` leaves open."""
     await harness.server.aclose()
@@ -269,7 +179,7 @@ async def stop_server(harness: Harness, relay: CuttableRelay, stream: UserDataSt
 
 
 async def test_finite_backoff_gives_up_after_its_attempts_when_the_server_is_gone(
-    server: Harness, relay: CuttableRelay
+    server: Harness, relay: Relay
 ) -> None:
     attempts = 4
     states: list[ConnectionState] = []
@@ -342,7 +252,7 @@ async def test_ws_api_transport_reopens_its_connection_after_a_drop(server: Harn
 
 
 async def test_ws_api_transport_reopens_its_connection_at_the_next_keepalive(
-    server: Harness, relay: CuttableRelay
+    server: Harness, relay: Relay
 ) -> None:
     account = server.account()
     direct = endpoints(server)
@@ -414,7 +324,7 @@ async def test_reorder_window_yields_in_event_time_order_and_holds_no_longer(
 
 
 async def test_server_restart_reconnects_on_the_same_key_with_one_gap(
-    server: Harness, relay: CuttableRelay
+    server: Harness, relay: Relay
 ) -> None:
     account = server.account()
     port = server.server.port
@@ -534,7 +444,7 @@ async def test_a_reconnect_whose_key_check_is_answered_429_waits_for_retry_after
 
 
 async def test_a_keepalive_answered_2015_fails_the_stream_once_without_spinning(
-    server: Harness, relay: CuttableRelay, tmp_path: Path
+    server: Harness, relay: Relay, tmp_path: Path
 ) -> None:
     account = server.account()
     stream = make_stream(server, account, endpoints=rest_via(server, relay))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import Harness
-from tests.functional.client.blackhole import BlackholeRelay
 from tests.functional.client.helpers import (
     MINUTE,
     advance,
@@ -20,25 +18,18 @@ from tests.functional.client.helpers import (
     number,
     wait_for,
 )
+from tests.functional.client.relay import Relay
 from userstream import Endpoints, GapReason, ListenKeyNotFound
 from userstream.client.listenkeys import WsApiListenKeys
 
 
-@pytest.fixture
-async def relay(server: Harness) -> AsyncIterator[BlackholeRelay]:
-    relay = BlackholeRelay(server.server.port)
-    await relay.start()
-    yield relay
-    await relay.aclose()
-
-
-def via_relay(server: Harness, relay: BlackholeRelay) -> Endpoints:
+def via_relay(server: Harness, relay: Relay) -> Endpoints:
     direct = endpoints(server)
     return Endpoints(direct.rest_url, direct.ws_api_url, f"ws://127.0.0.1:{relay.port}")
 
 
 async def test_a_silent_connection_that_ignores_pings_is_replaced(
-    server: Harness, relay: BlackholeRelay
+    server: Harness, relay: Relay
 ) -> None:
     account = server.account()
     options = {"ping_interval_s": 0.05, "ping_timeout_s": 0.1}
@@ -52,9 +43,7 @@ async def test_a_silent_connection_that_ignores_pings_is_replaced(
         assert number(await next_item(s)) == 4
 
 
-async def test_a_quiet_healthy_connection_is_left_alone(
-    server: Harness, relay: BlackholeRelay
-) -> None:
+async def test_a_quiet_healthy_connection_is_left_alone(server: Harness, relay: Relay) -> None:
     account = server.account()
     options = {"ping_interval_s": 0.02, "ping_timeout_s": 0.5}
     async with make_stream(server, account, endpoints=via_relay(server, relay), **options) as s:
@@ -63,7 +52,7 @@ async def test_a_quiet_healthy_connection_is_left_alone(
 
 
 async def test_a_key_that_died_unseen_is_replaced_after_the_keepalive_says_1125(
-    server: Harness, relay: BlackholeRelay
+    server: Harness, relay: Relay
 ) -> None:
     account = server.account()
     async with make_stream(server, account, endpoints=via_relay(server, relay)) as stream:

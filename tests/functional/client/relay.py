@@ -1,6 +1,12 @@
-"""A real TCP relay in front of the server that can turn existing connections into black
-holes: bytes are read and silently discarded both ways, the sockets stay open. That is what
-a dead NAT entry or a half-dead peer looks like to a client."""
+"""A real TCP relay in front of the server, for the network faults a client must survive.
+
+- `freeze_existing()`: every open connection becomes a black hole: bytes are read and
+  silently discarded both ways, the sockets stay open. That is what a dead NAT entry or a
+  half-dead peer looks like to a client; later connections relay normally.
+- `cut()` / `restore()`: reset every relayed connection and refuse new ones (accepted, then
+  closed at once) until restored: a network path that broke.
+- `retarget(port)`: reset every relayed connection; new ones go to another server.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,14 @@ class _Pipe:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-class BlackholeRelay:
+class Relay:
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self._host = host
         self._target_port = target_port
         self._server: asyncio.Server | None = None
         self._pipes: list[_Pipe] = []
+        self.cut_off = False
+        self.refused = 0
 
     @property
     def port(self) -> int:
@@ -38,7 +46,32 @@ class BlackholeRelay:
             pipe.frozen = True
         return len(self._pipes)
 
+    async def cut(self) -> None:
+        self.cut_off = True
+        await self._close_pipes()
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+    async def retarget(self, port: int) -> None:
+        """Reset every relayed connection; new ones go to `port` (another server)."""
+        self._target_port = port
+        await self._close_pipes()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._close_pipes()
+        if self._server is not None:
+            await self._server.wait_closed()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off:
+            self.refused += 1
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
         up_reader, up_writer = await asyncio.open_connection(self._host, self._target_port)
         pipe = _Pipe([writer, up_writer])
         self._pipes.append(pipe)
@@ -58,10 +91,9 @@ class BlackholeRelay:
             with contextlib.suppress(OSError):
                 dst.close()
 
-    async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for pipe in self._pipes:
+    async def _close_pipes(self) -> None:
+        pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
             for task in pipe.tasks:
                 task.cancel()
             await asyncio.gather(*pipe.tasks, return_exceptions=True)
@@ -69,5 +101,3 @@ class BlackholeRelay:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
-        if self._server is not None:
-            await self._server.wait_closed()
