@@ -25,8 +25,16 @@ from userstream.accounts import Account
 from userstream.clock import ManualClock
 from userstream.server.app import ServerConfig, UserStreamServer
 
+EVENT_FIXTURES = Path(__file__).parent / "fixtures" / "events"
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed virtual start, so runs repeat.
 ADMIN_TOKEN = "test-admin-token"
+
+
+def event_fixture(name: str) -> dict[str, Any]:
+    """A golden event payload from tests/fixtures/events (`name` with or without `.json`)."""
+    path = EVENT_FIXTURES / (name if name.endswith(".json") else f"{name}.json")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
 
 
 @dataclass

@@ -9,26 +9,18 @@ then derives `/private/ws?listenKey=K` from the `linear` ws URL and dials it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import ccxt.pro as ccxtpro
 import pytest
 
-from tests.conftest import Harness
+from tests.conftest import Harness, event_fixture
 from userstream.accounts import Account
 
 pytestmark = pytest.mark.compat
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"
 TIMEOUT_S = 5.0
-
-
-def _fixture(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return event
 
 
 def _exchange(server: Harness, account: Account) -> Any:
@@ -80,7 +72,7 @@ async def test_watch_orders_returns_published_order(
         # ccxt's keepalive: PUT with an empty form body and no listenKey (spec §2.2).
         assert await exchange.fapiPrivatePutListenKey() == {"listenKey": key}
 
-        sent = _fixture("order_trade_update_doc.json")
+        sent = event_fixture("order_trade_update_doc.json")
         await server.publish(account, sent)
         orders = await asyncio.wait_for(first, TIMEOUT_S)
     finally:
@@ -99,7 +91,7 @@ async def test_watch_orders_returns_published_order(
     assert order["info"] == sent["o"]
 
     # A second update on the same connection: the 2026 real-venue market order.
-    sent = _fixture("order_trade_update_real_2026.json")
+    sent = event_fixture("order_trade_update_real_2026.json")
     second = asyncio.create_task(exchange.watch_orders())
     try:
         await asyncio.sleep(0.05)  # let watch_orders() register before the event arrives

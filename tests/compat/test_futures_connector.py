@@ -14,12 +14,11 @@ import queue
 import threading
 import urllib.request
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, ServerProcess
+from tests.conftest import ADMIN_TOKEN, ServerProcess, event_fixture
 
 with warnings.catch_warnings():
     # `binance` is shared with python-binance, whose package __init__ imports
@@ -31,13 +30,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.compat
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"
 TIMEOUT_S = 5.0
-
-
-def _fixture(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return event
 
 
 def _publish(proc: ServerProcess, events: list[dict[str, Any]]) -> None:
@@ -96,9 +89,9 @@ def test_listen_key_rest_and_ws_subscribe(server_process: ServerProcess) -> None
         assert _next(messages) == {"result": None, "id": 1}
 
         events = [
-            _fixture("order_trade_update_real_2026.json"),
-            _fixture("account_update_real_2026.json"),
-            _fixture("account_config_update_leverage.json"),
+            event_fixture("order_trade_update_real_2026.json"),
+            event_fixture("account_update_real_2026.json"),
+            event_fixture("account_config_update_leverage.json"),
         ]
         _publish(server_process, events)
         received = [_next(messages) for _ in events]

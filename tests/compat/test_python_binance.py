@@ -9,14 +9,12 @@ POSTs `/fapi/v1/listenKey` and connects to `/private/ws?listenKey=K`; events arr
 from __future__ import annotations
 
 import asyncio
-import json
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Harness
+from tests.conftest import Harness, event_fixture
 from userstream.accounts import Account
 
 with warnings.catch_warnings():
@@ -27,13 +25,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.compat
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"
 RECV_TIMEOUT_S = 5.0
-
-
-def _fixture(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return event
 
 
 def _local_client(server: Harness) -> type[Any]:
@@ -104,8 +96,8 @@ async def test_futures_user_socket_receives_published_events(server: Harness) ->
         try:
             assert socket._listen_key == key  # it reused the account's live key
             await _wait_connected(server, key)
-            order = _fixture("order_trade_update_doc.json")
-            update = _fixture("account_update_doc.json")
+            order = event_fixture("order_trade_update_doc.json")
+            update = event_fixture("account_update_doc.json")
             assert await server.publish(account, [order, update]) == 2
             assert await _recv(socket) == order
             assert await _recv(socket) == update
@@ -133,7 +125,7 @@ async def test_futures_user_socket_admin_expire(server: Harness) -> None:
             assert isinstance(key, str)
             assert len(key) == 64
             await _wait_connected(server, key)
-            lite = _fixture("trade_lite_doc.json")
+            lite = event_fixture("trade_lite_doc.json")
             assert await server.publish(account, lite) == 1
             assert await _recv(socket) == lite
 
@@ -144,7 +136,7 @@ async def test_futures_user_socket_admin_expire(server: Harness) -> None:
             assert expired["listenKey"] == key
 
             # Nothing more for that key (spec §2.3): a later event is not delivered.
-            await server.publish(account, _fixture("order_trade_update_doc.json"))
+            await server.publish(account, event_fixture("order_trade_update_doc.json"))
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(socket.recv(), 0.3)
         finally:

@@ -21,16 +21,14 @@ import contextlib
 import json
 import socket
 import struct
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 
-from tests.conftest import Harness
+from tests.conftest import Harness, event_fixture
 from userstream.accounts import Account
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 RECV_TIMEOUT_S = 5.0
 SILENCE_S = 0.1
 
@@ -58,15 +56,9 @@ PUBLISHABLE_FIXTURES = (
 )
 
 
-def fixture(name: str) -> dict[str, Any]:
-    """A golden event payload from tests/fixtures/events/<name>.json."""
-    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    return data
-
-
 def numbered(n: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
     """A TRADE_LITE whose trade id `t` is `n`, so a receiver can check order and gaps."""
-    event = fixture("trade_lite_doc")
+    event = event_fixture("trade_lite_doc")
     event.update({"E": 1_767_225_600_000 + n, "T": 1_767_225_600_000 + n, "t": n, "s": symbol})
     return event
 

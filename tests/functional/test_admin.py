@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import ADMIN_TOKEN, START_MS, Harness
+from tests.conftest import ADMIN_TOKEN, START_MS, Harness, event_fixture
 from tests.functional.wsclient import (
     MINUTE,
     assert_nothing_received,
@@ -28,17 +28,11 @@ from tests.functional.wsclient import (
 from userstream.clock import SystemClock
 from userstream.server.app import ServerConfig, UserStreamServer
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 MAX_ADVANCE_MS = 400 * 24 * 3600 * 1000
 
 
-def fixture(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    return loaded
-
-
 def order() -> dict[str, Any]:
-    return fixture("order_trade_update_doc")
+    return event_fixture("order_trade_update_doc")
 
 
 async def admin_raw(
@@ -151,8 +145,8 @@ async def test_publish_one_and_batch_fills_times_from_virtual_clock(server: Harn
         assert (event["e"], event["E"], event["T"]) == ("ORDER_TRADE_UPDATE", now, now)
         assert event["o"]["T"] == 1568879465650  # nested times are the producer's
 
-        kept = fixture("trade_lite_doc")
-        margin = fixture("margin_call")
+        kept = event_fixture("trade_lite_doc")
+        margin = event_fixture("margin_call")
         del margin["E"]  # MARGIN_CALL has no T: only E is filled
         status, body = await server.admin(
             "POST", f"accounts/{account.id}/events", [kept, margin, one]
@@ -192,7 +186,7 @@ INVALID_EVENTS: list[tuple[str, Any, str]] = [
     ("unknown field", _with(order(), 1, "zz"), "zz"),
     ("unknown nested field", _with(order(), 1, "o", "zz"), "o.zz"),
     ("E as string", _with(order(), "1", "E"), "E"),
-    ("listenKeyExpired offered", fixture("listen_key_expired"), "e"),
+    ("listenKeyExpired offered", event_fixture("listen_key_expired"), "e"),
     ("bad batch element", [order(), _without(order(), "o", "q"), order()], "[1].o.q"),
 ]
 

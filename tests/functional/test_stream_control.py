@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import Harness
+from tests.conftest import Harness, event_fixture
 from tests.functional.stream_helpers import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
@@ -23,7 +23,6 @@ from tests.functional.stream_helpers import (
     OPCODE_TEXT,
     RawClient,
     assert_quiet,
-    fixture,
     frame,
     new_account,
     open_ws,
@@ -32,8 +31,8 @@ from tests.functional.stream_helpers import (
     request,
 )
 
-ORDER = fixture("order_trade_update_doc")
-ACCOUNT = fixture("account_update_doc")
+ORDER = event_fixture("order_trade_update_doc")
+ACCOUNT = event_fixture("account_update_doc")
 SDK_ID = "0f3c5b6e9a8d4c2b8e1f7a6d5c4b3a29"  # the official SDKs send 32-hex string ids
 
 

@@ -17,12 +17,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import START_MS, Harness, running_harness
+from tests.conftest import START_MS, Harness, event_fixture, running_harness
 from tests.functional.stream_helpers import (
     PUBLISHABLE_FIXTURES,
     RawClient,
     assert_quiet,
-    fixture,
     new_account,
     numbered,
     open_ws,
@@ -32,8 +31,8 @@ from tests.functional.stream_helpers import (
 from userstream.protocol.codec import combined_envelope, encode_event, parse_admin_events
 from userstream.server.streams import StreamSession
 
-ORDER = fixture("order_trade_update_doc")
-ACCOUNT = fixture("account_update_doc")
+ORDER = event_fixture("order_trade_update_doc")
+ACCOUNT = event_fixture("account_update_doc")
 
 
 def encoded(event: dict[str, Any]) -> str:
@@ -59,7 +58,7 @@ async def delete_key(server: Harness, api_key: str) -> None:
 
 async def test_every_event_type_arrives_exactly_as_encoded(server: Harness) -> None:
     account, key = await new_account(server)
-    events = [fixture(name) for name in PUBLISHABLE_FIXTURES]
+    events = [event_fixture(name) for name in PUBLISHABLE_FIXTURES]
     async with (
         open_ws(server, f"/private/ws/{key}") as raw,
         open_ws(server, f"/private/stream?streams={key}") as combined,
@@ -78,7 +77,7 @@ async def test_every_event_type_arrives_exactly_as_encoded(server: Harness) -> N
 
 async def test_missing_event_and_transaction_time_come_from_the_clock(server: Harness) -> None:
     account, key = await new_account(server)
-    event = fixture("trade_lite_doc")
+    event = event_fixture("trade_lite_doc")
     del event["E"], event["T"]
     async with open_ws(server, f"/ws/{key}") as ws:
         await server.advance(1234)
@@ -92,7 +91,7 @@ async def test_listen_key_expired_on_delete_matches_the_fixture_shape(server: Ha
         await server.advance(5000)
         await delete_key(server, account.api_key)
         text = await recv_text(ws)
-        golden = fixture("listen_key_expired")
+        golden = event_fixture("listen_key_expired")
         assert text == f'{{"e":"listenKeyExpired","E":{START_MS + 5000},"listenKey":"{key}"}}'
         assert list(json.loads(text)) == list(golden)
 
@@ -214,7 +213,7 @@ async def small_outbox_server(tmp_path: Path) -> AsyncIterator[Harness]:
 
 def large_event(n: int) -> dict[str, Any]:
     """An ACCOUNT_UPDATE of about 6 KB whose `E` numbers it."""
-    event = fixture("account_update_doc")
+    event = event_fixture("account_update_doc")
     event["E"] = START_MS + n
     event["a"]["P"] = event["a"]["P"] * 14
     return event

@@ -12,21 +12,20 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
 
-from tests.conftest import Harness
+from tests.conftest import Harness, event_fixture
 from tests.functional.stream_helpers import (
     assert_quiet,
     assert_silent,
-    fixture,
     new_account,
     open_ws,
     recv_json,
     request,
 )
 
-ORDER = fixture("order_trade_update_doc")
-ACCOUNT = fixture("account_update_doc")
-TRADE = fixture("trade_lite_doc")
-MARGIN = fixture("margin_call")
+ORDER = event_fixture("order_trade_update_doc")
+ACCOUNT = event_fixture("account_update_doc")
+TRADE = event_fixture("trade_lite_doc")
+MARGIN = event_fixture("margin_call")
 BOGUS_KEY = "Z" * 64
 
 # (target with {K} for the listenKey, SUBSCRIBE params or None, combined envelope?)
