@@ -354,6 +354,8 @@ class UserDataStream:
             return
         self._closed = True
         await self._tasks.cancel_all()
+        # Events still held for E-ordering were received: hand them over, don't drop them.
+        self._offer(self._reorder.flush())
         for conn in list(self._connections):
             with contextlib.suppress(Exception):
                 await conn.ws.close()

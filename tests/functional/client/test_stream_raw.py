@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from tests.conftest import Harness
-from tests.functional.client.helpers import RECV_TIMEOUT_S, leverage, make_stream
+from tests.functional.client.helpers import RECV_TIMEOUT_S, leverage, make_stream, number
 from userstream import Received, StreamGap
 from userstream.protocol.codec import encode_event
 from userstream.protocol.events import AccountConfigUpdate
@@ -36,3 +36,17 @@ async def test_received_yields_gaps_too(server: Harness) -> None:
         records = stream.received()
         first = await asyncio.wait_for(anext(records), RECV_TIMEOUT_S)
         assert isinstance(first, StreamGap)
+
+
+async def test_events_held_for_ordering_are_handed_over_on_close(server: Harness) -> None:
+    account = server.account()
+    stream = make_stream(server, account, reorder_window_ms=60_000)
+    async with stream:
+        await server.publish(account, [leverage(1), leverage(2)])
+        for _ in range(100):  # wait until both are received and held
+            if stream.health.events == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert stream.health.events == 2
+    items = [item async for item in stream]
+    assert [number(item) for item in items] == [1, 2]
