@@ -13,6 +13,8 @@ from userstream.protocol.events import Event
 from userstream.protocol.listenkeys import ListenKey
 
 EventHandler = Callable[[int, Sequence[Event]], None]
+KeyChangeHandler = Callable[[str, ListenKey | None], None]
+"""`(listen_key, record)`: issued or extended anywhere (the new record), or ended (None)."""
 
 
 class KeyStore(Protocol):
@@ -49,3 +51,31 @@ class EventBus(Protocol):
     def subscribe(self, handler: EventHandler) -> None: ...
 
     def publish(self, account_id: int, events: Sequence[Event]) -> Awaitable[None]: ...
+
+
+class SharedKeyStore(KeyStore, Protocol):
+    """A KeyStore shared by several gateway nodes (distributed mode, issue #4).
+
+    `get`/`active`/`all` read a local cache that `on_change` keeps current; a node that may
+    have missed a change asks `fetch`, which reads the shared store itself.
+    """
+
+    def on_change(self, handler: KeyChangeHandler) -> None:
+        """Call `handler` for every change made by any node, this one included."""
+        ...
+
+    async def fetch(self, listen_key: str) -> ListenKey | None:
+        """The authoritative record (None when ended), refreshing the cache with it."""
+        ...
+
+
+class FollowingEventBus(EventBus, Protocol):
+    """An EventBus that carries only the accounts a node follows (distributed mode).
+
+    `follow` returns once events accepted from then on will reach `subscribe`'s handlers;
+    events of one account reach the handlers in acceptance order, each once.
+    """
+
+    async def follow(self, account_id: int) -> None: ...
+
+    async def unfollow(self, account_id: int) -> None: ...
