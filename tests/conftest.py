@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.nats_fixtures import NatsCluster, NatsServer
 from userstream.accounts import Account
 from userstream.clock import ManualClock
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -174,3 +175,23 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = start_server_process(tmp_path / "data")
     yield proc
     stop_server_process(proc)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real single-node `nats-server -js` on a loopback port, JetStream in `tmp_path`."""
+    server = NatsServer.launch(tmp_path / "nats")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A real 3-node JetStream cluster on loopback ports."""
+    cluster = NatsCluster.launch(tmp_path / "nats-cluster", size=3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
