@@ -1,115 +1,102 @@
-"""Fan-out benchmark: userstream's stream data plane against a raw picows broadcaster.
+"""Fan-out: userstream's publish-and-deliver path against raw picows and nchan, per shape.
 
-    .venv/bin/python bench/fanout.py [--connections 100] [--events 20000] [--batch 500]
+    .venv/bin/python -m bench.fanout [--shape 1000x1] [--events 400] [--batch 25] [--latency]
 
-Each server under test runs in its own process pinned to core 0 (`taskset`); this process (the
-publisher and the picows clients that count frames) runs on core 1. Events are realistic
-ORDER_TRADE_UPDATE payloads (~420 bytes) built through the protocol models. Both servers are
-paced the same way: a batch is published, and the next one goes out once every connection has
-received the batch before it (two batches in flight), so memory stays bounded.
+A shape is accounts × connections per account. Each connection receives `--events` realistic
+events (ORDER_TRADE_UPDATE, TRADE_LITE, ACCOUNT_UPDATE in turn, built through the protocol
+models, 270-520 bytes). Servers under test run pinned to core 0; this process (publisher and
+the picows clients that count frames) pins itself to core 1.
 
-Printed per server: delivered events/s (wall), server CPU µs per delivered event (from
-/proc/<pid>/stat), and userstream's figures as a percentage of the baseline measured in the
-same run.
+Servers, all paced the same way (a round of `--batch` events per connection is published, and
+the next round goes out once every connection has received the round before it: two rounds in
+flight, so memory stays bounded):
+
+- userstream, batched: `POST /admin/v1/accounts/{id}/events` with `--batch` events in a JSON
+  array per request, requests pipelined on keep-alive connections;
+- userstream, 1 event per request: the same, one event per request;
+- nchan: `POST /pub/<channel>`, one event per request (nchan's only form), pipelined;
+- picows raw (send): `bench/picows_broadcaster.py`, one `WSTransport.send` per frame;
+- picows raw (coalesce): the same broadcaster writing each connection's round in one write.
+
+Reported: delivered events/s (wall), server CPU µs per delivered event (/proc/<pid>/stat),
+load-process CPU share (a figure near 100% means the load generator, not the server, set the
+pace), and with `--latency` publish→receive latency at 50% of the measured maximum: the
+publish time (time.time_ns()) travels in each event's client order id and is compared on
+receipt.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
-from importlib.metadata import version
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
 
-import aiohttp
 import picows
 import uvloop
 
-from userstream.protocol.codec import encode_event
-from userstream.protocol.events import OrderTradeUpdate, OrderUpdate
+from bench.common import (
+    ROOT,
+    PipelinedHttp,
+    Received,
+    UserstreamServer,
+    admin_publish_request,
+    apply_stamp,
+    connect_all,
+    cpu_seconds,
+    encoded_events,
+    http_request,
+    machine,
+    pin_load,
+    raise_nofile,
+    stamp_offsets,
+    stamped,
+    start_listen_keys,
+    start_pinned,
+    stop,
+    userstream_server,
+    versions,
+)
+from bench.nchan import nchan_server
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-admin-token"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def realistic_event(n: int) -> OrderTradeUpdate:
-    now = 1_771_856_732_584 + n
-    return OrderTradeUpdate(
-        transaction_time=now,
-        event_time=now,
-        order=OrderUpdate(
-            symbol="SOLUSDT",
-            client_order_id=f"bench_{n:012d}",
-            side="BUY",
-            order_type="LIMIT",
-            time_in_force="GTC",
-            original_quantity=Decimal("12.50"),
-            original_price=Decimal("80.1900"),
-            average_price=Decimal("80.1850"),
-            stop_price=Decimal("0"),
-            execution_type="TRADE",
-            order_status="PARTIALLY_FILLED",
-            order_id=199_033_476_993 + n,
-            last_filled_quantity=Decimal("0.10"),
-            filled_accumulated_quantity=Decimal("2.30"),
-            last_filled_price=Decimal("80.1900"),
-            commission_asset="USDT",
-            commission=Decimal("0.00320760"),
-            trade_time=now,
-            trade_id=3_181_138_052 + n,
-            bids_notional=Decimal("821.93"),
-            ask_notional=Decimal("0"),
-            is_maker=True,
-            reduce_only=False,
-            working_type="CONTRACT_PRICE",
-            original_order_type="LIMIT",
-            position_side="BOTH",
-            close_position=False,
-            realized_profit=Decimal("0"),
-            price_protection=False,
-            strategy_id=0,
-            ignored_ss=0,
-            self_trade_prevention_mode="EXPIRE_MAKER",
-            price_match="NONE",
-            good_till_date=0,
-            expiry_reason="0",
-        ),
-    )
+PUBLISH_CONNECTIONS = 8
+LATENCY_TICK_S = 0.001  # libuv timers have 1 ms resolution; less would spin
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+@dataclass(frozen=True)
+class Shape:
+    accounts: int
+    per_account: int
 
+    @property
+    def connections(self) -> int:
+        return self.accounts * self.per_account
 
-class Counter(picows.WSListener):
-    def __init__(self, on_frame: Callable[[], None]) -> None:
-        self.on_frame = on_frame
+    @property
+    def label(self) -> str:
+        return f"{self.accounts:,} × {self.per_account:,}"
 
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == picows.WSMsgType.TEXT:
-            self.on_frame()
-        elif frame.msg_type == picows.WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
+    @classmethod
+    def parse(cls, text: str) -> Shape:
+        accounts, per_account = text.lower().split("x")
+        return cls(int(accounts), int(per_account))
 
 
 @dataclass
 class Result:
-    name: str
+    server: str
+    shape: Shape
     delivered: int
     wall_s: float
     cpu_s: float
+    load_cpu_s: float
+    per_request: int = 0
+    latencies_ns: list[int] = field(default_factory=list)
+    offered_per_s: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -119,177 +106,365 @@ class Result:
     def cpu_us_per_event(self) -> float:
         return self.cpu_s * 1e6 / self.delivered
 
+    @property
+    def server_cpu_share(self) -> float:
+        return self.cpu_s / self.wall_s
 
-class Received:
-    def __init__(self) -> None:
-        self.count = 0
-        self.waiter: asyncio.Future[None] | None = None
-        self.target = 0
+    @property
+    def load_cpu_share(self) -> float:
+        return self.load_cpu_s / self.wall_s
 
-    def hit(self) -> None:
-        self.count += 1
-        if self.waiter is not None and self.count >= self.target and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def wait_for(self, target: int) -> None:
-        if self.count >= target:
-            return
-        self.target = target
-        self.waiter = asyncio.get_running_loop().create_future()
-        async with asyncio.timeout(60):
-            await self.waiter
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies_ns)
+        index = min(len(ordered) - 1, int(q / 100 * len(ordered)))
+        return ordered[index] / 1e6
 
 
-async def connect_all(url: str, n: int, received: Received) -> list[picows.WSTransport]:
-    transports = []
-    for _ in range(n):
-        transport, _ = await picows.ws_connect(lambda: Counter(received.hit), url)
-        transports.append(transport)
-    return transports
+# the servers under test, each exposing: connection URLs, a publisher, and the server pid
 
 
-def start(cmd: list[str], ready: Callable[[str], str | None]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", *cmd], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        value = ready(line)
-        if value:
-            return process, value
-    raise RuntimeError(f"{cmd[0]} did not start")
+class Target:
+    name = ""
+    per_request = 0
+    command = ""
+
+    @property
+    def pid(self) -> int:
+        raise NotImplementedError
+
+    def urls(self) -> list[str]:
+        raise NotImplementedError
+
+    async def open_publisher(self, stack: AsyncExitStack) -> None:
+        raise NotImplementedError
+
+    def publish_round(self, index: int) -> None:
+        """Send the round of events that gives every connection `batch` more frames."""
+        raise NotImplementedError
+
+    def timed_requests(self, latency: bool) -> list[tuple[bytearray, list[int], int]]:
+        """(request template, stamp offsets, publisher index) for paced latency runs."""
+        raise NotImplementedError
+
+    def send(self, publisher: int, data: bytes | bytearray) -> None:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Raise if any request was refused."""
 
 
-async def run_userstream(args: argparse.Namespace, events: list[bytes]) -> Result:
-    with tempfile.TemporaryDirectory() as data:
-        process, url = start(
-            [
-                sys.executable,
-                "-m",
-                "userstream.cli",
-                "serve",
-                "--port",
-                "0",
-                "--data",
-                data,
-                "--admin-token",
-                TOKEN,
-            ],
-            lambda line: line.split()[-1] if line.startswith("userstream listening on") else None,
-        )
-        try:
-            await asyncio.sleep(0.3)
-            created = await asyncio.to_thread(
-                subprocess.check_output,
-                [sys.executable, "-m", "userstream.cli", "account", "create", "--data", data],
+class HttpPublisher(Target):
+    """A target fed by pipelined HTTP requests (userstream admin API, nchan)."""
+
+    def __init__(self, shape: Shape, events: list[bytes], batch: int, per_request: int) -> None:
+        self.shape = shape
+        self.events = events
+        self.batch = batch
+        self.per_request = per_request
+        self.port = 0
+        self.http: list[PipelinedHttp] = []
+
+    async def open_publisher(self, stack: AsyncExitStack) -> None:
+        count = min(PUBLISH_CONNECTIONS, self.shape.accounts)
+        self.http = [await PipelinedHttp.open("127.0.0.1", self.port) for _ in range(count)]
+        for conn in self.http:
+            stack.callback(conn.close)
+
+    def send(self, publisher: int, data: bytes | bytearray) -> None:
+        self.http[publisher].send(data)
+
+    def check(self) -> None:
+        for conn in self.http:
+            if conn.failed:
+                raise RuntimeError(f"{self.name}: {conn.failed} refused: {conn.first_failure!r}")
+
+    def request(self, account: int, body: bytes) -> bytes:
+        raise NotImplementedError
+
+    def body(self, events: list[bytes]) -> bytes:
+        raise NotImplementedError
+
+    def publish_round(self, index: int) -> None:
+        start = index * self.batch
+        chunks = [
+            self.body(self.events[i : i + self.per_request])
+            for i in range(start, start + self.batch, self.per_request)
+        ]
+        count = len(self.http)
+        for account in range(self.shape.accounts):
+            data = b"".join(self.request(account, chunk) for chunk in chunks)
+            self.http[account % count].send(data)
+
+    def timed_requests(self, latency: bool) -> list[tuple[bytearray, list[int], int]]:
+        events = [stamped(raw) for raw in self.events[: self.per_request * 3]]
+        bodies = [
+            self.body(events[i : i + self.per_request])
+            for i in range(0, len(events), self.per_request)
+        ]
+        out = []
+        for account in range(self.shape.accounts):
+            for body in bodies:
+                request = self.request(account, body)
+                out.append((bytearray(request), stamp_offsets(request), account % len(self.http)))
+        return out
+
+
+class UserstreamTarget(HttpPublisher):
+    def __init__(self, shape: Shape, events: list[bytes], batch: int, per_request: int) -> None:
+        super().__init__(shape, events, batch, per_request)
+        self.name = "userstream" if per_request > 1 else "userstream 1/req"
+        self._stream_urls: list[str] = []
+        self._account_ids: list[int] = []
+        self._pid = 0
+        self._server: UserstreamServer | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with userstream_server(self.shape.accounts) as server:
+            self._pid = server.pid
+            self.port = server.port
+            self.command = "userstream " + server.command.split(" userstream.cli ", 1)[-1]
+            self._account_ids = [account.id for account in server.accounts]
+            self._server = server
+            yield
+
+    async def prepare(self) -> None:
+        server = self._server
+        assert server is not None
+        await start_listen_keys(server)
+        self._stream_urls = [
+            server.stream_url(account)
+            for account in range(self.shape.accounts)
+            for _ in range(self.shape.per_account)
+        ]
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def urls(self) -> list[str]:
+        return self._stream_urls
+
+    def body(self, events: list[bytes]) -> bytes:
+        return events[0] if len(events) == 1 else b"[" + b",".join(events) + b"]"
+
+    def request(self, account: int, body: bytes) -> bytes:
+        return admin_publish_request(self._account_ids[account], body)
+
+
+class NchanTarget(HttpPublisher):
+    def __init__(self, shape: Shape, events: list[bytes], batch: int) -> None:
+        super().__init__(shape, events, batch, 1)
+        self.name = "nchan"
+        self._pid = 0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with nchan_server(self.shape.connections + 1000) as server:
+            self._pid = server.pid
+            self.port = server.port
+            self.command = server.config
+            yield
+
+    async def prepare(self) -> None:
+        return None
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def urls(self) -> list[str]:
+        return [
+            f"ws://127.0.0.1:{self.port}/sub/a{account}"
+            for account in range(self.shape.accounts)
+            for _ in range(self.shape.per_account)
+        ]
+
+    def body(self, events: list[bytes]) -> bytes:
+        assert len(events) == 1
+        return events[0]
+
+    def request(self, account: int, body: bytes) -> bytes:
+        return http_request("POST", f"/pub/a{account}", body, {})
+
+
+class PicowsTarget(Target):
+    def __init__(self, shape: Shape, events: list[bytes], batch: int, mode: str) -> None:
+        self.shape = shape
+        self.events = events
+        self.batch = batch
+        self.mode = mode
+        self.name = f"picows raw ({mode})"
+        self._pid = 0
+        self.port = 0
+        self.control: picows.WSTransport | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with tempfile.NamedTemporaryFile(suffix=".jsonl") as file:
+            file.write(b"\n".join(self.events[:3000]) + b"\n")
+            file.flush()
+            script = str(ROOT / "bench" / "picows_broadcaster.py")
+            process, port = start_pinned(
+                [sys.executable, script, "--payloads", file.name, "--mode", self.mode],
+                lambda line: line.split()[1] if line.startswith("ready") else None,
             )
-            api_key = json.loads(created)["apiKey"]
-            async with aiohttp.ClientSession() as http:
-                async with http.post(
-                    f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
-                ) as response:
-                    listen_key = (await response.json())["listenKey"]
-                account_id = 2  # the demo account is 1
-                received = Received()
-                ws = url.replace("http://", "ws://")
-                conns = await connect_all(
-                    f"{ws}/private/ws?listenKey={listen_key}", args.connections, received
-                )
-                headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-                bodies = [
-                    b"[" + b",".join(events[i : i + args.batch]) + b"]"
-                    for i in range(0, len(events), args.batch)
-                ]
+            self._pid, self.port = process.pid, int(port)
+            self.command = f"python bench/picows_broadcaster.py --mode {self.mode}"
+            try:
+                yield
+            finally:
+                stop(process)
 
-                async def publish(body: bytes) -> None:
-                    async with http.post(
-                        f"{url}/admin/v1/accounts/{account_id}/events", data=body, headers=headers
-                    ) as response:
-                        assert response.status == 200, await response.text()
+    async def prepare(self) -> None:
+        return None
 
-                result = await paced("userstream", process.pid, bodies, publish, received, args)
-                for conn in conns:
-                    conn.disconnect()
-                return result
-        finally:
-            process.terminate()
-            process.wait()
+    @property
+    def pid(self) -> int:
+        return self._pid
 
+    def urls(self) -> list[str]:
+        return [
+            f"ws://127.0.0.1:{self.port}/a{account}"
+            for account in range(self.shape.accounts)
+            for _ in range(self.shape.per_account)
+        ]
 
-async def run_picows(args: argparse.Namespace, payload: bytes) -> Result:
-    with tempfile.NamedTemporaryFile(suffix=".json") as file:
-        file.write(payload)
-        file.flush()
-        process, port = start(
-            [sys.executable, str(ROOT / "bench" / "picows_broadcaster.py"), "--payload", file.name],
-            lambda line: line.split()[1] if line.startswith("ready") else None,
+    async def open_publisher(self, stack: AsyncExitStack) -> None:
+        self.control, _ = await picows.ws_connect(
+            lambda: picows.WSListener(), f"ws://127.0.0.1:{self.port}/"
         )
-        try:
-            received = Received()
-            url = f"ws://127.0.0.1:{port}/"
-            conns = await connect_all(url, args.connections, received)
-            control, _ = await picows.ws_connect(lambda: Counter(lambda: None), url)
-            batches = [min(args.batch, args.events - i) for i in range(0, args.events, args.batch)]
+        stack.callback(self.control.disconnect)
 
-            async def publish(n: Any) -> None:
-                control.send(picows.WSMsgType.TEXT, f"burst {n}".encode())
-
-            result = await paced("picows raw", process.pid, batches, publish, received, args)
-            for conn in [*conns, control]:
-                conn.disconnect()
-            return result
-        finally:
-            process.terminate()
-            process.wait()
+    def publish_round(self, index: int) -> None:
+        assert self.control is not None
+        self.control.send(picows.WSMsgType.TEXT, f"burst {self.batch}".encode())
 
 
-async def paced(
-    name: str,
-    pid: int,
-    batches: list[Any],
-    publish: Callable[[Any], Any],
-    received: Received,
-    args: argparse.Namespace,
-) -> Result:
-    per_batch = args.batch * args.connections
-    total = args.events * args.connections
-    cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
-    for index, batch in enumerate(batches):
-        if index >= 2:
-            await received.wait_for((index - 1) * per_batch)
-        await publish(batch)
-    await received.wait_for(total)
-    wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
-    return Result(name, received.count, wall, cpu)
+# runs
+
+
+def disconnect_all(conns: list[picows.WSTransport]) -> None:
+    for conn in conns:
+        conn.disconnect()
+
+
+async def throughput(target: Target, shape: Shape, events: int, batch: int) -> Result:
+    """Publish `events` per connection in rounds of `batch`, two rounds in flight."""
+    received = Received()
+    async with AsyncExitStack() as stack:
+        conns = await connect_all(target.urls(), received)
+        stack.callback(disconnect_all, conns)
+        await target.open_publisher(stack)
+        rounds = events // batch
+        per_round = batch * shape.connections
+        load0, cpu0, wall0 = time.process_time(), cpu_seconds(target.pid), time.perf_counter()
+        for index in range(rounds):
+            if index >= 2:
+                await received.wait_for((index - 1) * per_round)
+                target.check()
+            target.publish_round(index)
+        await received.wait_for(rounds * per_round)
+        wall = time.perf_counter() - wall0
+        cpu, load = cpu_seconds(target.pid) - cpu0, time.process_time() - load0
+        target.check()
+        return Result(
+            target.name, shape, received.count, wall, cpu, load, getattr(target, "per_request", 0)
+        )
+
+
+async def latency(target: Target, shape: Shape, rate: float, duration_s: float) -> Result:
+    """Publish at `rate` delivered events/s for `duration_s`; latency of every stamped frame."""
+    received = Received()
+    received.latencies_ns = []
+    async with AsyncExitStack() as stack:
+        conns = await connect_all(target.urls(), received)
+        stack.callback(disconnect_all, conns)
+        await target.open_publisher(stack)
+        templates = target.timed_requests(latency=True)
+        per_request_frames = target.per_request * shape.per_account
+        requests_per_s = rate / per_request_frames
+        sent = 0
+        load0, cpu0, wall0 = time.process_time(), cpu_seconds(target.pid), time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - wall0
+            if elapsed >= duration_s:
+                break
+            due = int(elapsed * requests_per_s) - sent
+            for _ in range(due):
+                body, offsets, publisher = templates[sent % len(templates)]
+                apply_stamp(body, offsets, time.time_ns())
+                target.send(publisher, body)
+                sent += 1
+            await asyncio.sleep(LATENCY_TICK_S)
+        await received.wait_for(sent * per_request_frames)
+        wall = time.perf_counter() - wall0
+        cpu, load = cpu_seconds(target.pid) - cpu0, time.process_time() - load0
+        target.check()
+        result = Result(target.name, shape, received.count, wall, cpu, load, target.per_request)
+        result.latencies_ns = received.latencies_ns
+        result.offered_per_s = rate
+        return result
+
+
+Runner = Callable[[Target], Awaitable[Result]]
+
+
+async def measure(target: UserstreamTarget | NchanTarget | PicowsTarget, run: Runner) -> Result:
+    with target.running():
+        await target.prepare()
+        return await run(target)
+
+
+def print_result(result: Result) -> None:
+    line = (
+        f"{result.server:<24} {result.shape.label:>11} {result.per_second:>12,.0f}/s "
+        f"{result.cpu_us_per_event:>7.2f} µs/event  server CPU {result.server_cpu_share:>4.0%}  "
+        f"load CPU {result.load_cpu_share:>4.0%}"
+    )
+    if result.latencies_ns:
+        line += (
+            f"  p50 {result.percentile_ms(50):.2f} p99 {result.percentile_ms(99):.2f} "
+            f"p99.9 {result.percentile_ms(99.9):.2f} ms"
+        )
+    print(line, flush=True)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--shape", type=Shape.parse, default=Shape(1000, 1))
+    parser.add_argument("--events", type=int, default=400, help="events per connection")
+    parser.add_argument("--batch", type=int, default=25, help="events per connection per round")
+    parser.add_argument("--latency", action="store_true", help="also latency at 50%% of max")
+    parser.add_argument("--duration", type=float, default=3.0, help="latency run, seconds")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {1})
-    events = [encode_event(realistic_event(n)) for n in range(args.events)]
+    pin_load()
+    raise_nofile()
+    shape: Shape = args.shape
+    events = encoded_events(max(args.events, 3000))
     size = sum(map(len, events)) / len(events)
     print(f"# {' '.join(sys.argv)}")
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, picows {version('picows')}; "
-        f"{args.connections} connections x {args.events} events of {size:.0f} bytes"
-    )
-    baseline = await run_picows(args, events[0])
-    ours = await run_userstream(args, events)
-    print(f"{'server':<12} {'delivered/s':>12} {'CPU us/event':>13} {'wall s':>7}")
-    for result in (baseline, ours):
-        print(
-            f"{result.name:<12} {result.per_second:>12,.0f} {result.cpu_us_per_event:>13.2f} "
-            f"{result.wall_s:>7.2f}"
-        )
-    print(
-        f"userstream / baseline: throughput {100 * ours.per_second / baseline.per_second:.0f}%, "
-        f"CPU per event {100 * ours.cpu_us_per_event / baseline.cpu_us_per_event:.0f}%"
-    )
+    print(f"# {machine()}; {versions()}; {shape.label}, {args.events} events of {size:.0f} B")
+
+    async def run(target: Target) -> Result:
+        return await throughput(target, shape, args.events, args.batch)
+
+    targets: list[UserstreamTarget | NchanTarget | PicowsTarget] = [
+        PicowsTarget(shape, events, args.batch, "send"),
+        PicowsTarget(shape, events, args.batch, "coalesce"),
+        NchanTarget(shape, events, args.batch),
+        UserstreamTarget(shape, events, args.batch, args.batch),
+    ]
+    results = [await measure(target, run) for target in targets]
+    for result in results:
+        print_result(result)
+    if args.latency:
+        best = results[-1].per_second
+
+        async def timed(target: Target) -> Result:
+            return await latency(target, shape, best / 2, args.duration)
+
+        print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
 
 
 if __name__ == "__main__":
