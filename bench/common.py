@@ -26,7 +26,7 @@ from typing import cast
 
 import picows
 
-from userstream.accounts import Account, AccountStore
+from userstream.accounts import Account, SqliteAccountStore
 from userstream.protocol.codec import encode_event
 from userstream.protocol.events import (
     AccountUpdate,
@@ -464,9 +464,9 @@ def userstream_server(accounts: int) -> Iterator[UserstreamServer]:
         data = Path(tmp)
         db = open_database(data)
         try:
-            store = AccountStore(db)
+            store = SqliteAccountStore(db)
             now = int(time.time() * 1000)
-            created = [store.create(f"bench{n}", now) for n in range(accounts)]
+            created = [store.create_now(f"bench{n}", now) for n in range(accounts)]
         finally:
             db.close()
         cmd = [sys.executable, "-m", "userstream.cli", "serve", "--port", "0", "--data", tmp]

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.nats_fixtures import NatsCluster, NatsServer
-from userstream.accounts import Account
+from userstream.accounts import Account, SqliteAccountStore
 from userstream.clock import ManualClock
 from userstream.server.app import ServerConfig, UserStreamServer
 
@@ -53,7 +53,9 @@ class Harness:
         return self.server.ws_url
 
     def account(self, name: str = "trader") -> Account:
-        return self.server.accounts.create(name, self.clock.now_ms())
+        accounts = self.server.accounts
+        assert isinstance(accounts, SqliteAccountStore), "the embedded server owns its database"
+        return accounts.create_now(name, self.clock.now_ms())
 
     async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

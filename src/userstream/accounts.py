@@ -1,4 +1,5 @@
-"""Accounts and their API keys (SQLite in the embedded default)."""
+"""Accounts and their API keys (SQLite in the embedded default; the `AccountStore` protocol
+in `bus/base.py`, NATS JetStream KV in distributed mode)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import secrets
 import sqlite3
 import string
 from dataclasses import dataclass
+from typing import Protocol
 
 _ALPHABET = string.ascii_letters + string.digits
 API_KEY_LENGTH = 64
@@ -34,7 +36,30 @@ def looks_like_api_key(value: str) -> bool:
     return len(value) == API_KEY_LENGTH and value.isascii() and value.isalnum()
 
 
-class AccountStore:
+class AccountStore(Protocol):
+    """Accounts and their API keys; an account created on one node is found on every node.
+
+    Lifecycle: `await open()` before use, `await aclose()` after (no-ops for SQLite).
+    """
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def create(self, name: str, now_ms: int) -> Account:
+        """A new account with fresh API and secret keys and the next free id."""
+        ...
+
+    async def by_api_key(self, api_key: str) -> Account | None: ...
+
+    async def by_id(self, account_id: int) -> Account | None: ...
+
+    def __len__(self) -> int:
+        """How many accounts exist (as far as this node has seen, for a shared backend)."""
+        ...
+
+
+class SqliteAccountStore:
     """Accounts in SQLite, with API-key lookups served from memory."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -48,7 +73,17 @@ class AccountStore:
         self._by_api_key[account.api_key] = account
         self._by_id[account.id] = account
 
-    def create(self, name: str, now_ms: int) -> Account:
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def create(self, name: str, now_ms: int) -> Account:
+        return self.create_now(name, now_ms)
+
+    def create_now(self, name: str, now_ms: int) -> Account:
+        """`create` for synchronous callers that own the database (the CLI, tests)."""
         api_key, secret_key = _random_key(), _random_key()
         cursor = self._db.execute(
             "INSERT INTO accounts (name, api_key, secret_key, created_ms) VALUES (?, ?, ?, ?)",
@@ -59,13 +94,13 @@ class AccountStore:
         self._remember(account)
         return account
 
-    def by_api_key(self, api_key: str) -> Account | None:
+    async def by_api_key(self, api_key: str) -> Account | None:
         account = self._by_api_key.get(api_key)
         if account is None:  # created by another process (`userstream account create`)
             account = self._load("api_key = ?", api_key)
         return account
 
-    def by_id(self, account_id: int) -> Account | None:
+    async def by_id(self, account_id: int) -> Account | None:
         account = self._by_id.get(account_id)
         if account is None:
             account = self._load("id = ?", account_id)

@@ -74,14 +74,14 @@ async def test_create_account_default_and_custom_name(server: Harness) -> None:
     assert isinstance(body["accountId"], int)
     assert len(body["apiKey"]) == 64
     assert len(body["secretKey"]) == 64
-    default = server.server.accounts.by_id(body["accountId"])
+    default = await server.server.accounts.by_id(body["accountId"])
     assert default is not None
     assert default.name == "account"
 
     status, named = await server.admin("POST", "accounts", {"name": "  desk-7  "})
     assert status == 200
     assert named["accountId"] != body["accountId"]
-    account = server.server.accounts.by_id(named["accountId"])
+    account = await server.server.accounts.by_id(named["accountId"])
     assert account is not None
     assert account.name == "desk-7"
     # The new key works at once on REST.

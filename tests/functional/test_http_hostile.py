@@ -127,7 +127,7 @@ async def assert_still_serving(w: Watcher) -> None:
     )
     assert response.status == 200
     assert response.json() == {"serverTime": w.h.clock.now_ms()}
-    assert w.h.server.accounts.by_id(w.account.id) == w.account
+    assert await w.h.server.accounts.by_id(w.account.id) == w.account
     await w.publish_and_receive()
     assert w.ws.closed is False
 

@@ -114,7 +114,7 @@ def weight_item(limit: int, count: int) -> dict[str, object]:
 
 async def test_header_counts_every_rest_request_including_errors(tmp_path: Path) -> None:
     async with limited_server(tmp_path, WeightLimits()) as s:
-        account = s.app.accounts.create("w", s.clock.now_ms())
+        account = await s.app.accounts.create("w", s.clock.now_ms())
         auth = {"X-MBX-APIKEY": account.api_key}
         seen: list[tuple[int, str]] = []
         for method, path, headers in [
@@ -298,7 +298,7 @@ async def test_ban_after_violations_is_configurable(tmp_path: Path) -> None:
 
 async def test_ws_api_handshake_and_requests_share_the_rest_budget(tmp_path: Path) -> None:
     async with limited_server(tmp_path, WeightLimits(per_minute=12)) as s:
-        account = s.app.accounts.create("ws", s.clock.now_ms())
+        account = await s.app.accounts.create("ws", s.clock.now_ms())
         assert await s.used() == 1
         ws = await s.ws_api()  # handshake: weight 5
         try:
@@ -370,7 +370,7 @@ async def test_ws_api_during_a_ban_is_418(tmp_path: Path) -> None:
     async with limited_server(
         tmp_path, WeightLimits(per_minute=6, ban_after_violations=0, first_ban_ms=90_000)
     ) as s:
-        account = s.app.accounts.create("ws", s.clock.now_ms())
+        account = await s.app.accounts.create("ws", s.clock.now_ms())
         ws = await s.ws_api()  # 5
         try:
             assert await s.used() == 6
@@ -395,7 +395,7 @@ async def test_ws_api_during_a_ban_is_418(tmp_path: Path) -> None:
 
 async def test_ws_api_return_rate_limits_false(tmp_path: Path) -> None:
     async with limited_server(tmp_path, WeightLimits()) as s:
-        account = s.app.accounts.create("ws", s.clock.now_ms())
+        account = await s.app.accounts.create("ws", s.clock.now_ms())
         ws = await s.ws_api("?returnRateLimits=false")
         try:
             reply = await ws_call(ws, 1, "userDataStream.start", apiKey=account.api_key)
@@ -410,7 +410,7 @@ async def test_ws_api_return_rate_limits_false(tmp_path: Path) -> None:
 
 async def test_ws_api_return_rate_limits_is_read_as_a_parameter(tmp_path: Path) -> None:
     async with limited_server(tmp_path, WeightLimits()) as s:
-        account = s.app.accounts.create("ws", s.clock.now_ms())
+        account = await s.app.accounts.create("ws", s.clock.now_ms())
         ws = await s.ws_api("?xreturnRateLimits=false&returnRateLimits=FALSE")
         try:
             reply = await ws_call(ws, 1, "userDataStream.start", apiKey=account.api_key)

@@ -367,7 +367,7 @@ async def test_json_body_and_garbage_body_are_ignored(server: Harness) -> None:
 async def _issue_then_stop(data: Path, clock: ManualClock) -> tuple[dict[str, str], str]:
     """Start a server on `data`, issue a listenKey for a new account, stop the server."""
     async with running_harness(data, clock) as first:
-        account = first.server.accounts.create("restart", clock.now_ms())
+        account = await first.server.accounts.create("restart", clock.now_ms())
         headers = {"X-MBX-APIKEY": account.api_key}
         status, body, _ = await call(
             first.http, "POST", f"{first.url}{LISTEN_KEY}", headers=headers

@@ -1,7 +1,12 @@
 """The narrow interfaces behind which the embedded and distributed backends sit.
 
-The embedded default implements them with memory and SQLite (`bus/memory.py`); a distributed
-backend implements the same methods, so the server and one contract suite work with either.
+The embedded default implements them with memory and SQLite (`bus/memory.py`,
+`accounts.SqliteAccountStore`; the `AccountStore` protocol lives in `accounts.py` beside the
+`Account` record and is re-exported here); the distributed one with NATS JetStream
+(`bus/nats.py`). The server and one contract suite (`tests/contract/`) work with either.
+
+Lifecycle: `await x.open()` before use, `await x.aclose()` when done (no-ops for the embedded
+backends, which are ready on construction).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from userstream.accounts import AccountStore
 from userstream.protocol.events import Event
 from userstream.protocol.listenkeys import ListenKey
 
@@ -18,7 +24,19 @@ KeyChangeHandler = Callable[[str, ListenKey | None], None]
 
 
 class KeyStore(Protocol):
-    """listenKeys by account, one active key per account (spec §2.3)."""
+    """listenKeys by account, one active key per account (spec §2.3), shared by every node
+    that uses the same backend.
+
+    `get`/`active`/`all` are synchronous reads of a local cache that the backend keeps
+    current; `on_change` handlers see every change made by any node, this one included, in
+    the order the backend applied them. Each ended key is reported (`None`) once per store.
+    """
+
+    async def open(self) -> None:
+        """Connect and load the current keys into the cache; `on_change` fires from here on."""
+        ...
+
+    async def aclose(self) -> None: ...
 
     async def start(self, account_id: int, now_ms: int) -> ListenKey:
         """Issue a key, or extend and return the account's live one."""
@@ -33,7 +51,18 @@ class KeyStore(Protocol):
         ...
 
     async def end(self, listen_key: str) -> ListenKey | None:
-        """Invalidate a key by name (expiry or fault injection); None if it was not live."""
+        """Invalidate a key by name (expiry or fault injection); None if it was not live or
+        changed (was extended or replaced) since this store last saw it."""
+        ...
+
+    async def fetch(self, listen_key: str) -> ListenKey | None:
+        """The authoritative record (None when ended), refreshing the cache with it; for a
+        node that may have missed a change."""
+        ...
+
+    def on_change(self, handler: KeyChangeHandler) -> None:
+        """Call `handler(key, record)` for every change made by any node, this one included:
+        the new record when issued or extended, None when closed or ended."""
         ...
 
     def get(self, listen_key: str) -> ListenKey | None:
@@ -46,36 +75,45 @@ class KeyStore(Protocol):
 
 
 class EventBus(Protocol):
-    """Carries accepted account events to the gateway, in acceptance order per account."""
+    """Carries accepted account events to the gateways, in acceptance order per account.
+
+    A gateway calls `follow(account_id)` for each account it serves; once `follow` returns,
+    every batch accepted for that account from then on reaches `subscribe`'s handlers, in
+    acceptance order, each once, until `unfollow`. A backend may deliver more than was
+    followed (the memory bus delivers everything); handlers ignore accounts they do not serve.
+    """
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
     def subscribe(self, handler: EventHandler) -> None: ...
-
-    def publish(self, account_id: int, events: Sequence[Event]) -> Awaitable[None]: ...
-
-
-class SharedKeyStore(KeyStore, Protocol):
-    """A KeyStore shared by several gateway nodes (distributed mode, issue #4).
-
-    `get`/`active`/`all` read a local cache that `on_change` keeps current; a node that may
-    have missed a change asks `fetch`, which reads the shared store itself.
-    """
-
-    def on_change(self, handler: KeyChangeHandler) -> None:
-        """Call `handler` for every change made by any node, this one included."""
-        ...
-
-    async def fetch(self, listen_key: str) -> ListenKey | None:
-        """The authoritative record (None when ended), refreshing the cache with it."""
-        ...
-
-
-class FollowingEventBus(EventBus, Protocol):
-    """An EventBus that carries only the accounts a node follows (distributed mode).
-
-    `follow` returns once events accepted from then on will reach `subscribe`'s handlers;
-    events of one account reach the handlers in acceptance order, each once.
-    """
 
     async def follow(self, account_id: int) -> None: ...
 
     async def unfollow(self, account_id: int) -> None: ...
+
+    def publish(
+        self, account_id: int, events: Sequence[Event], msg_id: str | None = None
+    ) -> Awaitable[None]:
+        """Accept a batch; it is stored (as durably as the backend stores) when the awaitable
+        returns. A batch whose `msg_id` was accepted recently (the backend's duplicate
+        window: the last 100,000 ids in memory, two minutes on JetStream) is acknowledged and
+        dropped, so a producer retries a publish with the same id without a second delivery."""
+        ...
+
+
+__all__ = [
+    "AccountStore",
+    "EventBus",
+    "EventHandler",
+    "FollowingEventBus",
+    "KeyChangeHandler",
+    "KeyStore",
+    "SharedKeyStore",
+]
+
+SharedKeyStore = KeyStore
+"""Every KeyStore is shareable now: `on_change` and `fetch` are part of KeyStore."""
+FollowingEventBus = EventBus
+"""Every EventBus follows accounts now: `follow`/`unfollow` are part of EventBus."""

@@ -103,7 +103,7 @@ class AdminApi:
         method = request.method
         match parts:
             case ["accounts"] if method == "POST":
-                return self._create_account(request)
+                return await self._create_account(request)
             case ["accounts", account_id, "events"] if method == "POST":
                 return await self._publish(account_id, request)
             case ["clock"] if method == "GET":
@@ -144,18 +144,18 @@ class AdminApi:
         except msgspec.DecodeError as exc:
             raise _bad(f"Invalid JSON: {exc}") from None
 
-    def _create_account(self, request: Request) -> Response:
+    async def _create_account(self, request: Request) -> Response:
         body = self._decode(request.body or b"{}", _AccountName)
         name = body.name.strip()
         if not name or len(name) > 100:
             raise _bad("name must be 1 to 100 characters")
-        account = self._accounts.create(name, self._clock.now_ms())
+        account = await self._accounts.create(name, self._clock.now_ms())
         return json_response(200, account.credentials())
 
     async def _publish(self, account_id: str, request: Request) -> Response:
         # More than 18 digits cannot be an SQLite INTEGER id (it would raise OverflowError: 500).
         valid = account_id.isdigit() and len(account_id) <= 18
-        account = self._accounts.by_id(int(account_id)) if valid else None
+        account = await self._accounts.by_id(int(account_id)) if valid else None
         if account is None:
             raise BinanceAPIError(errors.NOT_FOUND, f"No account {account_id!r}.", 404)
         events = parse_admin_events(request.body, self._clock.now_ms())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from userstream.accounts import Account, AccountStore
+from userstream.accounts import Account, SqliteAccountStore
 from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
@@ -97,7 +97,7 @@ class UserStreamServer:
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
         self._db = open_database(config.data_dir)
-        self.accounts = AccountStore(self._db)
+        self.accounts = SqliteAccountStore(self._db)
         self.key_store = SqliteKeyStore(self._db)
         self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
@@ -108,7 +108,7 @@ class UserStreamServer:
 
     async def start(self) -> None:
         if len(self.accounts) == 0:
-            self.demo_account = self.accounts.create("demo", self.clock.now_ms())
+            self.demo_account = await self.accounts.create("demo", self.clock.now_ms())
         self.admin_token = self._load_admin_token()
         hooks = AdminHooks(
             drop_connections=self.drop_connections,

@@ -74,17 +74,17 @@ class RestApi:
     # are ignored when sent, as real clients send them (spec §2.2).
 
     async def _start(self, request: Request) -> Response:
-        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        account = await self._keys.authenticate(request.headers.get("x-mbx-apikey"))
         record = await self._keys.start(account)
         return json_response(200, {"listenKey": record.key})
 
     async def _keepalive(self, request: Request) -> Response:
-        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        account = await self._keys.authenticate(request.headers.get("x-mbx-apikey"))
         record = await self._keys.keepalive(account)
         return json_response(200, {"listenKey": record.key})
 
     async def _close(self, request: Request) -> Response:
-        account = self._keys.authenticate(request.headers.get("x-mbx-apikey"))
+        account = await self._keys.authenticate(request.headers.get("x-mbx-apikey"))
         await self._keys.close(account)
         return json_response(200, {})
 

@@ -106,7 +106,7 @@ class WsApiSession:
             method = self._methods.get(request.method)
             if method is None:
                 raise api.unknown_method(request)
-            account = self._keys.authenticate(api.required_api_key(request))
+            account = await self._keys.authenticate(api.required_api_key(request))
             result = await method(account)
         except api.WsApiRequestError as bad:
             limits = self._rate_limits(ip, now, request.return_rate_limits)
