@@ -1,10 +1,12 @@
 """The `userstream` command: a thin layer over the public API (DESIGN.md rule 12).
 
 userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
-                 [--admin-token T] [--symbols FILE]
+                 [--admin-token T] [--symbols FILE] [--demo [--demo-rate R]]
 userstream account create [--name NAME] [--data DIR]
 userstream listen --api-key K [--base-url URL --stream-url URL --ws-api-url URL | --testnet
                   | --local [--host H] [--port P]] [--json] [--key-transport rest|ws_api]
+userstream simulate (--url URL [--admin-token T] | --in-process) [--accounts N | --account-ids 1,2]
+                    [--rate R] [--duration S] [--seed X] [--json]
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from userstream import cli_listen
-from userstream.accounts import SqliteAccountStore
+from userstream import cli_listen, cli_simulate
+from userstream.accounts import AccountStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError, UserStreamError
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -58,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a stream consumer this far behind is disconnected (1008)",
     )
     serve.add_argument("--log-level", default="WARNING")
+    serve.add_argument(
+        "--demo", action="store_true", help="feed the demo account simulated activity"
+    )
+    serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
 
     account = commands.add_parser("account", help="manage accounts")
     account_commands = account.add_subparsers(dest="account_command", required=True)
@@ -66,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--data", type=Path, default=DEFAULT_DATA)
 
     cli_listen.add_parser(commands)
+    cli_simulate.add_parser(commands)
     return parser
 
 
@@ -78,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _account_create(args)
         if args.command == "listen":
             return cli_listen.listen(args)
+        if args.command == "simulate":
+            return cli_simulate.simulate(args)
     except UserStreamError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         return 2
@@ -91,7 +100,7 @@ def run() -> None:
 def _account_create(args: argparse.Namespace) -> int:
     db = open_database(args.data)
     try:
-        account = SqliteAccountStore(db).create_now(args.name, SystemClock().now_ms())
+        account = AccountStore(db).create(args.name, SystemClock().now_ms())
     finally:
         db.close()
     print(json.dumps(account.credentials()), flush=True)
@@ -115,22 +124,28 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
+    if args.demo_rate <= 0:
+        raise ConfigurationError("--demo-rate must be > 0")
+    demo_rate = args.demo_rate if args.demo else None
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(_run_server(config))
-    return uvloop.run(_run_server(config))
+        return asyncio.run(_run_server(config, demo_rate))
+    return uvloop.run(_run_server(config, demo_rate))
 
 
-async def _run_server(config: ServerConfig) -> int:
+async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
     server = UserStreamServer(config)
     await server.start()
+    demo = await cli_simulate.start_demo(server, demo_rate) if demo_rate else None
     _announce(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if demo is not None:
+        await demo.aclose()
     await server.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
     return 0

@@ -1,0 +1,231 @@
+"""`userstream simulate`: drive simulated account activity into a server (issue 5).
+
+Against a running server (`--url`, admin token from `--admin-token` or
+$USERSTREAM_ADMIN_TOKEN) the accounts are created with `POST /admin/v1/accounts` (or given
+with `--account-ids`) and events go through `POST /admin/v1/accounts/{id}/events`, one batch
+per account per tick. With `--in-process` a server is started in this process (its URL and
+the accounts' keys are printed so a client can connect) and events go through its
+`bus.publish`, the same intake the admin API uses. Either way the run stops by itself after
+`--duration` seconds (or on Ctrl-C) and prints a summary; `--json` prints it as JSON instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from userstream.clock import SystemClock
+from userstream.exceptions import ConfigurationError
+from userstream.server.app import ServerConfig, UserStreamServer
+from userstream.simulator import Simulator
+from userstream.simulator.driver import Feed, RunStats, Sink, drive
+from userstream.simulator.publisher import AdminPublisher
+
+__all__ = ["add_parser", "simulate", "start_demo"]
+
+TOP_ACCOUNTS = 10
+DEMO_SEED = 2026
+# On an empty data directory the server's first account is the demo account (id 1).
+FIRST_ACCOUNT_ID = 1
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = commands.add_parser("simulate", help="publish simulated account activity")
+    target = sim.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
+    target.add_argument("--in-process", action="store_true", help="start a server in this process")
+    sim.add_argument("--admin-token", default=None, help="with --url; else $USERSTREAM_ADMIN_TOKEN")
+    sim.add_argument("--host", default="127.0.0.1", help="with --in-process")
+    sim.add_argument("--port", type=int, default=0, help="with --in-process; 0 picks a free port")
+    sim.add_argument("--data", type=Path, default=None, help="with --in-process; else a temp dir")
+    sim.add_argument("--accounts", type=int, default=1, help="accounts to create")
+    sim.add_argument(
+        "--account-ids", default=None, help="comma-separated existing account ids instead"
+    )
+    sim.add_argument("--rate", type=float, default=50.0, help="events/s in total; 0 = unpaced")
+    sim.add_argument("--duration", type=float, default=10.0, help="seconds, then stop")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--batch", type=int, default=500, help="events per tick when unpaced")
+    sim.add_argument("--json", action="store_true", help="no progress bar; a JSON summary")
+
+
+def simulate(args: argparse.Namespace) -> int:
+    account_ids = _parse_ids(args.account_ids)
+    if account_ids is None and args.accounts < 1:
+        raise ConfigurationError("--accounts must be at least 1")
+    if args.rate < 0 or args.duration <= 0 or args.batch < 1:
+        raise ConfigurationError("--rate must be >= 0, --duration > 0 and --batch >= 1")
+    token = args.admin_token or os.environ.get("USERSTREAM_ADMIN_TOKEN")
+    if args.url and not token:
+        raise ConfigurationError("--url needs --admin-token or $USERSTREAM_ADMIN_TOKEN")
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(_simulate(args, account_ids, token or ""))
+    return uvloop.run(_simulate(args, account_ids, token or ""))
+
+
+async def start_demo(server: UserStreamServer, rate: float) -> Feed:
+    """`userstream serve --demo`: feed the demo account `rate` simulated events/s through
+    `server.bus.publish`, the intake the admin API uses. The feed paces on the real clock
+    even when the server's clock is virtual; stop it with `await feed.aclose()`."""
+    account_id = server.demo_account.id if server.demo_account else FIRST_ACCOUNT_ID
+    Console(stderr=True).print(
+        f"demo: simulated activity for account {account_id} at {rate:g} events/s"
+    )
+    simulator = Simulator([account_id], seed=DEMO_SEED, rate=rate)
+    return Feed(simulator, server.bus.publish, SystemClock())
+
+
+def _parse_ids(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigurationError(f"--account-ids: not a list of integers: {text!r}") from None
+    if not ids or min(ids) < 1:
+        raise ConfigurationError("--account-ids: give at least one positive id")
+    return ids
+
+
+async def _simulate(args: argparse.Namespace, account_ids: list[int] | None, token: str) -> int:
+    async with aiohttp.ClientSession() as session:
+        if not args.in_process:
+            publisher = AdminPublisher(session, args.url, token)
+            ids = account_ids or await _create_accounts(publisher, args.accounts)
+            stats = await _run(args, ids, publisher.publish)
+        else:
+            async with _in_process_server(args) as server:
+                publisher = AdminPublisher(session, server.http_url, server.admin_token)
+                ids = account_ids or await _create_accounts(publisher, args.accounts, announce=True)
+                stats = await _run(args, ids, server.bus.publish)
+    _report(args, stats)
+    return 0 if stats.published and not stats.errors else 1
+
+
+@contextlib.asynccontextmanager
+async def _in_process_server(args: argparse.Namespace) -> AsyncIterator[UserStreamServer]:
+    with contextlib.ExitStack() as stack:
+        data = args.data
+        if data is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="userstream-")))
+        config = ServerConfig(host=args.host, port=args.port, data_dir=data, clock=SystemClock())
+        server = UserStreamServer(config)
+        await server.start()
+        try:
+            print(f"userstream listening on {server.http_url}", flush=True)
+            Console(stderr=True).print(
+                f"streams: {server.ws_url}/private/ws?listenKey=<listenKey>  "
+                f"(POST {server.http_url}/fapi/v1/listenKey with an apiKey below)"
+            )
+            yield server
+        finally:
+            await server.aclose()
+
+
+async def _create_accounts(
+    publisher: AdminPublisher, count: int, announce: bool = False
+) -> list[int]:
+    ids = []
+    for n in range(1, count + 1):
+        credentials = await publisher.create_account(f"sim-{n}")
+        ids.append(int(credentials["accountId"]))
+        if announce:
+            print(json.dumps({"simAccount": credentials}), flush=True)
+    return ids
+
+
+async def _run(args: argparse.Namespace, ids: Sequence[int], sink: Sink) -> RunStats:
+    simulator = Simulator(ids, seed=args.seed, rate=args.rate)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ctrl-C ends the run early, with a summary; only the main thread may catch signals.
+    signals = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if args.json:
+            return await drive(
+                simulator,
+                sink,
+                SystemClock(),
+                duration_s=args.duration,
+                unpaced_batch=args.batch,
+                stop=stop,
+            )
+        with Progress(
+            TextColumn("[bold]simulate[/bold]"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("", total=args.duration, status="")
+
+            def show(stats: RunStats) -> None:
+                status = f"{stats.published:,} events  {stats.rate:,.0f}/s  errors {stats.errors}"
+                progress.update(task, completed=stats.elapsed_s, status=status)
+
+            stats = await drive(
+                simulator,
+                sink,
+                SystemClock(),
+                duration_s=args.duration,
+                unpaced_batch=args.batch,
+                stop=stop,
+                on_tick=show,
+            )
+            show(stats)
+            return stats
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _report(args: argparse.Namespace, stats: RunStats) -> None:
+    if args.json:
+        print(json.dumps(stats.to_dict()), flush=True)
+        return
+    console = Console()
+    target = f"{stats.target_rate:,.0f}/s" if stats.target_rate > 0 else "unpaced"
+    table = Table(title="simulate", title_justify="left")
+    table.add_column("events by type")
+    table.add_column("count", justify="right")
+    for name, count in stats.by_type.most_common():
+        table.add_row(name, f"{count:,}")
+    table.add_section()
+    table.add_row("total published", f"{stats.published:,}")
+    table.add_row(f"rate achieved (target {target})", f"{stats.rate:,.1f}/s")
+    table.add_row("elapsed", f"{stats.elapsed_s:.2f} s")
+    table.add_row("batches", f"{stats.batches:,}")
+    table.add_row("errors (events lost)", f"{stats.errors} ({stats.failed:,})")
+    console.print(table)
+    accounts = Table(title_justify="left")
+    accounts.add_column("account")
+    accounts.add_column("events", justify="right")
+    top = stats.by_account.most_common(TOP_ACCOUNTS)
+    for account_id, count in top:
+        accounts.add_row(str(account_id), f"{count:,}")
+    if len(stats.by_account) > len(top):
+        accounts.add_row(f"... {len(stats.by_account) - len(top)} more", "")
+    console.print(accounts)
+    if stats.last_error:
+        Console(stderr=True).print(f"[red]last error:[/red] {stats.last_error}")

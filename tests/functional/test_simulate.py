@@ -1,0 +1,180 @@
+"""`userstream simulate` and `userstream serve --demo` against real servers (issue 5).
+
+The CLI runs for about two seconds on the real clock: through the admin API into an
+in-process server (the CLI in a thread, so the test reads the stream meanwhile), as a
+separate process with `--in-process`, and the server process with `--demo`. Every stream
+frame must decode to a known event, and through the admin API every published event must
+arrive, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import (
+    ADMIN_TOKEN,
+    Harness,
+    start_server_process,
+    stop_server_process,
+)
+from tests.functional.wsclient import sync, ws_connect
+from userstream import cli
+from userstream.protocol.codec import decode_event, event_name
+
+EXIT_TIMEOUT_S = 20
+FIRST_EVENT_TIMEOUT_S = 5
+
+
+async def listen_key(url: str, api_key: str) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}) as response,
+    ):
+        assert response.status == 200
+        body = await response.json()
+        return str(body["listenKey"])
+
+
+async def collect(ws: ClientConnection, into: list[str]) -> None:
+    with contextlib.suppress(Exception):
+        async for frame in ws:
+            assert isinstance(frame, str)
+            into.append(frame)
+
+
+async def test_simulate_through_the_admin_api_reaches_the_stream_in_order(
+    server: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = server.account()
+    key = await server.listen_key(account)
+    async with ws_connect(f"{server.ws}/private/ws?listenKey={key}") as ws:
+        frames: list[str] = []
+        reader = asyncio.create_task(collect(ws, frames))
+        args = ["simulate", "--url", server.url, "--admin-token", ADMIN_TOKEN]
+        args += ["--account-ids", str(account.id), "--rate", "200", "--duration", "2"]
+        code = await asyncio.to_thread(cli.main, [*args, "--seed", "3", "--json"])
+        await sync(ws)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["errors"] == 0
+    assert summary["byAccount"] == {str(account.id): summary["published"]}
+    assert 300 <= summary["published"] <= 420  # 200/s for 2 s, whole actions
+    events = [decode_event(frame) for frame in frames]
+    assert len(events) == summary["published"]
+    received: dict[str, int] = {}
+    for event in events:
+        received[event_name(event)] = received.get(event_name(event), 0) + 1
+    assert received == summary["byType"]
+    times = [event.event_time for event in events]
+    assert times == sorted(times)
+
+
+async def test_simulate_in_process_prints_the_keys_a_client_connects_with(
+    tmp_path: Path,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "userstream.cli",
+        "simulate",
+        "--in-process",
+        "--data",
+        str(tmp_path / "data"),
+        "--accounts",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "3",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        url = (await process.stdout.readline()).decode().split()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        accounts = [json.loads(await process.stdout.readline())["simAccount"] for _ in range(2)]
+        key = await listen_key(url, accounts[0]["apiKey"])
+        ws_url = url.replace("http://", "ws://")
+        async with ws_connect(f"{ws_url}/private/ws?listenKey={key}") as ws:
+            first = await asyncio.wait_for(ws.recv(), FIRST_EVENT_TIMEOUT_S)
+            assert isinstance(first, str)
+            decode_event(first)
+        rest, _ = await asyncio.wait_for(process.communicate(), EXIT_TIMEOUT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    summary: dict[str, Any] = json.loads(rest.decode().splitlines()[-1])
+    assert summary["errors"] == 0
+    assert set(summary["byAccount"]) == {str(a["accountId"]) for a in accounts}
+    assert summary["published"] >= 250
+
+
+async def test_serve_demo_streams_events_to_the_printed_demo_key(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(
+        start_server_process, tmp_path / "data", "--demo", "--demo-rate", "20"
+    )
+    try:
+        key = await listen_key(proc.url, proc.api_key)
+        async with ws_connect(f"{proc.ws}/private/ws?listenKey={key}") as ws:
+            for _ in range(3):
+                frame = await asyncio.wait_for(ws.recv(), FIRST_EVENT_TIMEOUT_S)
+                assert isinstance(frame, str)
+                decode_event(frame)
+    finally:
+        assert await asyncio.to_thread(stop_server_process, proc) == 0
+
+
+async def test_simulate_counts_rejected_batches_as_errors_and_exits_1(
+    server: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "--url", server.url, "--admin-token", ADMIN_TOKEN]
+    args += ["--account-ids", "999", "--rate", "50", "--duration", "0.5", "--json"]
+    assert await asyncio.to_thread(cli.main, args) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["published"] == 0
+    assert summary["errors"] > 0
+    assert summary["failed"] > 0
+    assert "No account '999'" in summary["lastError"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--url", "http://127.0.0.1:1", "--admin-token", "t"], "admin API at"),
+        (["--url", "http://127.0.0.1:1"], "needs --admin-token"),
+        (["--in-process", "--rate", "-1"], "--rate must be >= 0"),
+        (["--in-process", "--account-ids", "a,b"], "--account-ids"),
+    ],
+)
+def test_simulate_refuses_what_cannot_work(
+    extra: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("USERSTREAM_ADMIN_TOKEN", raising=False)
+    assert cli.main(["simulate", *extra, "--duration", "1"]) == 2
+    assert message in capsys.readouterr().err.replace("\n", "")
+
+
+async def test_simulate_with_a_wrong_token_stops_before_publishing(
+    server: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "--url", server.url, "--admin-token", "wrong", "--duration", "1"]
+    assert await asyncio.to_thread(cli.main, args) == 2
+    assert "not authorized" in capsys.readouterr().err.replace("\n", "")
