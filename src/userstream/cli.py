@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from userstream import cli_listen, cli_simulate
-from userstream.accounts import AccountStore
+from userstream.accounts import SqliteAccountStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError, UserStreamError
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -100,7 +100,7 @@ def run() -> None:
 def _account_create(args: argparse.Namespace) -> int:
     db = open_database(args.data)
     try:
-        account = AccountStore(db).create(args.name, SystemClock().now_ms())
+        account = SqliteAccountStore(db).create_now(args.name, SystemClock().now_ms())
     finally:
         db.close()
     print(json.dumps(account.credentials()), flush=True)
