@@ -38,6 +38,7 @@ __all__ = ["add_parser", "simulate", "start_demo"]
 
 TOP_ACCOUNTS = 10
 DEMO_SEED = 2026
+DEMO_NAME = "demo"
 # On an empty data directory the server's first account is the demo account (id 1).
 FIRST_ACCOUNT_ID = 1
 
@@ -81,12 +82,22 @@ def simulate(args: argparse.Namespace) -> int:
 async def start_demo(server: UserStreamServer, rate: float) -> Feed:
     """`userstream serve --demo`: feed the demo account `rate` simulated events/s through
     `server.bus.publish`, the intake the admin API uses. The feed paces on the real clock
-    even when the server's clock is virtual; stop it with `await feed.aclose()`."""
-    account_id = server.demo_account.id if server.demo_account else FIRST_ACCOUNT_ID
+    even when the server's clock is virtual; stop it with `await feed.aclose()`.
+
+    On a restart the demo account made by the first start (account 1, named "demo") is
+    found again, or a new one is made, and set as `server.demo_account` so that its keys are
+    announced every time.
+    """
+    account = server.demo_account
+    if account is None:
+        account = await server.accounts.by_id(FIRST_ACCOUNT_ID)
+        if account is None or account.name != DEMO_NAME:
+            account = await server.accounts.create(DEMO_NAME, server.clock.now_ms())
+        server.demo_account = account
     Console(stderr=True).print(
-        f"demo: simulated activity for account {account_id} at {rate:g} events/s"
+        f"demo: simulated activity for account {account.id} at {rate:g} events/s"
     )
-    simulator = Simulator([account_id], seed=DEMO_SEED, rate=rate)
+    simulator = Simulator([account.id], seed=DEMO_SEED, rate=rate)
     return Feed(simulator, server.bus.publish, SystemClock())
 
 

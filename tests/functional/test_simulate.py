@@ -125,18 +125,23 @@ async def test_simulate_in_process_prints_the_keys_a_client_connects_with(
 
 
 async def test_serve_demo_streams_events_to_the_printed_demo_key(tmp_path: Path) -> None:
-    proc = await asyncio.to_thread(
-        start_server_process, tmp_path / "data", "--demo", "--demo-rate", "20"
-    )
-    try:
-        key = await listen_key(proc.url, proc.api_key)
-        async with ws_connect(f"{proc.ws}/private/ws?listenKey={key}") as ws:
-            for _ in range(3):
-                frame = await asyncio.wait_for(ws.recv(), FIRST_EVENT_TIMEOUT_S)
-                assert isinstance(frame, str)
-                decode_event(frame)
-    finally:
-        assert await asyncio.to_thread(stop_server_process, proc) == 0
+    """First start and restart alike print the demo account's keys and feed it."""
+    demo_keys = []
+    for _ in range(2):
+        proc = await asyncio.to_thread(
+            start_server_process, tmp_path / "data", "--demo", "--demo-rate", "20"
+        )
+        try:
+            demo_keys.append(proc.api_key)
+            key = await listen_key(proc.url, proc.api_key)
+            async with ws_connect(f"{proc.ws}/private/ws?listenKey={key}") as ws:
+                for _ in range(3):
+                    frame = await asyncio.wait_for(ws.recv(), FIRST_EVENT_TIMEOUT_S)
+                    assert isinstance(frame, str)
+                    decode_event(frame)
+        finally:
+            assert await asyncio.to_thread(stop_server_process, proc) == 0
+    assert demo_keys[0] == demo_keys[1]
 
 
 async def test_simulate_counts_rejected_batches_as_errors_and_exits_1(
