@@ -31,6 +31,11 @@ def _random_key() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(API_KEY_LENGTH))
 
 
+def new_credentials() -> tuple[str, str]:
+    """A fresh (API key, secret key) pair."""
+    return _random_key(), _random_key()
+
+
 def looks_like_api_key(value: str) -> bool:
     """Binance API keys are 64 alphanumeric characters; anything else is -2014."""
     return len(value) == API_KEY_LENGTH and value.isascii() and value.isalnum()
@@ -84,7 +89,7 @@ class SqliteAccountStore:
 
     def create_now(self, name: str, now_ms: int) -> Account:
         """`create` for synchronous callers that own the database (the CLI, tests)."""
-        api_key, secret_key = _random_key(), _random_key()
+        api_key, secret_key = new_credentials()
         cursor = self._db.execute(
             "INSERT INTO accounts (name, api_key, secret_key, created_ms) VALUES (?, ?, ?, ?)",
             (name, api_key, secret_key, now_ms),
