@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import picows
 
-from userstream.accounts import Account, SqliteAccountStore
 from userstream.protocol.codec import encode_event
 from userstream.protocol.events import (
     AccountUpdate,
@@ -38,7 +37,6 @@ from userstream.protocol.events import (
     Position,
     TradeLite,
 )
-from userstream.storage import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token"
@@ -51,6 +49,8 @@ STAMP_DIGITS = 19
 STAMP_PLACEHOLDER = "t" + "0" * STAMP_DIGITS
 UNLIMITED_WEIGHT = 1_000_000_000
 WAIT_S = 60.0  # no single wait for frames or answers lasts longer
+QUIET_S = 0.5  # a server that sent nothing for this long has lost the rest
+LOSS_TOLERANCE = 0.02  # pacing waits for 98% of a round: nchan drops some under load
 
 
 def pin_load() -> None:
@@ -268,9 +268,11 @@ class Received:
         self.waiter: asyncio.Future[None] | None = None
         self.target = 0
         self.latencies_ns: list[int] | None = None
+        self.last = 0.0
 
     def hit(self) -> None:
         self.count += 1
+        self.last = time.perf_counter()
         if self.waiter is not None and self.count >= self.target and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -287,6 +289,19 @@ class Received:
         self.waiter = asyncio.get_running_loop().create_future()
         async with asyncio.timeout(WAIT_S):
             await self.waiter
+
+    async def settle(self, target: int) -> None:
+        """Wait for `target` frames, or until none has arrived for `QUIET_S` (frames lost)."""
+        while self.count < target:
+            before = self.count
+            try:
+                self.target = target
+                self.waiter = asyncio.get_running_loop().create_future()
+                async with asyncio.timeout(QUIET_S):
+                    await self.waiter
+            except TimeoutError:
+                if self.count == before:
+                    return
 
 
 class Counter(picows.WSListener):
@@ -427,15 +442,20 @@ def stop(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
+@dataclass(frozen=True)
+class BenchAccount:
+    id: int
+    api_key: str
+
+
 @dataclass
 class UserstreamServer:
-    """A `userstream serve` process with accounts, each holding one active listenKey."""
+    """A `userstream serve` process; `setup()` adds accounts, each with an active listenKey."""
 
     process: subprocess.Popen[str]
     url: str
-    accounts: list[Account]
+    accounts: list[BenchAccount] = field(default_factory=list)
     listen_keys: list[str] = field(default_factory=list)
-    data_dir: Path = Path()
 
     @property
     def pid(self) -> int:
@@ -453,55 +473,70 @@ class UserstreamServer:
     def stream_url(self, index: int) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/{self.listen_keys[index]}"
 
+    async def setup(self, accounts: int) -> None:
+        """Create `accounts` accounts (admin API) and start a listenKey for each (REST)."""
+        created = await pipelined_json(
+            self.port,
+            [
+                http_request(
+                    "POST",
+                    "/admin/v1/accounts",
+                    f'{{"name":"bench{n}"}}'.encode(),
+                    {"Authorization": f"Bearer {TOKEN}"},
+                )
+                for n in range(accounts)
+            ],
+        )
+        self.accounts = [BenchAccount(int(c["accountId"]), str(c["apiKey"])) for c in created]
+        started = await pipelined_json(
+            self.port,
+            [
+                http_request("POST", "/fapi/v1/listenKey", b"", {"X-MBX-APIKEY": a.api_key})
+                for a in self.accounts
+            ],
+        )
+        self.listen_keys = [str(answer["listenKey"]) for answer in started]
+
 
 SERVE_ARGS = ["--admin-token", TOKEN, "--weight-per-minute", str(UNLIMITED_WEIGHT)]
 
 
 @contextmanager
-def userstream_server(accounts: int) -> Iterator[UserstreamServer]:
-    """Run `userstream serve` on a free port with `accounts` fresh accounts (no demo account)."""
+def userstream_server() -> Iterator[UserstreamServer]:
+    """Run `userstream serve` on a free port with a fresh data directory until exit."""
     with tempfile.TemporaryDirectory(prefix="userstream-bench-") as tmp:
-        data = Path(tmp)
-        db = open_database(data)
-        try:
-            store = SqliteAccountStore(db)
-            now = int(time.time() * 1000)
-            created = [store.create_now(f"bench{n}", now) for n in range(accounts)]
-        finally:
-            db.close()
         cmd = [sys.executable, "-m", "userstream.cli", "serve", "--port", "0", "--data", tmp]
         process, url = start_pinned(
             [*cmd, *SERVE_ARGS],
             lambda line: line.split()[-1] if line.startswith("userstream listening on") else None,
         )
         try:
-            yield UserstreamServer(process, url, created, data_dir=data)
+            yield UserstreamServer(process, url)
         finally:
             stop(process)
 
 
-async def start_listen_keys(server: UserstreamServer) -> None:
-    """POST /fapi/v1/listenKey for every account, pipelined; fills `server.listen_keys`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    keys: list[str] = []
+async def pipelined_json(port: int, requests: list[bytes]) -> list[dict[str, Any]]:
+    """Send `requests` back to back on one connection; the JSON bodies of the 200 answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answers: list[dict[str, Any]] = []
     try:
-        for account in server.accounts:
-            writer.write(
-                http_request("POST", "/fapi/v1/listenKey", b"", {"X-MBX-APIKEY": account.api_key})
-            )
+        writer.write(b"".join(requests))
         await writer.drain()
-        for _ in server.accounts:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            body = await reader.readexactly(length)
-            assert head.startswith(b"HTTP/1.1 200"), head + body
-            keys.append(json.loads(body)["listenKey"])
+        async with asyncio.timeout(WAIT_S):
+            for _ in requests:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"refused: {head + body!r}")
+                answers.append(json.loads(body))
     finally:
         writer.close()
-    server.listen_keys = keys
+    return answers
 
 
 def admin_publish_request(account_id: int, body: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """Client decode cost: userstream's models against the official SDK's pydantic models.
 
-    .venv/bin/python bench/decode.py [--number 20000] [--repeat 5]
+    .venv/bin/python -m bench.decode [--number 20000] [--repeat 5]
 
 For one ORDER_TRADE_UPDATE and one ACCOUNT_UPDATE (real 2026 captures, tests/fixtures/events)
 it times, per event, from the raw frame bytes to a typed object:
@@ -22,6 +22,7 @@ import platform
 import sys
 import timeit
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -58,19 +59,22 @@ def best_ns(fn: Callable[[], object], number: int, repeat: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e9
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class DecodeRow:
+    event: str
+    decoder: str
+    ns: float
+    ours_ns: float
+
+    @property
+    def ratio(self) -> float:
+        return self.ns / self.ours_ns
+
+
+def measure(number: int, repeat: int) -> list[DecodeRow]:
+    """Every decoder on every event; the first row of each event is userstream's."""
     loader_name, loader = dict_loader()
-    print(f"# {' '.join(sys.argv)}")
-    print(
-        f"# Python {platform.python_version()}, msgspec {version('msgspec')}, "
-        f"pydantic {version('pydantic')}, "
-        f"official SDK {version('binance-sdk-derivatives-trading-usds-futures')}"
-    )
-    print(f"{'event':<20} {'decoder':<44} {'ns/event':>9} {'vs userstream':>14}")
+    out: list[DecodeRow] = []
     for name, (fixture, model_class) in EVENTS.items():
         model_name = model_class.__name__
         raw = (FIXTURES / fixture).read_bytes().strip()
@@ -87,21 +91,34 @@ def main() -> None:
         def untyped(raw: bytes = raw) -> object:
             return loader(raw)
 
-        ours = best_ns(ours_decode, args.number, args.repeat)
+        ours = best_ns(ours_decode, number, repeat)
         rows = [
             ("userstream decode_event", ours),
             (
                 "SDK stream path (json + parse_user_event)",
-                best_ns(sdk_stream_path, args.number // 4, args.repeat),
+                best_ns(sdk_stream_path, max(1, number // 4), repeat),
             ),
-            (
-                f"SDK {model_name}.model_validate_json",
-                best_ns(sdk_model, args.number, args.repeat),
-            ),
-            (f"{loader_name} (dict, untyped)", best_ns(untyped, args.number, args.repeat)),
+            (f"SDK {model_name}.model_validate_json", best_ns(sdk_model, number, repeat)),
+            (f"{loader_name} (dict, untyped)", best_ns(untyped, number, repeat)),
         ]
-        for label, ns in rows:
-            print(f"{name:<20} {label:<44} {ns:>9,.0f} {ns / ours:>13.1f}x")
+        out += [DecodeRow(name, label, ns, ours) for label, ns in rows]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"# {' '.join(sys.argv)}")
+    print(
+        f"# Python {platform.python_version()}, msgspec {version('msgspec')}, "
+        f"pydantic {version('pydantic')}, "
+        f"official SDK {version('binance-sdk-derivatives-trading-usds-futures')}"
+    )
+    print(f"{'event':<20} {'decoder':<44} {'ns/event':>9} {'vs userstream':>14}")
+    for row in measure(args.number, args.repeat):
+        print(f"{row.event:<20} {row.decoder:<44} {row.ns:>9,.0f} {row.ratio:>13.1f}x")
 
 
 if __name__ == "__main__":

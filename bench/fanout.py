@@ -40,6 +40,7 @@ import picows
 import uvloop
 
 from bench.common import (
+    LOSS_TOLERANCE,
     ROOT,
     PipelinedHttp,
     Received,
@@ -55,7 +56,6 @@ from bench.common import (
     raise_nofile,
     stamp_offsets,
     stamped,
-    start_listen_keys,
     start_pinned,
     stop,
     userstream_server,
@@ -97,6 +97,7 @@ class Result:
     per_request: int = 0
     latencies_ns: list[int] = field(default_factory=list)
     offered_per_s: float = 0.0
+    lost: int = 0
 
     @property
     def per_second(self) -> float:
@@ -186,8 +187,9 @@ class HttpPublisher(Target):
 
     def publish_round(self, index: int) -> None:
         start = index * self.batch
+        size = len(self.events)
         chunks = [
-            self.body(self.events[i : i + self.per_request])
+            self.body([self.events[(i + j) % size] for j in range(self.per_request)])
             for i in range(start, start + self.batch, self.per_request)
         ]
         count = len(self.http)
@@ -220,18 +222,18 @@ class UserstreamTarget(HttpPublisher):
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        with userstream_server(self.shape.accounts) as server:
+        with userstream_server() as server:
             self._pid = server.pid
             self.port = server.port
             self.command = "userstream " + server.command.split(" userstream.cli ", 1)[-1]
-            self._account_ids = [account.id for account in server.accounts]
             self._server = server
             yield
 
     async def prepare(self) -> None:
         server = self._server
         assert server is not None
-        await start_listen_keys(server)
+        await server.setup(self.shape.accounts)
+        self._account_ids = [account.id for account in server.accounts]
         self._stream_urls = [
             server.stream_url(account)
             for account in range(self.shape.accounts)
@@ -361,16 +363,18 @@ async def throughput(target: Target, shape: Shape, events: int, batch: int) -> R
         load0, cpu0, wall0 = time.process_time(), cpu_seconds(target.pid), time.perf_counter()
         for index in range(rounds):
             if index >= 2:
-                await received.wait_for((index - 1) * per_round)
+                await received.settle(int((index - 1) * per_round * (1 - LOSS_TOLERANCE)))
                 target.check()
             target.publish_round(index)
-        await received.wait_for(rounds * per_round)
-        wall = time.perf_counter() - wall0
+        await received.settle(rounds * per_round)
+        wall = received.last - wall0
         cpu, load = cpu_seconds(target.pid) - cpu0, time.process_time() - load0
         target.check()
-        return Result(
+        result = Result(
             target.name, shape, received.count, wall, cpu, load, getattr(target, "per_request", 0)
         )
+        result.lost = rounds * per_round - received.count
+        return result
 
 
 async def latency(target: Target, shape: Shape, rate: float, duration_s: float) -> Result:
@@ -397,13 +401,14 @@ async def latency(target: Target, shape: Shape, rate: float, duration_s: float) 
                 target.send(publisher, body)
                 sent += 1
             await asyncio.sleep(LATENCY_TICK_S)
-        await received.wait_for(sent * per_request_frames)
-        wall = time.perf_counter() - wall0
+        await received.settle(sent * per_request_frames)
+        wall = received.last - wall0
         cpu, load = cpu_seconds(target.pid) - cpu0, time.process_time() - load0
         target.check()
         result = Result(target.name, shape, received.count, wall, cpu, load, target.per_request)
         result.latencies_ns = received.latencies_ns
         result.offered_per_s = rate
+        result.lost = sent * per_request_frames - received.count
         return result
 
 

@@ -50,7 +50,7 @@ http {{
         location ~ ^/pub/(\\w+)$ {{
             nchan_publisher http;
             nchan_channel_id $1;
-            nchan_message_buffer_length 4;
+            nchan_message_buffer_length 5000;
             nchan_message_timeout 10s;
         }}
         location ~ ^/sub/(\\w+)$ {{

@@ -1,0 +1,514 @@
+"""Every benchmark, one command: regenerates docs/benchmarks.md and the plots in docs/img/.
+
+    .venv/bin/python -m bench.run [--quick] [--output docs/benchmarks.md]
+
+Runs fan-out (userstream, raw picows, nchan) for three shapes with latency at 50% of the
+measured maximum, 10,000 idle connections, listenKey operations and client decode, then
+checks the targets of issue 5 and prints each with its measured value and PASS/MISS. The
+prose in bench/analysis.md (where the time goes) is appended to the generated document.
+`--quick` (under 3 minutes) uses fewer events; the full run takes under 15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import uvloop
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench import connections, decode, listenkeys, nchan
+from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
+from bench.fanout import (
+    NchanTarget,
+    PicowsTarget,
+    Result,
+    Shape,
+    Target,
+    UserstreamTarget,
+    latency,
+    measure,
+    throughput,
+)
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run: events per connection per shape, and the other benchmarks' counts."""
+
+    quick: bool
+    shapes: tuple[tuple[Shape, int, int, int], ...]  # shape, events, batch, events at 1/req
+    latency_s: float
+    idle_connections: int
+    listenkey_ops: int
+    decode_number: int
+    decode_repeat: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(
+                True,
+                (
+                    (Shape(1, 1), 50_000, 500, 10_000),
+                    (Shape(1000, 1), 100, 25, 25),
+                    (Shape(100, 10), 100, 25, 25),
+                ),
+                1.0,
+                10_000,
+                8_000,
+                3_000,
+                3,
+            )
+        return cls(
+            False,
+            (
+                (Shape(1, 1), 200_000, 500, 100_000),
+                (Shape(1000, 1), 300, 25, 50),
+                (Shape(100, 10), 300, 25, 100),
+            ),
+            3.0,
+            10_000,
+            20_000,
+            20_000,
+            5,
+        )
+
+
+@dataclass
+class ShapeResults:
+    shape: Shape
+    events: int
+    batch: int
+    single_events: int
+    throughput: dict[str, Result] = field(default_factory=dict)
+    latency: dict[str, Result] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    plan: Plan
+    started: str
+    seconds: float = 0.0
+    event_size: float = 0.0
+    nchan_version: str = ""
+    shapes: list[ShapeResults] = field(default_factory=list)
+    idle: list[connections.ConnectResult] = field(default_factory=list)
+    listenkey_command: str = ""
+    ops: list[listenkeys.OpsResult] = field(default_factory=list)
+    decode: list[decode.DecodeRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    measured: str
+    goal: str
+    passed: bool
+
+
+async def run_shape(
+    report: Report,
+    plan_row: tuple[Shape, int, int, int],
+    events: list[bytes],
+    step: Callable[[str], None],
+) -> None:
+    shape, count, batch, single = plan_row
+    out = ShapeResults(shape, count, batch, single)
+    report.shapes.append(out)
+
+    async def run_throughput(target: Target, n: int = count) -> Result:
+        return await throughput(target, shape, n, batch)
+
+    targets: list[tuple[UserstreamTarget | NchanTarget | PicowsTarget, int]] = [
+        (PicowsTarget(shape, events, batch, "send"), count),
+        (PicowsTarget(shape, events, batch, "coalesce"), count),
+        (NchanTarget(shape, events, batch), count),
+        (UserstreamTarget(shape, events, batch, batch), count),
+        (UserstreamTarget(shape, events, batch, 1), single),
+    ]
+    for target, n in targets:
+        step(f"fan-out {shape.label}: {target.name}")
+
+        async def run(t: Target, n: int = n) -> Result:
+            return await run_throughput(t, n)
+
+        out.throughput[target.name] = await measure(target, run)
+        out.commands[target.name] = target.command
+    for name, target2 in (
+        ("userstream", UserstreamTarget(shape, events, batch, batch)),
+        ("nchan", NchanTarget(shape, events, batch)),
+    ):
+        step(f"latency {shape.label}: {name} at 50% of max")
+        rate = out.throughput[name].per_second / 2
+
+        async def timed(t: Target, rate: float = rate) -> Result:
+            return await latency(t, shape, rate, report.plan.latency_s)
+
+        out.latency[name] = await measure(target2, timed)
+
+
+async def run_all(plan: Plan) -> Report:
+    report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    start = time.perf_counter()
+    steps = len(plan.shapes) * 7 + 4
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("nchan: checking the install", total=steps)
+
+        def step(text: str) -> None:
+            progress.update(task, description=text)
+            progress.advance(task)
+
+        report.nchan_version = await asyncio.to_thread(nchan.ensure_installed)
+        events = encoded_events(3000)
+        report.event_size = sum(map(len, events)) / len(events)
+        for row in plan.shapes:
+            await run_shape(report, row, events, step)
+        step(f"{plan.idle_connections:,} idle connections")
+        report.idle = [
+            await connections.measure_picows(plan.idle_connections),
+            await connections.measure_userstream(plan.idle_connections),
+        ]
+        step("listenKey operations")
+        report.listenkey_command, report.ops = await listenkeys.run_all(plan.listenkey_ops)
+        step("client decode")
+        report.decode = await asyncio.to_thread(
+            decode.measure, plan.decode_number, plan.decode_repeat
+        )
+        progress.update(task, description="done", completed=steps)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# targets
+
+
+def check_targets(report: Report) -> list[TargetCheck]:
+    checks = []
+    for shapes in report.shapes:
+        if shapes.shape.connections != 1000:
+            continue
+        ours = shapes.throughput["userstream"].per_second
+        for mode in ("send", "coalesce"):
+            base = shapes.throughput[f"picows raw ({mode})"].per_second
+            official = mode == "send"
+            checks.append(
+                TargetCheck(
+                    f"delivered/s at {shapes.shape.label} vs raw picows ({mode})"
+                    + ("" if official else ", stretch"),
+                    f"{ours:,.0f} vs {base:,.0f} = {100 * ours / base:.0f}%",
+                    "≥ 70%",
+                    ours >= 0.7 * base,
+                )
+            )
+    for shapes in report.shapes:
+        p99 = shapes.latency["userstream"].percentile_ms(99)
+        checks.append(
+            TargetCheck(
+                f"p99 publish→receive at 50% of max, {shapes.shape.label}",
+                f"{p99:.2f} ms",
+                "≤ 2 ms",
+                p99 <= 2.0,
+            )
+        )
+    for shapes in report.shapes:
+        ours = shapes.throughput["userstream"].per_second
+        theirs = shapes.throughput["nchan"].per_second
+        checks.append(
+            TargetCheck(
+                f"batched publish-and-deliver vs nchan, {shapes.shape.label}",
+                f"{ours:,.0f} vs {theirs:,.0f}/s = {ours / theirs:.2f}×",
+                "≥ 1×",
+                ours >= theirs,
+            )
+        )
+    idle = next(r for r in report.idle if r.server == "userstream")
+    checks.append(
+        TargetCheck(
+            f"{idle.connections:,} idle connections, RSS each",
+            f"{idle.per_connection_kb:.1f} KiB",
+            "≤ 20 KB",
+            idle.per_connection_kb * 1024 <= 20_000,
+        )
+    )
+    for row in report.decode:
+        if row.event == "ORDER_TRADE_UPDATE" and row.decoder.startswith("SDK"):
+            checks.append(
+                TargetCheck(
+                    f"ORDER_TRADE_UPDATE decode vs {row.decoder}",
+                    f"{row.ratio:.1f}× faster",
+                    "≥ 10×",
+                    row.ratio >= 10,
+                )
+            )
+    return checks
+
+
+# output
+
+
+def shape_table(shapes: ShapeResults) -> list[str]:
+    lines = [
+        "| server | events / request | delivered events/s | server CPU µs / delivered event "
+        "| server CPU | load CPU | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in shapes.throughput.items():
+        per_request = {
+            "userstream": str(shapes.batch),
+            "userstream 1/req": "1",
+            "nchan": "1 (pipelined)",
+        }.get(name, "n/a (burst)")
+        lines.append(
+            f"| {name} | {per_request} | {result.per_second:,.0f} | "
+            f"{result.cpu_us_per_event:.2f} | {result.server_cpu_share:.0%} | "
+            f"{result.load_cpu_share:.0%} | {result.lost:,} |"
+        )
+    return lines
+
+
+def latency_table(report: Report) -> list[str]:
+    lines = [
+        "| shape | server | offered events/s | delivered | p50 ms | p99 ms | p99.9 ms | samples |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for shapes in report.shapes:
+        for name, result in shapes.latency.items():
+            lines.append(
+                f"| {shapes.shape.label} | {name} | {result.offered_per_s:,.0f} | "
+                f"{result.per_second:,.0f} | {result.percentile_ms(50):.2f} | "
+                f"{result.percentile_ms(99):.2f} | {result.percentile_ms(99.9):.2f} | "
+                f"{len(result.latencies_ns):,} | {result.lost:,} |"
+            )
+    return lines
+
+
+def plot(report: Report, img: Path) -> list[str]:
+    img.mkdir(parents=True, exist_ok=True)
+    names = list(report.shapes[0].throughput)
+    labels = [f"{s.shape.label}\n({s.shape.connections:,} conn.)" for s in report.shapes]
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        values = [s.throughput[name].per_second / 1000 for s in report.shapes]
+        xs = [x + (i - (len(names) - 1) / 2) * width for x in range(len(labels))]
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("accounts × connections per account")
+    ax.set_ylabel("delivered events/s (thousands)")
+    ax.set_title("Fan-out throughput by shape (server on one core)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(img / "fanout-throughput.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    series = [(s, name) for s in report.shapes for name in s.latency]
+    quantiles = (50, 99, 99.9)
+    width = 0.8 / len(quantiles)
+    for i, q in enumerate(quantiles):
+        values = [s.latency[name].percentile_ms(q) for s, name in series]
+        xs = [x + (i - 1) * width for x in range(len(series))]
+        bars = ax.bar(xs, values, width, label=f"p{q:g}")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.axhline(2.0, color="red", linestyle="--", linewidth=1, label="target p99 ≤ 2 ms")
+    ax.set_xticks(
+        range(len(series)), [f"{name}\n{s.shape.label}" for s, name in series], fontsize=8
+    )
+    ax.set_yscale("log")
+    ax.set_ylabel("publish → receive latency (ms, log scale)")
+    ax.set_title("Latency at 50% of each server's measured maximum")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(img / "latency.png")
+    plt.close(fig)
+    return ["img/fanout-throughput.png", "img/latency.png"]
+
+
+def untemp(command: str) -> str:
+    return re.sub(r"/tmp/\S+?(?=[ /]|$)", "<tmp>", command)
+
+
+def render(report: Report, checks: list[TargetCheck], images: list[str], argv: str) -> str:
+    plan = report.plan
+    ver = ", ".join(f"{k} {v}" for k, v in versions().items())
+    out = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `.venv/bin/python -m bench.run`; edit bench/analysis.md or "
+        "bench/run.py instead. -->",
+        "",
+        f"Regenerated with `{argv}` on {report.started} in {report.seconds:.0f} s"
+        + (" (quick run: fewer events)." if plan.quick else "."),
+        "",
+        f"- Machine: {machine()}.",
+        f"- Versions: {ver}; {report.nchan_version}.",
+        "- Every server under test runs pinned to core 0 (`taskset -c 0`), the load generator "
+        "(publisher and counting clients, one process) to core 1. Server CPU is utime+stime "
+        "from `/proc/<pid>/stat` (nginx: master + worker); *load CPU* near 100% means the load "
+        "generator, not the server, set the pace.",
+        f"- Events: ORDER_TRADE_UPDATE, TRADE_LITE and ACCOUNT_UPDATE in turn, built through "
+        f"the protocol models (`bench/common.py`), {report.event_size:.0f} bytes on average "
+        "(230-520).",
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | measured | goal | |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| {c.name} | {c.measured} | {c.goal} | {'PASS' if c.passed else '**MISS**'} |"
+        for c in checks
+    ]
+    out += [
+        "",
+        "## Fan-out: publish and deliver",
+        "",
+        "Each connection receives the same number of events; rounds of *batch* events per "
+        "connection are published and the next round goes out once every connection has the "
+        "round before it (two rounds in flight). userstream is fed through "
+        "`POST /admin/v1/accounts/{id}/events` (a JSON array of *batch* events, or one event "
+        "per request), nchan through `POST /pub/<channel>` (one message per request: nchan has "
+        "no multi-message publish, so its batched form is many requests pipelined on 8 "
+        "keep-alive connections, as userstream's requests are). The picows broadcasters have "
+        "no intake at all: a `burst <n>` control message makes them push pre-encoded payloads "
+        "to every connection, either with one `WSTransport.send` per frame (*send*, the "
+        "minimal broadcaster) or with one write per connection per burst (*coalesce*, the "
+        "same write batching userstream's outbox does).",
+        "",
+        f"![throughput]({images[0]})",
+        "",
+    ]
+    for shapes in report.shapes:
+        out += [
+            f"### {shapes.shape.label}: {shapes.shape.accounts:,} account(s), "
+            f"{shapes.shape.per_account:,} connection(s) each",
+            "",
+            f"`.venv/bin/python -m bench.fanout --shape "
+            f"{shapes.shape.accounts}x{shapes.shape.per_account} --events {shapes.events} "
+            f"--batch {shapes.batch}` ({shapes.events:,} events per connection, "
+            f"{shapes.single_events:,} for the one-event-per-request row)",
+            "",
+            *shape_table(shapes),
+            "",
+        ]
+    commands = report.shapes[0].commands
+    out += [
+        "Server commands: "
+        + "; ".join(f"`{untemp(cmd)}`" for cmd in dict.fromkeys(commands.values())),
+        "",
+        "## Latency at 50% of the maximum rate",
+        "",
+        "The publisher stamps `time.time_ns()` into each event's client order id (`c`, "
+        "ORDER_TRADE_UPDATE and TRADE_LITE) as it writes the request; the receiving client "
+        "subtracts it from `time.time_ns()` on arrival. Requests carry the same batch size as "
+        "in the throughput run and are spread evenly over "
+        f"{plan.latency_s:g} s (1 ms ticks) at half the rate that server reached above.",
+        "",
+        f"![latency]({images[1]})",
+        "",
+        *latency_table(report),
+        "",
+        "## Idle connections",
+        "",
+        f"`.venv/bin/python -m bench.connections --connections {plan.idle_connections}`: "
+        "WebSocket stream connections opened from one process with raw asyncio sockets "
+        "(handshake only), 256 in flight; RSS of the server process before and after "
+        "(RLIMIT_NOFILE raised in both processes).",
+        "",
+        "| server | connections | time to connect | connections/s | RSS before | RSS after "
+        "| RSS per connection |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for idle in report.idle:
+        out.append(
+            f"| {idle.server} | {idle.connections:,} | {idle.connect_s:.2f} s | "
+            f"{idle.per_second:,.0f} | {idle.rss_before / 2**20:.1f} MiB | "
+            f"{idle.rss_after / 2**20:.1f} MiB | {idle.per_connection_kb:.1f} KiB |"
+        )
+    out += [
+        "",
+        "## listenKey operations",
+        "",
+        f"`.venv/bin/python -m bench.listenkeys --operations {plan.listenkey_ops}` against "
+        f"`{untemp(report.listenkey_command)}`: "
+        "100 accounts round robin; REST pipelined on 4 keep-alive connections, WebSocket API "
+        "on 4 connections in waves of 50 requests each. Every answer was a 200.",
+        "",
+        "| operation | operations/s | server CPU µs each |",
+        "|---|---:|---:|",
+    ]
+    out += [
+        f"| {op.operation} | {op.per_second:,.0f} | {op.cpu_us_per_op:.1f} |" for op in report.ops
+    ]
+    out += [
+        "",
+        "## Client decode",
+        "",
+        f"`.venv/bin/python -m bench.decode --number {plan.decode_number} --repeat "
+        f"{plan.decode_repeat}`: raw frame bytes → typed object, best of {plan.decode_repeat} "
+        "runs, for real 2026 captures (tests/fixtures/events).",
+        "",
+        "| event | decoder | ns/event | vs userstream |",
+        "|---|---|---:|---:|",
+    ]
+    out += [
+        f"| {row.event} | {row.decoder} | {row.ns:,.0f} | {row.ratio:.1f}× |"
+        for row in report.decode
+    ]
+    analysis = (ROOT / "bench" / "analysis.md").read_text()
+    return "\n".join(out) + "\n\n" + analysis
+
+
+def print_checks(checks: list[TargetCheck]) -> None:
+    table = Table(title="Targets (issue 5)")
+    for column in ("target", "measured", "goal", "result"):
+        table.add_column(column)
+    for check in checks:
+        verdict = "[green]PASS[/green]" if check.passed else "[red]MISS[/red]"
+        table.add_row(check.name, check.measured, check.goal, verdict)
+    Console().print(table)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events, under 3 minutes")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    pin_load()
+    raise_nofile()
+    report = await run_all(Plan.make(args.quick))
+    checks = check_targets(report)
+    images = plot(report, args.output.parent / "img")
+    argv = ".venv/bin/python -m bench.run" + (" --quick" if args.quick else "")
+    args.output.write_text(render(report, checks, images, argv))
+    print_checks(checks)
+    console.print(f"wrote {args.output} and {', '.join(images)} in {report.seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
