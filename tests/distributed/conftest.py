@@ -21,6 +21,8 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from websockets.asyncio.client import ClientConnection
+
 from tests.conftest import (
     ADMIN_TOKEN,
     ServerProcess,
@@ -29,10 +31,10 @@ from tests.conftest import (
     stop_server_process,
 )
 from tests.functional.wsclient import ws_connect
-from websockets.asyncio.client import ClientConnection
 
 WAIT_S = 10.0
 RECV_S = 5.0
+RECOVERY_S = 20.0  # the bus consumer rebuilds after missed heartbeats (a few seconds)
 
 
 def numbered(n: int) -> dict[str, Any]:
@@ -147,11 +149,13 @@ async def receive(ws: ClientConnection, timeout_s: float = RECV_S) -> dict[str, 
     return message
 
 
-async def receive_numbered(ws: ClientConnection, count: int) -> list[int]:
+async def receive_numbered(
+    ws: ClientConnection, count: int, timeout_s: float = RECV_S
+) -> list[int]:
     """The trade ids of the next `count` TRADE_LITE events (other events are skipped)."""
     seen: list[int] = []
     while len(seen) < count:
-        event = await receive(ws)
+        event = await receive(ws, timeout_s)
         if event.get("e") == "TRADE_LITE":
             seen.append(int(event["t"]))
     return seen

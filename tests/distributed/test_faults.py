@@ -8,9 +8,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.distributed.conftest import Gateways, numbered, receive_numbered, wait_for
+from tests.distributed.conftest import (
+    RECOVERY_S,
+    Gateways,
+    numbered,
+    receive_numbered,
+    wait_for,
+)
 from tests.functional.client.relay import Relay
-from tests.nats_fixtures import NatsServer
+from tests.nats_fixtures import NatsCluster, NatsServer
 
 
 async def test_sigkill_of_a_gateway_clients_move_to_another_node(
@@ -68,3 +74,61 @@ async def test_gateway_cut_off_from_nats_resumes_where_it_stopped(
                 assert await receive_numbered(on_b, 1) == [121]
     finally:
         await relay.aclose()
+
+
+async def test_nats_restart_gateways_reconnect_by_themselves(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with Gateways(nats_server.url, tmp_path) as gateways:
+        a, b = gateways.start(2)
+        account = await a.create_account()
+        key = await a.listen_key(account)
+        async with a.stream(key) as on_a, b.stream(key) as on_b:
+            await a.wait_following(1)
+            await b.wait_following(1)
+            await a.publish(account, [numbered(n) for n in range(1, 51)])
+            for ws in (on_a, on_b):
+                assert await receive_numbered(ws, 50) == list(range(1, 51))
+            nats_server.kill()
+            nats_server.start()
+            await _publish_when_back(a, account, range(51, 101))
+            for ws in (on_a, on_b):
+                got = await receive_numbered(ws, 50, RECOVERY_S)
+                assert got == list(range(51, 101))
+            assert await b.listen_key(account) == key  # the key survived in JetStream
+
+
+async def _publish_when_back(node: object, account: object, numbers: range) -> None:
+    """Publish once the node's admin API accepts again (it answers 5xx while NATS is away)."""
+    events = [numbered(n) for n in numbers]
+    for _ in range(200):
+        status, _ = await node.admin(  # type: ignore[attr-defined]
+            "POST",
+            f"accounts/{account.id}/events",  # type: ignore[attr-defined]
+            events,
+        )
+        if status == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the gateway never accepted events again")
+
+
+async def test_one_member_of_a_nats_cluster_killed_service_continues(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with Gateways(nats_cluster.url, tmp_path) as gateways:
+        a, b = gateways.start(2)
+        account = await a.create_account()
+        key = await a.listen_key(account)
+        async with a.stream(key) as on_a, b.stream(key) as on_b:
+            await a.wait_following(1)
+            await b.wait_following(1)
+            await a.publish(account, [numbered(n) for n in range(1, 51)])
+            for ws in (on_a, on_b):
+                assert await receive_numbered(ws, 50) == list(range(1, 51))
+            nats_cluster.servers[0].kill()
+            await _publish_when_back(b, account, range(51, 101))
+            for ws in (on_a, on_b):
+                got = await receive_numbered(ws, 50, RECOVERY_S)
+                assert got == list(range(51, 101))
+            assert await b.listen_key(account) == key
