@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Final
 
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.text import Text
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import StreamGap, StreamHealth
 from userstream.client.stream import UserDataStream
+from userstream.event_summary import summarize
 from userstream.protocol.codec import encode_event, event_name
 from userstream.protocol.events import Event
 
@@ -133,11 +134,15 @@ def _event_line(item: Event | StreamGap) -> Text:
         )
     name = event_name(item)
     text = Text()
-    text.append(f"{item.event_time} ", style="dim")
+    text.append(f"{_clock(item.event_time)} ", style="dim")
     text.append(f"{name:<24}", style=_COLOURS.get(name, "white"))
-    with contextlib.suppress(UnicodeDecodeError):
-        text.append(" " + encode_event(item).decode(), style="default")
+    text.append(" " + summarize(item), style="default")
     return text
+
+
+def _clock(event_time_ms: int) -> str:
+    moment = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
+    return moment.strftime("%H:%M:%S.") + f"{event_time_ms % 1000:03d}"
 
 
 def _health_line(health: StreamHealth) -> Text:
