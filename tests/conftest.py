@@ -162,14 +162,17 @@ def start_server_process(data_dir: Path, *extra: str) -> ServerProcess:
 
 
 def stop_server_process(proc: ServerProcess) -> int:
+    """SIGTERM, then wait up to 10 s; a process that hangs is killed and reaped (so nothing
+    leaks into later tests) and the hang is still reported as `TimeoutExpired`."""
     proc.process.terminate()
     try:
         return proc.process.wait(timeout=10)
     finally:
         if proc.process.poll() is None:
             proc.process.kill()
+            proc.process.wait(timeout=10)
         if proc.process.stdout is not None:
-            proc.process.stdout.close()  # else ResourceWarning, an error under filterwarnings
+            proc.process.stdout.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,16 @@ ADMIN_TOKEN_FILE = "admin-token"
 SHUTDOWN_GRACE_S = 2.0
 DEFAULT_ADVANCE_STEP_MS = 60_000
 PONG_GRACE_S = 0.05
+
+
+BACKEND_CLOSE_TIMEOUT_S = 3.0
+
+
+async def _bounded(closing: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(closing, BACKEND_CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("%s did not close within %.0f s; leaving it", what, BACKEND_CLOSE_TIMEOUT_S)
 
 
 @dataclass(slots=True)
@@ -182,13 +192,15 @@ class UserStreamServer:
             await self._server.wait_closed()
             self._server = None
         await self.scheduler.aclose()
-        await self.keys.aclose()
+        # Backend clean-up may wait on NATS; a gateway told to stop while NATS is down or
+        # reconnecting must still exit promptly (state lives in JetStream, nothing is lost).
+        await _bounded(self.keys.aclose(), "listenKey service")
         if self._clock_sync is not None:
-            await self._clock_sync.aclose()
+            await _bounded(self._clock_sync.aclose(), "clock sync")
         if self.cluster is not None:
-            await self.cluster.aclose()
+            await _bounded(self.cluster.aclose(), "cluster node")
         if self._nats is not None:
-            await self._nats.aclose()
+            await _bounded(self._nats.aclose(), "NATS backends")
         self._db.close()
 
     async def _join_cluster(self, urls: str) -> None:
