@@ -46,6 +46,7 @@ class NatsConnection:
         self._reconnect_handlers: list[ReconnectHandler] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.reconnects = 0
+        self.closing = False
 
     @classmethod
     async def connect(
@@ -60,7 +61,8 @@ class NatsConnection:
                 holder[0]._reconnected()
 
         async def disconnected() -> None:
-            log.warning("NATS connection lost; reconnecting")
+            if not (holder and holder[0].closing):
+                log.warning("NATS connection lost; reconnecting")
 
         async def error(exc: Exception) -> None:
             log.info("NATS: %s", exc)
@@ -102,6 +104,7 @@ class NatsConnection:
             log.exception("re-read after reconnect failed")
 
     async def aclose(self) -> None:
+        self.closing = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
