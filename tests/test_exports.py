@@ -16,6 +16,7 @@ EXPECTED = [
     "InvalidAPIKey",
     "ListenKeyNotFound",
     "ManualClock",
+    "Publisher",
     "RateLimited",
     "Received",
     "ReconnectGaveUp",

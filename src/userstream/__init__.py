@@ -1,5 +1,6 @@
 """userstream: Binance USDⓈ-M Futures user data streams, server and client."""
 
+from userstream.bus.publisher import Publisher
 from userstream.client.backoff import Backoff
 from userstream.client.buffer import Received
 from userstream.client.endpoints import Endpoints
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidAPIKey",
     "ListenKeyNotFound",
     "ManualClock",
+    "Publisher",
     "RateLimited",
     "Received",
     "ReconnectGaveUp",

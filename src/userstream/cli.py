@@ -8,6 +8,7 @@ userstream listen --api-key K [--base-url URL --stream-url URL --ws-api-url URL 
                   | --local [--host H] [--port P]] [--json] [--key-transport rest|ws_api]
 userstream simulate (--url URL [--admin-token T] | --in-process) [--accounts N | --account-ids 1,2]
                     [--rate R] [--duration S] [--seed X] [--json]
+userstream publish --bus nats://host:4222[,...] --account A [--msg-id ID] FILE|-
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from userstream import cli_listen, cli_simulate
+from userstream import cli_listen, cli_publish, cli_simulate
 from userstream.accounts import SqliteAccountStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError, UserStreamError
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_listen.add_parser(commands)
     cli_simulate.add_parser(commands)
+    cli_publish.add_parser(commands)
     return parser
 
 
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_listen.listen(args)
         if args.command == "simulate":
             return cli_simulate.simulate(args)
+        if args.command == "publish":
+            return cli_publish.publish(args)
     except UserStreamError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         return 2
