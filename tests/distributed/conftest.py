@@ -34,7 +34,7 @@ from tests.functional.wsclient import ws_connect
 
 WAIT_S = 10.0
 RECV_S = 5.0
-RECOVERY_S = 20.0  # the bus consumer rebuilds after missed heartbeats (a few seconds)
+RECOVERY_S = 20.0  # bound for recovery after a NATS restart or a cluster member loss
 
 
 def numbered(n: int) -> dict[str, Any]:

@@ -145,6 +145,18 @@ class NatsEventBus:
             with contextlib.suppress(nats.js.errors.BadRequestError):  # another node won
                 await self.js.add_stream(config)
         self._worker = asyncio.ensure_future(self._follow_worker())
+        self._connection.on_reconnect(self._reconnected)
+
+    async def _reconnected(self) -> None:
+        """Rebuild every shard's consumer at once from its last handled sequence.
+
+        The library's ordered consumer would recreate itself too, but only after missing
+        idle heartbeats (several seconds after a NATS restart); a consumer kept in memory on
+        a restarted server is gone anyway. `_position` keeps each shard where it stands.
+        """
+        for shard in self._shards:
+            shard.applied = frozenset()
+        self._dirty.set()
 
     async def aclose(self) -> None:
         if self._worker is not None:
