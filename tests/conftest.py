@@ -129,24 +129,29 @@ class ServerProcess:
 
 
 def start_server_process(data_dir: Path, *extra: str) -> ServerProcess:
+    """Run `userstream serve --port 0` on `data_dir`; its stderr goes to
+    `<data_dir>.stderr.log`, whose tail is shown if the server does not come up."""
     env = {**os.environ, "USERSTREAM_ADMIN_TOKEN": ADMIN_TOKEN}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "userstream.cli",
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(data_dir),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    stderr_path = data_dir.with_name(data_dir.name + ".stderr.log")
+    stderr_path.parent.mkdir(parents=True, exist_ok=True)
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "userstream.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                str(data_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
     assert process.stdout is not None
     url = ""
     demo: dict[str, Any] = {}
@@ -157,8 +162,12 @@ def start_server_process(data_dir: Path, *extra: str) -> ServerProcess:
             demo = json.loads(line)["demoAccount"]
         elif line.startswith("userstream ready"):
             break
-    assert url, "server did not start"
-    return ServerProcess(process, url, data_dir, demo)
+    proc = ServerProcess(process, url, data_dir, demo)
+    if not url:
+        stop_server_process(proc)
+        tail = stderr_path.read_text()[-3000:]
+        raise AssertionError(f"server did not start; its stderr ends with:\n{tail}")
+    return proc
 
 
 def stop_server_process(proc: ServerProcess) -> int:

@@ -13,8 +13,9 @@ import contextlib
 import itertools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -27,6 +28,16 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 DELETE_OPERATIONS = ("DEL", "PURGE")
 MARKER_REASON = "Nats-Marker-Reason"
 WATCH_READY_S = 30.0
+# How long a KV operation rides out a stream-leader election (a cluster member lost) or a
+# reconnect before the error reaches the caller (a REST/WS API request then fails).
+TRANSIENT_WINDOW_S = 6.0
+TRANSIENT_ERRORS = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,  # the JetStream client's form of "no responders"
+)
+T = TypeVar("T")
 _KEY = re.compile(r"[-/_=.a-zA-Z0-9]+")
 
 
@@ -87,13 +98,35 @@ async def _key_value(
         return await js.key_value(name)
 
 
+async def _retrying(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run `operation`, retrying transient failures with backoff for `TRANSIENT_WINDOW_S`.
+
+    Safe for compare-and-set writes: if a write landed but its acknowledgement was lost, the
+    retry fails the revision check (`Conflict`) and the caller re-reads, as after any race.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TRANSIENT_WINDOW_S
+    delay = 0.05
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_ERRORS as error:
+            if loop.time() + delay > deadline:
+                raise
+            log.info("KV operation failed (%s); retrying", type(error).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 async def cas_put(
     bucket: Bucket, key: str, value: bytes, last: int, ttl_s: int | None = None
 ) -> int:
     """Write `value` iff the key's latest revision is `last` (0: absent); the new revision."""
     headers = {EXPECTED_LAST: str(last)}
     try:
-        ack = await bucket.js.publish(bucket.subject(key), value, headers=headers, msg_ttl=ttl_s)
+        ack = await _retrying(
+            lambda: bucket.js.publish(bucket.subject(key), value, headers=headers, msg_ttl=ttl_s)
+        )
     except nats.js.errors.APIError as error:
         if error.err_code in WRONG_LAST_SEQUENCE:
             raise Conflict(key) from None
@@ -105,7 +138,7 @@ async def cas_delete(bucket: Bucket, key: str, last: int) -> int:
     """Delete iff the key's latest revision is `last`; the delete marker's revision."""
     headers = {"KV-Operation": "DEL", EXPECTED_LAST: str(last)}
     try:
-        ack = await bucket.js.publish(bucket.subject(key), b"", headers=headers)
+        ack = await _retrying(lambda: bucket.js.publish(bucket.subject(key), b"", headers=headers))
     except nats.js.errors.APIError as error:
         if error.err_code in WRONG_LAST_SEQUENCE:
             raise Conflict(key) from None
@@ -116,7 +149,7 @@ async def cas_delete(bucket: Bucket, key: str, last: int) -> int:
 async def read(bucket: Bucket, key: str) -> Entry:
     """The authoritative latest state of `key` (one round trip to the stream leader)."""
     try:
-        msg = await bucket.js.get_last_msg(bucket.stream, bucket.subject(key))
+        msg = await _retrying(lambda: bucket.js.get_last_msg(bucket.stream, bucket.subject(key)))
     except nats.js.errors.NotFoundError:
         return Entry(key, None, 0)
     headers = msg.headers or {}
