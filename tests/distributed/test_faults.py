@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.distributed.conftest import (
     RECOVERY_S,
     Gateways,
     numbered,
+    receive,
     receive_numbered,
     wait_for,
 )
@@ -132,3 +135,35 @@ async def test_one_member_of_a_nats_cluster_killed_service_continues(
                 got = await receive_numbered(ws, 50, RECOVERY_S)
                 assert got == list(range(51, 101))
             assert await b.listen_key(account) == key
+
+
+async def test_a_delete_missed_while_cut_off_is_announced_after_reconnect(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Notifications are not relied on alone (issue #4 item 5): B is cut off from NATS while
+    the key is DELETEd on A, so B never sees that change; once B is back it re-reads the
+    keys it serves and its connection gets exactly one `listenKeyExpired`, then nothing."""
+    relay = Relay(nats_server.port)
+    await relay.start()
+    try:
+        async with Gateways(nats_server.url, tmp_path) as gateways:
+            (a,) = gateways.start(1)
+            (b,) = await asyncio.to_thread(gateways.start, 1, bus=f"nats://127.0.0.1:{relay.port}")
+            account = await a.create_account()
+            key = await a.listen_key(account)
+            async with b.stream(key) as on_b, a.stream(key) as on_a:
+                await b.wait_following(1)
+                await relay.cut()
+                status, _ = await a.rest("DELETE", account)
+                assert status == 200
+                ended = await receive(on_a)
+                assert ended == {"e": "listenKeyExpired", "E": await a.now(), "listenKey": key}
+                relay.restore()
+                assert await receive(on_b, RECOVERY_S) == ended  # virtual time stood still
+                new_key = await a.listen_key(account)  # a new key; the old one stays dead
+                assert new_key != key
+                await a.publish(account, [numbered(1)])
+                with pytest.raises(TimeoutError):
+                    await receive(on_b, 1.0)  # no second announcement, no events on the old key
+    finally:
+        await relay.aclose()
