@@ -29,7 +29,15 @@ from tests.functional.client.relay import Relay
 from tests.nats_fixtures import NatsServer
 from userstream.bus.nats import open_backends
 from userstream.exceptions import ListenKeyNotFound
-from userstream.protocol.codec import encode_event, parse_admin_events
+from userstream.protocol.codec import (
+    Deliverable,
+    deliverable_name,
+    deliverable_raw,
+    encode_event,
+    parse_admin_encoded,
+    parse_admin_events,
+    to_event,
+)
 from userstream.protocol.events import Event, OrderTradeUpdate
 from userstream.protocol.listenkeys import VALIDITY_MS, ListenKey
 
@@ -53,8 +61,10 @@ def order_event(n: int) -> list[Event]:
     return parse_admin_events(json.dumps(body).encode(), START_MS)  # as the admin API does
 
 
-def order_ids(batches: Sequence[Sequence[Event]]) -> list[int]:
-    return [e.order.order_id for b in batches for e in b if isinstance(e, OrderTradeUpdate)]
+def order_ids(batches: Sequence[Sequence[Deliverable]]) -> list[int]:
+    # A NATS node receives `EncodedEvent`s (the bytes as published); read them as models.
+    events = [to_event(e) for b in batches for e in b]
+    return [e.order.order_id for e in events if isinstance(e, OrderTradeUpdate)]
 
 
 # KeyStore
@@ -190,7 +200,7 @@ async def test_account_ids_stay_unique_across_nodes(backend: Backend) -> None:
 
 async def test_published_events_reach_a_following_node_in_order(backend: Backend) -> None:
     producer, consumer = await backend.node(), await backend.node()
-    got: list[Sequence[Event]] = []
+    got: list[Sequence[Deliverable]] = []
     consumer.bus.subscribe(
         lambda account_id, events: got.append(events) if account_id == 5 else None
     )
@@ -201,12 +211,29 @@ async def test_published_events_reach_a_following_node_in_order(backend: Backend
     await producer.bus.publish(6, order_event(999))  # another account: not in `got`
     await eventually(lambda: len(got) == 50)
     assert order_ids(got) == list(range(1, 51))
-    assert [encode_event(e) for b in got for e in b] == [encode_event(e) for b in sent for e in b]
+    assert [deliverable_raw(e) for b in got for e in b] == [
+        encode_event(e) for b in sent for e in b
+    ]
+
+
+async def test_encoded_events_arrive_as_the_same_bytes(backend: Backend) -> None:
+    """What the admin API publishes (`EncodedEvent`s) reaches a following node byte for byte."""
+    producer, consumer = await backend.node(), await backend.node()
+    got: list[Sequence[Deliverable]] = []
+    consumer.bus.subscribe(lambda account_id, events: got.append(events))
+    await consumer.bus.follow(7)
+    bodies = [event_fixture(name) for name in ("trade_lite_real_2026", "margin_call")]
+    sent = parse_admin_encoded(json.dumps(bodies).encode(), START_MS)
+    await producer.bus.publish(7, sent)
+    await eventually(lambda: len(got) == 1)
+    assert [(deliverable_name(e), deliverable_raw(e)) for e in got[0]] == [
+        (e.name, e.raw) for e in sent
+    ]
 
 
 async def test_retried_publish_with_the_same_id_is_delivered_once(backend: Backend) -> None:
     producer, consumer = await backend.node(), await backend.node()
-    got: list[Sequence[Event]] = []
+    got: list[Sequence[Deliverable]] = []
     consumer.bus.subscribe(lambda account_id, events: got.append(events))
     await consumer.bus.follow(8)
     await producer.bus.publish(8, order_event(1), msg_id="producer-a-1")
@@ -232,7 +259,7 @@ async def test_nats_node_resumes_after_being_cut_off(
     producer = await open_backends(nats_server.url, name="producer")
     consumer = await open_backends(f"nats://127.0.0.1:{relay.port}", name="consumer")
     try:
-        got: list[Sequence[Event]] = []
+        got: list[Sequence[Deliverable]] = []
         consumer.bus.subscribe(lambda account_id, events: got.append(events))
         await consumer.bus.follow(9)
         for n in range(1, 11):
@@ -257,7 +284,7 @@ async def test_nats_node_survives_a_server_restart(nats_server: NatsServer) -> N
     producer = await open_backends(nats_server.url, name="producer")
     consumer = await open_backends(nats_server.url, name="consumer")
     try:
-        got: list[Sequence[Event]] = []
+        got: list[Sequence[Deliverable]] = []
         consumer.bus.subscribe(lambda account_id, events: got.append(events))
         await consumer.bus.follow(4)
         record = await producer.keys.start(4, START_MS)

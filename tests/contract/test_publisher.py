@@ -19,7 +19,8 @@ from userstream import Publisher
 from userstream.bus.memory import MemoryEventBus
 from userstream.bus.nats import open_backends
 from userstream.exceptions import EventValidationError
-from userstream.protocol.events import Event, OrderTradeUpdate
+from userstream.protocol.codec import Deliverable, to_event
+from userstream.protocol.events import OrderTradeUpdate
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,13 +31,14 @@ def numbered(n: int) -> dict[str, Any]:
     return body
 
 
-def ids(got: Sequence[Sequence[Event]]) -> list[int]:
-    return [e.order.order_id for b in got for e in b if isinstance(e, OrderTradeUpdate)]
+def ids(got: Sequence[Sequence[Deliverable]]) -> list[int]:
+    events = [to_event(e) for b in got for e in b]
+    return [e.order.order_id for e in events if isinstance(e, OrderTradeUpdate)]
 
 
 async def test_publisher_validates_like_the_admin_api() -> None:
     bus = MemoryEventBus()
-    got: list[Sequence[Event]] = []
+    got: list[Sequence[Deliverable]] = []
     bus.subscribe(lambda account_id, events: got.append(events))
     publisher = Publisher(bus)
     assert await publisher.publish_json(1, json.dumps([numbered(1), numbered(2)])) == 2
@@ -51,7 +53,7 @@ async def test_publisher_validates_like_the_admin_api() -> None:
 async def test_publisher_over_nats_dedupes_a_retry(nats_server: NatsServer) -> None:
     node = await open_backends(nats_server.url, name="node")
     try:
-        got: list[Sequence[Event]] = []
+        got: list[Sequence[Deliverable]] = []
         node.bus.subscribe(lambda account_id, events: got.append(events))
         await node.bus.follow(12)
         async with await Publisher.connect(nats_server.url) as publisher:
@@ -68,7 +70,7 @@ async def test_publisher_over_nats_dedupes_a_retry(nats_server: NatsServer) -> N
 async def test_publish_command_reads_json_lines(nats_server: NatsServer) -> None:
     node = await open_backends(nats_server.url, name="node")
     try:
-        got: list[Sequence[Event]] = []
+        got: list[Sequence[Deliverable]] = []
         node.bus.subscribe(lambda account_id, events: got.append(events))
         await node.bus.follow(13)
         lines = "".join(json.dumps(numbered(n)) + "\n" for n in range(1, 6))

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from userstream.accounts import AccountStore
-from userstream.protocol.events import Event
+from userstream.protocol.codec import Deliverable
 from userstream.protocol.listenkeys import ListenKey
 
-EventHandler = Callable[[int, Sequence[Event]], None]
+EventHandler = Callable[[int, Sequence[Deliverable]], None]
+"""`(account_id, events)`: a batch as published, models or `EncodedEvent`s; a backend that
+carries batches as bytes (NATS) hands `EncodedEvent`s to its handlers."""
 KeyChangeHandler = Callable[[str, ListenKey | None], None]
 """`(listen_key, record)`: issued or extended anywhere (the new record), or ended (None)."""
 
@@ -94,7 +96,7 @@ class EventBus(Protocol):
     async def unfollow(self, account_id: int) -> None: ...
 
     def publish(
-        self, account_id: int, events: Sequence[Event], msg_id: str | None = None
+        self, account_id: int, events: Sequence[Deliverable], msg_id: str | None = None
     ) -> Awaitable[None]:
         """Accept a batch; it is stored (as durably as the backend stores) when the awaitable
         returns. A batch whose `msg_id` was accepted recently (the backend's duplicate
@@ -105,6 +107,7 @@ class EventBus(Protocol):
 
 __all__ = [
     "AccountStore",
+    "Deliverable",
     "EventBus",
     "EventHandler",
     "FollowingEventBus",

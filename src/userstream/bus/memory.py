@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from userstream.bus.base import EventHandler, KeyChangeHandler
 from userstream.protocol import errors
 from userstream.protocol import listenkeys as rules
-from userstream.protocol.events import Event
+from userstream.protocol.codec import Deliverable
 from userstream.protocol.listenkeys import ListenKey
 
 DEDUPE_IDS = 100_000
@@ -39,7 +39,7 @@ class MemoryEventBus:
         pass
 
     async def publish(
-        self, account_id: int, events: Sequence[Event], msg_id: str | None = None
+        self, account_id: int, events: Sequence[Deliverable], msg_id: str | None = None
     ) -> None:
         if msg_id is not None:
             if msg_id in self._seen:

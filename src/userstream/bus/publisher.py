@@ -4,7 +4,7 @@
         await publisher.publish_json(account_id, b'{"e":"ORDER_TRADE_UPDATE", ...}')
 
 Events are validated exactly as `POST /admin/v1/accounts/{id}/events` validates them
-(`parse_admin_events`: every field known and of Binance's wire type, `E`/`T` filled with now
+(`parse_admin_encoded`: every field known and of Binance's wire type, `E`/`T` filled with now
 when absent, `listenKeyExpired` refused) and published as one batch. Each batch carries a
 message id, the caller's or `<producer>-<n>`, so the bus drops a retried copy.
 """
@@ -18,8 +18,7 @@ from types import TracebackType
 
 from userstream.bus.base import EventBus
 from userstream.clock import Clock, SystemClock
-from userstream.protocol.codec import parse_admin_events
-from userstream.protocol.events import Event
+from userstream.protocol.codec import Deliverable, parse_admin_encoded
 
 
 class Publisher:
@@ -60,9 +59,10 @@ class Publisher:
         return f"{self.producer_id}-{next(self._counter)}"
 
     async def publish(
-        self, account_id: int, events: Sequence[Event], msg_id: str | None = None
+        self, account_id: int, events: Sequence[Deliverable], msg_id: str | None = None
     ) -> int:
-        """Publish already-built events (the protocol models); returns how many."""
+        """Publish already-built events (the protocol models, or `EncodedEvent`s); returns how
+        many."""
         if events:
             await self._bus.publish(account_id, events, msg_id or self.next_msg_id())
         return len(events)
@@ -77,7 +77,7 @@ class Publisher:
             EventValidationError: the first offence, with its `path`; nothing is published.
         """
         raw = body.encode() if isinstance(body, str) else body
-        events = parse_admin_events(raw, self._clock.now_ms())
+        events = parse_admin_encoded(raw, self._clock.now_ms())
         return await self.publish(account_id, events, msg_id)
 
     async def aclose(self) -> None:

@@ -5,8 +5,11 @@ Three paths, all sans-I/O:
 * Server hot path: `encode_event` once per event, then `combined_envelope` wraps those bytes
   for `/stream`-style connections without re-encoding (spec §4.3).
 * Client path: `decode_event` tolerates fields and enum values Binance adds later.
-* Server inbound admin path (`POST /admin/v1/accounts/{id}/events`): `parse_admin_events`
-  is strict and reports the offending field as a path such as `o.q` or `[2].a.B[0].wb`.
+* Server inbound admin path (`POST /admin/v1/accounts/{id}/events`): `parse_admin_encoded`
+  validates the body in one typed pass and returns `EncodedEvent`s, the bytes every
+  connection gets, so an accepted event is never decoded or encoded again on its way to the
+  sockets. `parse_admin_events` applies the same rules and returns the models. Both are
+  strict and report the offending field as a path such as `o.q` or `[2].a.B[0].wb`.
 
 Encoders and decoders are built once, at import.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Final, Union
+from typing import Annotated, Any, Final, TypeAlias, Union
 
 import msgspec
 from msgspec import inspect as msgspec_inspect
@@ -28,15 +31,39 @@ from userstream.protocol.events import (
 )
 
 __all__ = [
+    "Deliverable",
+    "EncodedEvent",
     "UnknownEventError",
     "combined_envelope",
     "decode_event",
+    "deliverable_name",
+    "deliverable_raw",
     "encode_event",
     "event_name",
     "has_transaction_time",
     "make_listen_key_expired",
+    "parse_admin_encoded",
     "parse_admin_events",
+    "to_event",
 ]
+
+
+class EncodedEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event already validated and encoded: `raw` is the exact JSON Binance sends (keys in
+    Binance's order, amounts in plain notation), byte for byte what `encode_event` returns for
+    the equivalent model, and `name` its `e`.
+
+    What the admin intake hands to the bus and the bus to the gateway, so the bytes a producer
+    sent are checked once and then only copied (docs/benchmarks.md, "where the time goes").
+    """
+
+    name: str
+    raw: bytes
+
+
+Deliverable: TypeAlias = Event | EncodedEvent
+"""What the bus carries and the gateway delivers: a model (server-made `listenKeyExpired`,
+the simulator's events), encoded on delivery, or an `EncodedEvent`, delivered as is."""
 
 
 class UnknownEventError(EventValidationError):
@@ -84,16 +111,16 @@ _MSGSPEC_MISSING: Final = re.compile(r"^Object missing required field `(?P<field
 _PlainDecimalStr = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(?:\.[0-9]+)?$")]
 
 
-def _wire_type(info: msgspec_inspect.Type) -> Any:
+def _wire_type(info: msgspec_inspect.Type, decimal: Any) -> Any:
     if isinstance(info, msgspec_inspect.DecimalType):
-        return _PlainDecimalStr
+        return decimal
     if isinstance(info, msgspec_inspect.StructType):
-        return _wire_struct(info, fill_times=False)
+        return _wire_struct(info, fill_times=False, decimal=decimal)
     if isinstance(info, msgspec_inspect.VarTupleType):
-        return tuple[_wire_type(info.item_type), ...]  # type: ignore[misc]
+        return tuple[_wire_type(info.item_type, decimal), ...]  # type: ignore[misc]
     if isinstance(info, msgspec_inspect.UnionType):
         (inner,) = [t for t in info.types if not isinstance(t, msgspec_inspect.NoneType)]
-        return _wire_type(inner)
+        return _wire_type(inner, decimal)
     if isinstance(info, msgspec_inspect.IntType):
         return int
     if isinstance(info, msgspec_inspect.BoolType):
@@ -103,7 +130,9 @@ def _wire_type(info: msgspec_inspect.Type) -> Any:
     raise TypeError(f"no wire schema for {info!r}")
 
 
-def _wire_struct(info: msgspec_inspect.StructType, fill_times: bool) -> Any:
+def _wire_struct(
+    info: msgspec_inspect.StructType, fill_times: bool, decimal: Any = _PlainDecimalStr
+) -> Any:
     fields: list[tuple[str, Any, Any]] = []
     for field in info.fields:
         # Absent optionals (and E/T, which the server fills) default to UNSET, not None, so
@@ -112,7 +141,7 @@ def _wire_struct(info: msgspec_inspect.StructType, fill_times: bool) -> Any:
         default = msgspec.field(name=field.encode_name, default=msgspec.UNSET)
         if not optional:
             default = msgspec.field(name=field.encode_name)
-        kind = _wire_type(field.type)
+        kind = _wire_type(field.type, decimal)
         fields.append((field.name, kind | msgspec.UnsetType if optional else kind, default))
     return msgspec.defstruct(
         f"Wire{info.cls.__name__}",
@@ -133,10 +162,62 @@ _WIRE_EVENTS: Final = tuple(
 _WIRE_BATCH: Final[Any] = list.__class_getitem__(Union.__getitem__(_WIRE_EVENTS))
 _EVENT_BATCH: Final[Any] = list[Event]
 
+# The encoded intake decodes the body straight into the wire structs (one pass in C, no dicts)
+# and encodes each back: a wire struct encodes with the model's keys in the model's order,
+# absent optionals omitted like the model's `None`s (every optional defaults to `None` and
+# models omit defaults), and amounts exactly as sent. Only one spelling differs from
+# `encode_event`: `Decimal` drops leading zeros ("007.5" -> "7.5"), so this lane takes amounts
+# in canonical plain notation only and leaves the rest to the model path, which accepts them.
+_CanonicalDecimalStr = Annotated[str, msgspec.Meta(pattern=r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$")]
+
+
+class _Lane:
+    """One event type's encoded-lane struct and what is done to it after decoding."""
+
+    __slots__ = ("cls", "config_choice", "event_time", "name", "transaction_time")
+
+    def __init__(self, name: str, info: msgspec_inspect.StructType) -> None:
+        self.cls = _wire_struct(info, fill_times=True, decimal=_CanonicalDecimalStr)
+        self.name = name
+        attrs = {field.encode_name: field.name for field in info.fields}
+        self.event_time: str = attrs["E"]
+        self.transaction_time: str | None = attrs.get("T")
+        # §5.6: ACCOUNT_CONFIG_UPDATE carries exactly one of `ac` / `ai`.
+        self.config_choice: tuple[str, str] | None = (
+            (attrs["ac"], attrs["ai"]) if name == "ACCOUNT_CONFIG_UPDATE" else None
+        )
+
+
+_LANES: Final = {
+    lane.cls: lane
+    for lane in (
+        _Lane(name, info) for name, info in _EVENT_INFO.items() if name != "listenKeyExpired"
+    )
+}
+_LANE_UNION: Final[Any] = Union.__getitem__(tuple(_LANES))
+_lane_decoder: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
+    Union.__getitem__((list.__class_getitem__(_LANE_UNION), _LANE_UNION))
+)
+
 
 def event_name(event: Event) -> str:
     """Return the event's `e` value, e.g. `"ORDER_TRADE_UPDATE"` (spec §5)."""
     return _EVENT_NAMES[type(event)]
+
+
+def deliverable_name(item: Deliverable) -> str:
+    """The `e` of a model or an `EncodedEvent`."""
+    return item.name if isinstance(item, EncodedEvent) else event_name(item)
+
+
+def deliverable_raw(item: Deliverable) -> bytes:
+    """The wire JSON of a model (`encode_event`) or an `EncodedEvent` (its `raw`)."""
+    return item.raw if isinstance(item, EncodedEvent) else encode_event(item)
+
+
+def to_event(item: Deliverable) -> Event:
+    """The model of a model or an `EncodedEvent` (decoded tolerantly, like `decode_event`)."""
+    return decode_event(item.raw) if isinstance(item, EncodedEvent) else item
 
 
 def has_transaction_time(name: str) -> bool:
@@ -251,6 +332,49 @@ def parse_admin_events(body: bytes, now_ms: int) -> list[Event]:
     prefix = "" if isinstance(raw, dict) else "[{}]"
     events = [_parse_admin_event(item, now_ms, prefix.format(i)) for i, item in enumerate(items)]
     return events
+
+
+def parse_admin_encoded(body: bytes, now_ms: int) -> list[EncodedEvent]:
+    """`parse_admin_events` returning the events encoded: the same rules, the same errors,
+    and `raw == encode_event(model)` for each (tests/unit/protocol/test_codec_encoded.py).
+
+    A valid body is decoded once, in C, into structs that enforce every rule of the admin
+    path, and each is encoded back; anything else goes through `parse_admin_events`, which
+    names the offence (or, for amounts with leading zeros, accepts them and this encodes
+    the models).
+    """
+    fast = _parse_admin_encoded_fast(body, now_ms)
+    if fast is not None:
+        return fast
+    return [EncodedEvent(event_name(e), encode_event(e)) for e in parse_admin_events(body, now_ms)]
+
+
+def _parse_admin_encoded_fast(body: bytes, now_ms: int) -> list[EncodedEvent] | None:
+    try:
+        decoded = _lane_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    items: list[Any] = decoded if isinstance(decoded, list) else [decoded]
+    if not items:
+        return None  # the model path says "empty batch"
+    lanes = _LANES
+    for item in items:
+        lane = lanes[type(item)]
+        if getattr(item, lane.event_time) is msgspec.UNSET:
+            setattr(item, lane.event_time, now_ms)
+        if (
+            lane.transaction_time is not None
+            and getattr(item, lane.transaction_time) is msgspec.UNSET
+        ):
+            setattr(item, lane.transaction_time, now_ms)
+        if lane.config_choice is not None:
+            leverage, multi_assets = lane.config_choice
+            if (getattr(item, leverage) is msgspec.UNSET) == (
+                getattr(item, multi_assets) is msgspec.UNSET
+            ):
+                return None  # the model path says which of `ac` / `ai` is wrong
+    encode = _encoder.encode
+    return [EncodedEvent(lanes[type(item)].name, encode(item)) for item in items]
 
 
 def _parse_admin_batch_fast(items: list[Any], now_ms: int) -> list[Event] | None:

@@ -27,7 +27,7 @@ from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
-from userstream.protocol.events import Event
+from userstream.protocol.codec import Deliverable
 from userstream.protocol.exchange_info import load_symbols
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
@@ -335,7 +335,7 @@ class UserStreamServer:
 
     # data plane
 
-    def _deliver(self, account_id: int, events: Sequence[Event]) -> None:
+    def _deliver(self, account_id: int, events: Sequence[Deliverable]) -> None:
         record = self.key_store.active(account_id, self.clock.now_ms())
         if record is not None:
             self.gateway.deliver(record.key, events)

@@ -1,6 +1,7 @@
 """Fan-out of account events to stream connections: the data plane's hot path.
 
-Connections are indexed by the listenKey they subscribed to. An event is encoded once; its raw
+Connections are indexed by the listenKey they subscribed to. An event is encoded once (an
+`EncodedEvent` from the admin intake or the bus already is, and is not encoded again); its raw
 frame and each combined frame (`{"stream": <name>, "data": <event>}`, one per distinct stream
 name) are built once and the same bytes are queued on every matching connection (spec §4.3).
 Each account's events are delivered synchronously in acceptance order, so every connection
@@ -14,8 +15,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from userstream.protocol import wsframes
-from userstream.protocol.codec import combined_envelope, encode_event, event_name
-from userstream.protocol.events import Event
+from userstream.protocol.codec import (
+    Deliverable,
+    EncodedEvent,
+    combined_envelope,
+    encode_event,
+    event_name,
+)
 from userstream.protocol.routes import StreamName
 
 
@@ -108,15 +114,21 @@ class StreamGateway:
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))
 
-    def deliver(self, listen_key: str, events: Sequence[Event]) -> int:
-        """Queue `events` on every connection subscribed to `listen_key`; returns frames queued."""
+    def deliver(self, listen_key: str, events: Sequence[Deliverable]) -> int:
+        """Queue `events` on every connection subscribed to `listen_key`; returns frames queued.
+
+        `EncodedEvent`s go out as their `raw` bytes; models (the server's listenKeyExpired,
+        the simulator's events) are encoded here, once each.
+        """
         filters = self._by_key.get(listen_key)
         if not filters:
             return 0
         queued = 0
         for event in events:
-            name = event_name(event)
-            raw = encode_event(event)
+            if isinstance(event, EncodedEvent):
+                name, raw = event.name, event.raw
+            else:
+                name, raw = event_name(event), encode_event(event)
             raw_frame: bytes | None = None
             combined_frames: dict[str, bytes] = {}
             for subscriber, key_filter in filters.items():
