@@ -290,8 +290,9 @@ def shape_table(shapes: ShapeResults) -> list[str]:
 
 def latency_table(report: Report) -> list[str]:
     lines = [
-        "| shape | server | offered events/s | delivered | p50 ms | p99 ms | p99.9 ms | samples |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| shape | server | offered events/s | delivered | p50 ms | p99 ms | p99.9 ms "
+        "| samples | lost |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for shapes in report.shapes:
         for name, result in shapes.latency.items():
