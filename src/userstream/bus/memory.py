@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from userstream.bus.base import EventHandler, KeyChangeHandler
+from userstream.bus.keycache import ListenKeyCache
 from userstream.protocol import errors
 from userstream.protocol import listenkeys as rules
 from userstream.protocol.codec import Deliverable
@@ -60,8 +61,7 @@ class SqliteKeyStore:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._by_account: dict[int, ListenKey] = {}
-        self._by_key: dict[str, ListenKey] = {}
+        self._cache = ListenKeyCache()
         self._handlers: list[KeyChangeHandler] = []
         rows = db.execute("SELECT account_id, listen_key, expires_ms FROM listen_keys")
         for account_id, key, expires_ms in rows:
@@ -82,13 +82,8 @@ class SqliteKeyStore:
 
     def _remember(self, record: ListenKey) -> ListenKey | None:
         """Cache `record`; return the account's previous key when this one replaces it."""
-        old = self._by_account.get(record.account_id)
-        self._by_account[record.account_id] = record
-        self._by_key[record.key] = record
-        if old is not None and old.key != record.key:
-            self._by_key.pop(old.key, None)
-            return old
-        return None
+        old = self._cache.set(record.account_id, record)
+        return old if old is not None and old.key != record.key else None
 
     def _save(self, record: ListenKey) -> ListenKey:
         self._db.execute(
@@ -105,8 +100,7 @@ class SqliteKeyStore:
 
     def _forget(self, record: ListenKey) -> None:
         self._db.execute("DELETE FROM listen_keys WHERE account_id = ?", (record.account_id,))
-        self._by_account.pop(record.account_id, None)
-        self._by_key.pop(record.key, None)
+        self._cache.set(record.account_id, None)
         self._notify(record.key, None)
 
     async def start(self, account_id: int, now_ms: int) -> ListenKey:
@@ -126,20 +120,19 @@ class SqliteKeyStore:
         return current
 
     async def end(self, listen_key: str) -> ListenKey | None:
-        record = self._by_key.get(listen_key)
+        record = self._cache.get(listen_key)
         if record is not None:
             self._forget(record)
         return record
 
     async def fetch(self, listen_key: str) -> ListenKey | None:
-        return self._by_key.get(listen_key)
+        return self._cache.get(listen_key)
 
     def get(self, listen_key: str) -> ListenKey | None:
-        return self._by_key.get(listen_key)
+        return self._cache.get(listen_key)
 
     def active(self, account_id: int, now_ms: int) -> ListenKey | None:
-        record = self._by_account.get(account_id)
-        return record if record is not None and record.alive(now_ms) else None
+        return self._cache.active(account_id, now_ms)
 
     def all(self) -> list[ListenKey]:
-        return list(self._by_account.values())
+        return self._cache.all()

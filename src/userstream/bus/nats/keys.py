@@ -36,6 +36,7 @@ import time
 import msgspec
 
 from userstream.bus.base import KeyChangeHandler
+from userstream.bus.keycache import ListenKeyCache
 from userstream.bus.nats import kv
 from userstream.bus.nats.connection import NatsConnection
 from userstream.protocol import errors
@@ -79,8 +80,7 @@ class NatsKeyStore:
         self._bucket: kv.Bucket | None = None
         self._ttl_margin_s = ttl_margin_s
         self._interval = reconcile_interval_s
-        self._by_account: dict[int, ListenKey] = {}
-        self._by_key: dict[str, ListenKey] = {}
+        self._cache = ListenKeyCache()
         self._revision: dict[int, int] = {}  # last applied revision per account, deletes too
         self._handlers: list[KeyChangeHandler] = []
         self._watch: kv.Watch | None = None
@@ -118,17 +118,16 @@ class NatsKeyStore:
         self._handlers.append(handler)
 
     def get(self, listen_key: str) -> ListenKey | None:
-        return self._by_key.get(listen_key)
+        return self._cache.get(listen_key)
 
     def active(self, account_id: int, now_ms: int) -> ListenKey | None:
-        record = self._by_account.get(account_id)
-        return record if record is not None and record.alive(now_ms) else None
+        return self._cache.active(account_id, now_ms)
 
     def all(self) -> list[ListenKey]:
-        return list(self._by_account.values())
+        return self._cache.all()
 
     async def fetch(self, listen_key: str) -> ListenKey | None:
-        cached = self._by_key.get(listen_key)
+        cached = self._cache.get(listen_key)
         if cached is None:
             return None  # keys are never reused; an unknown one is not in the shared store
         record, _ = await self._read(cached.account_id)
@@ -176,7 +175,7 @@ class NatsKeyStore:
         raise errors.unknown_error()  # contention this high means a runaway writer
 
     async def end(self, listen_key: str) -> ListenKey | None:
-        ending = self._by_key.get(listen_key)
+        ending = self._cache.get(listen_key)
         if ending is None:
             return None
         record, revision = self._cached(ending.account_id)
@@ -193,7 +192,7 @@ class NatsKeyStore:
     # reads and writes
 
     def _cached(self, account_id: int) -> tuple[ListenKey | None, int]:
-        return self._by_account.get(account_id), self._revision.get(account_id, 0)
+        return self._cache.of_account(account_id), self._revision.get(account_id, 0)
 
     async def _read(self, account_id: int) -> tuple[ListenKey | None, int]:
         """The shared entry itself; applied to the cache (and reported) if newer."""
@@ -237,14 +236,8 @@ class NatsKeyStore:
             return
         if revision:
             self._revision[account_id] = revision
-        old = self._by_account.get(account_id)
-        if record is None:
-            self._by_account.pop(account_id, None)
-        else:
-            self._by_account[account_id] = record
-            self._by_key[record.key] = record
+        old = self._cache.set(account_id, record)
         if old is not None and (record is None or old.key != record.key):
-            self._by_key.pop(old.key, None)
             self._notify(old.key, None)
         if record is not None and record != old:
             self._notify(record.key, record)
@@ -276,7 +269,7 @@ class NatsKeyStore:
             if entry.revision > self._revision.get(account_id, 0):
                 self.repaired += 1
                 self._apply(account_id, entry.revision, self._record(account_id, entry.value))
-        for account_id in [a for a in self._by_account if a not in seen]:
+        for account_id in [a for a in self._cache.accounts() if a not in seen]:
             # gone without a trace (expired and its marker collected while we were away)
             self.repaired += 1
             self._revision.pop(account_id, None)
