@@ -17,10 +17,9 @@ from typing import Protocol
 from userstream.protocol import wsframes
 from userstream.protocol.codec import (
     Deliverable,
-    EncodedEvent,
     combined_envelope,
-    encode_event,
-    event_name,
+    deliverable_name,
+    deliverable_raw,
 )
 from userstream.protocol.routes import StreamName
 
@@ -125,10 +124,7 @@ class StreamGateway:
             return 0
         queued = 0
         for event in events:
-            if isinstance(event, EncodedEvent):
-                name, raw = event.name, event.raw
-            else:
-                name, raw = event_name(event), encode_event(event)
+            name, raw = deliverable_name(event), deliverable_raw(event)
             raw_frame: bytes | None = None
             combined_frames: dict[str, bytes] = {}
             for subscriber, key_filter in filters.items():

@@ -56,7 +56,7 @@ from nats.js.client import JetStreamContext
 
 from userstream.bus.base import EventHandler
 from userstream.bus.nats.connection import NatsConnection
-from userstream.protocol.codec import Deliverable, EncodedEvent, encode_event
+from userstream.protocol.codec import Deliverable, EncodedEvent, deliverable_raw
 from userstream.protocol.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,7 @@ _named = msgspec.json.Decoder(_Named)
 
 def encode_batch(events: Sequence[Deliverable]) -> bytes:
     """A batch as JSON: `EncodedEvent`s as they are, models encoded (`encode_event`)."""
-    return (
-        b"["
-        + b",".join(e.raw if isinstance(e, EncodedEvent) else encode_event(e) for e in events)
-        + b"]"
-    )
+    return b"[" + b",".join(deliverable_raw(e) for e in events) + b"]"
 
 
 def decode_batch(payload: bytes) -> list[EncodedEvent]:
