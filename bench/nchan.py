@@ -44,7 +44,9 @@ http {{
     scgi_temp_path {tmp}/scgi;
     keepalive_requests 100000000;
     client_body_buffer_size 64k;
-    nchan_shared_memory_size 256m;
+    # 1,000 channels x 400 buffered events of ~500 B outgrow 256m ("Out of shared memory",
+    # publishes answered 500); the buffer holds each message for nchan_message_timeout.
+    nchan_shared_memory_size 1g;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location ~ ^/pub/(\\w+)$ {{

@@ -81,7 +81,16 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     return header + payload
 
 
+_MEDIUM_TEXT_HEADER = struct.Struct("!BBH").pack
+_FIN_TEXT = 0x80 | int(Opcode.TEXT)
+
+
 def text_frame(payload: bytes) -> bytes:
+    """A final text frame. Events (270-520 bytes) take the 16-bit length form directly: this
+    runs once per delivered event batch entry, so it skips `encode_frame`'s dispatch."""
+    length = len(payload)
+    if 126 <= length < 65536:
+        return _MEDIUM_TEXT_HEADER(_FIN_TEXT, 126, length) + payload
     return encode_frame(Opcode.TEXT, payload)
 
 

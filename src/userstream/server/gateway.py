@@ -15,12 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from userstream.protocol import wsframes
-from userstream.protocol.codec import (
-    Deliverable,
-    combined_envelope,
-    deliverable_name,
-    deliverable_raw,
-)
+from userstream.protocol.codec import Deliverable, combined_envelope, to_encoded
 from userstream.protocol.routes import StreamName
 
 
@@ -30,7 +25,9 @@ class Subscriber(Protocol):
     @property
     def combined(self) -> bool: ...
 
-    def send_frame(self, frame: bytes) -> None: ...
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Queue encoded frames in order; `frames` is shared, so it is not kept or changed."""
+        ...
 
 
 @dataclass(slots=True)
@@ -117,30 +114,40 @@ class StreamGateway:
         """Queue `events` on every connection subscribed to `listen_key`; returns frames queued.
 
         `EncodedEvent`s go out as their `raw` bytes; models (the server's listenKeyExpired,
-        the simulator's events) are encoded here, once each.
+        the simulator's events) are encoded here, once each. Each connection is handed all
+        of its frames of the batch in one call.
         """
         filters = self._by_key.get(listen_key)
         if not filters:
             return 0
+        encoded = [to_encoded(event) for event in events]
+        raw_frames: list[bytes] | None = None
+        combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
-        for event in events:
-            name, raw = deliverable_name(event), deliverable_raw(event)
-            raw_frame: bytes | None = None
-            combined_frames: dict[str, bytes] = {}
-            for subscriber, key_filter in filters.items():
-                stream = key_filter.stream_for(listen_key, name)
-                if stream is None:
-                    continue
-                if subscriber.combined:
-                    frame = combined_frames.get(stream)
+        for subscriber, key_filter in filters.items():
+            combined = subscriber.combined
+            if raw_frames is None and not combined:
+                raw_frames = [wsframes.text_frame(event.raw) for event in encoded]
+            if key_filter.bare and not combined:
+                assert raw_frames is not None
+                frames = raw_frames  # the common case: every event, as is
+            else:
+                frames = []
+                for index, event in enumerate(encoded):
+                    stream = key_filter.stream_for(listen_key, event.name)
+                    if stream is None:
+                        continue
+                    if not combined:
+                        assert raw_frames is not None
+                        frames.append(raw_frames[index])
+                        continue
+                    frame = combined_frames.get((index, stream))
                     if frame is None:
-                        frame = wsframes.text_frame(combined_envelope(stream, raw))
-                        combined_frames[stream] = frame
-                else:
-                    if raw_frame is None:
-                        raw_frame = wsframes.text_frame(raw)
-                    frame = raw_frame
-                subscriber.send_frame(frame)
-                queued += 1
+                        frame = wsframes.text_frame(combined_envelope(stream, event.raw))
+                        combined_frames[index, stream] = frame
+                    frames.append(frame)
+            if frames:
+                subscriber.send_frames(frames)
+                queued += len(frames)
         self.delivered += queued
         return queued

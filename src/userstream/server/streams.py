@@ -39,9 +39,9 @@ class StreamSession:
     def combined(self) -> bool:
         return self.state.combined
 
-    def send_frame(self, frame: bytes) -> None:
+    def send_frames(self, frames: list[bytes]) -> None:
         if self.conn is not None:
-            self.conn.send_frame(frame)
+            self.conn.send_frames(frames)
 
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn

@@ -112,6 +112,15 @@ class WebSocketConnection:
             self._dirty = True
             self._flusher.mark(self)
 
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Queue pre-encoded frames (not kept: the gateway shares the list)."""
+        if self._closing:
+            return
+        self._outbox += frames
+        if not self._dirty:
+            self._dirty = True
+            self._flusher.mark(self)
+
     def send_text(self, payload: bytes) -> None:
         self.send_frame(wsframes.text_frame(payload))
 
