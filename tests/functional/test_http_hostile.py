@@ -335,6 +335,22 @@ async def test_pipelined_good_request_then_garbage(h: Harness, watcher: Watcher)
     await assert_still_serving(watcher)
 
 
+async def test_pipelined_answers_leave_before_an_error_sent_right_after_them(
+    h: Harness, watcher: Watcher
+) -> None:
+    """Answers to a pipeline leave together at the end of the loop turn; garbage arriving in
+    the next segment, possibly before that, is still answered after all of them."""
+    raw = await exchange(
+        h.server.port,
+        b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n" * 40,
+        b"\x00\x01GARBAGE\r\n\r\n",
+    )
+    responses = parse_responses(raw)
+    assert [r.status for r in responses] == [200] * 40 + [400]
+    assert all(r.json() == {"serverTime": START_MS} for r in responses[:40])
+    await assert_still_serving(watcher)
+
+
 async def test_pipelined_good_request_then_oversized_body(h: Harness, watcher: Watcher) -> None:
     raw = await exchange(
         h.server.port,

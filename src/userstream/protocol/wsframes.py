@@ -68,30 +68,50 @@ def valid_client_key(sec_websocket_key: str) -> bool:
         return False
 
 
-def encode_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked frame (servers never mask, RFC 6455 §5.1)."""
-    length = len(payload)
+def frame_header(opcode: int, length: int) -> bytes:
+    """The header of one final, unmasked frame (servers never mask, RFC 6455 §5.1-5.2)."""
     first = 0x80 | opcode
     if length < 126:
-        header = bytes((first, length))
-    elif length < 65536:
-        header = struct.pack("!BBH", first, 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 127, length)
-    return header + payload
+        return bytes((first, length))
+    if length < 65536:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
 
 
-_MEDIUM_TEXT_HEADER = struct.Struct("!BBH").pack
-_FIN_TEXT = 0x80 | int(Opcode.TEXT)
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, unmasked frame."""
+    return frame_header(opcode, len(payload)) + payload
+
+
+class _TextHeaders(dict[int, bytes]):
+    """Text-frame headers by payload length, made on first use. Only lengths under 64 KiB are
+    kept (at most 65,536 entries; events are 200-2,000 bytes, so in practice a few hundred)."""
+
+    def __missing__(self, length: int) -> bytes:
+        header = frame_header(Opcode.TEXT, length)
+        if length < 65536:
+            self[length] = header
+        return header
+
+
+_TEXT_HEADERS = _TextHeaders()
 
 
 def text_frame(payload: bytes) -> bytes:
-    """A final text frame. Events (270-520 bytes) take the 16-bit length form directly: this
-    runs once per delivered event batch entry, so it skips `encode_frame`'s dispatch."""
-    length = len(payload)
-    if 126 <= length < 65536:
-        return _MEDIUM_TEXT_HEADER(_FIN_TEXT, 126, length) + payload
-    return encode_frame(Opcode.TEXT, payload)
+    return _TEXT_HEADERS[len(payload)] + payload
+
+
+def text_frame_chunks(payloads: list[bytes]) -> list[bytes]:
+    """A text frame per payload as header and payload chunks, `[h1, p1, h2, p2, ...]`.
+
+    The fan-out hot path frames each event once here. Keeping the payload a chunk of its own
+    spares a copy per event: the connection joins its chunks into one write anyway.
+    """
+    headers = _TEXT_HEADERS
+    chunks: list[bytes] = []
+    for payload in payloads:
+        chunks += (headers[len(payload)], payload)
+    return chunks
 
 
 def close_frame(code: int, reason: str = "") -> bytes:

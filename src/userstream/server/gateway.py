@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from userstream.protocol import wsframes
-from userstream.protocol.codec import Deliverable, combined_envelope, to_encoded
+from userstream.protocol.codec import Deliverable, EncodedEvent, combined_envelope, to_encoded
 from userstream.protocol.routes import StreamName
 
 
@@ -26,7 +26,8 @@ class Subscriber(Protocol):
     def combined(self) -> bool: ...
 
     def send_frames(self, frames: list[bytes]) -> None:
-        """Queue encoded frames in order; `frames` is shared, so it is not kept or changed."""
+        """Queue whole frames, given as byte chunks in order (a frame may span chunks);
+        `frames` is shared with other connections, so it is neither kept nor changed."""
         ...
 
 
@@ -120,32 +121,36 @@ class StreamGateway:
         filters = self._by_key.get(listen_key)
         if not filters:
             return 0
-        encoded = [to_encoded(event) for event in events]
-        raw_frames: list[bytes] | None = None
+        # (`to_encoded` is only called for models: the type test inline saves a call per event.)
+        encoded = [e if type(e) is EncodedEvent else to_encoded(e) for e in events]
+        every_raw_frame: list[bytes] | None = None  # chunks: header, payload, header, ...
+        raw_frames: dict[int, bytes] = {}
         combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
         for subscriber, key_filter in filters.items():
             combined = subscriber.combined
-            if raw_frames is None and not combined:
-                raw_frames = [wsframes.text_frame(event.raw) for event in encoded]
             if key_filter.bare and not combined:
-                assert raw_frames is not None
-                frames = raw_frames  # the common case: every event, as is
-            else:
-                frames = []
-                for index, event in enumerate(encoded):
-                    stream = key_filter.stream_for(listen_key, event.name)
-                    if stream is None:
-                        continue
-                    if not combined:
-                        assert raw_frames is not None
-                        frames.append(raw_frames[index])
-                        continue
+                # The common case: every event, as is.
+                if every_raw_frame is None:
+                    every_raw_frame = wsframes.text_frame_chunks([e.raw for e in encoded])
+                subscriber.send_frames(every_raw_frame)
+                queued += len(encoded)
+                continue
+            frames: list[bytes] = []
+            for index, event in enumerate(encoded):
+                stream = key_filter.stream_for(listen_key, event.name)
+                if stream is None:
+                    continue
+                if combined:
                     frame = combined_frames.get((index, stream))
                     if frame is None:
                         frame = wsframes.text_frame(combined_envelope(stream, event.raw))
                         combined_frames[index, stream] = frame
-                    frames.append(frame)
+                else:
+                    frame = raw_frames.get(index)
+                    if frame is None:
+                        frame = raw_frames[index] = wsframes.text_frame(event.raw)
+                frames.append(frame)
             if frames:
                 subscriber.send_frames(frames)
                 queued += len(frames)

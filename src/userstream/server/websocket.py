@@ -113,7 +113,7 @@ class WebSocketConnection:
             self._flusher.mark(self)
 
     def send_frames(self, frames: list[bytes]) -> None:
-        """Queue pre-encoded frames (not kept: the gateway shares the list)."""
+        """Queue whole frames given as byte chunks in order (the list is shared: not kept)."""
         if self._closing:
             return
         self._outbox += frames

@@ -1,0 +1,79 @@
+"""`HttpProtocol` answers pipelined requests together, once per loop turn, and never lets a
+later error or handshake overtake answers still waiting for that turn to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.websocket import Flusher, WebSocketHandler
+
+PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+class _App:
+    def __init__(self) -> None:
+        self.served: list[str] = []
+
+    async def handle_http(self, request: Request) -> Response:
+        self.served.append(request.path)
+        return Response(200, b'{"n":%d}' % len(self.served))
+
+    def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
+        return Response(404, b"{}")
+
+    def error_response(self, status: int, msg: str) -> Response:
+        return Response(status, b'{"msg":"bad"}')
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def _protocol() -> tuple[HttpProtocol, _Transport, _App]:
+    app = _App()
+    protocol = HttpProtocol(app, Flusher(), max_body=1024, max_message=1024)
+    transport = _Transport()
+    protocol.connection_made(transport)
+    return protocol, transport, app
+
+
+async def test_a_pipeline_is_answered_in_one_write() -> None:
+    protocol, transport, app = _protocol()
+    protocol.data_received(PING * 5)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert app.served == ["/ping"] * 5
+    assert len(transport.writes) == 1
+    assert [transport.writes[0].count(b'{"n":%d}' % n) for n in range(1, 6)] == [1] * 5
+    protocol.connection_lost(None)
+
+
+async def test_an_error_right_after_a_pipeline_waits_for_its_answers() -> None:
+    protocol, transport, app = _protocol()
+    protocol.data_received(PING * 3)
+    # One turn: the worker serves the pipeline and queues its answers for the turn's end;
+    # this task resumes before that, and garbage arrives.
+    await asyncio.sleep(0)
+    assert app.served == ["/ping"] * 3
+    protocol.data_received(b"\x00\x01GARBAGE\r\n\r\n")
+    out = b"".join(transport.writes)
+    assert out.count(b"HTTP/1.1 200") == 3
+    assert out.index(b"HTTP/1.1 400") > out.rindex(b"HTTP/1.1 200")
+    assert transport.closed
+    protocol.connection_lost(None)
