@@ -16,7 +16,9 @@ Encoders and decoders are built once, at import.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Final, TypeAlias, Union
 
@@ -112,16 +114,15 @@ _MSGSPEC_MISSING: Final = re.compile(r"^Object missing required field `(?P<field
 _PlainDecimalStr = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(?:\.[0-9]+)?$")]
 
 
-def _wire_type(info: msgspec_inspect.Type, decimal: Any) -> Any:
+def _wire_type(info: msgspec_inspect.Type, lane: bool) -> Any:
     if isinstance(info, msgspec_inspect.DecimalType):
-        return decimal
+        return str if lane else _PlainDecimalStr
     if isinstance(info, msgspec_inspect.StructType):
-        return _wire_struct(info, fill_times=False, decimal=decimal)
+        return _wire_struct(info, fill_times=False, lane=lane)
     if isinstance(info, msgspec_inspect.VarTupleType):
-        return tuple[_wire_type(info.item_type, decimal), ...]  # type: ignore[misc]
+        return tuple[_wire_type(info.item_type, lane), ...]  # type: ignore[misc]
     if isinstance(info, msgspec_inspect.UnionType):
-        (inner,) = [t for t in info.types if not isinstance(t, msgspec_inspect.NoneType)]
-        return _wire_type(inner, decimal)
+        return _wire_type(_non_null(info), lane)
     if isinstance(info, msgspec_inspect.IntType):
         return int
     if isinstance(info, msgspec_inspect.BoolType):
@@ -131,24 +132,36 @@ def _wire_type(info: msgspec_inspect.Type, decimal: Any) -> Any:
     raise TypeError(f"no wire schema for {info!r}")
 
 
-def _wire_struct(
-    info: msgspec_inspect.StructType, fill_times: bool, decimal: Any = _PlainDecimalStr
-) -> Any:
+def _non_null(info: msgspec_inspect.Type) -> msgspec_inspect.Type:
+    """`X` of an optional `X | None`; any other type as it is."""
+    if isinstance(info, msgspec_inspect.UnionType):
+        (info,) = [t for t in info.types if not isinstance(t, msgspec_inspect.NoneType)]
+    return info
+
+
+def _wire_struct(info: msgspec_inspect.StructType, fill_times: bool, lane: bool = False) -> Any:
     fields: list[tuple[str, Any, Any]] = []
     for field in info.fields:
         # Absent optionals (and E/T, which the server fills) default to UNSET, not None, so
-        # an explicit null is still refused.
+        # an explicit null is still refused. In the encoded lane an absent optional amount
+        # is `_ABSENT_AMOUNT` instead, so that every amount attribute holds a `str`
+        # (`_amounts_canonical`); `omit_defaults` leaves it out of the JSON all the same.
         optional = not field.required or (fill_times and field.encode_name in ("E", "T"))
-        default = msgspec.field(name=field.encode_name, default=msgspec.UNSET)
+        kind = _wire_type(field.type, lane)
         if not optional:
-            default = msgspec.field(name=field.encode_name)
-        kind = _wire_type(field.type, decimal)
-        fields.append((field.name, kind | msgspec.UnsetType if optional else kind, default))
+            fields.append((field.name, kind, msgspec.field(name=field.encode_name)))
+        elif lane and isinstance(_non_null(field.type), msgspec_inspect.DecimalType):
+            absent = msgspec.field(name=field.encode_name, default=_ABSENT_AMOUNT)
+            fields.append((field.name, kind, absent))
+        else:
+            unset = msgspec.field(name=field.encode_name, default=msgspec.UNSET)
+            fields.append((field.name, kind | msgspec.UnsetType, unset))
     return msgspec.defstruct(
         f"Wire{info.cls.__name__}",
         fields,
         kw_only=True,
         forbid_unknown_fields=True,
+        omit_defaults=lane,
         tag_field=info.tag_field,
         tag=info.tag,
         gc=False,  # like the models: scalars, tuples and structs only, so no cycles
@@ -174,12 +187,19 @@ _EVENT_BATCH: Final[Any] = list[Event]
 #
 # The lane's structs take amounts as plain `str`; `_amounts_canonical` then checks all the
 # amounts of a body at once. A pattern on each amount field cost msgspec ~180 ns a field
-# (3.7 of the lane's 4.7 µs per event, docs/benchmarks.md); the body-wide check costs ~2 µs.
-# It rests on msgspec's lax mode, which parses a string as a number with the JSON number
-# grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` or as nan/inf/infinity in any case
-# (msgspec `_core.c`, `parse_number_inline`, `parse_number_nonfinite`). Bounds refuse the
-# non-finite ones, a scan of the body finds exponents, and what is left is exactly canonical.
+# (3.7 of the lane's 4.7 µs per event, docs/benchmarks.md); reading the amounts out of the
+# decoded structs and checking them together costs ~1 µs an event. The check rests on
+# msgspec's lax mode, which parses a string as a number with the JSON number grammar
+# `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` or as nan/inf/infinity in any case
+# (msgspec `_core.c`, `parse_number_inline`, `parse_number_nonfinite`): refuse every "e"/"E"
+# and bound the value (which refuses nan and inf), and what is left is exactly canonical.
 _LaxAmount = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+_lax_amounts: Final = msgspec.json.Decoder(list[_LaxAmount], strict=False)
+# An absent optional amount in a lane struct. Valid JSON cannot spell a NUL without an escape,
+# and the lane refuses bodies with escapes, so no amount a producer sends can equal it.
+_ABSENT_AMOUNT: Final = "\x00"
+
+_AmountReader: TypeAlias = Callable[[Any, list[str]], None]
 
 
 def _carries_amounts(info: msgspec_inspect.Type) -> bool:
@@ -194,72 +214,82 @@ def _carries_amounts(info: msgspec_inspect.Type) -> bool:
     return False
 
 
-def _amount_type(info: msgspec_inspect.Type) -> Any:
-    if isinstance(info, msgspec_inspect.DecimalType):
-        return _LaxAmount
-    if isinstance(info, msgspec_inspect.StructType):
-        return _amount_struct(info)
-    if isinstance(info, msgspec_inspect.VarTupleType):
-        return tuple[_amount_type(info.item_type), ...]  # type: ignore[misc]
-    if isinstance(info, msgspec_inspect.UnionType):
-        (inner,) = [t for t in info.types if not isinstance(t, msgspec_inspect.NoneType)]
-        return _amount_type(inner)
-    raise TypeError(f"no amount schema for {info!r}")
+def _amount_reader(info: msgspec_inspect.StructType) -> _AmountReader:
+    """A function that appends the amounts of a lane struct shaped like `info` to a list.
+
+    Amounts reached through structs that are always there are read by one `attrgetter` call
+    with dotted paths ("order.q"); tuples of structs, and structs that may be absent, get a
+    reader of their own.
+    """
+    paths: list[str] = []
+    parts: list[tuple[Callable[[Any], Any], _AmountReader, bool]] = []  # (get, read, many)
+
+    def walk(info: msgspec_inspect.StructType, prefix: str) -> None:
+        for field in info.fields:
+            kind, path = _non_null(field.type), prefix + field.name
+            if not _carries_amounts(kind):
+                continue
+            if isinstance(kind, msgspec_inspect.DecimalType):
+                paths.append(path)
+            elif isinstance(kind, msgspec_inspect.StructType):
+                if field.required:
+                    walk(kind, path + ".")
+                else:
+                    parts.append((operator.attrgetter(path), _amount_reader(kind), False))
+            elif isinstance(kind, msgspec_inspect.VarTupleType) and isinstance(
+                kind.item_type, msgspec_inspect.StructType
+            ):
+                parts.append((operator.attrgetter(path), _amount_reader(kind.item_type), True))
+            else:
+                raise TypeError(f"{info.cls.__name__}.{field.name}: no amount reader for {kind!r}")
+
+    walk(info, "")
+    own: Callable[[Any], Any] | None = operator.attrgetter(*paths) if paths else None
+    single = len(paths) == 1
+    unset = msgspec.UNSET
+
+    def read(obj: Any, out: list[str]) -> None:
+        if own is not None:
+            if single:
+                out.append(own(obj))
+            else:
+                out += own(obj)
+        for get, reader, many in parts:
+            value = get(obj)
+            if value is unset:
+                continue
+            if many:
+                for item in value:
+                    reader(item, out)
+            else:
+                reader(value, out)
+
+    return read
 
 
-def _amount_struct(info: msgspec_inspect.StructType) -> Any:
-    """A Struct that reads only the amounts of `info` (every other key is skipped)."""
-    fields = [
-        (field.name, _amount_type(field.type), msgspec.field(name=field.encode_name, default=None))
-        for field in info.fields
-        if _carries_amounts(field.type)
-    ]
-    return msgspec.defstruct(
-        f"Amounts{info.cls.__name__}",
-        fields,
-        kw_only=True,
-        tag_field=info.tag_field,
-        tag=info.tag,
-        gc=False,
-    )
-
-
-_AMOUNTS: Final[Any] = Union.__getitem__(
-    tuple(_amount_struct(info) for name, info in _EVENT_INFO.items() if name != "listenKeyExpired")
-)
-_amount_decoder: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
-    Union.__getitem__((list.__class_getitem__(_AMOUNTS), _AMOUNTS)), strict=False
-)
-# Every exponent follows a digit, so a body whose digits all read "0" and whose "E"s read "e"
-# without a "0e" has none; one with a "0e" (say a client order id "x1e4") gets the exact search.
-# (sre's literal search finds "0e" about twice as fast as `bytes.__contains__` here.)
-_DIGITS_AND_EXPONENTS: Final = bytes.maketrans(b"0123456789E", b"0000000000e")
-_DIGIT_BEFORE_E: Final = re.compile(b"0e")
-_EXPONENT_STRING: Final = re.compile(rb'"-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+"')
-
-
-def _amounts_canonical(body: bytes) -> bool:
-    """Whether every amount in `body`, a body the lane's structs accepted, is canonical."""
-    if b"\\" in body:
-        return False  # an escape such as \u0031 could spell an amount the scan cannot see
+def _amounts_canonical(amounts: list[str]) -> bool:
+    """Whether every amount read out of a lane batch is in canonical plain notation."""
+    if not amounts:
+        return True
+    joined = '","'.join(amounts)
+    if "e" in joined or "E" in joined:
+        return False  # an exponent, or no number at all: the model path names it
     try:
-        _amount_decoder.decode(body)
+        _lax_amounts.decode('["' + joined.replace(_ABSENT_AMOUNT, "0") + '"]')
     except msgspec.DecodeError:  # not a number, leading zeros, non-finite, out of bounds
         return False
-    return not (
-        _DIGIT_BEFORE_E.search(body.translate(_DIGITS_AND_EXPONENTS))
-        and _EXPONENT_STRING.search(body)
-    )
+    return True
 
 
 class _Lane:
     """One event type's encoded-lane struct and what is done to it after decoding."""
 
-    __slots__ = ("cls", "config_choice", "event_time", "name", "transaction_time")
+    __slots__ = ("cls", "config_choice", "event_time", "name", "read_amounts", "transaction_time")
 
     def __init__(self, name: str, info: msgspec_inspect.StructType) -> None:
-        self.cls = _wire_struct(info, fill_times=True, decimal=str)
+        self.cls = _wire_struct(info, fill_times=True, lane=True)
         self.name = name
+        self.read_amounts = _amount_reader(info)
         attrs = {field.encode_name: field.name for field in info.fields}
         self.event_time: str = attrs["E"]
         self.transaction_time: str | None = attrs.get("T")
@@ -445,12 +475,15 @@ def _parse_admin_encoded_fast(body: bytes, now_ms: int) -> list[EncodedEvent] | 
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
     items: list[Any] = decoded if isinstance(decoded, list) else [decoded]
-    if not items or not _amounts_canonical(body):
-        return None  # the model path says "empty batch", or names the amount, or accepts it
+    if not items or b"\\" in body:
+        # The model path says "empty batch"; an escape could spell `_ABSENT_AMOUNT`.
+        return None
     lanes, encode, unset = _LANES, _encoder.encode, msgspec.UNSET
     encoded: list[EncodedEvent] = []
+    amounts: list[str] = []
     for item in items:
         lane = lanes[type(item)]
+        lane.read_amounts(item, amounts)
         if getattr(item, lane.event_time) is unset:
             setattr(item, lane.event_time, now_ms)
         if lane.transaction_time is not None and getattr(item, lane.transaction_time) is unset:
@@ -460,6 +493,8 @@ def _parse_admin_encoded_fast(body: bytes, now_ms: int) -> list[EncodedEvent] | 
             if (getattr(item, leverage) is unset) == (getattr(item, multi_assets) is unset):
                 return None  # the model path says which of `ac` / `ai` is wrong
         encoded.append(EncodedEvent(lane.name, encode(item)))
+    if not _amounts_canonical(amounts):
+        return None  # the model path names the amount, or accepts it (leading zeros)
     return encoded
 
 

@@ -90,6 +90,50 @@ def test_amounts_with_leading_zeros_are_accepted_and_written_as_the_model_writes
     assert b'"p":"0.00000000"' in event.raw
 
 
+# What msgspec's lax number parser accepts beyond plain notation (exponents, nan/inf spelled
+# any way, huge values), what it refuses (and so does plain notation), and plain notation at
+# its edges. The encoded lane must agree with the model path on every one, wherever it sits.
+TRICKY_AMOUNTS = [
+    *("1e5", "1E5", "1.5e-8", "1.5E+3", "0e0", "-1e-0", "1e400"),
+    *("nan", "NaN", "-nan", "inf", "-Inf", "INF", "Infinity", "-infinity", "iNfInItY"),
+    *("1.", ".5", "+1", " 1", "1 ", "1_000", "0x10", "1,5", "--1", "-", "", "1.2.3", "٣", "１"),
+    *("-0", "-0.0", "0", "0.00000000", "123456789012345678901234567890.123456789", "1" * 400),
+    *("007.5", "-01", "00", "0.", "12.50", "-12.50", "\u0000", "\x00"),
+]
+AMOUNT_PLACES = [
+    ("order_trade_update_real_2026.json", ("o", "q")),  # required, in a struct
+    ("order_trade_update_real_2026.json", ("o", "AP")),  # optional
+    ("account_update_real_2026.json", ("a", "B", 0, "wb")),  # in a tuple of structs
+    ("trade_lite_real_2026.json", ("q",)),  # top level
+]
+
+
+@pytest.mark.parametrize(("name", "path"), AMOUNT_PLACES)
+def test_tricky_amounts_get_the_same_answer_from_both_intakes(
+    name: str, path: tuple[Any, ...]
+) -> None:
+    obj = json.loads((FIXTURES / name).read_bytes())
+    for amount in TRICKY_AMOUNTS:
+        body = json.dumps(_apply(obj, path, amount)).encode()
+        encoded, models = both(body)
+        assert encoded == models, amount
+        if amount in ("12.50", "-0", "0.00000000"):
+            assert isinstance(encoded, list), amount  # accepted, as sent
+            assert f'"{amount}"'.encode() in encoded[0][1]
+
+
+def test_escaped_amounts_get_the_same_answer_from_both_intakes() -> None:
+    """An escape can spell a digit or an exponent the raw bytes do not show."""
+    raw = (FIXTURES / "order_trade_update_real_2026.json").read_bytes()
+    assert b'"q":"' in raw
+    start = raw.index(b'"q":"') + len(b'"q":"')
+    end = raw.index(b'"', start)
+    for spelled in (rb"\u0031e5", rb"1\u00655", rb"\u0031", rb"\u0000", rb"1\/2"):
+        body = raw[:start] + spelled + raw[end:]
+        encoded, models = both(body)
+        assert encoded == models, spelled
+
+
 def _mutations(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """(path, replacement) pairs: every value nulled, stringified, numbered; `...` deletes."""
     if isinstance(obj, dict):
