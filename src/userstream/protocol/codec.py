@@ -192,9 +192,9 @@ _EVENT_BATCH: Final[Any] = list[Event]
 # msgspec's lax mode, which parses a string as a number with the JSON number grammar
 # `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` or as nan/inf/infinity in any case
 # (msgspec `_core.c`, `parse_number_inline`, `parse_number_nonfinite`): refuse every "e"/"E"
-# and bound the value (which refuses nan and inf), and what is left is exactly canonical.
-_LaxAmount = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
-_lax_amounts: Final = msgspec.json.Decoder(list[_LaxAmount], strict=False)
+# (exponents) and "n"/"N" (every spelling of nan and inf has one), and what is left is
+# exactly canonical.
+_lax_amounts: Final = msgspec.json.Decoder(list[float], strict=False)
 # An absent optional amount in a lane struct. Valid JSON cannot spell a NUL without an escape,
 # and the lane refuses bodies with escapes, so no amount a producer sends can equal it.
 _ABSENT_AMOUNT: Final = "\x00"
@@ -264,6 +264,16 @@ def _amount_reader(info: msgspec_inspect.StructType) -> _AmountReader:
             else:
                 reader(value, out)
 
+    if not parts and len(paths) > 1:
+        # Only amounts of its own (a balance, a position): the getter alone does, one call
+        # less per element of a tuple.
+        assert own is not None
+        getter = own
+
+        def read_own(obj: Any, out: list[str]) -> None:
+            out += getter(obj)
+
+        return read_own
     return read
 
 
@@ -272,11 +282,11 @@ def _amounts_canonical(amounts: list[str]) -> bool:
     if not amounts:
         return True
     joined = '","'.join(amounts)
-    if "e" in joined or "E" in joined:
-        return False  # an exponent, or no number at all: the model path names it
+    if "e" in joined or "E" in joined or "n" in joined or "N" in joined:
+        return False  # an exponent, nan or inf, or no number at all: the model path names it
     try:
         _lax_amounts.decode('["' + joined.replace(_ABSENT_AMOUNT, "0") + '"]')
-    except msgspec.DecodeError:  # not a number, leading zeros, non-finite, out of bounds
+    except msgspec.DecodeError:  # not a number, leading zeros, too large for a float
         return False
     return True
 

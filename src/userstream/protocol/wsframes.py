@@ -108,9 +108,9 @@ def text_frame_chunks(payloads: list[bytes]) -> list[bytes]:
     spares a copy per event: the connection joins its chunks into one write anyway.
     """
     headers = _TEXT_HEADERS
-    chunks: list[bytes] = []
-    for payload in payloads:
-        chunks += (headers[len(payload)], payload)
+    chunks: list[bytes] = payloads * 2  # sized once, then both halves placed by slice
+    chunks[::2] = [headers[len(payload)] for payload in payloads]
+    chunks[1::2] = payloads
     return chunks
 
 
