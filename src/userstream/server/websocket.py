@@ -48,6 +48,13 @@ class Flusher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def flush_now(self) -> None:
+        """Write every dirty outbox now rather than at the end of the loop turn (the turn's
+        scheduled flush still runs and writes whatever is queued after this)."""
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
     def _flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []

@@ -11,12 +11,27 @@ from userstream.server.websocket import Flusher, WebSocketHandler
 PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
+class _Outbox:
+    """Stands in for a stream connection: records how many requests were served each time
+    the flusher writes it."""
+
+    def __init__(self, app: _App) -> None:
+        self.app = app
+        self.flushed_at: list[int] = []
+
+    def flush(self) -> None:
+        self.flushed_at.append(len(self.app.served))
+
+
 class _App:
     def __init__(self) -> None:
         self.served: list[str] = []
+        self.flusher = Flusher()
+        self.outbox = _Outbox(self)
 
     async def handle_http(self, request: Request) -> Response:
         self.served.append(request.path)
+        self.flusher.mark(self.outbox)  # type: ignore[arg-type]  # an event for a stream
         return Response(200, b'{"n":%d}' % len(self.served))
 
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
@@ -47,7 +62,7 @@ class _Transport(asyncio.Transport):
 
 def _protocol() -> tuple[HttpProtocol, _Transport, _App]:
     app = _App()
-    protocol = HttpProtocol(app, Flusher(), max_body=1024, max_message=1024)
+    protocol = HttpProtocol(app, app.flusher, max_body=1024, max_message=1024)
     transport = _Transport()
     protocol.connection_made(transport)
     return protocol, transport, app
@@ -76,4 +91,13 @@ async def test_an_error_right_after_a_pipeline_waits_for_its_answers() -> None:
     assert out.count(b"HTTP/1.1 200") == 3
     assert out.index(b"HTTP/1.1 400") > out.rindex(b"HTTP/1.1 200")
     assert transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_each_requests_events_leave_before_the_next_request_is_served() -> None:
+    protocol, _transport, app = _protocol()
+    protocol.data_received(PING * 3)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert app.outbox.flushed_at == [1, 2, 3]
     protocol.connection_lost(None)
