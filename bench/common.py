@@ -305,14 +305,16 @@ class Received:
 
 
 class Counter(picows.WSListener):
-    """Counts text frames (and reads latency stamps once `received.latencies_ns` is set)."""
+    """Counts text frames (and reads latency stamps once `received.latencies_ns` is set, on
+    the connections that measure)."""
 
-    def __init__(self, received: Received) -> None:
+    def __init__(self, received: Received, measures: bool = True) -> None:
         self.received = received
+        self.measures = measures
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.TEXT:
-            if self.received.latencies_ns is None:
+            if self.received.latencies_ns is None or not self.measures:
                 self.received.hit()
             else:
                 self.received.stamped_hit(frame.get_payload_as_bytes())
@@ -320,10 +322,15 @@ class Counter(picows.WSListener):
             transport.send_pong(frame.get_payload_as_bytes())
 
 
-async def connect_all(urls: list[str], received: Received) -> list[picows.WSTransport]:
+async def connect_all(
+    urls: list[str], received: Received, measure_every: int = 1
+) -> list[picows.WSTransport]:
+    """Connect to `urls` in order; connection i reads latency stamps when
+    `i % measure_every == measure_every - 1` (see `fanout.latency`)."""
     transports = []
-    for url in urls:
-        transport, _ = await picows.ws_connect(lambda: Counter(received), url)
+    for index, url in enumerate(urls):
+        measures = index % measure_every == measure_every - 1
+        transport, _ = await picows.ws_connect(lambda m=measures: Counter(received, m), url)
         transports.append(transport)
     return transports
 

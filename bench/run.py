@@ -45,6 +45,12 @@ from bench.fanout import (
 
 console = Console(stderr=True)
 
+REPEATS = 3  # runs of each side of the 70% target per shape; the median is reported
+# Events per request in the latency runs, every shape: a producer that cares about latency
+# publishes small requests, since no event of a request leaves before all of it is checked.
+# Where the throughput run used larger requests, their latency is reported too.
+LATENCY_BATCH = 25
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -78,7 +84,7 @@ class Plan:
             False,
             (
                 (Shape(1, 1), 200_000, 500, 100_000),
-                (Shape(1000, 1), 300, 25, 50),
+                (Shape(1000, 1), 600, 25, 50),
                 (Shape(100, 10), 300, 25, 100),
             ),
             3.0,
@@ -96,6 +102,8 @@ class ShapeResults:
     batch: int
     single_events: int
     throughput: dict[str, Result] = field(default_factory=dict)
+    runs: dict[str, list[float]] = field(default_factory=dict)  # delivered/s of each run
+    latency_runs: dict[str, list[float]] = field(default_factory=dict)  # p99 ms of each run
     latency: dict[str, Result] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
 
@@ -142,31 +150,57 @@ async def run_shape(
         (UserstreamTarget(shape, events, batch, batch), count),
         (UserstreamTarget(shape, events, batch, 1), single),
     ]
-    for target, n in targets:
-        step(f"fan-out {shape.label}: {target.name}")
+    # The two sides of the 70% target run REPEATS times, alternately, and keep their median:
+    # on this virtual machine one run of either can be 10-20% off the next.
+    repeats = {"picows raw (send)": REPEATS, "userstream": REPEATS}
+    runs: dict[str, list[Result]] = {}
+    for round_ in range(REPEATS):
+        for target, n in targets:
+            if round_ >= repeats.get(target.name, 1):
+                continue
+            step(f"fan-out {shape.label}: {target.name}")
 
-        async def run(t: Target, n: int = n) -> Result:
-            return await run_throughput(t, n)
+            async def run(t: Target, n: int = n) -> Result:
+                return await run_throughput(t, n)
 
-        out.throughput[target.name] = await measure(target, run)
-        out.commands[target.name] = target.command
-    for name, target2 in (
-        ("userstream", UserstreamTarget(shape, events, batch, batch)),
+            runs.setdefault(target.name, []).append(await measure(target, run))
+            out.commands[target.name] = target.command
+    for name, results in runs.items():
+        out.throughput[name] = sorted(results, key=lambda r: r.per_second)[len(results) // 2]
+        out.runs[name] = [r.per_second for r in results]
+    latency_runs: list[tuple[str, UserstreamTarget | NchanTarget]] = [
+        ("userstream", UserstreamTarget(shape, events, LATENCY_BATCH, LATENCY_BATCH)),
         ("nchan", NchanTarget(shape, events, batch)),
-    ):
-        step(f"latency {shape.label}: {name} at 50% of max")
-        rate = out.throughput[name].per_second / 2
+    ]
+    if batch != LATENCY_BATCH:
+        name = f"userstream ({batch}/request)"
+        latency_runs.append((name, UserstreamTarget(shape, events, batch, batch)))
+    for name, target2 in latency_runs:
+        rate = out.throughput[name.split(" (")[0]].per_second / 2
 
         async def timed(t: Target, rate: float = rate) -> Result:
             return await latency(t, shape, rate, report.plan.latency_s)
 
-        out.latency[name] = await measure(target2, timed)
+        # The p99 target's run repeats too: a p99 over 3 s moves by a millisecond from one
+        # run to the next here (nchan's as much as userstream's).
+        results = []
+        for _ in range(REPEATS if name == "userstream" else 1):
+            step(f"latency {shape.label}: {name} at 50% of max")
+            results.append(await measure(target2, timed))
+        results.sort(key=lambda r: r.percentile_ms(99))
+        out.latency[name] = results[len(results) // 2]
+        out.latency_runs[name] = [r.percentile_ms(99) for r in results]
+
+
+def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
+    """Progress steps of `run_shape`: throughput runs, then latency runs."""
+    return 5 + 2 * (REPEATS - 1) + REPEATS + 1 + (plan_row[2] != LATENCY_BATCH)
 
 
 async def run_all(plan: Plan) -> Report:
     report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.perf_counter()
-    steps = len(plan.shapes) * 7 + 4
+    steps = sum(shape_steps(row) for row in plan.shapes) + 4
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -280,8 +314,12 @@ def shape_table(shapes: ShapeResults) -> list[str]:
             "userstream 1/req": "1",
             "nchan": "1 (pipelined)",
         }.get(name, "n/a (burst)")
+        spread = shapes.runs.get(name, [])
+        delivered = f"{result.per_second:,.0f}"
+        if len(spread) > 1:
+            delivered += f" (median of {len(spread)}: {min(spread):,.0f}-{max(spread):,.0f})"
         lines.append(
-            f"| {name} | {per_request} | {result.per_second:,.0f} | "
+            f"| {name} | {per_request} | {delivered} | "
             f"{result.cpu_us_per_event:.2f} | {result.server_cpu_share:.0%} | "
             f"{result.load_cpu_share:.0%} | {result.lost:,} |"
         )
@@ -296,10 +334,14 @@ def latency_table(report: Report) -> list[str]:
     ]
     for shapes in report.shapes:
         for name, result in shapes.latency.items():
+            p99 = f"{result.percentile_ms(99):.2f}"
+            spread = shapes.latency_runs.get(name, [])
+            if len(spread) > 1:
+                p99 += f" (median of {len(spread)}: {min(spread):.2f}-{max(spread):.2f})"
             lines.append(
                 f"| {shapes.shape.label} | {name} | {result.offered_per_s:,.0f} | "
                 f"{result.per_second:,.0f} | {result.percentile_ms(50):.2f} | "
-                f"{result.percentile_ms(99):.2f} | {result.percentile_ms(99.9):.2f} | "
+                f"{p99} | {result.percentile_ms(99.9):.2f} | "
                 f"{len(result.latencies_ns):,} | {result.lost:,} |"
             )
     return lines
@@ -426,9 +468,12 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "",
         "The publisher stamps `time.time_ns()` into each event's client order id (`c`, "
         "ORDER_TRADE_UPDATE and TRADE_LITE) as it writes the request; the receiving client "
-        "subtracts it from `time.time_ns()` on arrival. Requests carry the same batch size as "
-        "in the throughput run and are spread evenly over "
-        f"{plan.latency_s:g} s (1 ms ticks) at half the rate that server reached above.",
+        "subtracts it from `time.time_ns()` on arrival. userstream's requests carry "
+        f"{LATENCY_BATCH} events (a shape measured with larger requests also gets a row at "
+        "that size: no event of a request leaves before the whole request is checked), "
+        "nchan's one; they are spread evenly over "
+        f"{plan.latency_s:g} s (1 ms ticks) at half the rate that server reached above "
+        "(for userstream, the median of its throughput runs).",
         "",
         f"![latency]({images[1]})",
         "",
