@@ -264,16 +264,19 @@ def _amount_reader(info: msgspec_inspect.StructType) -> _AmountReader:
             else:
                 reader(value, out)
 
-    if not parts and len(paths) > 1:
-        # Only amounts of its own (a balance, a position): the getter alone does, one call
-        # less per element of a tuple.
-        assert own is not None
-        getter = own
+    parents = {path.rpartition(".")[0] for path in paths}
+    if not parts and len(paths) > 1 and len(parents) == 1:
+        # All its amounts in one place: its own fields (a balance, a position), or those of
+        # one struct inside it (ORDER_TRADE_UPDATE's `o`). Dotted paths would look the
+        # inner struct up once per amount; this looks it up once.
+        (parent,) = parents
+        leaves = operator.attrgetter(*(path.rpartition(".")[2] for path in paths))
+        inner = operator.attrgetter(parent) if parent else None
 
-        def read_own(obj: Any, out: list[str]) -> None:
-            out += getter(obj)
+        def read_one_place(obj: Any, out: list[str]) -> None:
+            out += leaves(obj if inner is None else inner(obj))
 
-        return read_own
+        return read_one_place
     return read
 
 
