@@ -472,9 +472,10 @@ def parse_admin_encoded(body: bytes, now_ms: int) -> list[EncodedEvent]:
     and `raw == encode_event(model)` for each (tests/unit/protocol/test_codec_encoded.py).
 
     A valid body is decoded once, in C, into structs that enforce every rule of the admin
-    path, and each is encoded back; anything else goes through `parse_admin_events`, which
-    names the offence (or, for amounts with leading zeros, accepts them and this encodes
-    the models).
+    path but the spelling of amounts, whose amounts are then checked together
+    (`_amounts_canonical`), and each is encoded back; anything else goes through
+    `parse_admin_events`, which names the offence (or, for amounts with leading zeros,
+    accepts them and this encodes the models).
     """
     fast = _parse_admin_encoded_fast(body, now_ms)
     if fast is not None:
