@@ -31,11 +31,11 @@ from userstream.bus.nats import open_backends
 from userstream.exceptions import ListenKeyNotFound
 from userstream.protocol.codec import (
     Deliverable,
-    deliverable_name,
     deliverable_raw,
     encode_event,
     parse_admin_encoded,
     parse_admin_events,
+    to_encoded,
     to_event,
 )
 from userstream.protocol.events import Event, OrderTradeUpdate
@@ -226,7 +226,7 @@ async def test_encoded_events_arrive_as_the_same_bytes(backend: Backend) -> None
     sent = parse_admin_encoded(json.dumps(bodies).encode(), START_MS)
     await producer.bus.publish(7, sent)
     await eventually(lambda: len(got) == 1)
-    assert [(deliverable_name(e), deliverable_raw(e)) for e in got[0]] == [
+    assert [(to_encoded(e).name, to_encoded(e).raw) for e in got[0]] == [
         (e.name, e.raw) for e in sent
     ]
 

@@ -38,7 +38,6 @@ __all__ = [
     "UnknownEventError",
     "combined_envelope",
     "decode_event",
-    "deliverable_name",
     "deliverable_raw",
     "encode_event",
     "event_name",
@@ -327,11 +326,6 @@ _lane_decoder: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
 def event_name(event: Event) -> str:
     """Return the event's `e` value, e.g. `"ORDER_TRADE_UPDATE"` (spec §5)."""
     return _EVENT_NAMES[type(event)]
-
-
-def deliverable_name(item: Deliverable) -> str:
-    """The `e` of a model or an `EncodedEvent`."""
-    return item.name if isinstance(item, EncodedEvent) else event_name(item)
 
 
 def deliverable_raw(item: Deliverable) -> bytes:

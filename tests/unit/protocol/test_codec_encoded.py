@@ -15,12 +15,12 @@ from userstream.exceptions import EventValidationError
 from userstream.protocol.codec import (
     EncodedEvent,
     decode_event,
-    deliverable_name,
     deliverable_raw,
     encode_event,
     event_name,
     parse_admin_encoded,
     parse_admin_events,
+    to_encoded,
     to_event,
 )
 from userstream.simulator import Simulator
@@ -39,7 +39,7 @@ def both(body: bytes) -> tuple[object, object]:
         except EventValidationError as exc:
             results.append(("error", type(exc), exc.path, str(exc)))
         else:
-            results.append([(deliverable_name(e), deliverable_raw(e)) for e in items])
+            results.append([(to_encoded(e).name, to_encoded(e).raw) for e in items])
     return results[0], results[1]
 
 
@@ -217,4 +217,5 @@ def test_deliverable_helpers() -> None:
     assert to_event(encoded) == model == decode_event(encoded.raw)
     assert to_event(model) is model
     assert deliverable_raw(model) == deliverable_raw(encoded) == encoded.raw
-    assert deliverable_name(model) == deliverable_name(encoded) == "TRADE_LITE"
+    assert to_encoded(model) == to_encoded(encoded) == encoded
+    assert encoded.name == "TRADE_LITE"
