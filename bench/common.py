@@ -308,13 +308,20 @@ class Counter(picows.WSListener):
     """Counts text frames (and reads latency stamps once `received.latencies_ns` is set, on
     the connections that measure)."""
 
-    def __init__(self, received: Received, measures: bool = True) -> None:
+    def __init__(self, received: Received, measures: bool = True, sample_every: int = 1) -> None:
         self.received = received
         self.measures = measures
+        self.sample_every = sample_every
+        self.frames = 0
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.TEXT:
-            if self.received.latencies_ns is None or not self.measures:
+            self.frames += 1
+            if (
+                self.received.latencies_ns is None
+                or not self.measures
+                or self.frames % self.sample_every
+            ):
                 self.received.hit()
             else:
                 self.received.stamped_hit(frame.get_payload_as_bytes())
@@ -323,14 +330,17 @@ class Counter(picows.WSListener):
 
 
 async def connect_all(
-    urls: list[str], received: Received, measure_every: int = 1
+    urls: list[str], received: Received, measure_every: int = 1, sample_every: int = 1
 ) -> list[picows.WSTransport]:
     """Connect to `urls` in order; connection i reads latency stamps when
-    `i % measure_every == measure_every - 1` (see `fanout.latency`)."""
+    `i % measure_every == measure_every - 1`, from every `sample_every`-th frame it gets
+    (see `fanout.latency`)."""
     transports = []
     for index, url in enumerate(urls):
         measures = index % measure_every == measure_every - 1
-        transport, _ = await picows.ws_connect(lambda m=measures: Counter(received, m), url)
+        transport, _ = await picows.ws_connect(
+            lambda m=measures: Counter(received, m, sample_every), url
+        )
         transports.append(transport)
     return transports
 
