@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import connections, decode, listenkeys, nchan
+from bench import connections, decode, intake, listenkeys, nchan
 from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
 from bench.fanout import (
     NchanTarget,
@@ -50,6 +50,7 @@ REPEATS = 3  # runs of each side of the 70% target per shape; the median is repo
 # publishes small requests, since no event of a request leaves before all of it is checked.
 # Where the throughput run used larger requests, their latency is reported too.
 LATENCY_BATCH = 25
+INTAKE_BATCH = 25  # events per body in the admin intake table (the fan-out's batch)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Report:
     listenkey_command: str = ""
     ops: list[listenkeys.OpsResult] = field(default_factory=list)
     decode: list[decode.DecodeRow] = field(default_factory=list)
+    intake: list[tuple[str, float]] = field(default_factory=list)  # (what, µs per event)
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,7 @@ def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
 async def run_all(plan: Plan) -> Report:
     report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.perf_counter()
-    steps = sum(shape_steps(row) for row in plan.shapes) + 4
+    steps = sum(shape_steps(row) for row in plan.shapes) + 5
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -230,6 +232,8 @@ async def run_all(plan: Plan) -> Report:
         report.decode = await asyncio.to_thread(
             decode.measure, plan.decode_number, plan.decode_repeat
         )
+        step("admin intake")
+        _, report.intake = await asyncio.to_thread(intake.measure, INTAKE_BATCH, 2_000, 5)
         progress.update(task, description="done", completed=steps)
     report.seconds = time.perf_counter() - start
     return report
@@ -525,6 +529,18 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
     out += [
         f"| {row.event} | {row.decoder} | {row.ns:,.0f} | {row.ratio:.1f}× |"
         for row in report.decode
+    ]
+    out += [
+        "",
+        "## Admin intake",
+        "",
+        f"`.venv/bin/python -m bench.intake --batch {INTAKE_BATCH}`: what the server spends "
+        f"per event on bodies of {INTAKE_BATCH} of the fan-out's events, in one process, "
+        "best of 5 runs; the baselines parse and re-serialise without checking anything.",
+        "",
+        "| work | µs / event |",
+        "|---|---:|",
+        *(f"| {name} | {us:.2f} |" for name, us in report.intake),
     ]
     analysis = (ROOT / "bench" / "analysis.md").read_text()
     return "\n".join(out) + "\n\n" + analysis
