@@ -186,8 +186,9 @@ _EVENT_BATCH: Final[Any] = list[Event]
 #
 # The lane's structs take amounts as plain `str`; `_amounts_canonical` then checks all the
 # amounts of a body at once. A pattern on each amount field cost msgspec ~180 ns a field
-# (3.7 of the lane's 4.7 µs per event, docs/benchmarks.md); reading the amounts out of the
-# decoded structs and checking them together costs ~1 µs an event. The check rests on
+# (3.7 of the lane's 4.7 µs per event when it did that); reading the amounts out of the
+# decoded structs and checking them together costs ~0.9 µs an event (`python -m bench.intake`
+# times the whole intake). The check rests on
 # msgspec's lax mode, which parses a string as a number with the JSON number grammar
 # `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` or as nan/inf/infinity in any case
 # (msgspec `_core.c`, `parse_number_inline`, `parse_number_nonfinite`): refuse every "e"/"E"
