@@ -209,12 +209,16 @@ async def run_all(plan: Plan) -> Report:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         console=console,
+        # Redrawn between steps only: a refresh thread would take the GIL from the load
+        # generator ten times a second while it measures.
+        auto_refresh=False,
     ) as progress:
         task = progress.add_task("nchan: checking the install", total=steps)
 
         def step(text: str) -> None:
             progress.update(task, description=text)
             progress.advance(task)
+            progress.refresh()
 
         report.nchan_version = await asyncio.to_thread(nchan.ensure_installed)
         events = encoded_events(3000)
