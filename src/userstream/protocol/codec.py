@@ -581,8 +581,7 @@ def _check_struct(info: msgspec_inspect.StructType, obj: dict[str, object], path
 def _check_value(type_info: msgspec_inspect.Type, value: object, path: str) -> None:
     if value is None:
         raise EventValidationError(path, "null is not allowed; omit an absent optional field")
-    if isinstance(type_info, msgspec_inspect.UnionType):
-        (type_info,) = [t for t in type_info.types if not isinstance(t, msgspec_inspect.NoneType)]
+    type_info = _non_null(type_info)
     if isinstance(type_info, msgspec_inspect.DecimalType):
         if not isinstance(value, str):
             raise EventValidationError(

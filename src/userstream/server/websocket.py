@@ -57,9 +57,7 @@ class Flusher:
 
     def _flush(self) -> None:
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush()
+        self.flush_now()
 
 
 class WebSocketConnection:
