@@ -1,15 +1,4 @@
-"""The `userstream` command: a thin layer over the public API (DESIGN.md rule 12).
-
-userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|virtual]
-                 [--admin-token T] [--symbols FILE] [--demo [--demo-rate R]]
-                 [--bus nats://host:4222[,nats://host2:4222]] [--reconcile-interval S]
-userstream account create [--name NAME] [--data DIR]
-userstream listen --api-key K [--base-url URL --stream-url URL --ws-api-url URL | --testnet
-                  | --local [--host H] [--port P]] [--json] [--key-transport rest|ws_api]
-userstream simulate (--url URL [--admin-token T] | --in-process) [--accounts N | --account-ids 1,2]
-                    [--rate R] [--duration S] [--seed X] [--json]
-userstream publish --bus nats://host:4222[,...] --account A [--msg-id ID] FILE|-
-"""
+"""`userstream serve`: run the server (REST, WebSocket API, streams), with demo activity."""
 
 from __future__ import annotations
 
@@ -18,30 +7,21 @@ import asyncio
 import json
 import logging
 import signal
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from userstream import cli_listen, cli_publish, cli_simulate
-from userstream.accounts import SqliteAccountStore
+from userstream.cli import simulate
 from userstream.clock import Clock, ManualClock, SystemClock
-from userstream.exceptions import ConfigurationError, UserStreamError
+from userstream.exceptions import ConfigurationError
 from userstream.server.app import ServerConfig, UserStreamServer
 from userstream.server.limits import WeightLimits
-from userstream.storage import open_database
 
 DEFAULT_DATA = Path("data")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="userstream", description="Binance USDⓈ-M Futures user data streams."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the server (REST, WebSocket API, streams)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
@@ -79,52 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
 
-    account = commands.add_parser("account", help="manage accounts")
-    account_commands = account.add_subparsers(dest="account_command", required=True)
-    create = account_commands.add_parser("create", help="create an account, print its keys")
-    create.add_argument("--name", default="account")
-    create.add_argument("--data", type=Path, default=DEFAULT_DATA)
 
-    cli_listen.add_parser(commands)
-    cli_simulate.add_parser(commands)
-    cli_publish.add_parser(commands)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "account":
-            return _account_create(args)
-        if args.command == "listen":
-            return cli_listen.listen(args)
-        if args.command == "simulate":
-            return cli_simulate.simulate(args)
-        if args.command == "publish":
-            return cli_publish.publish(args)
-    except UserStreamError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
-        return 2
-    return 2
-
-
-def run() -> None:
-    sys.exit(main())
-
-
-def _account_create(args: argparse.Namespace) -> int:
-    db = open_database(args.data)
-    try:
-        account = SqliteAccountStore(db).create_now(args.name, SystemClock().now_ms())
-    finally:
-        db.close()
-    print(json.dumps(account.credentials()), flush=True)
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -156,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
     server = UserStreamServer(config)
     await server.start()
-    demo = await cli_simulate.start_demo(server, demo_rate) if demo_rate else None
+    demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
     _announce(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -199,7 +135,3 @@ def _announce(server: UserStreamServer) -> None:
             f"  then open {server.ws_url}/private/ws?listenKey=<listenKey>"
         )
     print("userstream ready", flush=True)
-
-
-if __name__ == "__main__":
-    run()
