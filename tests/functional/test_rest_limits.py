@@ -1,7 +1,7 @@
 """REQUEST_WEIGHT over real sockets: the header, UTC-minute windows, 429, escalating 418 bans,
 and the budget shared between REST and the WebSocket API (spec §3.1, §6.2, §6.3).
 
-Policy under test (src/userstream/server/limits.py): every evaluated request costs its weight,
+Policy under test (src/userstream/protocol/limits.py): every evaluated request costs its weight,
 429s included; the first `ban_after_violations + 1` over-limit requests of a minute get 429 and
 the next one starts a ban (418); the n-th ban lasts `first_ban_ms * 2**n`; requests during a
 ban get 418 with the same `until` and are not counted.
@@ -21,8 +21,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, START_MS, running_harness
 from userstream.clock import ManualClock
+from userstream.protocol.limits import WeightLimits
 from userstream.server.app import UserStreamServer
-from userstream.server.limits import WeightLimits
 
 MINUTE = 60_000
 HEADER = "X-MBX-USED-WEIGHT-1M"

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import START_MS, Harness, running_harness
 from userstream.accounts import Account
 from userstream.clock import ManualClock
-from userstream.server.limits import WeightLimits
+from userstream.protocol.limits import WeightLimits
 
 MINUTE = 60_000
 LISTEN_KEY = "/fapi/v1/listenKey"

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from userstream.bus.base import EventHandler, KeyChangeHandler
 from userstream.bus.keycache import ListenKeyCache
-from userstream.protocol import errors
 from userstream.protocol import listenkeys as rules
 from userstream.protocol.codec import Deliverable
 from userstream.protocol.listenkeys import ListenKey
@@ -107,15 +106,11 @@ class SqliteKeyStore:
         return self._save(rules.issue(account_id, self.active(account_id, now_ms), now_ms))
 
     async def keepalive(self, account_id: int, now_ms: int) -> ListenKey:
-        current = self.active(account_id, now_ms)
-        if current is None:
-            raise errors.listen_key_not_found()
+        current = rules.require_live(self.active(account_id, now_ms), now_ms)
         return self._save(current.extended(now_ms))
 
     async def close(self, account_id: int, now_ms: int) -> ListenKey:
-        current = self.active(account_id, now_ms)
-        if current is None:
-            raise errors.listen_key_not_found()
+        current = rules.require_live(self.active(account_id, now_ms), now_ms)
         self._forget(current)
         return current
 

@@ -15,8 +15,8 @@ from rich.table import Table
 from userstream.cli import simulate
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError
+from userstream.protocol.limits import WeightLimits
 from userstream.server.app import ServerConfig, UserStreamServer
-from userstream.server.limits import WeightLimits
 
 DEFAULT_DATA = Path("data")
 

@@ -13,6 +13,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from userstream.protocol import errors
+
 VALIDITY_MS = 60 * 60 * 1000
 KEY_LENGTH = 64
 _ALPHABET = string.ascii_letters + string.digits
@@ -20,10 +22,6 @@ _ALPHABET = string.ascii_letters + string.digits
 
 def new_listen_key() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(KEY_LENGTH))
-
-
-def looks_like_listen_key(value: str) -> bool:
-    return len(value) == KEY_LENGTH and value.isascii() and value.isalnum()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +42,11 @@ def issue(account_id: int, current: ListenKey | None, now_ms: int) -> ListenKey:
     if current is not None and current.alive(now_ms):
         return current.extended(now_ms)
     return ListenKey(account_id, new_listen_key(), now_ms + VALIDITY_MS)
+
+
+def require_live(current: ListenKey | None, now_ms: int) -> ListenKey:
+    """The key PUT extends and DELETE ends: the account's live key; with none, -1125 "This
+    listenKey does not exist." (spec §2.2, §2.3)."""
+    if current is None or not current.alive(now_ms):
+        raise errors.listen_key_not_found()
+    return current

@@ -50,6 +50,7 @@ from userstream.protocol import errors
 
 __all__ = [
     "ENVELOPE_ERROR_CODE",
+    "HANDSHAKE_WEIGHT",
     "METHOD_WEIGHTS",
     "USER_DATA_STREAM_METHODS",
     "RateLimitStatus",
@@ -68,6 +69,10 @@ ENVELOPE_ERROR_CODE: Final = errors.UNKNOWN
 USER_DATA_STREAM_METHODS: Final[frozenset[str]] = frozenset(
     {"userDataStream.start", "userDataStream.ping", "userDataStream.stop"}
 )
+
+HANDSHAKE_WEIGHT: Final = 5
+"""Request weight of opening a WebSocket API connection, charged to the IP's REQUEST_WEIGHT
+(spec §3.1: "Handshake costs weight 5")."""
 
 METHOD_WEIGHTS: Final[dict[str, int]] = {
     # spec §3.4: weight 1 each.

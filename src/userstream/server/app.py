@@ -29,7 +29,9 @@ from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimit
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable
 from userstream.protocol.exchange_info import load_symbols
+from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.protocol.routes import RouteNotFound, parse_route
+from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
 from userstream.server.cluster import (
@@ -41,7 +43,6 @@ from userstream.server.cluster import (
 from userstream.server.gateway import StreamGateway
 from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
-from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
@@ -54,7 +55,6 @@ from userstream.storage import open_database
 log = logging.getLogger(__name__)
 
 WS_API_PATH = "/ws-fapi/v1"
-WS_API_HANDSHAKE_WEIGHT = 5  # spec §3.1
 ADMIN_TOKEN_FILE = "admin-token"
 SHUTDOWN_GRACE_S = 2.0
 DEFAULT_ADVANCE_STEP_MS = 60_000
@@ -293,7 +293,7 @@ class UserStreamServer:
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
         if request.path == WS_API_PATH:
             try:
-                self.limiter.charge(request.client_ip, WS_API_HANDSHAKE_WEIGHT, self.clock.now_ms())
+                self.limiter.charge(request.client_ip, HANDSHAKE_WEIGHT, self.clock.now_ms())
             except RateLimited as limited:
                 used = self.limiter.used(request.client_ip, self.clock.now_ms())
                 return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])

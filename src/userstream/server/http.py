@@ -14,7 +14,6 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, cast
-from urllib.parse import parse_qsl
 
 import httptools
 
@@ -59,19 +58,6 @@ class Request:
     headers: dict[str, str]
     body: bytes
     client_ip: str
-
-    def query_params(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query, keep_blank_values=True)
-
-    def form_params(self) -> list[tuple[str, str]]:
-        """Form-encoded body params (clients send these without a Content-Type, too)."""
-        if not self.body:
-            return []
-        try:
-            text = self.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return []
-        return parse_qsl(text, keep_blank_values=True)
 
 
 @dataclass(slots=True)

@@ -12,9 +12,9 @@ from userstream.clock import Clock
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol.exchange_info import exchange_info
+from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
-from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
 from userstream.server.responses import error_response, json_response
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -17,9 +17,9 @@ from userstream.accounts import Account
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol import wsapi as api
+from userstream.protocol.limits import RequestWeightLimiter
 from userstream.protocol.wsframes import Opcode
 from userstream.server.keys import ListenKeyService
-from userstream.server.limits import RequestWeightLimiter
 from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.websocket import WebSocketConnection
 

@@ -41,8 +41,8 @@ from userstream import (
     UserDataStream,
 )
 from userstream.client.buffer import Item
+from userstream.protocol.limits import WeightLimits
 from userstream.server.app import UserStreamServer
-from userstream.server.limits import WeightLimits
 
 # --- a REST path that can be cut while the stream connection stays up --------------------
 

@@ -149,9 +149,8 @@ class NatsKeyStore:
         record, revision = self._cached(account_id)
         for _ in range(CAS_ATTEMPTS):
             if record is None or not record.alive(now_ms):
-                record, revision = await self._read(account_id)  # the cache may lag
-                if record is None or not record.alive(now_ms):
-                    raise errors.listen_key_not_found()
+                fresh, revision = await self._read(account_id)  # the cache may lag
+                record = rules.require_live(fresh, now_ms)
             extended = record.extended(now_ms)
             try:
                 await self._put(extended, revision, now_ms)
@@ -164,9 +163,8 @@ class NatsKeyStore:
         record, revision = self._cached(account_id)
         for _ in range(CAS_ATTEMPTS):
             if record is None or not record.alive(now_ms):
-                record, revision = await self._read(account_id)
-                if record is None or not record.alive(now_ms):
-                    raise errors.listen_key_not_found()
+                fresh, revision = await self._read(account_id)  # the cache may lag
+                record = rules.require_live(fresh, now_ms)
             try:
                 await self._delete(account_id, revision)
                 return record

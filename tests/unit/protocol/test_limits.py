@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from userstream.exceptions import RateLimited
-from userstream.protocol.wsapi import RateLimitStatus
-from userstream.server.limits import (
+from userstream.protocol.limits import (
     MINUTE_MS,
     USED_WEIGHT_HEADER,
     RequestWeightLimiter,
     WeightLimits,
 )
+from userstream.protocol.wsapi import RateLimitStatus
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a minute boundary
 DAY = 24 * 3600 * 1000

@@ -1,6 +1,7 @@
-"""REQUEST_WEIGHT accounting per IP, shared by REST and the WebSocket API (spec §3.1, §6.2, §6.3).
+"""REQUEST_WEIGHT accounting per IP, shared by REST and the WebSocket API: the Binance rate-limit
+and ban rules (spec = binance-usdm-user-data-streams.md §3.1, §6.2, §6.3; trading spec §7).
 
-Pure logic: every call takes `now_ms`; nothing here reads a clock, sleeps or awaits.
+Sans-I/O: every call takes `now_ms`; nothing here reads a clock, sleeps or awaits.
 
 Policy (Binance documents the shape, not the numbers; where it is silent we choose and say so):
 
