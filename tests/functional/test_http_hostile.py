@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, START_MS, Harness, running_harness
 from userstream.accounts import Account
+from userstream.protocol.limits import WeightLimits
+from userstream.server.http import MAX_QUEUED_REQUESTS, MAX_UNSENT_ANSWER_BYTES
 
 MAX_BODY = 256
 WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3 sample
@@ -613,3 +616,87 @@ async def test_admin_events_for_an_impossible_account_id_is_404(
     )
     assert (status, body) == (404, {"code": -1099, "msg": f"No account {account_id!r}."})
     await assert_still_serving(watcher)
+
+
+PING = b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+PING_ANSWERED = b"\r\n\r\n{}"
+
+
+async def _non_reading_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client whose receive buffer is small, so the answers it never reads stay on the
+    server's side instead of in the kernel's."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return await asyncio.open_connection(sock=sock)
+
+
+@pytest.fixture
+async def bounded(tmp_path: Path) -> AsyncIterator[Harness]:
+    """A server whose IP weight does not stop a flood, and that gives a stuck client 1 s."""
+    async with running_harness(
+        tmp_path / "data",
+        weight_limits=WeightLimits(per_minute=10**9),
+        request_timeout_s=1.0,
+    ) as harness:
+        yield harness
+
+
+async def test_a_pipelining_client_that_never_reads_is_bounded_and_others_stay_fast(
+    bounded: Harness,
+) -> None:
+    """50,000 pipelined pings, never read: the server holds a bounded amount of unsent
+    answers and queued requests for that connection, a bystander's pings are all answered
+    while it lasts, and the stuck connection is closed after the request timeout."""
+    port = bounded.server.port
+    connections = bounded.server._http_connections
+    _, attacker = await _non_reading_connection(port)
+    attacker.write(PING * 50_000)
+    for _ in range(500):  # until the server has accepted it
+        if connections:
+            break
+        await asyncio.sleep(0.01)
+    (stuck,) = connections
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    worst_buffered = worst_queued = 0
+    try:
+        for _ in range(200):
+            writer.write(PING)
+            async with asyncio.timeout(1.0):  # generous: each answer, while the attack runs
+                await reader.readuntil(PING_ANSWERED)
+            for connection in connections:
+                worst_buffered = max(worst_buffered, connection.buffered_bytes())
+                worst_queued = max(worst_queued, connection.queued_requests())
+        # Bounds: the transport's high-water mark plus one batch of answers, and one read's
+        # worth of pings (256 KiB / 39 bytes) on top of the queue bound.
+        assert worst_buffered <= 4 * MAX_UNSENT_ANSWER_BYTES
+        assert worst_queued <= MAX_QUEUED_REQUESTS + 256 * 1024 // len(PING)
+        async with asyncio.timeout(5):
+            while stuck in connections:  # aborted after the 1 s request timeout
+                writer.write(PING)  # while the bystander, answered each time, stays
+                async with asyncio.timeout(1.0):
+                    await reader.readuntil(PING_ANSWERED)
+                await asyncio.sleep(0.05)
+    finally:
+        attacker.transport.abort()
+        writer.close()
+
+
+async def test_a_pipelining_client_that_reads_slowly_gets_every_answer(bounded: Harness) -> None:
+    """Paused reading resumes as the client drains its answers: nothing is lost or reordered."""
+    count = 20_000
+    reader, writer = await _non_reading_connection(bounded.server.port)
+    writer.write(PING * (count - 1) + b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    try:
+        async with asyncio.timeout(20):
+            while not received.endswith(b"}") or b"serverTime" not in received[-64:]:
+                chunk = await reader.read(4096)
+                assert chunk, "closed before every answer arrived"
+                received += chunk
+                await asyncio.sleep(0)  # a slow reader
+    finally:
+        writer.close()
+    assert received.count(PING_ANSWERED) == count - 1
+    assert received.count(b"HTTP/1.1 200 OK") == count

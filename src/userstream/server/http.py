@@ -30,6 +30,16 @@ MAX_HEADERS = 100
 # socket hygiene against slow-loris clients, not a protocol deadline, so it runs on the event
 # loop's real clock rather than the injectable one.
 REQUEST_TIMEOUT_S = 60.0
+# Answers a connection has not read are bounded: past this many unsent bytes the server stops
+# reading (and so stops parsing and answering) that connection's requests until the transport
+# has drained below its low-water mark, so a client that pipelines requests and never reads
+# costs a bounded amount of memory and CPU. One that stays stuck for the request timeout is
+# aborted: like the request timeout, that is socket hygiene on the loop's real clock.
+MAX_UNSENT_ANSWER_BYTES = 64 * 1024
+# Likewise parsed requests waiting for their answers: past this many the server stops reading
+# until they are answered (what one read already delivered is still parsed, so the bound is
+# this plus one read's worth).
+MAX_QUEUED_REQUESTS = 64
 
 _REASONS = {
     200: "OK",
@@ -137,14 +147,21 @@ class HttpProtocol(asyncio.Protocol):
         self._rejection: bytes | None = None  # an error answer waiting behind queued requests
         # Answers to pipelined requests go out together, once per loop turn (`_answer`).
         self._answers: list[bytes] = []
+        self._answers_size = 0
         self._timeout: asyncio.TimerHandle | None = None
         self._request_begun = False
+        # Set while the transport's unsent answers are over its high-water mark.
+        self._writing_paused = False
+        self._reading_paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self._stuck: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=MAX_UNSENT_ANSWER_BYTES)
         self._connections.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
@@ -196,6 +213,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._disarm_timeout()
+        self._unstick()
         if self._websocket is not None:
             self._websocket.connection_lost(exc)
         if self._worker is not None:
@@ -213,10 +231,61 @@ class HttpProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._websocket is not None:
             self._websocket.pause_writing()
+            return
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._writing_paused = True
+        self._pace_reading()
+        self._stuck = asyncio.get_running_loop().call_later(
+            self._request_timeout_s, self._stayed_stuck
+        )
 
     def resume_writing(self) -> None:
         if self._websocket is not None:
             self._websocket.resume_writing()
+            return
+        self._unstick()
+        self._pace_reading()
+
+    def _pace_reading(self) -> None:
+        """Read only while the client's answers leave and its queued requests are few."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        backlogged = self._writing_paused or len(self._queue) >= MAX_QUEUED_REQUESTS
+        if backlogged != self._reading_paused:
+            self._reading_paused = backlogged
+            if backlogged:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _unstick(self) -> None:
+        self._writing_paused = False
+        if self._stuck is not None:
+            self._stuck.cancel()
+            self._stuck = None
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _stayed_stuck(self) -> None:
+        """The client has not read its answers for the request timeout: drop them."""
+        self._stuck = None
+        if self._transport is not None:
+            self._closing = True
+            self._transport.abort()
+
+    def queued_requests(self) -> int:
+        """Requests parsed and waiting for their answers."""
+        return len(self._queue)
+
+    def buffered_bytes(self) -> int:
+        """Bytes of answers this connection holds that the client has not read yet."""
+        transport = self._transport
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        return unsent + self._answers_size
 
     # httptools callbacks
 
@@ -257,14 +326,24 @@ class HttpProtocol(asyncio.Protocol):
             self._upgrade = request
             return
         self._queue.append((request, self._parser.should_keep_alive()))
+        if len(self._queue) >= MAX_QUEUED_REQUESTS:
+            self._pace_reading()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._serve_queue())
 
     # request handling
 
     async def _serve_queue(self) -> None:
+        served = 0
         while self._queue and self._transport is not None:
+            if self._writing_paused:
+                # Answer nothing more until the client has read what it was sent.
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
+                continue
             request, keep_alive = self._queue.popleft()
+            if self._reading_paused:
+                self._pace_reading()
             try:
                 response = await self._app.handle_http(request)
             except Exception:
@@ -288,6 +367,10 @@ class HttpProtocol(asyncio.Protocol):
                 self._write_answers()
                 self._transport.close()
                 return
+            served += 1
+            if served % MAX_QUEUED_REQUESTS == 0:
+                # A long pipeline takes turns with the other connections, batch by batch.
+                await asyncio.sleep(0)
         if self._rejection is None and self._transport is not None and self._timeout is None:
             self._arm_timeout()
         if self._rejection is not None and self._transport is not None:
@@ -302,9 +385,15 @@ class HttpProtocol(asyncio.Protocol):
         if not self._answers:
             asyncio.get_running_loop().call_soon(self._write_answers)
         self._answers.append(data)
+        self._answers_size += len(data)
+        if self._answers_size >= MAX_UNSENT_ANSWER_BYTES:
+            # Hand them to the transport now, so its high-water mark can pause this
+            # connection before the loop turn ends.
+            self._write_answers()
 
     def _write_answers(self) -> None:
         answers, self._answers = self._answers, []
+        self._answers_size = 0
         if answers and self._transport is not None:
             self._transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 

@@ -59,6 +59,9 @@ class _Transport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
 
 def _protocol() -> tuple[HttpProtocol, _Transport, _App]:
     app = _App()
