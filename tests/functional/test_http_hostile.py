@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -700,3 +702,80 @@ async def test_a_pipelining_client_that_reads_slowly_gets_every_answer(bounded: 
         writer.close()
     assert received.count(PING_ANSWERED) == count - 1
     assert received.count(b"HTTP/1.1 200 OK") == count
+
+
+def _assert_dated(response: RawResponse) -> None:
+    sent = parsedate_to_datetime(response.header("Date"))
+    assert response.header("Date").endswith(" GMT")  # IMF-fixdate, RFC 9110 §5.6.7
+    assert abs(sent.timestamp() - time.time()) < 5
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "spot"),
+    [
+        ("GET", "/fapi/v1/ping", 200, False),
+        ("GET", "/fapi/v1/time", 200, False),
+        ("GET", "/fapi/v1/exchangeInfo", 200, False),
+        ("POST", "/fapi/v1/listenKey", 200, False),
+        ("PUT", "/fapi/v1/listenKey", 200, False),
+        ("DELETE", "/fapi/v1/listenKey", 200, False),
+        ("PUT", "/fapi/v1/listenKey?nokey", 401, False),
+        ("GET", "/fapi/v1/nothing", 404, False),
+        ("PATCH", "/fapi/v1/ping", 405, False),
+        ("GET", "/api/v3/ping", 200, True),
+        ("GET", "/api/v3/time", 200, True),
+    ],
+)
+async def test_rest_answers_carry_binance_headers(
+    h: Harness, method: str, path: str, status: int, spot: bool
+) -> None:
+    """Content-Type, Date and the used weight on every REST answer; spot routes also carry
+    the weight without the interval suffix (trading spec §7)."""
+    account = h.account()
+    await h.listen_key(account)
+    key = "" if path.endswith("?nokey") else f"X-MBX-APIKEY: {account.api_key}\r\n"
+    request = f"{method} {path} HTTP/1.1\r\nHost: x\r\n{key}Connection: close\r\n\r\n"
+    response = await one_response(h.server.port, request.encode())
+    assert response.status == status
+    assert response.header("Content-Type") == JSON
+    _assert_dated(response)
+    used = response.header("X-MBX-USED-WEIGHT-1M")
+    assert int(used) >= 1
+    if spot:
+        assert response.header("X-MBX-USED-WEIGHT") == used
+    else:
+        assert "x-mbx-used-weight" not in response.headers
+
+
+async def test_rate_limited_answers_carry_retry_after_and_date(tmp_path: Path) -> None:
+    async with running_harness(tmp_path / "data", weight_limits=WeightLimits(per_minute=1)) as h:
+        ping = b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert (await one_response(h.server.port, ping)).status == 200
+        limited = await one_response(h.server.port, ping)
+    assert limited.status == 429
+    assert limited.header("X-MBX-USED-WEIGHT-1M") == "2"
+    assert int(limited.header("Retry-After")) >= 1
+    _assert_dated(limited)
+
+
+async def test_admin_errors_and_handshakes_carry_date(h: Harness) -> None:
+    admin = await one_response(
+        h.server.port, b"GET /admin/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert admin.status == 401
+    _assert_dated(admin)
+    malformed = await one_response(h.server.port, b"NOT HTTP\r\n\r\n")
+    assert malformed.status == 400
+    _assert_dated(malformed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", h.server.port)
+    try:
+        writer.write(
+            b"GET /private/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + WS_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    (switching,) = parse_responses(head, bodies=False)
+    assert switching.status == 101
+    _assert_dated(switching)

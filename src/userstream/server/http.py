@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Protocol, cast
 
 import httptools
@@ -78,7 +80,7 @@ class Response:
     content_type: str = "application/json"
 
     def encode(self, keep_alive: bool) -> bytes:
-        head = _status_head(self.status, self.content_type) + b"%d" % len(self.body)
+        head = _status_head(self.status, self.content_type) + b"%d" % len(self.body) + date_line()
         if self.headers:
             head += "".join(f"\r\n{name}: {value}" for name, value in self.headers).encode(
                 "latin-1"
@@ -86,6 +88,26 @@ class Response:
         if not keep_alive:
             head += b"\r\nConnection: close"
         return head + b"\r\n\r\n" + self.body
+
+
+_date_second = -1
+_date_line = b""
+
+
+def date_line() -> bytes:
+    """`\r\nDate: <IMF-fixdate>` for the current second, formatted once per second.
+
+    Every answer carries Date (RFC 9110 §6.6.1: an origin server with a clock must send it;
+    Binance sends it on every answer, trading spec §7). It is the real time the answer was
+    made, as RFC 9110 defines it, also under `--clock virtual`, whose time is the venue's
+    business time and is what `serverTime` reports.
+    """
+    global _date_second, _date_line
+    second = int(time.time())
+    if second != _date_second:
+        _date_second = second
+        _date_line = b"\r\nDate: " + formatdate(second, usegmt=True).encode("ascii")
+    return _date_line
 
 
 @functools.cache
@@ -438,7 +460,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + wsframes.accept_key(key).encode("ascii") + b"\r\n\r\n"
+            b"Sec-WebSocket-Accept: "
+            + wsframes.accept_key(key).encode("ascii")
+            + date_line()
+            + b"\r\n\r\n"
         )
         self._websocket = WebSocketConnection(
             transport, accepted, self._flusher, self._max_message, self._client_ip

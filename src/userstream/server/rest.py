@@ -1,6 +1,8 @@
 """The REST routes real clients call around a user data stream (spec §2, §6.6).
 
-Every answer carries `X-MBX-USED-WEIGHT-1M`; every request, failed or not, costs its weight
+Every answer carries `Content-Type: application/json`, `Date` (added to every HTTP answer by
+`server/http.py`) and `X-MBX-USED-WEIGHT-1M`, `/api/v3/*` answers `X-MBX-USED-WEIGHT` too, and
+429/418 answers `Retry-After` (trading spec §7); every request, failed or not, costs its weight
 (spec §6.3: "a 400 still costs weight").
 """
 
@@ -18,6 +20,11 @@ from userstream.server.keys import ListenKeyService
 from userstream.server.responses import error_response, json_response
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+SPOT_PREFIX = "/api/v3/"
+SPOT_USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT"
+"""Spot answers carry the used weight a second time, without the interval suffix (trading
+spec §7); python-binance's async start-up calls `/api/v3/ping` and `/api/v3/time`."""
 
 NOT_FOUND = BinanceAPIError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404)
 
@@ -68,6 +75,8 @@ class RestApi:
         except BinanceAPIError as error:
             response = error_response(error)
         response.headers.append((USED_WEIGHT_HEADER, str(used)))
+        if request.path.startswith(SPOT_PREFIX):
+            response.headers.append((SPOT_USED_WEIGHT_HEADER, str(used)))
         return response
 
     # USER_STREAM routes: API key only; `listenKey`, `timestamp`, `recvWindow` and `signature`
