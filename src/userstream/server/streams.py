@@ -73,10 +73,10 @@ class StreamSession:
         if outcome.close:
             conn.close(CloseCode.POLICY_VIOLATION, "invalid JSON")
 
-    # Ping and pong frames are incoming messages too: Binance's stream pages limit "incoming
-    # messages" (spec §4.5) and its spot page on the same limit defines a message as "a PING
-    # frame, a PONG frame, a JSON controlled message" (developers.binance.com, Spot WebSocket
-    # Streams, "WebSocket Limits").
+    # Ping and pong frames are incoming messages too: the USDⓈ-M stream pages limit "incoming
+    # messages" (spec §4.5), and Binance's spot page on the same limit says "A message is
+    # considered: A PING frame, A PONG frame, A JSON controlled message" (binance-spot-api-docs
+    # web-socket-streams.md, "Websocket Limits").
 
     def on_ping(self, payload: bytes) -> None:
         if self.conn is not None:
