@@ -32,6 +32,7 @@ MALFORMED = "Malformed HTTP request: "
 NOT_FOUND = {"code": -1099, "msg": "Not found, unauthenticated, or unauthorized."}
 UNAUTHORIZED = {"code": -1002, "msg": "You are not authorized to execute this request."}
 BAD_UPGRADE = {"code": -1130, "msg": "Invalid WebSocket upgrade request."}
+BAD_VERSION = {"code": -1130, "msg": "Unsupported WebSocket version."}
 
 
 @dataclass
@@ -251,8 +252,8 @@ HOSTILE: dict[str, tuple[bytes, int, dict[str, object] | str]] = {
     "ws-short-key": (_upgrade(b"/ws/abc", key=b"c2hvcnQ="), 400, BAD_UPGRADE),
     "ws-key-not-base64": (_upgrade(b"/ws/abc", key=b"!!!!!!!!!!!!!!!!!!!!!!!="), 400, BAD_UPGRADE),
     "ws-no-key": (_upgrade(b"/ws/abc", key=b""), 400, BAD_UPGRADE),
-    "ws-version-8": (_upgrade(b"/ws/abc", version=b"8"), 400, BAD_UPGRADE),
-    "ws-version-list": (_upgrade(b"/private/ws", version=b"13, 8"), 400, BAD_UPGRADE),
+    "ws-version-8": (_upgrade(b"/ws/abc", version=b"8"), 426, BAD_VERSION),
+    "ws-version-list": (_upgrade(b"/private/ws", version=b"13, 8"), 426, BAD_VERSION),
     "ws-api-bad-key": (_upgrade(b"/ws-fapi/v1", key=b"x"), 400, BAD_UPGRADE),
     "ws-post": (
         _upgrade(b"/ws/abc").replace(b"GET ", b"POST ", 1),

@@ -381,13 +381,19 @@ HOSTILE = [
     ),
     pytest.param(
         frame(OPCODE_TEXT, b"\xff\xfe"),
-        [code3("expected value at line 1 column 1"), INVALID_JSON_CLOSE],
+        [("close", 1007, "invalid UTF-8 in a text message")],
         id="non-utf8",
     ),
     pytest.param(
         frame(OPCODE_TEXT, b'{"method":"SUBSCRIBE","params":["\xc3"],"id":1}'),
-        [code3("invalid unicode code point at line 1 column 35"), INVALID_JSON_CLOSE],
+        [("close", 1007, "invalid UTF-8 in a text message")],
         id="non-utf8-in-string",
+    ),
+    # A binary frame need not be UTF-8: it is read as JSON, and serde's error is the answer.
+    pytest.param(
+        frame(OPCODE_BINARY, b'{"method":"SUBSCRIBE","params":["\xc3"],"id":1}'),
+        [code3("invalid unicode code point at line 1 column 35"), INVALID_JSON_CLOSE],
+        id="non-utf8-in-string-binary",
     ),
     pytest.param(
         frame(OPCODE_CLOSE, struct.pack("!H", 999)), [("close", 1002, "")], id="close-999"

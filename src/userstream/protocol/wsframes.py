@@ -3,6 +3,8 @@
 The server writes unmasked frames it builds once and reuses for every connection (the fan-out
 hot path needs the header prepended exactly once per event), and parses masked client frames.
 Only what a stream server needs: text/binary messages with fragmentation, ping, pong, close.
+Why this parser is kept rather than websockets' sans-I/O `ServerProtocol`:
+docs/websocket-inbound.md.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -36,6 +39,13 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
+
+
+def sendable_close_code(code: int) -> bool:
+    """Whether an endpoint may put `code` in a close frame (RFC 6455 §7.4.1-7.4.2): 1000-1003,
+    1007-1014 (1004 is reserved; 1005 and 1006 mean "no code" and "no close frame" and never go
+    on the wire) and 3000-4999 (registered and private codes)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 class FrameError(Exception):
@@ -66,6 +76,36 @@ def valid_client_key(sec_websocket_key: str) -> bool:
         return len(base64.b64decode(sec_websocket_key.encode("ascii"), validate=True)) == 16
     except (ValueError, UnicodeEncodeError):
         return False
+
+
+VERSION = "13"
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRejection:
+    """Answer an upgrade request with this HTTP status, message and extra headers."""
+
+    status: int
+    msg: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def check_handshake(method: str, headers: Mapping[str, str]) -> HandshakeRejection | None:
+    """None when an opening handshake (header names lower-cased) may be accepted (RFC 6455
+    §4.2.1). A version other than 13 is answered 426 with `Sec-WebSocket-Version: 13`, so the
+    client can retry with one we speak (§4.2.2 point 4, §4.4); anything else malformed is 400."""
+    if (
+        method != "GET"
+        or headers.get("upgrade", "").lower() != "websocket"
+        or "sec-websocket-version" not in headers
+        or not valid_client_key(headers.get("sec-websocket-key", ""))
+    ):
+        return HandshakeRejection(400, "Invalid WebSocket upgrade request.")
+    if headers["sec-websocket-version"] != VERSION:
+        return HandshakeRejection(
+            426, "Unsupported WebSocket version.", (("Sec-WebSocket-Version", VERSION),)
+        )
+    return None
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -114,9 +154,16 @@ def text_frame_chunks(payloads: list[bytes]) -> list[bytes]:
     return chunks
 
 
+MAX_CLOSE_REASON = 123  # a control frame's 125-byte payload less the 2-byte code (§5.5)
+
+
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame; the reason is cut to fit the 123-byte control-frame budget."""
-    data = reason.encode("utf-8")[:123]
+    """A close frame; the reason is cut to fit the 123-byte control-frame budget, never inside
+    a UTF-8 character (the peer must fail a close frame whose reason is not UTF-8, §5.5.1)."""
+    data = reason.encode("utf-8")
+    if len(data) > MAX_CLOSE_REASON:
+        # Only the last, cut character can be incomplete: "ignore" drops exactly its bytes.
+        data = data[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")
     return encode_frame(Opcode.CLOSE, struct.pack("!H", code) + data)
 
 
@@ -175,6 +222,8 @@ class FrameParser:
             if len(buf) < 10:
                 return None
             length = int.from_bytes(buf[2:10], "big")
+            if length >> 63:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "64-bit length with the top bit set")
             offset = 10
         if length > self._max_message:
             raise FrameError(CloseCode.MESSAGE_TOO_BIG, f"frame over {self._max_message} bytes")
@@ -200,7 +249,7 @@ class FrameParser:
             if self._fragment_opcode is not None:
                 raise FrameError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
             if fin:
-                return Message(Opcode(opcode), payload)
+                return _message(Opcode(opcode), payload)
             self._fragment_opcode = Opcode(opcode)
         else:
             raise FrameError(CloseCode.PROTOCOL_ERROR, f"unknown data opcode {opcode}")
@@ -211,11 +260,21 @@ class FrameParser:
         if not fin:
             return None
         assert self._fragment_opcode is not None
-        message = Message(self._fragment_opcode, b"".join(self._fragments))
+        message = _message(self._fragment_opcode, b"".join(self._fragments))
         self._fragments.clear()
         self._fragment_opcode = None
         self._fragment_size = 0
         return message
+
+
+def _message(opcode: Opcode, payload: bytes) -> Message:
+    """A complete data message; a text message must be UTF-8 (RFC 6455 §8.1: fail with 1007)."""
+    if opcode == Opcode.TEXT:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message") from None
+    return Message(opcode, payload)
 
 
 def close_reply_code(payload: bytes) -> int:
@@ -231,7 +290,7 @@ def close_reply_code(payload: bytes) -> int:
     if len(payload) == 1:
         return CloseCode.PROTOCOL_ERROR
     code = int.from_bytes(payload[:2], "big")
-    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+    if not sendable_close_code(code):
         return CloseCode.PROTOCOL_ERROR
     try:
         payload[2:].decode("utf-8")

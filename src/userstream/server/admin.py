@@ -19,6 +19,7 @@ from userstream.clock import Clock, ManualClock
 from userstream.exceptions import BinanceAPIError, EventValidationError
 from userstream.protocol import errors
 from userstream.protocol.codec import parse_admin_encoded
+from userstream.protocol.wsframes import CloseCode, sendable_close_code
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.responses import error_response, json_response
@@ -112,10 +113,9 @@ class AdminApi:
                 return await self._advance(request)
             case ["connections", "drop"] if method == "POST":
                 drop = self._decode(request.body or b"{}", _Drop)
-                # Only codes an endpoint may put in a close frame (RFC 6455 §7.4): 1004, 1005,
-                # 1015 and 1016-2999 are reserved, and clients fail the connection on them.
+                # Only codes a close frame may carry: clients fail the connection on others.
                 code = drop.code
-                if not (1000 <= code <= 1003 or 1006 <= code <= 1014 or 3000 <= code <= 4999):
+                if not (code == CloseCode.ABNORMAL or sendable_close_code(code)):
                     raise _bad(
                         "code must be 1006 (drop without a close frame), 1000-1003, "
                         "1007-1014 or 3000-4999"

@@ -66,9 +66,6 @@ class StreamGateway:
         self.delivered = 0
         self.watcher: KeyWatcher | None = None
 
-    def watched_keys(self) -> list[str]:
-        return list(self._by_key)
-
     def subscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
         filters = self._by_key.get(stream.listen_key)
         if filters is None:

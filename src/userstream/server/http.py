@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Protocol, cast
@@ -419,9 +420,11 @@ class HttpProtocol(asyncio.Protocol):
         if answers and self._transport is not None:
             self._transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
-    def _reject(self, status: int, msg: str) -> None:
+    def _reject(self, status: int, msg: str, headers: Sequence[tuple[str, str]] = ()) -> None:
         self._closing = True
-        rejection = self._app.error_response(status, msg).encode(keep_alive=False)
+        response = self._app.error_response(status, msg)
+        response.headers.extend(headers)
+        rejection = response.encode(keep_alive=False)
         if self._worker is not None and not self._worker.done():
             # Requests pipelined before the bad one are still being answered: answer them
             # first, in order, then this (RFC 9112 §9.3.2); `_serve_queue` writes it last.
@@ -442,16 +445,11 @@ class HttpProtocol(asyncio.Protocol):
         if self._queue or (self._worker is not None and not self._worker.done()):
             self._reject(400, "Upgrade pipelined behind other requests.")
             return
-        headers = request.headers
-        key = headers.get("sec-websocket-key", "")
-        if (
-            request.method != "GET"
-            or headers.get("upgrade", "").lower() != "websocket"
-            or headers.get("sec-websocket-version") != "13"
-            or not wsframes.valid_client_key(key)
-        ):
-            self._reject(400, "Invalid WebSocket upgrade request.")
+        rejection = wsframes.check_handshake(request.method, request.headers)
+        if rejection is not None:
+            self._reject(rejection.status, rejection.msg, rejection.headers)
             return
+        key = request.headers["sec-websocket-key"]
         accepted = self._app.accept_websocket(request)
         if isinstance(accepted, Response):
             self._closing = True

@@ -1,9 +1,7 @@
-"""Ping, pong deadline and the 24-hour cap for every WebSocket connection (spec §3.1, §4.5).
+"""Schedules every WebSocket connection's pings, pong deadline and 24-hour cap.
 
-The server pings every 3 minutes; a connection with a ping unanswered for 10 minutes is
-dropped; every connection is closed at 24 hours. A pong counts only if it echoes the payload
-of a ping we sent: unsolicited pongs are allowed but do not prevent disconnection
-(change log 2024-02-09).
+The rules (intervals, which pong counts, close codes and reasons) are `protocol.liveness`'s;
+this adapter only puts its deadlines on the scheduler and applies its answers to the socket.
 """
 
 from __future__ import annotations
@@ -12,16 +10,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from userstream.protocol.wsframes import CloseCode
+from userstream.protocol.liveness import LivenessPolicy, PongRule
 from userstream.server.scheduler import Scheduler, Timer
 from userstream.server.websocket import WebSocketConnection
 
-
-@dataclass(frozen=True, slots=True)
-class LivenessPolicy:
-    ping_interval_ms: int = 3 * 60 * 1000
-    pong_timeout_ms: int = 10 * 60 * 1000
-    max_lifetime_ms: int = 24 * 60 * 60 * 1000
+__all__ = ["Liveness", "LivenessContext", "LivenessPolicy", "PongWatch"]
 
 
 class PongWatch:
@@ -56,17 +49,16 @@ class PongWatch:
 
 
 class Liveness:
+    """One connection's timers. `stop()` cancels them all, which releases the connection."""
+
     __slots__ = (
         "_conn",
         "_lifetime_timer",
-        "_oldest_unanswered_ms",
-        "_outstanding",
         "_ping_timer",
-        "_policy",
         "_pong_timer",
         "_pongs",
+        "_rule",
         "_scheduler",
-        "connected_ms",
     )
 
     def __init__(
@@ -79,56 +71,42 @@ class Liveness:
         self._conn = conn
         self._pongs = pongs
         self._scheduler = scheduler
-        self._policy = policy
-        self.connected_ms = scheduler.clock.now_ms()
-        self._outstanding: set[bytes] = set()
-        self._oldest_unanswered_ms: int | None = None
-        self._ping_timer: Timer = scheduler.call_at(
-            self.connected_ms + policy.ping_interval_ms, self._ping
-        )
+        self._rule = PongRule(policy, scheduler.clock.now_ms())
+        self._ping_timer: Timer = scheduler.call_at(self._rule.first_ping_ms, self._ping)
         self._pong_timer: Timer | None = None
-        self._lifetime_timer = scheduler.call_at(
-            self.connected_ms + policy.max_lifetime_ms, self._lifetime_over
-        )
+        self._lifetime_timer = scheduler.call_at(self._rule.lifetime_end_ms, self._lifetime_over)
 
     def _ping(self, due_ms: int) -> None:
-        payload = str(due_ms).encode("ascii")
-        self._outstanding.add(payload)
-        self._conn.ping(payload)
-        if self._oldest_unanswered_ms is None:
-            self._oldest_unanswered_ms = due_ms
+        scheduler = self._scheduler
+        ping = self._rule.ping(due_ms)
+        self._conn.ping(ping.payload)
+        if ping.pong_deadline_ms is not None:
             self._pongs.pinged()
-            self._pong_timer = self._scheduler.call_at(
-                due_ms + self._policy.pong_timeout_ms, self._pong_overdue
-            )
-        self._ping_timer = self._scheduler.call_at(
-            due_ms + self._policy.ping_interval_ms, self._ping
-        )
+            self._pong_timer = scheduler.call_at(ping.pong_deadline_ms, self._pong_overdue)
+        self._ping_timer = scheduler.call_at(ping.next_ping_ms, self._ping)
 
     def on_pong(self, payload: bytes) -> None:
-        if payload in self._outstanding:
-            self._answered()
+        if self._rule.pong(payload):
+            self._end_wait()
 
-    def _answered(self) -> None:
-        self._outstanding.clear()
-        if self._oldest_unanswered_ms is not None:
-            self._pongs.answered()
-        self._oldest_unanswered_ms = None
+    def _end_wait(self) -> None:
         if self._pong_timer is not None:
+            self._pongs.answered()
             self._pong_timer.cancel()
             self._pong_timer = None
 
     def _pong_overdue(self, due_ms: int) -> None:
-        minutes = self._policy.pong_timeout_ms / 60_000
-        self._conn.close(CloseCode.POLICY_VIOLATION, f"no pong received within {minutes:g} minutes")
+        close = self._rule.pong_overdue()
+        self._conn.close(close.code, close.reason)
 
     def _lifetime_over(self, due_ms: int) -> None:
-        self._conn.close(CloseCode.NORMAL, "connection reached the 24-hour limit")
+        close = self._rule.lifetime_over()
+        self._conn.close(close.code, close.reason)
 
     def stop(self) -> None:
         self._ping_timer.cancel()
         self._lifetime_timer.cancel()
-        self._answered()
+        self._end_wait()
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,17 @@ class StreamSession:
             for stream in self.state.streams.values():
                 self._gateway.subscribe(self, stream)
 
+    def _over_rate(self, conn: WebSocketConnection) -> bool:
+        """Count one incoming message; True (and the connection closing) when over the limit."""
+        if self._rate.allow(self._context.now_ms()):
+            return False
+        conn.close(CloseCode.POLICY_VIOLATION, "too many messages: over 10 per second")
+        return True
+
     def on_message(self, opcode: Opcode, payload: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        if not self._rate.allow(self._context.now_ms()):
-            conn.close(CloseCode.POLICY_VIOLATION, "too many messages: over 10 per second")
+        if self._over_rate(conn):
             return
         outcome = handle_control(payload, self.state)
         if self.route.delivers_user_data:
@@ -67,7 +73,18 @@ class StreamSession:
         if outcome.close:
             conn.close(CloseCode.POLICY_VIOLATION, "invalid JSON")
 
+    # Ping and pong frames are incoming messages too: the USDⓈ-M stream pages limit "incoming
+    # messages" (spec §4.5), and Binance's spot page on the same limit says "A message is
+    # considered: A PING frame, A PONG frame, A JSON controlled message" (binance-spot-api-docs
+    # web-socket-streams.md, "Websocket Limits").
+
+    def on_ping(self, payload: bytes) -> None:
+        if self.conn is not None:
+            self._over_rate(self.conn)
+
     def on_pong(self, payload: bytes) -> None:
+        if self.conn is None or self._over_rate(self.conn):
+            return
         if self._liveness is not None:
             self._liveness.on_pong(payload)
 

@@ -10,6 +10,7 @@ instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from typing import Protocol
 
@@ -28,6 +29,10 @@ class WebSocketHandler(Protocol):
     def on_open(self, conn: WebSocketConnection) -> None: ...
 
     def on_message(self, opcode: Opcode, payload: bytes) -> None: ...
+
+    def on_ping(self, payload: bytes) -> None:
+        """A ping arrived; the connection answers it after this unless this closed it."""
+        ...
 
     def on_pong(self, payload: bytes) -> None: ...
 
@@ -60,11 +65,17 @@ class Flusher:
         self.flush_now()
 
 
+class CloseState(enum.Enum):
+    """Where a connection is in its life (RFC 6455 §4.1, §7.1)."""
+
+    OPEN = enum.auto()
+    CLOSING = enum.auto()  # a close frame went out, or TCP is being dropped: nothing more sent
+    CLOSED = enum.auto()  # the TCP connection is gone
+
+
 class WebSocketConnection:
     __slots__ = (
         "_close_timer",
-        "_closed",
-        "_closing",
         "_dirty",
         "_flusher",
         "_handler",
@@ -75,6 +86,7 @@ class WebSocketConnection:
         "client_ip",
         "close_code",
         "close_reason",
+        "state",
     )
 
     def __init__(
@@ -91,8 +103,7 @@ class WebSocketConnection:
         self._parser = wsframes.FrameParser(max_message)
         self._outbox: list[bytes] = []
         self._dirty = False
-        self._closing = False
-        self._closed = False
+        self.state = CloseState.OPEN
         self._close_timer: asyncio.TimerHandle | None = None
         self.client_ip = client_ip
         self.bytes_sent = 0
@@ -101,7 +112,7 @@ class WebSocketConnection:
 
     @property
     def open_(self) -> bool:
-        return not self._closing and not self._closed
+        return self.state is CloseState.OPEN
 
     def open(self) -> None:
         self._handler.on_open(self)
@@ -110,7 +121,7 @@ class WebSocketConnection:
 
     def send_frame(self, frame: bytes) -> None:
         """Queue one pre-encoded frame; written with the rest at the end of this loop turn."""
-        if self._closing:
+        if self.state is not CloseState.OPEN:
             return
         self._outbox.append(frame)
         if not self._dirty:
@@ -119,7 +130,7 @@ class WebSocketConnection:
 
     def send_frames(self, frames: list[bytes]) -> None:
         """Queue whole frames given as byte chunks in order (the list is shared: not kept)."""
-        if self._closing:
+        if self.state is not CloseState.OPEN:
             return
         self._outbox += frames
         if not self._dirty:
@@ -134,7 +145,7 @@ class WebSocketConnection:
 
     def flush(self) -> None:
         self._dirty = False
-        if not self._outbox or self._closed:
+        if not self._outbox or self.state is CloseState.CLOSED:
             self._outbox.clear()
             return
         data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
@@ -142,7 +153,7 @@ class WebSocketConnection:
         self._transport.write(data)
         self.bytes_sent += len(data)
         buffered = self._transport.get_write_buffer_size()
-        if buffered > self._flusher.max_buffer and not self._closing:
+        if buffered > self._flusher.max_buffer and self.state is CloseState.OPEN:
             self.close(
                 CloseCode.POLICY_VIOLATION,
                 f"slow consumer: {buffered} bytes unsent (limit {self._flusher.max_buffer})",
@@ -150,13 +161,13 @@ class WebSocketConnection:
 
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake: flush, send a close frame, drop TCP after a grace."""
-        if self._closing or self._closed:
+        if self.state is not CloseState.OPEN:
             return
         if code == CloseCode.ABNORMAL:
             self.abort(reason or "dropped")
             return
         self.flush()
-        self._closing = True
+        self.state = CloseState.CLOSING
         self.close_code, self.close_reason = code, reason
         self._transport.write(wsframes.close_frame(code, reason))
         loop = asyncio.get_running_loop()
@@ -164,16 +175,16 @@ class WebSocketConnection:
 
     def abort(self, reason: str = "") -> None:
         """Drop the TCP connection without a close frame (the peer sees 1006)."""
-        if self._closed:
+        if self.state is CloseState.CLOSED:
             return
-        self._closing = True
+        self.state = CloseState.CLOSING
         self.close_code, self.close_reason = CloseCode.ABNORMAL, reason
         self._transport.abort()
 
     # receiving
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
+        if self.state is CloseState.CLOSED:
             return
         try:
             messages = self._parser.feed(data)
@@ -184,28 +195,34 @@ class WebSocketConnection:
             # frame is written, instead of leaving the client waiting CLOSE_TIMEOUT_S.
             self._transport.close()
             return
+        self._dispatch(messages)
+
+    def _dispatch(self, messages: list[wsframes.Message]) -> None:
         for message in messages:
-            if self._closed:
+            state = self.state
+            if state is CloseState.CLOSED:
                 return
             opcode = message.opcode
-            if opcode == Opcode.PING:
-                if not self._closing:
-                    self.send_frame(wsframes.encode_frame(Opcode.PONG, message.payload))
+            if opcode == Opcode.CLOSE:
+                self._on_close_frame(message.payload)
+            elif state is not CloseState.OPEN:
+                continue  # after our close frame, only the peer's close frame matters (§7.1.2)
+            elif opcode == Opcode.PING:
+                self._handler.on_ping(message.payload)
+                self.send_frame(wsframes.encode_frame(Opcode.PONG, message.payload))
             elif opcode == Opcode.PONG:
                 self._handler.on_pong(message.payload)
-            elif opcode == Opcode.CLOSE:
-                self._on_close_frame(message.payload)
-            elif not self._closing:
+            else:
                 self._handler.on_message(opcode, message.payload)
 
     def _on_close_frame(self, payload: bytes) -> None:
         code, reason = wsframes.parse_close(payload)
-        if self._closing:  # the peer answered our close: the handshake is complete
+        if self.state is not CloseState.OPEN:  # the peer answered our close: handshake done
             self._transport.close()
             return
         self.close_code, self.close_reason = code, reason
         self.flush()
-        self._closing = True
+        self.state = CloseState.CLOSING
         # Echo the peer's code only when it is one a close frame may carry: a 999 or 5000,
         # a one-byte payload or a non-UTF-8 reason is answered with 1002 / 1007 instead.
         reply = wsframes.close_reply_code(payload)
@@ -219,9 +236,9 @@ class WebSocketConnection:
         """Nothing to do: the outbox is flushed every loop turn regardless."""
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._closed:
+        if self.state is CloseState.CLOSED:
             return
-        self._closed = True
+        self.state = CloseState.CLOSED
         self._outbox.clear()
         if self._close_timer is not None:
             self._close_timer.cancel()

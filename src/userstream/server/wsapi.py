@@ -65,6 +65,9 @@ class WsApiSession:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._serve())
 
+    def on_ping(self, payload: bytes) -> None:
+        """The connection answers pings; the WebSocket API counts only requests."""
+
     def on_pong(self, payload: bytes) -> None:
         if self._liveness is not None:
             self._liveness.on_pong(payload)
