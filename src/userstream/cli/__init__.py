@@ -45,7 +45,9 @@ def _parser() -> tuple[argparse.ArgumentParser, CommandParsers]:
         epilog="Run `userstream COMMAND --help` for a command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"userstream {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to run"
+    )
     parsers = CommandParsers(commands)
     serve.add_parser(parsers)
     account.add_parser(parsers)

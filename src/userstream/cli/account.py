@@ -29,7 +29,9 @@ def add_parser(parsers: CommandParsers) -> None:
         help="create and list accounts",
         example="userstream account list --data ./data",
     )
-    commands = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    commands = account.add_subparsers(
+        dest="account_command", required=True, metavar="ACTION", help="create or list"
+    )
     create = parsers.add(
         "create",
         help="create an account in a data folder and print its keys as one JSON line",

@@ -225,7 +225,7 @@ def _announce(server: UserStreamServer) -> None:
     elif os.environ.get("USERSTREAM_ADMIN_TOKEN"):
         token_from = "the one in $USERSTREAM_ADMIN_TOKEN"
     else:
-        token_from = f"in {token_file}"
+        token_from = f"in {token_file} (cat {token_file})"
     table = Table(title="userstream server", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -233,12 +233,13 @@ def _announce(server: UserStreamServer) -> None:
     table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
     table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
     table.add_row("Admin", f"{server.http_url}/admin/v1/")
-    table.add_row("Admin token", f"Authorization: Bearer <token>, {token_from}")
     table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
     table.add_row("Data", str(data))
     console.print(table)
     if server.admin_token_generated:
         console.print(f"admin token: [bold]{server.admin_token}[/bold] (saved in {token_file})")
+    else:
+        console.print(f"admin token (Authorization: Bearer <token>): {token_from}")
     account = server.demo_account
     if account is not None:
         print(json.dumps({"demoAccount": account.credentials()}), flush=True)

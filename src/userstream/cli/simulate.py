@@ -184,10 +184,9 @@ async def _accounts(
             created.append({"accountId": int(credentials["accountId"]), **credentials})
         return created
     known = {int(row["accountId"]): row for row in await remote_accounts(url, token)}
-    missing = [str(i) for i in account_ids if i not in known]
-    if missing:
-        raise ConfigurationError(f"--account-ids: no account {', '.join(missing)} on the server")
-    return [known[i] for i in account_ids]
+    # An id the server does not know stays in the run: its batches are refused and counted
+    # as errors, as the summary reports.
+    return [known.get(i, {"accountId": i, "name": None, "apiKey": None}) for i in account_ids]
 
 
 def _announce_accounts(args: argparse.Namespace, url: str, accounts: list[dict[str, Any]]) -> None:
@@ -200,14 +199,16 @@ def _announce_accounts(args: argparse.Namespace, url: str, accounts: list[dict[s
     table.add_column("account", justify="right")
     table.add_column("apiKey", no_wrap=True)
     for account in accounts:
-        table.add_row(str(account["accountId"]), str(account["apiKey"]))
+        table.add_row(str(account["accountId"]), account["apiKey"] or "(no such account)")
     console = Console(soft_wrap=True, highlight=False)
     console.print(table)
     parts = urlsplit(url)
     local = f"--local --port {parts.port or 80}"
     if parts.hostname not in (None, "127.0.0.1"):
         local += f" --host {parts.hostname}"
-    console.print(f"  {self_command()} listen {local} --api-key {accounts[0]['apiKey']}")
+    keys = [account["apiKey"] for account in accounts if account["apiKey"]]
+    if keys:
+        console.print(f"  {self_command()} listen {local} --api-key {keys[0]}")
 
 
 async def _run(args: argparse.Namespace, ids: Sequence[int], sink: Sink) -> RunStats:
@@ -280,7 +281,7 @@ def _report(args: argparse.Namespace, stats: RunStats, accounts: list[dict[str, 
     table.add_row("batches", f"{stats.batches:,}")
     table.add_row("errors (events lost)", f"{stats.errors} ({stats.failed:,})")
     console.print(table)
-    api_keys = {int(a["accountId"]): str(a["apiKey"]) for a in accounts}
+    api_keys = {int(a["accountId"]): a["apiKey"] or "" for a in accounts}
     by_account = Table(title_justify="left")
     by_account.add_column("account")
     by_account.add_column("events", justify="right")
