@@ -14,6 +14,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ from tests.conftest import (
 from userstream import cli
 from userstream.cli.listen import _clock, _event_line
 from userstream.client.health import GapReason, StreamGap
+from userstream.storage import DB_FILENAME, open_database
 
 EXIT_TIMEOUT_S = 20
 MINUTE = 60_000
@@ -109,6 +111,18 @@ def test_unusable_data_folder_is_one_line(tmp_path: Path) -> None:
     assert "--data" in line
 
 
+def test_locked_data_folder_is_one_line(tmp_path: Path) -> None:
+    open_database(tmp_path).close()
+    holder = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        line = one_line_error(run_cli("serve", "--port", "0", "--data", str(tmp_path)))
+    finally:
+        holder.close()
+    assert f"data folder {tmp_path} cannot be used (database is locked)" in line
+    assert "another process holds it" in line
+
+
 @pytest.mark.parametrize(
     ("bus", "expected"),
     [
@@ -124,6 +138,14 @@ def test_bad_or_unreachable_bus_is_one_line(tmp_path: Path, bus: str, expected: 
     line = one_line_error(result)
     assert expected.format(closed=closed) in line
     assert "--bus" in line
+
+
+def test_publish_to_an_unreachable_bus_is_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "events.json"
+    events.write_text('{"e":"ACCOUNT_CONFIG_UPDATE","ac":{"s":"BTCUSDT","l":25}}')
+    url = f"nats://127.0.0.1:{free_port()}"
+    line = one_line_error(run_cli("publish", "--bus", url, "--account", "1", str(events)))
+    assert f"NATS not reachable at {url} (connection refused)" in line
 
 
 # items 7, 8, 9: the parser
@@ -266,6 +288,13 @@ def test_banner_shows_a_listen_command_that_works(tmp_path: Path) -> None:
             assert listen.wait(timeout=EXIT_TIMEOUT_S) == 0
             listen.stdout.close()
             listen.stderr.close()
+    # On a restart the demo account is not new: `listen --local` finds its key in --data.
+    with server_process(tmp_path / "data") as again:
+        banner = (tmp_path / "data.stderr.log").read_text()
+        port = again.url.rsplit(":", 1)[1]
+        line = f"listen --local --port {port} --data {tmp_path / 'data'}    # other accounts: "
+        assert line in banner
+        assert "--api-key" not in banner
 
 
 # item 3: no server yet

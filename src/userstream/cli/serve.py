@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from userstream.cli import simulate
-from userstream.cli.account import DEFAULT_DATA
+from userstream.cli.account import DEFAULT_DATA, describe
 from userstream.cli.common import CommandParsers, self_command, self_python
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError
@@ -127,9 +127,12 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
         raise _data_folder_error(config.data_dir, error) from None
     try:
         await server.start()
-    except OSError as error:
+    except (OSError, sqlite3.Error) as error:
         await server.aclose()
-        raise _listen_error(config, error) from None
+        # A socket error names no file; a file error (admin-token, the database) does.
+        if isinstance(error, OSError) and error.filename is None:
+            raise _listen_error(config, error) from None
+        raise _data_folder_error(config.data_dir, error) from None
     demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
     _announce(server)
     stop = asyncio.Event()
@@ -207,7 +210,7 @@ def check_bus(urls: str) -> None:
             with socket.create_connection((host, port), timeout=NATS_PROBE_TIMEOUT_S):
                 return
         except OSError as error:
-            failures.append(f"{url} ({error.strerror or error})")
+            failures.append(f"{url} ({describe(error)})")
     raise ConfigurationError(
         f"--bus: NATS not reachable at {', '.join(failures)}; start nats-server -js "
         "there, or fix --bus"
@@ -255,16 +258,14 @@ def _connect_help(server: UserStreamServer, api_key: str | None) -> str:
     local = f"--local --port {port}" + ("" if host == "127.0.0.1" else f" --host {host}")
     if server.config.data_dir != DEFAULT_DATA:
         local += f" --data {server.config.data_dir}"
+    data = server.config.data_dir
     key = api_key or "<apiKey>"
-    key_source = (
-        "the demo account's key"
-        if api_key
-        else f"an account's key (`{cli} account list --data {server.config.data_dir}`)"
-    )
+    if api_key:
+        listen = f"  {cli} listen {local} --api-key {api_key}\n"
+    else:  # `listen --local` reads the demo account's key from the data folder itself
+        listen = f"  {cli} listen {local}    # other accounts: {cli} account list --data {data}\n"
     return (
-        f"Connect a client (with {key_source}):\n"
-        f"  {cli} listen {local} --api-key {key}\n"
-        f"or see the raw frames:\n"
+        "Connect a client to the demo account:\n" + listen + "or see the raw frames:\n"
         f"  KEY=$(curl -s -X POST -H 'X-MBX-APIKEY: {key}' {server.http_url}/fapi/v1/listenKey"
         f" | {python} -c 'import json,sys; print(json.load(sys.stdin)[\"listenKey\"])')\n"
         f"  {python} -m websockets {server.ws_url}/private/ws?listenKey=$KEY"
