@@ -99,8 +99,8 @@ def add_parser(parsers: CommandParsers) -> None:
     listen.add_argument(
         "--once",
         action="store_true",
-        help="no retries: exit 1 with one line when the server cannot be reached or the "
-        "connection drops (default: retry without limit, with backoff)",
+        help="no retries: exit non-zero with one line when the server cannot be reached or "
+        "the connection drops (default: retry without limit, with backoff)",
     )
 
 

@@ -281,16 +281,15 @@ def _report(args: argparse.Namespace, stats: RunStats, accounts: list[dict[str, 
     table.add_row("batches", f"{stats.batches:,}")
     table.add_row("errors (events lost)", f"{stats.errors} ({stats.failed:,})")
     console.print(table)
-    api_keys = {int(a["accountId"]): a["apiKey"] or "" for a in accounts}
+    # The keys were printed before the run (a table of their own: 64 characters fit).
     by_account = Table(title_justify="left")
-    by_account.add_column("account")
-    by_account.add_column("events", justify="right")
-    by_account.add_column("apiKey", no_wrap=True)
+    by_account.add_column("account", no_wrap=True, min_width=7)
+    by_account.add_column("events", justify="right", no_wrap=True, min_width=6)
     top = stats.by_account.most_common(TOP_ACCOUNTS)
     for account_id, count in top:
-        by_account.add_row(str(account_id), f"{count:,}", api_keys.get(int(account_id), ""))
+        by_account.add_row(str(account_id), f"{count:,}")
     if len(stats.by_account) > len(top):
-        by_account.add_row(f"... {len(stats.by_account) - len(top)} more", "", "")
+        by_account.add_row(f"... {len(stats.by_account) - len(top)} more", "")
     console.print(by_account)
     if stats.last_error:
         Console(stderr=True).print(f"[red]last error:[/red] {stats.last_error}")
