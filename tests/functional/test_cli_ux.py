@@ -328,6 +328,32 @@ def test_listen_waits_for_a_server_that_is_not_up_and_once_exits() -> None:
         listen.stderr.close()
 
 
+def test_listen_once_exits_with_one_line_when_the_connection_drops(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with server_process(data) as running:
+        port = running.url.rsplit(":", 1)[1]
+        listen = subprocess.Popen(
+            [sys.executable, "-m", "userstream.cli", "listen", "--local", "--port", port,
+             "--data", str(data), "--json", "--once"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert listen.stderr is not None
+        try:
+            assert "demo account's API key" in listen.stderr.readline()
+            assert "connected" in listen.stderr.readline()
+            admin(running.url, "POST", "connections/drop", {"accountId": 1})
+            assert listen.wait(timeout=EXIT_TIMEOUT_S) == 1
+            err = listen.stderr.read()
+        finally:
+            if listen.poll() is None:
+                listen.kill()
+                listen.wait()
+            listen.stderr.close()
+    assert "Traceback" not in err
+    assert "error: connection lost" in err
+    assert "not retrying (--once)" in err
+
+
 # item 11: one time format
 
 

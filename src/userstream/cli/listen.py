@@ -9,7 +9,7 @@ With `--local` and no `--api-key` the demo account's key is read from the server
 folder; keepalives follow the local server's clock (`serverclock.FollowingClock`), so a
 `serve --clock virtual` that is advanced keeps the key alive as real time would. Until the
 server answers, a line per attempt says so and the client's backoff paces the retries;
-`--once` exits 1 instead.
+`--once` exits non-zero instead, also when a connection drops later.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ from userstream.cli.serverclock import FollowingClock
 from userstream.client.backoff import Backoff
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, StreamGap, StreamHealth
-from userstream.client.stream import StateCallback, UserDataStream
+from userstream.client.stream import UserDataStream
 from userstream.clock import Clock
 from userstream.event_summary import summarize
 from userstream.exceptions import (
     ConfigurationError,
     InvalidAPIKey,
-    ReconnectGaveUp,
     TransportError,
 )
 from userstream.protocol.codec import encode_event, event_name
@@ -152,6 +151,7 @@ async def _listen(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main.cancel)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    watch: _Watch | None = None
     try:
         api_key = api_key_from(args, err)
         endpoints = endpoints_from(args)
@@ -160,7 +160,8 @@ async def _listen(args: argparse.Namespace) -> int:
             clock: Clock | None = None
             if args.local and not args.base_url:
                 clock = await stack.enter_async_context(FollowingClock(endpoints.rest_url))
-            stream = await _open(args, api_key, endpoints, clock, err)
+            watch = _Watch(err, main, args.json, args.once)
+            stream = await _open(args, api_key, endpoints, clock, err, watch)
             stack.push_async_callback(stream.aclose)
             err.print("[green]userstream listen: connected[/green]")
             if args.json:
@@ -168,11 +169,11 @@ async def _listen(args: argparse.Namespace) -> int:
             else:
                 await _rich_tail(stream)
     except asyncio.CancelledError:
+        if watch is not None and watch.lost is not None:
+            err.print(f"[red]error:[/red] connection lost ({watch.lost}); not retrying (--once)")
+            return 1
         err.print("userstream listen: stopped")
         return 0
-    except ReconnectGaveUp as gave_up:
-        err.print(f"[red]error:[/red] connection lost ({gave_up}); not retrying (--once)")
-        return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -185,11 +186,11 @@ async def _open(
     endpoints: Endpoints,
     clock: Clock | None,
     err: Console,
+    watch: _Watch,
 ) -> UserDataStream:
     """A started stream. Until the server answers, retry on the client's own backoff
     (`Backoff()`: at once, then 0.5 s doubling to 30 s, jittered), one line per attempt;
     with `--once`, exit at the first failure."""
-    backoff = Backoff(max_attempts=0) if args.once else Backoff()
     delays = Backoff().delays(random.Random())
     while True:
         stream = UserDataStream(
@@ -197,8 +198,7 @@ async def _open(
             endpoints=endpoints,
             key_transport=args.key_transport,
             clock=clock,
-            backoff=backoff,
-            on_state_change=None if not args.json else _state_printer(err),
+            on_state_change=watch.changed,
         )
         try:
             await stream.start()
@@ -219,14 +219,32 @@ async def _open(
             ) from None
 
 
-def _state_printer(err: Console) -> StateCallback:
-    def changed(old: ConnectionState, new: ConnectionState, reason: str) -> None:
-        if new is ConnectionState.RECONNECTING:
-            err.print(f"userstream listen: reconnecting ({reason})")
-        elif new is ConnectionState.CONNECTED and old is ConnectionState.RECONNECTING:
-            err.print("userstream listen: connected again")
+class _Watch:
+    """Sees the stream leave CONNECTED (a drop, or a key that had to be replaced): says so
+    on stderr with `--json` (the rich tail's health line shows it), and with `--once` ends
+    the run (`lost` names why) instead of letting the client reconnect."""
 
-    return changed
+    def __init__(self, err: Console, main: asyncio.Task[int], verbose: bool, once: bool) -> None:
+        self._err = err
+        self._main = main
+        self._verbose = verbose
+        self._once = once
+        self._away = False
+        self.lost: str | None = None
+
+    def changed(self, old: ConnectionState, new: ConnectionState, reason: str) -> None:
+        away = (ConnectionState.CONNECTING, ConnectionState.RECONNECTING)
+        if old is ConnectionState.CONNECTED and new in away:
+            self._away = True
+            if self._once:
+                self.lost = reason
+                self._main.cancel()
+            elif self._verbose:
+                self._err.print(f"userstream listen: connection lost ({reason}), reconnecting")
+        elif new is ConnectionState.CONNECTED and self._away:
+            self._away = False
+            if self._verbose:
+                self._err.print("userstream listen: connected again")
 
 
 async def _json_tail(stream: UserDataStream) -> None:
