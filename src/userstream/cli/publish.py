@@ -67,6 +67,7 @@ def _batches(stream: IO[str]) -> Iterator[tuple[int, str]]:
 
 
 def publish(args: argparse.Namespace) -> int:
+    check_bus(args.bus)
     if args.file == "-":
         return asyncio.run(_publish(args, sys.stdin))
     try:
@@ -78,7 +79,6 @@ def publish(args: argparse.Namespace) -> int:
 
 
 async def _publish(args: argparse.Namespace, stream: IO[str]) -> int:
-    check_bus(args.bus)
     accepted = batches = 0
     async with await Publisher.connect(args.bus) as publisher:
         for number, text in _batches(stream):
