@@ -369,7 +369,7 @@ def test_gap_lines_use_the_event_time_format() -> None:
 
 
 def test_listen_local_finds_the_demo_key_and_follows_the_virtual_clock(tmp_path: Path) -> None:
-    """Two hours of virtual time, advanced 20 minutes at a time with a pause between: a
+    """Two hours of virtual time, advanced 15 minutes at a time with a pause between: a
     listener on real time would let its key expire after 60 (a gap line, then a new key);
     following the server's clock it keeps the key alive and gets the next event, no gap."""
     data = tmp_path / "data"
@@ -385,9 +385,11 @@ def test_listen_local_finds_the_demo_key_and_follows_the_virtual_clock(tmp_path:
         try:
             assert "demo account's API key" in listen.stderr.readline()
             assert "connected" in listen.stderr.readline()
-            for _ in range(6):
-                admin(running.url, "POST", "clock/advance", {"ms": 20 * MINUTE})
-                time.sleep(1.5)  # the listener reads the server's time every 0.25 s
+            # Keepalives fall due every 30 minutes: in 15-minute steps each one has two
+            # pauses to happen in before the key's 60 minutes run out.
+            for _ in range(8):
+                admin(running.url, "POST", "clock/advance", {"ms": 15 * MINUTE})
+                time.sleep(1.0)  # the listener reads the server's time every 0.25 s
             event = {"e": "ACCOUNT_CONFIG_UPDATE", "ac": {"s": "BTCUSDT", "l": 9}}
             admin(running.url, "POST", f"accounts/{running.demo['accountId']}/events", event)
             first = json.loads(listen.stdout.readline())
