@@ -59,6 +59,10 @@ class AccountStore(Protocol):
 
     async def by_id(self, account_id: int) -> Account | None: ...
 
+    def all(self) -> list[Account]:
+        """Every account (as far as this node has seen, for a shared backend), by id."""
+        ...
+
     def __len__(self) -> int:
         """How many accounts exist (as far as this node has seen, for a shared backend)."""
         ...
@@ -110,6 +114,10 @@ class SqliteAccountStore:
         if account is None:
             account = self._load("id = ?", account_id)
         return account
+
+    def all(self) -> list[Account]:
+        rows = self._db.execute("SELECT id, name, api_key, secret_key FROM accounts ORDER BY id")
+        return [Account(*row) for row in rows]
 
     def _load(self, where: str, value: object) -> Account | None:
         row = self._db.execute(

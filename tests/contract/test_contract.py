@@ -195,6 +195,13 @@ async def test_account_ids_stay_unique_across_nodes(backend: Backend) -> None:
     await eventually(lambda: len(a.accounts) == 20 and len(b.accounts) == 20)
 
 
+async def test_every_node_lists_every_account_by_id(backend: Backend) -> None:
+    a, b = await backend.node(), await backend.node()
+    made = [await node.accounts.create(f"n{i}", START_MS) for i in range(3) for node in (a, b)]
+    expected = sorted(made, key=lambda account: account.id)
+    await eventually(lambda: a.accounts.all() == expected and b.accounts.all() == expected)
+
+
 # EventBus
 
 

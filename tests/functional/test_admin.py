@@ -124,7 +124,7 @@ async def test_admin_requires_the_token(server: Harness, token: str | None) -> N
 async def test_unknown_admin_route_is_404(server: Harness) -> None:
     status, _ = await server.admin("GET", "nothing-here")
     assert status == 404
-    status, _ = await server.admin("GET", "accounts")  # wrong method
+    status, _ = await server.admin("DELETE", "accounts")  # wrong method
     assert status == 404
 
 

@@ -13,17 +13,24 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 from userstream.bus.publisher import Publisher
+from userstream.cli.common import CommandParsers
+from userstream.cli.serve import check_bus
 from userstream.exceptions import ConfigurationError, EventValidationError
 
 
-def add_parser(commands: Any) -> None:
-    publish = commands.add_parser(
-        "publish", help="publish account events (JSON) to a NATS JetStream bus"
+def add_parser(parsers: CommandParsers) -> None:
+    publish = parsers.add(
+        "publish",
+        help="publish account events (JSON) to the NATS JetStream bus of `serve --bus`",
+        example='echo \'{"e":"ACCOUNT_CONFIG_UPDATE","ac":{"s":"BTCUSDT","l":25}}\' '
+        "| userstream publish --bus nats://127.0.0.1:4222 --account 1 -",
     )
-    publish.add_argument("--bus", required=True, help="nats://host:4222[,nats://host2:4222]")
+    publish.add_argument(
+        "--bus", required=True, help="NATS URLs, comma-separated: nats://host:4222[,...]"
+    )
     publish.add_argument("--account", type=int, required=True, help="account id")
     publish.add_argument(
         "--msg-id",
@@ -60,6 +67,7 @@ def _batches(stream: IO[str]) -> Iterator[tuple[int, str]]:
 
 
 def publish(args: argparse.Namespace) -> int:
+    check_bus(args.bus)
     if args.file == "-":
         return asyncio.run(_publish(args, sys.stdin))
     try:

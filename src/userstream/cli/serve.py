@@ -4,31 +4,56 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import os
 import signal
+import socket
+import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
 from userstream.cli import simulate
+from userstream.cli.account import DEFAULT_DATA, describe
+from userstream.cli.common import CommandParsers, self_command, self_python
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError
 from userstream.protocol.limits import WeightLimits
-from userstream.server.app import ServerConfig, UserStreamServer
-
-DEFAULT_DATA = Path("data")
+from userstream.server.app import ADMIN_TOKEN_FILE, ServerConfig, UserStreamServer
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = commands.add_parser("serve", help="run the server (REST, WebSocket API, streams)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    serve.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory")
-    serve.add_argument("--clock", choices=("real", "virtual"), default="real")
-    serve.add_argument("--admin-token", default=None, help="else $USERSTREAM_ADMIN_TOKEN")
-    serve.add_argument("--symbols", default=None, help="JSON file of exchangeInfo symbols")
+def add_parser(parsers: CommandParsers) -> None:
+    serve = parsers.add(
+        "serve",
+        help="run the server (REST, WebSocket API, streams, admin API) on one port",
+        example="userstream serve --demo --port 8080 --data ./data",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    serve.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="data folder (SQLite, admin-token)"
+    )
+    serve.add_argument(
+        "--clock",
+        choices=("real", "virtual"),
+        default="real",
+        help="virtual: time moves only through POST /admin/v1/clock/advance",
+    )
+    serve.add_argument(
+        "--admin-token",
+        default=None,
+        help="admin API bearer token; else $USERSTREAM_ADMIN_TOKEN, else the one saved in "
+        "DATA/admin-token (made on first start)",
+    )
+    serve.add_argument(
+        "--symbols",
+        default=None,
+        help="JSON file of exchangeInfo symbols; else the bundled list",
+    )
     serve.add_argument(
         "--weight-per-minute",
         type=int,
@@ -41,12 +66,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=ServerConfig().max_unsent_bytes,
         help="a stream consumer this far behind is disconnected (1008)",
     )
-    serve.add_argument("--log-level", default="WARNING")
+    serve.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="DEBUG, INFO, WARNING or ERROR (log lines go to standard error)",
+    )
     serve.add_argument(
         "--bus",
         default=None,
-        help="run as a gateway node on NATS JetStream (comma-separated URLs); "
-        "without it, the embedded memory + SQLite backends",
+        help="run as a gateway node on NATS JetStream (comma-separated URLs, "
+        "nats://host:4222); without it, the embedded memory + SQLite backends",
     )
     serve.add_argument(
         "--reconcile-interval",
@@ -81,6 +110,8 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
     if args.demo_rate <= 0:
         raise ConfigurationError("--demo-rate must be > 0")
+    if args.bus is not None:
+        check_bus(args.bus)
     demo_rate = args.demo_rate if args.demo else None
     try:
         import uvloop
@@ -90,8 +121,18 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
-    server = UserStreamServer(config)
-    await server.start()
+    try:
+        server = UserStreamServer(config)
+    except (OSError, sqlite3.Error) as error:
+        raise _data_folder_error(config.data_dir, error) from None
+    try:
+        await server.start()
+    except (OSError, sqlite3.Error) as error:
+        await server.aclose()
+        # A socket error names no file; a file error (admin-token, the database) does.
+        if isinstance(error, OSError) and error.filename is None:
+            raise _listen_error(config, error) from None
+        raise _data_folder_error(config.data_dir, error) from None
     demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
     _announce(server)
     stop = asyncio.Event()
@@ -106,32 +147,126 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
     return 0
 
 
+def _data_folder_error(data_dir: Path, error: Exception) -> ConfigurationError:
+    if isinstance(error, FileExistsError | NotADirectoryError):
+        reason = "a file is in the way"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror.lower()
+    else:
+        reason = str(error)
+    hint = (
+        "another process holds it; stop it or use another folder with --data DIR"
+        if "locked" in reason
+        else "check that it is a folder you can write, or use another with --data DIR"
+    )
+    return ConfigurationError(f"data folder {data_dir} cannot be used ({reason}): {hint}")
+
+
+def _listen_error(config: ServerConfig, error: OSError) -> ConfigurationError:
+    where = f"{config.host}:{config.port}"
+    if error.errno == errno.EADDRINUSE:
+        return ConfigurationError(
+            f"port {config.port} is already in use on {config.host} (another userstream "
+            "serve?): stop it, or pick another port with --port N (--port 0: any free port)"
+        )
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return ConfigurationError(
+            f"not allowed to listen on {where} (ports below 1024 need privileges): "
+            "use --port 1024 or above"
+        )
+    if error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+        return ConfigurationError(
+            f"cannot listen on {where}: {config.host} is not an address of this machine; "
+            "use --host 127.0.0.1 or --host 0.0.0.0"
+        )
+    return ConfigurationError(f"cannot listen on {where}: {error.strerror or error}")
+
+
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+NATS_DEFAULT_PORT = 4222
+NATS_PROBE_TIMEOUT_S = 2.0
+
+
+def check_bus(urls: str) -> None:
+    """Refuse a `--bus` that cannot work, in one line, before the server starts: a URL
+    nats-py would not take, or no server that answers on any of them (nats-py itself would
+    retry an unreachable server without end, silently)."""
+    parsed = []
+    for url in (part.strip() for part in urls.split(",")):
+        try:
+            parts = urlsplit(url)
+            port = parts.port or NATS_DEFAULT_PORT
+        except ValueError:
+            parts, port = None, 0
+        if parts is None or parts.scheme not in NATS_SCHEMES or not parts.hostname:
+            raise ConfigurationError(
+                f"--bus: {url!r} is not a NATS URL; give nats://host:4222 "
+                "(several: comma-separated)"
+            )
+        parsed.append((url, parts.hostname, port))
+    failures = []
+    for url, host, port in parsed:
+        try:
+            with socket.create_connection((host, port), timeout=NATS_PROBE_TIMEOUT_S):
+                return
+        except OSError as error:
+            failures.append(f"{url} ({describe(error)})")
+    raise ConfigurationError(
+        f"--bus: NATS not reachable at {', '.join(failures)}; start nats-server -js "
+        "there, or fix --bus"
+    )
+
+
 def _announce(server: UserStreamServer) -> None:
-    console = Console(stderr=True, soft_wrap=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
     # One plain line on stdout for scripts and test fixtures to read the port from.
     print(f"userstream listening on {server.http_url}", flush=True)
+    data = server.config.data_dir
+    token_file = data / ADMIN_TOKEN_FILE
+    if server.config.admin_token:
+        token_from = "the one given with --admin-token"
+    elif os.environ.get("USERSTREAM_ADMIN_TOKEN"):
+        token_from = "the one in $USERSTREAM_ADMIN_TOKEN"
+    else:
+        token_from = f"in {token_file} (cat {token_file})"
     table = Table(title="userstream server", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     table.add_row("REST", f"{server.http_url}/fapi/v1/listenKey")
     table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
     table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
-    table.add_row("Admin", f"{server.http_url}/admin/v1/  (Authorization: Bearer <token>)")
+    table.add_row("Admin", f"{server.http_url}/admin/v1/")
     table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
-    table.add_row("Data", str(server.config.data_dir))
+    table.add_row("Data", str(data))
     console.print(table)
     if server.admin_token_generated:
-        console.print(
-            f"admin token: [bold]{server.admin_token}[/bold] "
-            f"(saved in {server.config.data_dir / 'admin-token'})"
-        )
-    if server.demo_account is not None:
-        account = server.demo_account
+        console.print(f"admin token: [bold]{server.admin_token}[/bold] (saved in {token_file})")
+    else:
+        console.print(f"admin token (Authorization: Bearer <token>): {token_from}")
+    account = server.demo_account
+    if account is not None:
         print(json.dumps({"demoAccount": account.credentials()}), flush=True)
-        console.print(
-            "Connect a client:\n"
-            f"  curl -X POST -H 'X-MBX-APIKEY: {account.api_key}' "
-            f"{server.http_url}/fapi/v1/listenKey\n"
-            f"  then open {server.ws_url}/private/ws?listenKey=<listenKey>"
-        )
+    console.print(_connect_help(server, account.api_key if account is not None else None))
     print("userstream ready", flush=True)
+
+
+def _connect_help(server: UserStreamServer, api_key: str | None) -> str:
+    """Commands that work on a fresh machine: the project's own `listen`, and curl plus a
+    Python one-liner for those who want to see the raw frames."""
+    cli, python = self_command(), self_python()
+    host, port = server.config.host, server.port
+    local = f"--local --port {port}" + ("" if host == "127.0.0.1" else f" --host {host}")
+    if server.config.data_dir != DEFAULT_DATA:
+        local += f" --data {server.config.data_dir}"
+    data = server.config.data_dir
+    key = api_key or "<apiKey>"
+    if api_key:
+        listen = f"  {cli} listen {local} --api-key {api_key}\n"
+    else:  # `listen --local` reads the demo account's key from the data folder itself
+        listen = f"  {cli} listen {local}    # other accounts: {cli} account list --data {data}\n"
+    return (
+        "Connect a client to the demo account:\n" + listen + "or see the raw frames:\n"
+        f"  KEY=$(curl -s -X POST -H 'X-MBX-APIKEY: {key}' {server.http_url}/fapi/v1/listenKey"
+        f" | {python} -c 'import json,sys; print(json.load(sys.stdin)[\"listenKey\"])')\n"
+        f"  {python} -m websockets {server.ws_url}/private/ws?listenKey=$KEY"
+    )

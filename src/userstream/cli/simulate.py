@@ -21,12 +21,16 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from userstream.cli.account import remote_accounts
+from userstream.cli.common import CommandParsers, self_command
 from userstream.clock import SystemClock
 from userstream.exceptions import ConfigurationError
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -43,12 +47,21 @@ DEMO_NAME = "demo"
 FIRST_ACCOUNT_ID = 1
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sim = commands.add_parser("simulate", help="publish simulated account activity")
+def add_parser(parsers: CommandParsers) -> None:
+    sim = parsers.add(
+        "simulate",
+        help="publish simulated account activity and print the accounts' API keys",
+        example="userstream simulate --url http://127.0.0.1:8080 --admin-token "
+        "$(cat data/admin-token) --accounts 5 --rate 100 --duration 60",
+    )
     target = sim.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
     target.add_argument("--in-process", action="store_true", help="start a server in this process")
-    sim.add_argument("--admin-token", default=None, help="with --url; else $USERSTREAM_ADMIN_TOKEN")
+    sim.add_argument(
+        "--admin-token",
+        default=None,
+        help="with --url; else $USERSTREAM_ADMIN_TOKEN (the server's is in DATA/admin-token)",
+    )
     sim.add_argument("--host", default="127.0.0.1", help="with --in-process")
     sim.add_argument("--port", type=int, default=0, help="with --in-process; 0 picks a free port")
     sim.add_argument("--data", type=Path, default=None, help="with --in-process; else a temp dir")
@@ -58,9 +71,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     sim.add_argument("--rate", type=float, default=50.0, help="events/s in total; 0 = unpaced")
     sim.add_argument("--duration", type=float, default=10.0, help="seconds, then stop")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--seed", type=int, default=1, help="same seed, same events (for a given account list)"
+    )
     sim.add_argument("--batch", type=int, default=500, help="events per tick when unpaced")
-    sim.add_argument("--json", action="store_true", help="no progress bar; a JSON summary")
+    sim.add_argument(
+        "--json",
+        action="store_true",
+        help='no progress bar: a {"simAccount"} line per account first, a JSON summary last',
+    )
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -117,14 +136,18 @@ async def _simulate(args: argparse.Namespace, account_ids: list[int] | None, tok
     async with aiohttp.ClientSession() as session:
         if not args.in_process:
             publisher = AdminPublisher(session, args.url, token)
-            ids = account_ids or await _create_accounts(publisher, args.accounts)
-            stats = await _run(args, ids, publisher.publish)
+            accounts = await _accounts(publisher, args.url, token, args.accounts, account_ids)
+            _announce_accounts(args, args.url, accounts)
+            stats = await _run(args, [a["accountId"] for a in accounts], publisher.publish)
         else:
             async with _in_process_server(args) as server:
                 publisher = AdminPublisher(session, server.http_url, server.admin_token)
-                ids = account_ids or await _create_accounts(publisher, args.accounts, announce=True)
-                stats = await _run(args, ids, server.bus.publish)
-    _report(args, stats)
+                accounts = await _accounts(
+                    publisher, server.http_url, server.admin_token, args.accounts, account_ids
+                )
+                _announce_accounts(args, server.http_url, accounts)
+                stats = await _run(args, [a["accountId"] for a in accounts], server.bus.publish)
+    _report(args, stats, accounts)
     return 0 if stats.published and not stats.errors else 1
 
 
@@ -148,16 +171,44 @@ async def _in_process_server(args: argparse.Namespace) -> AsyncIterator[UserStre
             await server.aclose()
 
 
-async def _create_accounts(
-    publisher: AdminPublisher, count: int, announce: bool = False
-) -> list[int]:
-    ids = []
-    for n in range(1, count + 1):
-        credentials = await publisher.create_account(f"sim-{n}")
-        ids.append(int(credentials["accountId"]))
-        if announce:
-            print(json.dumps({"simAccount": credentials}), flush=True)
-    return ids
+async def _accounts(
+    publisher: AdminPublisher, url: str, token: str, count: int, account_ids: list[int] | None
+) -> list[dict[str, Any]]:
+    """`{"accountId", "name", "apiKey"[, "secretKey"]}` of the run's accounts: created now
+    (`POST /admin/v1/accounts`, with the secret, shown this once), or the existing ones named
+    by `--account-ids` (`GET /admin/v1/accounts`)."""
+    if account_ids is None:
+        created = []
+        for n in range(1, count + 1):
+            credentials = await publisher.create_account(f"sim-{n}")
+            created.append({"accountId": int(credentials["accountId"]), **credentials})
+        return created
+    known = {int(row["accountId"]): row for row in await remote_accounts(url, token)}
+    # An id the server does not know stays in the run: its batches are refused and counted
+    # as errors, as the summary reports.
+    return [known.get(i, {"accountId": i, "name": None, "apiKey": None}) for i in account_ids]
+
+
+def _announce_accounts(args: argparse.Namespace, url: str, accounts: list[dict[str, Any]]) -> None:
+    """The keys a client connects with, before the run starts, so it can listen meanwhile."""
+    if args.json:
+        for account in accounts:
+            print(json.dumps({"simAccount": account}), flush=True)
+        return
+    table = Table(title="accounts (listen to any of them while the run goes on)")
+    table.add_column("account", justify="right")
+    table.add_column("apiKey", no_wrap=True)
+    for account in accounts:
+        table.add_row(str(account["accountId"]), account["apiKey"] or "(no such account)")
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(table)
+    parts = urlsplit(url)
+    local = f"--local --port {parts.port or 80}"
+    if parts.hostname not in (None, "127.0.0.1"):
+        local += f" --host {parts.hostname}"
+    keys = [account["apiKey"] for account in accounts if account["apiKey"]]
+    if keys:
+        console.print(f"  {self_command()} listen {local} --api-key {keys[0]}")
 
 
 async def _run(args: argparse.Namespace, ids: Sequence[int], sink: Sink) -> RunStats:
@@ -211,9 +262,10 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _report(args: argparse.Namespace, stats: RunStats) -> None:
+def _report(args: argparse.Namespace, stats: RunStats, accounts: list[dict[str, Any]]) -> None:
     if args.json:
-        print(json.dumps(stats.to_dict()), flush=True)
+        keys = [{"accountId": a["accountId"], "apiKey": a["apiKey"]} for a in accounts]
+        print(json.dumps({**stats.to_dict(), "accounts": keys}), flush=True)
         return
     console = Console()
     target = f"{stats.target_rate:,.0f}/s" if stats.target_rate > 0 else "unpaced"
@@ -229,14 +281,15 @@ def _report(args: argparse.Namespace, stats: RunStats) -> None:
     table.add_row("batches", f"{stats.batches:,}")
     table.add_row("errors (events lost)", f"{stats.errors} ({stats.failed:,})")
     console.print(table)
-    accounts = Table(title_justify="left")
-    accounts.add_column("account")
-    accounts.add_column("events", justify="right")
+    # The keys were printed before the run (a table of their own: 64 characters fit).
+    by_account = Table(title_justify="left")
+    by_account.add_column("account", no_wrap=True, min_width=7)
+    by_account.add_column("events", justify="right", no_wrap=True, min_width=6)
     top = stats.by_account.most_common(TOP_ACCOUNTS)
     for account_id, count in top:
-        accounts.add_row(str(account_id), f"{count:,}")
+        by_account.add_row(str(account_id), f"{count:,}")
     if len(stats.by_account) > len(top):
-        accounts.add_row(f"... {len(stats.by_account) - len(top)} more", "")
-    console.print(accounts)
+        by_account.add_row(f"... {len(stats.by_account) - len(top)} more", "")
+    console.print(by_account)
     if stats.last_error:
         Console(stderr=True).print(f"[red]last error:[/red] {stats.last_error}")

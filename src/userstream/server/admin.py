@@ -105,6 +105,8 @@ class AdminApi:
         match parts:
             case ["accounts"] if method == "POST":
                 return await self._create_account(request)
+            case ["accounts"] if method == "GET":
+                return self._list_accounts()
             case ["accounts", account_id, "events"] if method == "POST":
                 return await self._publish(account_id, request)
             case ["clock"] if method == "GET":
@@ -151,6 +153,16 @@ class AdminApi:
             raise _bad("name must be 1 to 100 characters")
         account = await self._accounts.create(name, self._clock.now_ms())
         return json_response(200, account.credentials())
+
+    def _list_accounts(self) -> Response:
+        """Every account's id, name and API key: enough to `listen` to any of them (the
+        listenKey endpoints take the API key alone). Secret keys stay out of listings; they
+        are shown once, when the account is created."""
+        accounts = [
+            {"accountId": account.id, "name": account.name, "apiKey": account.api_key}
+            for account in self._accounts.all()
+        ]
+        return json_response(200, {"accounts": accounts})
 
     async def _publish(self, account_id: str, request: Request) -> Response:
         # More than 18 digits cannot be an SQLite INTEGER id (it would raise OverflowError: 500).

@@ -106,6 +106,9 @@ class NatsAccountStore:
             self._remember(account)
         return account
 
+    def all(self) -> list[Account]:
+        return [self._by_id[account_id] for account_id in sorted(self._by_id)]
+
     def __len__(self) -> int:
         return len(self._by_id)
 
