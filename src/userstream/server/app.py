@@ -28,7 +28,6 @@ from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable
-from userstream.protocol.exchange_info import load_symbols
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
@@ -50,6 +49,7 @@ from userstream.server.streams import StreamSession
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import open_database
+from userstream.symbols import load_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,9 @@ class UserStreamServer:
         self._clock_sync: ClockSync | None = None
         self._nats: Any = None  # NatsBackends in distributed mode
         self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
-        self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
+        self._rest = RestApi(
+            self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
+        )
         self._admin: AdminApi | None = None
         self.bus.subscribe(self._deliver)
 
@@ -212,7 +214,7 @@ class UserStreamServer:
         keys = SharedListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self.keys = keys
         self._rest = RestApi(
-            self.keys, self.limiter, self.clock, load_symbols(self.config.symbols_file)
+            self.keys, self.limiter, self.clock, load_symbol_table(self.config.symbols_file)
         )
         self.bus.subscribe(self._deliver)
         self.cluster = ClusterNode(
