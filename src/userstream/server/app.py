@@ -48,7 +48,7 @@ from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
-from userstream.storage import open_database
+from userstream.storage import open_database, write_secret
 from userstream.symbols import load_symbol_table
 
 log = logging.getLogger(__name__)
@@ -254,8 +254,8 @@ class UserStreamServer:
             if saved:
                 return saved
         token = secrets.token_urlsafe(32)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
+        path.unlink(missing_ok=True)
+        write_secret(path, token + "\n")
         self.admin_token_generated = True
         return token
 
