@@ -16,14 +16,12 @@ websocket-market-streams/Live-Subscribing-Unsubscribing-to-streams):
     {"error":{"code":3,"msg":"Invalid JSON: ..."}}  and the connection closes (CL 2023-06-22)
 
 The error texts are serde / serde_json messages (the "unknown variant `X`, expected one of
-..." and "at line 1 column 28" shapes in Binance's table), so this module reproduces them
-with serde_json's rules, and the line/column suffix is computed the way serde_json computes
-it (bytes consumed on the current line):
+..." and "at line 1 column 28" shapes in Binance's table), reproduced by
+`userstream.protocol.serde_errors`:
 
 - Invalid JSON (code 3): serde_json's syntax error for the frame, e.g. `EOF while parsing a
-  value at line 1 column 0`, `expected value at line 1 column 1`, `recursion limit exceeded
-  at line 1 column 128` (serde_json nests at most 127 levels). No `id`: Binance sends none
-  (3P capture in spec §4.4).
+  value at line 1 column 0`, `recursion limit exceeded at line 1 column 128` (serde_json nests
+  at most 127 levels). No `id`: Binance sends none (3P capture in spec §4.4).
 - `method` missing / not a string / unknown / given twice (code 2): the error of serde's
   internally tagged enum, positioned where serde_json reports it, and `"id":null` because
   the request never got as far as its id (3P: "missing field `method`" arrives with
@@ -54,6 +52,13 @@ from typing import Any
 import msgspec
 
 from userstream.protocol.routes import InvalidStreamName, StreamName, parse_stream_name
+from userstream.protocol.serde_errors import (
+    SyntaxFault,
+    describe,
+    exceeds_depth,
+    method_error,
+    syntax_error,
+)
 
 __all__ = [
     "MAX_INCOMING_PER_SECOND",
@@ -75,9 +80,7 @@ MAX_STRING_ID_LENGTH = 128
 """Longest string `id` echoed back (the SDKs send 32 or 36 characters)."""
 
 _U64_MAX = 2**64 - 1
-_SERDE_RECURSION_LIMIT = 128
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
-_EXPECTED_METHODS = "expected one of " + ", ".join(f"`{m}`" for m in _METHODS)
 
 _UNKNOWN_PROPERTY = (0, "Unknown property")
 _EXPECTED_BOOLEAN = (1, "Invalid value type: expected Boolean")
@@ -165,16 +168,14 @@ def handle_control(message: bytes | str, state: ControlState) -> ControlOutcome:
         doc: Any = _DECODER.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
         return _invalid_json(data)
-    if _may_exceed_serde_depth(data):
-        fault = _serde_syntax_error(data)
-        if fault is not None:
-            return _fatal(data, fault)
+    if exceeds_depth(data):
+        return _invalid_json(data)
     if not isinstance(doc, dict):
-        return _error((2, f"Invalid request: invalid type: {_describe(doc)}, expected a map"), None)
+        return _error((2, f"Invalid request: invalid type: {describe(doc)}, expected a map"), None)
 
-    method_error = _check_method(data)
-    if method_error is not None:
-        return _error((2, "Invalid request: " + method_error), None)
+    method_fault = method_error(data, doc, _METHODS)
+    if method_fault is not None:
+        return _error((2, "Invalid request: " + method_fault), None)
     method: str = doc["method"]
 
     request_id = doc.get("id")
@@ -261,333 +262,16 @@ def _is_valid_id(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_STRING_ID_LENGTH
 
 
-def _describe(value: object) -> str:
-    """serde_json's `Unexpected` wording for a JSON value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{'true' if value else 'false'}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value!r}`"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, list):
-        return "sequence"
-    return "map"
-
-
-# --- positions of top-level members, for serde's "at line L column C" suffix ----------------
-
-_WHITESPACE = b" \t\n\r"
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
-
-
-def _position(data: bytes, index: int) -> str:
-    """serde_json `Position` of `index` bytes consumed, as its error Display suffix."""
-    start_of_line = data.rfind(b"\n", 0, index) + 1
-    line = 1 + data.count(b"\n", 0, start_of_line)
-    return f" at line {line} column {index - start_of_line}"
-
-
-def _skip_ws(data: bytes, i: int) -> int:
-    while i < len(data) and data[i] in _WHITESPACE:
-        i += 1
-    return i
-
-
-def _string_end(data: bytes, i: int) -> int:
-    i += 1
-    while data[i] != 0x22:
-        i += 2 if data[i] == 0x5C else 1
-    return i + 1
-
-
-def _value_end(data: bytes, i: int) -> int:
-    first = data[i]
-    if first == 0x22:
-        return _string_end(data, i)
-    if first in b"[{":
-        depth = 0
-        while True:
-            ch = data[i]
-            if ch == 0x22:
-                i = _string_end(data, i)
-                continue
-            if ch in b"[{":
-                depth += 1
-            elif ch in b"]}":
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-    while i < len(data) and data[i] not in b" \t\n\r,]}":
-        i += 1
-    return i
-
-
-def _check_method(data: bytes) -> str | None:
-    """serde's error for the `method` tag of a well-formed JSON object, or None if valid.
-
-    Mirrors serde's `TaggedContentVisitor::visit_map`: the first `method` value is read as a
-    variant identifier (errors positioned right after it, or before a `[` / `{`), a second
-    `method` key is "duplicate field", and none at all is "missing field" after the `}`.
-    """
-    i = _skip_ws(data, 0) + 1
-    seen = False
-    while True:
-        i = _skip_ws(data, i)
-        if data[i] == 0x7D:
-            end = i + 1
-            break
-        if data[i] == 0x2C:
-            i = _skip_ws(data, i + 1)
-        key_start, key_end = i, _string_end(data, i)
-        key = _DECODER.decode(data[key_start:key_end])
-        i = _skip_ws(data, key_end) + 1
-        i = _skip_ws(data, i)
-        value_end = _value_end(data, i)
-        if key == "method":
-            if seen:
-                return "duplicate field `method`" + _position(data, key_end)
-            seen = True
-            value = _DECODER.decode(data[i:value_end])
-            if not isinstance(value, str):
-                at = i if data[i] in b"[{" else value_end
-                return f"invalid type: {_describe(value)}, expected variant identifier" + _position(
-                    data, at
-                )
-            if value not in _METHODS:
-                return f"unknown variant `{value}`, {_EXPECTED_METHODS}" + _position(
-                    data, value_end
-                )
-        i = value_end
-    if not seen:
-        return "missing field `method`" + _position(data, end)
-    return None
-
-
-# --- serde_json syntax errors (code 3) ------------------------------------------------------
-
-
-class _JSONSyntaxError(Exception):
-    def __init__(self, message: str, index: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.index = index
-
-
-class _SerdeSyntax:
-    """A JSON syntax check that fails where and how serde_json's `from_slice` fails."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.i = 0
-        self.remaining_depth = _SERDE_RECURSION_LIMIT
-
-    def error(self, message: str) -> _JSONSyntaxError:
-        return _JSONSyntaxError(message, self.i)
-
-    def peek_error(self, message: str) -> _JSONSyntaxError:
-        return _JSONSyntaxError(message, min(len(self.data), self.i + 1))
-
-    def peek(self) -> int | None:
-        self.i = _skip_ws(self.data, self.i)
-        return self.data[self.i] if self.i < len(self.data) else None
-
-    def next_char(self) -> int | None:
-        if self.i >= len(self.data):
-            return None
-        self.i += 1
-        return self.data[self.i - 1]
-
-    def document(self) -> None:
-        self.value()
-        if self.peek() is not None:
-            raise self.peek_error("trailing characters")
-
-    def value(self) -> None:
-        c = self.peek()
-        if c is None:
-            raise self.peek_error("EOF while parsing a value")
-        if c in b"ntf":
-            self.i += 1
-            self.ident({0x6E: b"ull", 0x74: b"rue", 0x66: b"alse"}[c])
-        elif c == 0x2D:
-            self.i += 1
-            self.number()
-        elif 0x30 <= c <= 0x39:
-            self.number()
-        elif c == 0x22:
-            self.i += 1
-            self.string()
-        elif c in b"[{":
-            self.remaining_depth -= 1
-            if self.remaining_depth == 0:
-                raise self.peek_error("recursion limit exceeded")
-            self.i += 1
-            self.members(c == 0x7B)
-            self.remaining_depth += 1
-        else:
-            raise self.peek_error("expected value")
-
-    def ident(self, rest: bytes) -> None:
-        for expected in rest:
-            got = self.next_char()
-            if got is None:
-                raise self.error("EOF while parsing a value")
-            if got != expected:
-                raise self.error("expected ident")
-
-    def digits(self) -> int:
-        start = self.i
-        while self.i < len(self.data) and 0x30 <= self.data[self.i] <= 0x39:
-            self.i += 1
-        return self.i - start
-
-    def number(self) -> None:
-        start = self.i
-        first = self.next_char()
-        if first is None:
-            raise self.error("EOF while parsing a value")
-        if first == 0x30:
-            if self.i < len(self.data) and 0x30 <= self.data[self.i] <= 0x39:
-                raise self.peek_error("invalid number")
-        elif 0x31 <= first <= 0x39:
-            self.digits()
-        else:
-            raise self.error("invalid number")
-        if self.i < len(self.data) and self.data[self.i] == 0x2E:
-            self.i += 1
-            if not self.digits():
-                if self.i < len(self.data):
-                    raise self.peek_error("invalid number")
-                raise self.peek_error("EOF while parsing a value")
-        if self.i < len(self.data) and self.data[self.i] in b"eE":
-            self.i += 1
-            if self.i < len(self.data) and self.data[self.i] in b"+-":
-                self.i += 1
-            got = self.next_char()
-            if got is None:
-                raise self.error("EOF while parsing a value")
-            if not 0x30 <= got <= 0x39:
-                raise self.error("invalid number")
-            self.digits()
-        if float(self.data[start : self.i]) == float("inf"):
-            raise self.error("number out of range")
-
-    def hex4(self) -> int:
-        # serde_json >= 1.0.108 takes the four digits at once, then checks them.
-        digits = self.data[self.i : self.i + 4]
-        if len(digits) < 4:
-            self.i = len(self.data)
-            raise self.error("EOF while parsing a string")
-        self.i += 4
-        if not all(d in _HEX_DIGITS for d in digits):
-            raise self.error("invalid escape")
-        return int(digits, 16)
-
-    def string(self) -> None:
-        start = self.i
-        while True:
-            got = self.next_char()
-            if got is None:
-                raise self.error("EOF while parsing a string")
-            if got == 0x22:
-                try:
-                    self.data[start : self.i - 1].decode("utf-8")
-                except UnicodeDecodeError:
-                    raise self.error("invalid unicode code point") from None
-                return
-            if got == 0x5C:
-                self.escape()
-            elif got < 0x20:
-                raise self.error("control character (\\u0000-\\u001F) found while parsing a string")
-
-    def escape(self) -> None:
-        got = self.next_char()
-        if got is None:
-            raise self.error("EOF while parsing a string")
-        if got in b'"\\/bfnrt':
-            return
-        if got != 0x75:
-            raise self.error("invalid escape")
-        code = self.hex4()
-        if 0xDC00 <= code <= 0xDFFF:
-            # serde_json's own wording for a lone trailing surrogate.
-            raise self.error("lone leading surrogate in hex escape")
-        if 0xD800 <= code <= 0xDBFF:
-            for expected in b"\\u":
-                got = self.next_char()
-                if got is None:
-                    raise self.error("EOF while parsing a string")
-                if got != expected:
-                    raise self.error("unexpected end of hex escape")
-            if not 0xDC00 <= self.hex4() <= 0xDFFF:
-                raise self.error("lone leading surrogate in hex escape")
-
-    def members(self, is_object: bool) -> None:
-        close = 0x7D if is_object else 0x5D
-        eof = "EOF while parsing an object" if is_object else "EOF while parsing a list"
-        first = True
-        while True:
-            c = self.peek()
-            if c == close:
-                self.i += 1
-                return
-            if c == 0x2C and not first:
-                self.i += 1
-                c = self.peek()
-            elif c is None:
-                raise self.peek_error(eof)
-            elif first:
-                first = False
-            else:
-                raise self.peek_error("expected `,` or `}`" if is_object else "expected `,` or `]`")
-            if c == close:
-                raise self.peek_error("trailing comma")
-            if c is None:
-                raise self.peek_error("EOF while parsing a value")
-            if not is_object:
-                self.value()
-                continue
-            if c != 0x22:
-                raise self.peek_error("key must be a string")
-            self.i += 1
-            self.string()
-            c = self.peek()
-            if c is None:
-                raise self.peek_error(eof)
-            if c != 0x3A:
-                raise self.peek_error("expected `:`")
-            self.i += 1
-            self.value()
-
-
-def _serde_syntax_error(data: bytes) -> _JSONSyntaxError | None:
-    try:
-        _SerdeSyntax(data).document()
-    except _JSONSyntaxError as fault:
-        return fault
-    return None
-
-
-def _may_exceed_serde_depth(data: bytes) -> bool:
-    return data.count(b"[") + data.count(b"{") >= _SERDE_RECURSION_LIMIT - 1
-
-
-def _fatal(data: bytes, fault: _JSONSyntaxError) -> ControlOutcome:
-    suffix = _position(data, fault.index) if fault.index >= 0 else ""
-    msg = f"Invalid JSON: {fault.message}{suffix}"
+def _fatal(data: bytes, fault: SyntaxFault) -> ControlOutcome:
+    msg = "Invalid JSON: " + fault.display(data)
     return ControlOutcome(_ENCODER.encode(_FatalReply(_ErrorBody(3, msg))), close=True)
 
 
 def _invalid_json(data: bytes) -> ControlOutcome:
-    fault = _serde_syntax_error(data)
+    fault = syntax_error(data)
     if fault is None:
         # msgspec refused what serde_json accepts (not known to happen): no position.
-        fault = _JSONSyntaxError("expected value", -1)
+        fault = SyntaxFault("expected value", -1)
     return _fatal(data, fault)
 
 

@@ -28,7 +28,6 @@ from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable
-from userstream.protocol.exchange_info import load_symbols
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
@@ -50,7 +49,8 @@ from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
-from userstream.storage import open_database
+from userstream.storage import open_database, write_secret
+from userstream.symbols import load_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,9 @@ class UserStreamServer:
         self._clock_sync: ClockSync | None = None
         self._nats: Any = None  # NatsBackends in distributed mode
         self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
-        self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
+        self._rest = RestApi(
+            self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
+        )
         self._admin: AdminApi | None = None
         self.bus.subscribe(self._deliver)
 
@@ -212,7 +214,7 @@ class UserStreamServer:
         keys = SharedListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self.keys = keys
         self._rest = RestApi(
-            self.keys, self.limiter, self.clock, load_symbols(self.config.symbols_file)
+            self.keys, self.limiter, self.clock, load_symbol_table(self.config.symbols_file)
         )
         self.bus.subscribe(self._deliver)
         self.cluster = ClusterNode(
@@ -252,8 +254,8 @@ class UserStreamServer:
             if saved:
                 return saved
         token = secrets.token_urlsafe(32)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
+        path.unlink(missing_ok=True)
+        write_secret(path, token + "\n")
         self.admin_token_generated = True
         return token
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from userstream.clock import Clock
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
-from userstream.protocol.exchange_info import exchange_info
+from userstream.protocol.exchange_info import SymbolTable, exchange_info
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
@@ -35,7 +35,7 @@ class RestApi:
         keys: ListenKeyService,
         limiter: RequestWeightLimiter,
         clock: Clock,
-        symbols: list[dict[str, object]],
+        symbols: SymbolTable,
     ) -> None:
         self._keys = keys
         self._limiter = limiter

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Final
 
 from userstream.protocol.events import Event
-from userstream.protocol.exchange_info import load_symbols
 from userstream.simulator.account import AccountActivity
 from userstream.simulator.market import Instrument, instruments_from_symbols
 from userstream.simulator.venue import SimulatorConfig, Venue
+from userstream.symbols import load_symbol_table
 
 __all__ = ["AccountEvent", "Simulator"]
 
@@ -52,7 +52,7 @@ class Simulator:
             raise ValueError("the simulator needs at least one account")
         self._rng = random.Random(seed)
         if instruments is None:
-            instruments = instruments_from_symbols(load_symbols())
+            instruments = instruments_from_symbols(load_symbol_table().symbols)
         self.venue = Venue(instruments, self._rng, config or SimulatorConfig())
         self.accounts = {i: AccountActivity(i, self.venue) for i in account_ids}
         self._ids = tuple(self.accounts)

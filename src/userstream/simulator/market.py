@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Final
 
+from userstream.protocol.exchange_info import LotSize, MinNotional, PriceFilter, Symbol
+
 __all__ = ["REFERENCE_PRICES", "Instrument", "MarkPrices", "instruments_from_symbols"]
 
 # Where each packaged symbol's mark price starts and what it reverts to (symbols.json has no
@@ -76,39 +78,31 @@ class Instrument:
         return [(b - a) * self.step_size for a, b in itertools.pairwise(bounds)]
 
 
-def _filters(symbol: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
-    filters = symbol.get("filters")
-    assert isinstance(filters, list)
-    return {str(f["filterType"]): f for f in filters if isinstance(f, dict)}
-
-
-def instruments_from_symbols(symbols: Iterable[Mapping[str, object]]) -> tuple[Instrument, ...]:
+def instruments_from_symbols(symbols: Iterable[Symbol]) -> tuple[Instrument, ...]:
     """Instruments for the `TRADING` symbols of an exchangeInfo symbol list, in list order
-    (`userstream.protocol.exchange_info.load_symbols()` gives the server's defaults)."""
+    (`userstream.symbols.load_symbol_table().symbols` gives the server's defaults)."""
     instruments = []
     for symbol in symbols:
-        if symbol.get("status", "TRADING") != "TRADING":
+        price_filter, lot = symbol.filter(PriceFilter), symbol.filter(LotSize)
+        if symbol.status != "TRADING" or price_filter is None or lot is None:
             continue
-        filters = _filters(symbol)
-        price_filter, lot = filters["PRICE_FILTER"], filters["LOT_SIZE"]
-        min_price = Decimal(str(price_filter["minPrice"]))
-        max_price = Decimal(str(price_filter["maxPrice"]))
-        name = str(symbol["symbol"])
-        reference = REFERENCE_PRICES.get(name)
+        min_price = Decimal(price_filter.min_price)
+        max_price = Decimal(price_filter.max_price)
+        reference = REFERENCE_PRICES.get(symbol.symbol)
         if reference is None:
             middle = math.sqrt(float(max(min_price, Decimal("1e-8"))) * float(max_price))
             reference = Decimal(str(middle))
-        notional = filters.get("MIN_NOTIONAL", {}).get("notional", "5")
+        min_notional = symbol.filter(MinNotional)
         instrument = Instrument(
-            symbol=name,
-            margin_asset=str(symbol.get("marginAsset", "USDT")),
-            tick_size=Decimal(str(price_filter["tickSize"])),
-            step_size=Decimal(str(lot["stepSize"])),
-            min_qty=Decimal(str(lot["minQty"])),
+            symbol=symbol.symbol,
+            margin_asset=symbol.margin_asset,
+            tick_size=Decimal(price_filter.tick_size),
+            step_size=Decimal(lot.step_size),
+            min_qty=Decimal(lot.min_qty),
             min_price=min_price,
             max_price=max_price,
-            min_notional=Decimal(str(notional)),
-            maint_margin_rate=Decimal(str(symbol.get("maintMarginPercent", "2.5"))) / 100,
+            min_notional=Decimal(min_notional.notional if min_notional else "5"),
+            maint_margin_rate=Decimal(symbol.maint_margin_percent) / 100,
             reference_price=reference,
         )
         instruments.append(replace(instrument, reference_price=instrument.price(reference)))

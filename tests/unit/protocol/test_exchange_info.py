@@ -1,4 +1,9 @@
-"""exchangeInfo body and symbol file; checked against ccxt 4.5.90's own market parser."""
+"""exchangeInfo: the same keys and JSON types as a live 2026 response, and ccxt 4.5.90 parses it.
+
+The reference is `tests/fixtures/exchange_info/fapi_v1_exchangeInfo.json` (sources in its
+README): a strict client (nautilus, the SDK's `StrictStr` models) refuses the whole response
+when one field has another JSON type, so the comparison is by type at every level.
+"""
 
 from __future__ import annotations
 
@@ -7,85 +12,114 @@ from pathlib import Path
 from typing import Any
 
 import ccxt
+import msgspec
 import pytest
 
-from userstream.exceptions import ConfigurationError
-from userstream.protocol.exchange_info import exchange_info, load_assets, load_symbols
+from userstream.protocol.exchange_info import (
+    Asset,
+    SymbolFileError,
+    decode_symbol_file,
+    exchange_info,
+    with_margin_assets,
+)
+from userstream.symbols import load_symbol_table
 
+CAPTURE_PATH = (
+    Path(__file__).parents[2] / "fixtures" / "exchange_info" / "fapi_v1_exchangeInfo.json"
+)
+CAPTURE: dict[str, Any] = json.loads(CAPTURE_PATH.read_text())
 EXPECTED = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT"}
 
 
 def _body(limit: int = 2400) -> dict[str, Any]:
-    symbols = load_symbols()
-    out: dict[str, Any] = json.loads(
-        exchange_info(symbols, 1_767_225_600_123, limit, assets=load_assets())
-    )
+    out: dict[str, Any] = json.loads(exchange_info(load_symbol_table(), 1_767_225_600_123, limit))
     return out
 
 
-def test_default_symbols() -> None:
-    symbols = load_symbols()
+def json_type(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def shape(value: object) -> object:
+    """Keys and JSON types, recursively; an array's shape is the set of its items' shapes."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return ("array", sorted({json.dumps(shape(item), sort_keys=True) for item in value}))
+    return json_type(value)
+
+
+def filters_by_type(symbols: list[dict[str, Any]]) -> dict[str, object]:
+    """Each filterType's shape, checked to be the same in every symbol."""
+    seen: dict[str, object] = {}
+    for symbol in symbols:
+        for flt in symbol["filters"]:
+            assert seen.setdefault(flt["filterType"], shape(flt)) == shape(flt), flt
+    return seen
+
+
+def row_shape(symbol: dict[str, Any]) -> object:
+    return {key: shape(value) for key, value in symbol.items() if key != "filters"}
+
+
+def test_top_level_keys_types_and_order_match_the_capture() -> None:
+    body = _body()
+    assert list(body) == list(CAPTURE)
+    assert {k: json_type(v) for k, v in body.items()} == {
+        k: json_type(v) for k, v in CAPTURE.items()
+    }
+    assert body["rateLimits"] == CAPTURE["rateLimits"]
+    assert body["exchangeFilters"] == CAPTURE["exchangeFilters"] == []
+    assert (body["timezone"], body["futuresType"]) == ("UTC", "U_MARGINED")
+
+
+def test_assets_match_the_capture() -> None:
+    (captured,) = {json.dumps(shape(a), sort_keys=True) for a in CAPTURE["assets"]}
+    for asset in _body()["assets"]:
+        assert json.dumps(shape(asset), sort_keys=True) == captured
+
+
+def test_symbols_match_the_capture() -> None:
+    captured_rows = {json.dumps(row_shape(s), sort_keys=True) for s in CAPTURE["symbols"]}
+    assert len(captured_rows) == 1  # both captured rows have one shape
+    symbols = _body()["symbols"]
     assert {s["symbol"] for s in symbols} == EXPECTED
-    for s in symbols:
-        assert s["contractType"] == "PERPETUAL"
-        assert s["deliveryDate"] == 4133404800000
-        assert s["status"] == "TRADING"
-        assert s["marginAsset"] == s["quoteAsset"] == "USDT"
-        filters = {f["filterType"]: f for f in s["filters"]}  # type: ignore[attr-defined]
-        assert set(filters) == {
-            "PRICE_FILTER",
-            "LOT_SIZE",
-            "MARKET_LOT_SIZE",
-            "MAX_NUM_ORDERS",
-            "PERCENT_PRICE",
-            "MIN_NOTIONAL",
-        }
-        for f in filters.values():
-            for key, value in f.items():
-                if key in ("limit", "multiplierDecimal"):
-                    assert isinstance(value, int)
-                else:
-                    assert isinstance(value, str)
+    for symbol in symbols:
+        assert json.dumps(row_shape(symbol), sort_keys=True) in captured_rows, symbol["symbol"]
+        assert list(symbol) == list(CAPTURE["symbols"][0]), "key order as captured"
+        assert "RPI" not in symbol["timeInForce"]
 
 
-def test_top_level_shape_and_order() -> None:
-    body = _body(limit=1200)
-    assert list(body) == [
-        "timezone",
-        "serverTime",
-        "futuresType",
-        "rateLimits",
-        "exchangeFilters",
-        "assets",
-        "symbols",
+def test_filters_match_the_capture() -> None:
+    captured = filters_by_type(CAPTURE["symbols"])
+    ours = filters_by_type(_body()["symbols"])
+    assert ours == captured
+    for symbol in _body()["symbols"]:
+        assert {f["filterType"] for f in symbol["filters"]} == set(captured)
+    assert captured["PERCENT_PRICE"]["multiplierDecimal"] == "string"  # type: ignore[index]
+
+
+def test_captured_symbols_round_trip_exactly() -> None:
+    raw = json.dumps({"assets": CAPTURE["assets"], "symbols": CAPTURE["symbols"]}).encode()
+    file = decode_symbol_file(raw, "capture")
+    assert file.assets is not None
+    table = with_margin_assets(file.assets, file.symbols)
+    body = json.loads(exchange_info(table, CAPTURE["serverTime"], 2400))
+    assert body == CAPTURE
+
+
+def test_margin_assets_missing_from_the_file_get_a_default_entry() -> None:
+    btc = next(s for s in CAPTURE["symbols"] if s["symbol"] == "BTCUSDT")
+    fdusd = dict(btc, symbol="BTCFDUSD", quoteAsset="FDUSD", marginAsset="FDUSD")
+    file = decode_symbol_file(json.dumps([fdusd]).encode(), "f")
+    assert file.assets is None
+    table = with_margin_assets([Asset("USDT", True, "-10000")], file.symbols)
+    assert [msgspec.to_builtins(a) for a in table.assets] == [
+        {"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"},
+        {"asset": "FDUSD", "marginAvailable": True, "autoAssetExchange": "-10000"},
     ]
-    assert body["timezone"] == "UTC"
-    assert body["serverTime"] == 1_767_225_600_123
-    assert body["futuresType"] == "U_MARGINED"
-    assert body["exchangeFilters"] == []
-    assert body["rateLimits"] == [
-        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
-    ]
-    assets = {a["asset"]: a for a in body["assets"]}
-    assert assets["USDT"] == {
-        "asset": "USDT",
-        "marginAvailable": True,
-        "autoAssetExchange": "-10000",
-    }
-
-
-def test_default_assets_cover_every_margin_asset() -> None:
-    body = json.loads(exchange_info(load_symbols(), 1, 2400))
-    assert body["assets"] == load_assets()
-    fdusd = dict(load_symbols()[0], symbol="BTCFDUSD", quoteAsset="FDUSD", marginAsset="FDUSD")
-    body = json.loads(exchange_info([fdusd], 1, 2400))
-    assert body["assets"][-1] == {
-        "asset": "FDUSD",
-        "marginAvailable": True,
-        "autoAssetExchange": "-10000",
-    }
 
 
 def test_ccxt_parses_every_market_as_an_active_linear_swap() -> None:
@@ -110,7 +144,7 @@ def test_ccxt_parses_every_market_as_an_active_linear_swap() -> None:
     assert btc["limits"]["amount"]["max"] == 1000.0
     assert btc["limits"]["market"]["max"] == 120.0
     assert btc["limits"]["price"]["min"] == 556.8
-    assert btc["limits"]["cost"]["min"] == 100.0
+    assert btc["limits"]["cost"]["min"] == 50.0
     doge = by_id["DOGEUSDT"]
     assert doge["precision"]["price"] == 0.00001
     assert doge["precision"]["amount"] == 1.0
@@ -126,21 +160,11 @@ def test_ccxt_set_markets_round_trip() -> None:
     assert ex.price_to_precision("BTC/USDT:USDT", 65000.1234) == "65000.1"
 
 
-def _write(tmp_path: Path, doc: object) -> str:
-    path = tmp_path / "symbols.json"
-    path.write_text(json.dumps(doc))
-    return str(path)
-
-
-def test_user_file_overrides_and_bare_list_is_accepted(tmp_path: Path) -> None:
-    btc = next(s for s in load_symbols() if s["symbol"] == "BTCUSDT")
-    path = _write(tmp_path, [btc])
-    assert [s["symbol"] for s in load_symbols(path)] == ["BTCUSDT"]
-    assert load_assets(path) is None
+_DELETE = object()
 
 
 def _broken(field: str, value: object) -> list[dict[str, object]]:
-    btc = dict(next(s for s in load_symbols() if s["symbol"] == "BTCUSDT"))
+    btc = dict(CAPTURE["symbols"][0])
     if value is _DELETE:
         del btc[field]
     else:
@@ -148,52 +172,89 @@ def _broken(field: str, value: object) -> list[dict[str, object]]:
     return [btc]
 
 
-_DELETE = object()
+def _percent_price(decimal: object) -> list[dict[str, object]]:
+    flt = {"filterType": "PERCENT_PRICE", "multiplierUp": "1.05", "multiplierDown": "0.95"}
+    filters = [*CAPTURE["symbols"][0]["filters"][:2], {**flt, "multiplierDecimal": decimal}]
+    return _broken("filters", filters)
 
 
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({}, "expected a non-empty list"),
-        ([], "expected a non-empty list"),
-        ({"symbols": "x"}, "expected a non-empty list"),
-        ([1], r"symbols\[0\]: expected an object"),
-        (_broken("baseAsset", _DELETE), "baseAsset: expected a non-empty string"),
-        (_broken("pricePrecision", "2"), "BTCUSDT.pricePrecision: expected a non-negative"),
-        (_broken("filters", {}), "BTCUSDT.filters: expected a list"),
+        ({}, r"missing required field `symbols`"),
+        ([], "no symbols"),
+        ({"symbols": "x"}, r"Expected `array`, got `str` - at `\$.symbols`"),
+        ([1], r"Expected `object`, got `int` - at `\$\[0\]`"),
+        (_broken("baseAsset", _DELETE), "missing required field `baseAsset`"),
+        (_broken("baseAsset", ""), r"length >= 1 - at `\$\[0\].baseAsset`"),
+        (
+            _broken("pricePrecision", "2"),
+            r"Expected `int`, got `str` - at `\$\[0\].pricePrecision`",
+        ),
+        (_broken("timeInForce", "GTC"), r"at `\$\[0\].timeInForce`"),
+        (_broken("settle", 0), "unknown field `settle`"),
+        (_broken("filters", {}), r"Expected `array`, got `object` - at `\$\[0\].filters`"),
+        (
+            _percent_price(4),
+            r"Expected `str`, got `int` - at `\$\[0\].filters\[2\].multiplierDecimal`",
+        ),
         (
             _broken(
                 "filters",
                 [{"filterType": "LOT_SIZE", "minQty": "1", "maxQty": "2", "stepSize": "1"}],
             ),
-            "missing PRICE_FILTER",
+            "BTCUSDT.filters: missing PRICE_FILTER",
         ),
         (
             _broken(
                 "filters",
                 [{"filterType": "PRICE_FILTER", "minPrice": 1, "maxPrice": "2", "tickSize": "1"}],
             ),
-            "PRICE_FILTER.minPrice: expected a decimal",
+            r"Expected `str`, got `int` - at `\$\[0\].filters\[0\].minPrice`",
         ),
-        (_broken("filters", [{"nope": 1}]), r"filters\[0\]: expected an object with filterType"),
+        (
+            _broken(
+                "filters",
+                [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": "1e-8",
+                        "maxPrice": "2",
+                        "tickSize": "1",
+                    }
+                ],
+            ),
+            r"minPrice",
+        ),
+        (_broken("filters", [{"nope": 1}]), r"missing required field `filterType`"),
+        (_broken("filters", [{"filterType": "NEW"}]), r"Invalid value 'NEW'"),
+        ({"symbols": CAPTURE["symbols"], "assets": [1]}, r"at `\$.assets\[0\]`"),
+        (
+            {
+                "symbols": CAPTURE["symbols"],
+                "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": None}],
+            },
+            r"autoAssetExchange",
+        ),
     ],
 )
-def test_malformed_files_raise_configuration_error(
-    tmp_path: Path, doc: object, message: str
-) -> None:
-    with pytest.raises(ConfigurationError, match=message):
-        load_symbols(_write(tmp_path, doc))
+def test_malformed_files_are_refused(doc: object, message: str) -> None:
+    with pytest.raises(SymbolFileError, match=message):
+        decode_symbol_file(json.dumps(doc).encode(), "f.json")
 
 
-def test_duplicates_invalid_json_and_missing_file(tmp_path: Path) -> None:
-    btc = next(s for s in load_symbols() if s["symbol"] == "BTCUSDT")
-    with pytest.raises(ConfigurationError, match="duplicate symbols: BTCUSDT"):
-        load_symbols(_write(tmp_path, [btc, btc]))
-    bad = tmp_path / "bad.json"
-    bad.write_bytes(b"{not json")
-    with pytest.raises(ConfigurationError, match="not valid JSON"):
-        load_symbols(str(bad))
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        load_symbols(str(tmp_path / "missing.json"))
-    with pytest.raises(ConfigurationError, match="assets"):
-        load_assets(_write(tmp_path, {"assets": [1], "symbols": [btc]}))
+def test_duplicates_and_invalid_json() -> None:
+    btc = CAPTURE["symbols"][0]
+    with pytest.raises(SymbolFileError, match=r"f\.json: duplicate symbols: BTCUSDT"):
+        decode_symbol_file(json.dumps([btc, btc]).encode(), "f.json")
+    with pytest.raises(SymbolFileError, match=r"f\.json: not valid JSON"):
+        decode_symbol_file(b"{not json", "f.json")
+
+
+def test_older_rows_keep_settle_plan_and_algo_order_filter() -> None:
+    btc = dict(CAPTURE["symbols"][0], settlePlan=0)
+    btc["filters"] = [*btc["filters"], {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10}]
+    file = decode_symbol_file(json.dumps([btc]).encode(), "f")
+    table = with_margin_assets([], file.symbols)
+    (row,) = json.loads(exchange_info(table, 1, 2400))["symbols"]
+    assert row == btc

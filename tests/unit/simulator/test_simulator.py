@@ -26,8 +26,8 @@ from userstream.protocol.events import (
     OrderTradeUpdate,
     TradeLite,
 )
-from userstream.protocol.exchange_info import load_symbols
 from userstream.simulator import AccountEvent, Simulator, instruments_from_symbols
+from userstream.symbols import load_symbol_table
 
 START_MS = 1_767_225_600_000
 LONG_RUN = 40_000
@@ -78,7 +78,7 @@ def test_every_event_passes_the_servers_strict_admin_validation() -> None:
 
 
 def test_prices_and_quantities_respect_the_symbol_filters() -> None:
-    instruments = {i.symbol: i for i in instruments_from_symbols(load_symbols())}
+    instruments = {i.symbol: i for i in instruments_from_symbols(load_symbol_table().symbols)}
     for _, event in of_type(OrderTradeUpdate):
         assert isinstance(event, OrderTradeUpdate)
         o, spec = event.order, instruments[event.order.symbol]
