@@ -46,6 +46,8 @@ def open_data_dir(data_dir: Path) -> None:
         # mkdir's mode passes through the umask; the folder must not be wider than 0700.
         data_dir.chmod(_PRIVATE_DIR)
         return
+    if not data_dir.is_dir():
+        return  # opening the database reports what is in the way
     mode = stat.S_IMODE(data_dir.stat().st_mode)
     if mode & _GROUP_OR_OTHERS:
         logger.warning(
