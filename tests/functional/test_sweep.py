@@ -16,6 +16,11 @@ async def test_a_small_sweep_finds_nothing() -> None:
         "slow",
         "admin",
         "isolation",
+        "sigkill",
     ]
     assert all(r.sent > 0 for r in results), [(r.name, r.sent) for r in results]
     assert [f"{r.name}: {f}" for r in results for f in r.findings] == []
+    # The server was SIGKILLed once, after some batches had been acknowledged.
+    sigkill = results[-1]
+    assert sigkill.closed == 1, sigkill
+    assert sigkill.answered > 0, sigkill
