@@ -1309,7 +1309,11 @@ class Sweep:
             result.find(f"no restart after SIGKILL: {exc}")
             return None
         counts.restarts += 1
-        await self.check_restart(result, counts, restarted, victim, keys)
+        try:
+            await self.check_restart(result, counts, restarted, victim, keys)
+        except BaseException:
+            restarted.stop()
+            raise
         return restarted
 
     async def check_restart(
@@ -1341,7 +1345,11 @@ class Sweep:
             if answer != (200, {"listenKey": keys[api_key]}):
                 result.find(f"a listenKey keepalive after the restart answered {answer}")
 
-        ws = await RawWs.open(server.port, f"/private/ws?listenKey={victim.listen_key}")
+        try:
+            ws = await RawWs.open(server.port, f"/private/ws?listenKey={victim.listen_key}")
+        except (ConnectionError, TimeoutError) as exc:
+            result.find(f"the listenKey's stream after the restart: {exc}")
+            return
         try:
             times = [KILL_TIME_BASE + KILL_PUBLISHERS * 10**7 + i for i in range(20)]
             answer = await try_json_call(
