@@ -13,13 +13,19 @@ count (`--count`) and time (`--phase-seconds`):
     slow        stream connections that never read while events pour in; slow-loris requests
     admin       bad tokens on every admin route; hostile JSON to the event intake
     isolation   account D's key on REST and the WebSocket API against A's listenKey
+    sigkill     on a server of its own: SIGKILL mid-publish, restart on the same data folder
 
 After every phase the server process must be alive, answer a ping, and both bystanders must
 receive a new event of their own account; a bystander receiving another account's event is a
 finding at any time. A finding is anything that should not happen: a 5xx, an answer that is not
 HTTP, a close code outside RFC 6455 §7.4, a bad token accepted, a protocol error left open, a
-bystander starved or a memory bound broken. The table lists counts per phase and the findings;
-`run_sweep` is what `tests/functional/test_sweep.py` calls.
+bystander starved or a memory bound broken; after a SIGKILL, a server that does not come back, a
+database that fails `PRAGMA integrity_check`, an acknowledged account or listenKey lost, an
+acknowledged event dropped ahead of one delivered after it, or no events on a new connection.
+The table lists counts per phase and the findings; `run_sweep` is what
+`tests/functional/test_sweep.py` calls. For `sigkill`, `sent` and `answered` count events posted
+and acknowledged, `closed` the kills, and `waiting` the acknowledged events still in flight at a
+kill (summed over its two connections); its note line has the rest.
 """
 
 from __future__ import annotations
@@ -33,21 +39,26 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from bench.common import rss_bytes
+from userstream.storage import DB_FILENAME
 
 ADMIN_TOKEN = "sweep-admin-token-0123456789abcdef"
 CONNECT_TIMEOUT_S = 5.0
+START_TIMEOUT_S = 20.0
 ANSWER_TIMEOUT_S = 2.0
 CLOSE_CODES_ALLOWED = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1013}
 CRLF = b"\r\n"
@@ -78,7 +89,7 @@ class PhaseResult:
 class Server:
     process: subprocess.Popen[str]
     port: int
-    data_dir: tempfile.TemporaryDirectory[str]
+    data_dir: Path
 
     @property
     def alive(self) -> bool:
@@ -96,29 +107,47 @@ class Server:
             self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
-        self.data_dir.cleanup()
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or closed by the server."""
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
-def start_server() -> Server:
-    data_dir = tempfile.TemporaryDirectory(prefix="userstream-sweep-")
+def start_server(data_dir: Path, *extra: str) -> Server:
+    """`userstream serve` on 127.0.0.1:0 and `data_dir`, once it says it is ready; its stderr
+    goes to `<data_dir>.stderr.log`, whose tail is in the error if it does not come up within
+    `START_TIMEOUT_S`."""
     env = {**os.environ, "USERSTREAM_ADMIN_TOKEN": ADMIN_TOKEN}
     cmd = [sys.executable, "-m", "userstream.cli", "serve", "--port", "0"]
     # The flood phase must reach the write bound, not the IP's request weight.
-    cmd += ["--data", data_dir.name, "--weight-per-minute", "1000000000"]
-    process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
+    cmd += ["--data", str(data_dir), "--weight-per-minute", "1000000000", *extra]
+    stderr_path = data_dir.with_name(data_dir.name + ".stderr.log")
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     assert process.stdout is not None
+    # A server that hangs before "ready" is killed, which ends the read below.
+    watchdog = threading.Timer(START_TIMEOUT_S, process.kill)
+    watchdog.start()
     port = 0
-    for line in process.stdout:
-        if line.startswith("userstream listening on "):
-            port = int(line.split()[-1].rsplit(":", 1)[1])
-        elif line.startswith("userstream ready"):
-            break
-    if not port:
+    ready = False
+    try:
+        for line in process.stdout:
+            if line.startswith("userstream listening on "):
+                port = int(line.split()[-1].rsplit(":", 1)[1])
+            elif line.startswith("userstream ready"):
+                ready = True
+                break
+    finally:
+        watchdog.cancel()
+    if not (port and ready):
         process.kill()
         process.wait()
-        raise RuntimeError("the server did not start")
+        process.stdout.close()
+        tail = stderr_path.read_text()[-500:]
+        raise RuntimeError(f"the server did not start (exit {process.returncode}): {tail!r}")
     return Server(process, port, data_dir)
 
 
@@ -164,18 +193,34 @@ def status_of(answer: bytes) -> int | None:
     return int(parts[1])
 
 
+async def try_json_call(
+    port: int, method: str, path: str, headers: list[tuple[str, str]], body: object = None
+) -> tuple[int, object] | None:
+    """One request on its own connection: the status and decoded JSON body, or None if no
+    complete answer came (the server refused the connection, died or timed out)."""
+    raw = json.dumps(body).encode() if body is not None else b""
+    try:
+        answer = await http_exchange(
+            port, http_request(method, path, [*headers, ("Connection", "close")], raw), 5.0
+        )
+    except OSError:  # refused, reset, or no connection within CONNECT_TIMEOUT_S
+        return None
+    status = status_of(answer) if answer else None
+    if answer is None or status is None:
+        return None
+    _, _, payload = answer.partition(CRLF + CRLF)
+    try:
+        return status, json.loads(payload) if payload else None
+    except ValueError:  # cut short
+        return None
+
+
 async def json_call(
     port: int, method: str, path: str, headers: list[tuple[str, str]], body: object = None
 ) -> tuple[int, object]:
-    raw = json.dumps(body).encode() if body is not None else b""
-    answer = await http_exchange(
-        port, http_request(method, path, [*headers, ("Connection", "close")], raw), 5.0
-    )
+    answer = await try_json_call(port, method, path, headers, body)
     assert answer is not None, f"{method} {path}: no answer"
-    status = status_of(answer)
-    assert status is not None, answer[:200]
-    _, _, payload = answer.partition(CRLF + CRLF)
-    return status, json.loads(payload) if payload else None
+    return answer
 
 
 # raw WebSocket
@@ -213,10 +258,23 @@ class RawWs:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, target: str) -> RawWs:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), CONNECT_TIMEOUT_S
-        )
+    async def open(cls, port: int, target: str, rcvbuf: int | None = None) -> RawWs:
+        """The handshake done; `rcvbuf` shrinks the socket's receive buffer, so that a
+        connection nobody reads backs up into the server's write buffer soon."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
+                CONNECT_TIMEOUT_S,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        # The reader's own buffer is as small, or it would soak up what the server has.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=rcvbuf or 2**16)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             http_request(
@@ -287,6 +345,21 @@ class Account:
     symbol: str
 
 
+ADMIN = [("Authorization", f"Bearer {ADMIN_TOKEN}")]
+
+
+async def create_account(port: int, name: str, symbol: str) -> Account:
+    """A new account and its listenKey, through the admin API and REST."""
+    status, body = await json_call(port, "POST", "/admin/v1/accounts", ADMIN, {"name": name})
+    assert status == 200, body
+    assert isinstance(body, dict)
+    api_key = str(body["apiKey"])
+    status, key = await json_call(port, "POST", "/fapi/v1/listenKey", [("X-MBX-APIKEY", api_key)])
+    assert status == 200, key
+    assert isinstance(key, dict)
+    return Account(int(body["accountId"]), api_key, str(key["listenKey"]), symbol)
+
+
 class Bystander:
     """A stream connection for one account that checks every event is that account's."""
 
@@ -314,6 +387,127 @@ class Bystander:
                     self.seen.put_nowait(int(event["ac"]["l"]))
 
 
+# SIGKILL mid-publish
+
+KILL_PUBLISHERS = 4  # concurrent publishers, each posting its batches one after another
+KILL_ACCOUNTS = 200  # accounts created per round at most (the kill usually comes first)
+KILL_ROUND_TIMEOUT_S = 60.0
+KILL_TIME_BASE = 1_700_000_000_000  # an event's `T` is this + publisher * 10**7 + batch * 1000 + i
+# Sent first, so that what follows waits in the server's own buffer for the stalled connection:
+# more than the kernel's socket buffers take (net.ipv4.tcp_wmem's maximum is 4 MB by default),
+# under `--max-unsent-bytes` of the phase's server.
+KILL_BALLAST_BATCHES = 16  # of 100 ACCOUNT_UPDATEs with 100 balances each: ~7 MB
+KILL_SERVER_OPTIONS = ("--max-unsent-bytes", str(64 * 2**20))
+
+
+@dataclass
+class Delivery:
+    """One stream connection's share of the acknowledged events, over every round."""
+
+    delivered: int = 0  # acknowledged and received
+    in_flight: int = 0  # acknowledged, never received: in the server's write buffer at the kill
+    early: int = 0  # received, though the acknowledgement never arrived
+
+    def __str__(self) -> str:
+        return f"{self.delivered} delivered, {self.in_flight} in flight, {self.early} early"
+
+
+@dataclass
+class KillCounts:
+    """What the SIGKILL phase saw over all its rounds (events unless named otherwise)."""
+
+    kills: int = 0
+    restarts: int = 0
+    posted: int = 0
+    acked: int = 0
+    reading: Delivery = field(default_factory=Delivery)  # a connection read as fast as it can
+    stalled: Delivery = field(default_factory=Delivery)  # one read only after the kill
+    after_restart: int = 0  # received on a new connection after a restart
+    accounts: int = 0  # accounts whose creation was acknowledged, the victim's included
+    accounts_kept: int = 0  # acknowledged accounts (and listenKeys) found after the last restart
+
+    def note(self) -> str:
+        return (
+            f"{self.kills} kills, {self.restarts} restarts; events posted {self.posted}, "
+            f"acknowledged {self.acked}; reading connection: {self.reading}; stalled "
+            f"connection: {self.stalled}; received after a restart {self.after_restart}; "
+            f"accounts acknowledged {self.accounts}, found after the restart "
+            f"{self.accounts_kept}"
+        )
+
+
+def config_updates(account: Account, times: list[int]) -> list[dict[str, object]]:
+    """ACCOUNT_CONFIG_UPDATE events told apart by their `T`."""
+    return [
+        {"e": "ACCOUNT_CONFIG_UPDATE", "T": t, "ac": {"s": account.symbol, "l": 1 + t % 125}}
+        for t in times
+    ]
+
+
+def ballast(batch: int) -> list[dict[str, object]]:
+    """100 large ACCOUNT_UPDATE events (~4.5 KB each)."""
+    balances = [{"a": f"A{i}", "wb": "1000.5", "cw": "1000.5", "bc": "0"} for i in range(100)]
+    return [
+        {"e": "ACCOUNT_UPDATE", "T": batch * 100 + i, "a": {"B": balances, "P": [], "m": "ORDER"}}
+        for i in range(100)
+    ]
+
+
+async def collect_times(ws: RawWs, into: list[int]) -> int | None:
+    """Append each ACCOUNT_CONFIG_UPDATE's `T` until the connection ends; the server's close
+    code if it sent a close frame, None if the connection just ended."""
+    try:
+        while True:
+            opcode, payload = await ws.frame(3600)
+            if opcode == 0x8:
+                return int(struct.unpack("!H", payload[:2])[0]) if payload else 1005
+            event = json.loads(payload)
+            if event.get("e") == "ACCOUNT_CONFIG_UPDATE":
+                into.append(int(event["T"]))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+def check_delivery(
+    result: PhaseResult,
+    name: str,
+    counts: Delivery,
+    posted: list[list[int]],
+    acked: set[int],
+    received: list[int],
+) -> None:
+    """A publisher posts its next batch only once the last one is acknowledged, and one
+    connection's events leave in the order they were handed to it, so the events of each
+    publisher that a connection received must be a prefix of those it posted: a gap is an
+    acknowledged event dropped, not one still in flight."""
+    for p, times in enumerate(posted):
+        got = [t for t in received if (t - KILL_TIME_BASE) // 10**7 == p]
+        if got != times[: len(got)]:
+            result.find(f"{name}: publisher {p}'s events came out of order, twice or with a gap")
+    strays = set(received) - {t for times in posted for t in times}
+    if strays:
+        result.find(f"{name}: {len(strays)} events arrived that were never posted")
+    seen = set(received)
+    counts.delivered += len(acked & seen)
+    counts.in_flight += len(acked - seen)
+    counts.early += len(seen - acked)
+
+
+def read_database(data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """`PRAGMA integrity_check`'s lines, and each stored apiKey's listenKey ("" if none), read
+    while the server runs (WAL lets a reader in)."""
+    db = sqlite3.connect(f"file:{data_dir / DB_FILENAME}?mode=ro", uri=True)
+    try:
+        integrity = [str(row[0]) for row in db.execute("PRAGMA integrity_check")]
+        rows = db.execute(
+            "SELECT a.api_key, coalesce(k.listen_key, '') FROM accounts a"
+            " LEFT JOIN listen_keys k ON k.account_id = a.id"
+        )
+        return integrity, {str(api_key): str(key) for api_key, key in rows}
+    finally:
+        db.close()
+
+
 class Sweep:
     def __init__(self, server: Server, seed: int, count: int, phase_seconds: float) -> None:
         self.server = server
@@ -321,7 +515,7 @@ class Sweep:
         self.rng = random.Random(seed)
         self.count = count
         self.phase_seconds = phase_seconds
-        self.admin = [("Authorization", f"Bearer {ADMIN_TOKEN}")]
+        self.admin = ADMIN
         self.marker = 0
         self.leaks: list[str] = []
         self.accounts: dict[str, Account] = {}
@@ -334,20 +528,7 @@ class Sweep:
             ("C", "BNBUSDT"),
             ("D", "XRPUSDT"),
         ):
-            status, body = await json_call(
-                self.port, "POST", "/admin/v1/accounts", self.admin, {"name": name}
-            )
-            assert status == 200, body
-            assert isinstance(body, dict)
-            api_key = str(body["apiKey"])
-            status, key = await json_call(
-                self.port, "POST", "/fapi/v1/listenKey", [("X-MBX-APIKEY", api_key)]
-            )
-            assert status == 200, key
-            assert isinstance(key, dict)
-            self.accounts[name] = Account(
-                int(body["accountId"]), api_key, str(key["listenKey"]), symbol
-            )
+            self.accounts[name] = await create_account(self.port, name, symbol)
         for name in ("A", "B"):
             account = self.accounts[name]
             ws = await RawWs.open(self.port, f"/private/ws?listenKey={account.listen_key}")
@@ -963,6 +1144,238 @@ class Sweep:
         result.sent = result.answered = attempts
         return result
 
+    # phase: SIGKILL mid-publish
+
+    async def phase_sigkill(self) -> PhaseResult:
+        """On a server of its own: SIGKILL it while batches pour into an open stream and
+        accounts are being created, restart it on the same data folder, and check what
+        survived. An acknowledgement promises that the events were validated and handed to the
+        connections present, with no replay (Binance has none either), so events still in the
+        server's write buffer at the kill are counted, not flagged."""
+        result = PhaseResult("sigkill")
+        counts = KillCounts()
+        with tempfile.TemporaryDirectory(prefix="userstream-sigkill-") as tmp:
+            data = Path(tmp) / "data"
+            server: Server | None = await asyncio.to_thread(
+                start_server, data, *KILL_SERVER_OPTIONS
+            )
+            try:
+                assert server is not None
+                victim = await create_account(server.port, "victim", "BTCUSDT")
+                keys = {victim.api_key: victim.listen_key}
+                counts.accounts += 1
+                for _ in range(max(1, min(5, self.count // 100))):
+                    server = await self.kill_round(result, counts, server, victim, keys)
+                    if server is None:
+                        break
+            finally:
+                if server is not None:
+                    server.stop()
+        result.sent, result.answered = counts.posted, counts.acked
+        result.closed = counts.kills
+        result.waiting = counts.reading.in_flight + counts.stalled.in_flight
+        result.notes.append(counts.note())
+        return result
+
+    async def kill_round(
+        self,
+        result: PhaseResult,
+        counts: KillCounts,
+        server: Server,
+        victim: Account,
+        keys: dict[str, str],
+    ) -> Server | None:
+        """One SIGKILL and restart; the restarted server, or None if it did not come up."""
+        rng = self.rng
+        loop = asyncio.get_running_loop()
+        target = f"/private/ws?listenKey={victim.listen_key}"
+        reading = await RawWs.open(server.port, target)
+        stalled = await RawWs.open(server.port, target, rcvbuf=4096)
+        received: list[int] = []
+        stalled_received: list[int] = []
+        reader = loop.create_task(collect_times(reading, received))
+        for b in range(KILL_BALLAST_BATCHES):
+            answer = await try_json_call(
+                server.port,
+                "POST",
+                f"/admin/v1/accounts/{victim.id}/events",
+                ADMIN,
+                ballast(b),
+            )
+            if answer is None or answer[0] != 200:
+                result.find(f"ballast batch {b} answered {answer}")
+                break
+        batches = max(2, min(50, self.count // 4))
+        sizes = [[rng.randint(1, 100) for _ in range(batches)] for _ in range(KILL_PUBLISHERS)]
+        # The kill lands a few milliseconds after a batch is sent: before the server reads it,
+        # while it hands it out, or after it answered.
+        kill_at = rng.randint(2, KILL_PUBLISHERS * batches // 2)
+        kill_delay = rng.uniform(0.0, 0.005)
+        posted: list[list[int]] = [[] for _ in range(KILL_PUBLISHERS)]
+        acked: set[int] = set()
+        batches_posted = 0
+        killed = False
+        events_path = f"/admin/v1/accounts/{victim.id}/events"
+
+        def kill() -> None:
+            nonlocal killed
+            if killed:
+                return
+            killed = True
+            if not server.alive:
+                result.find(f"the server exited by itself with {server.process.returncode}")
+            server.kill()
+            counts.kills += 1
+
+        async def publisher(p: int) -> None:
+            nonlocal batches_posted
+            for b, size in enumerate(sizes[p]):
+                if killed:
+                    return
+                times = [KILL_TIME_BASE + p * 10**7 + b * 1000 + i for i in range(size)]
+                posted[p] += times
+                counts.posted += size
+                batches_posted += 1
+                if batches_posted == kill_at:
+                    loop.call_later(kill_delay, kill)
+                answer = await try_json_call(
+                    server.port, "POST", events_path, ADMIN, config_updates(victim, times)
+                )
+                if answer is None:
+                    return  # the kill came first; this batch was not acknowledged
+                if answer[0] != 200:
+                    result.find(f"a batch of {size} was refused before the kill: {answer}")
+                    return
+                acked.update(times)
+                counts.acked += size
+
+        async def creator() -> None:
+            """Accounts and listenKeys written to the database while the kill comes."""
+            for i in range(KILL_ACCOUNTS):
+                if killed:
+                    return
+                answer = await try_json_call(
+                    server.port, "POST", "/admin/v1/accounts", ADMIN, {"name": f"sigkill-{i}"}
+                )
+                if answer is None:
+                    return
+                status, body = answer
+                if status != 200 or not isinstance(body, dict):
+                    result.find(f"creating an account before the kill: {answer}")
+                    return
+                api_key = str(body["apiKey"])
+                keys[api_key] = ""
+                counts.accounts += 1
+                answer = await try_json_call(
+                    server.port, "POST", "/fapi/v1/listenKey", [("X-MBX-APIKEY", api_key)]
+                )
+                if answer is None:
+                    return
+                if answer[0] != 200 or not isinstance(answer[1], dict):
+                    result.find(f"creating a listenKey before the kill: {answer}")
+                    return
+                keys[api_key] = str(answer[1]["listenKey"])
+
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(creator(), *(publisher(p) for p in range(KILL_PUBLISHERS))),
+                KILL_ROUND_TIMEOUT_S,
+            )
+        except TimeoutError:
+            result.find(f"publishing did not end within {KILL_ROUND_TIMEOUT_S} s")
+        kill()  # if the publishers stopped before `kill_at`
+        # What the kernel still holds for the stalled connection drains now; what was in the
+        # server's own buffer died with it.
+        for ws, into, name in (
+            (reading, received, "reading"),
+            (stalled, stalled_received, "stalled"),
+        ):
+            task = reader if ws is reading else loop.create_task(collect_times(ws, into))
+            try:
+                close_code = await asyncio.wait_for(task, 5.0)
+            except TimeoutError:
+                result.find(f"the {name} stream stayed open 5 s after the server was killed")
+                close_code = None
+            finally:
+                ws.abort()
+            if close_code is not None:
+                result.find(f"the {name} stream was closed with {close_code} before the kill")
+        check_delivery(result, "reading", counts.reading, posted, acked, received)
+        check_delivery(result, "stalled", counts.stalled, posted, acked, stalled_received)
+
+        try:
+            restarted = await asyncio.to_thread(start_server, server.data_dir, *KILL_SERVER_OPTIONS)
+        except RuntimeError as exc:
+            result.find(f"no restart after SIGKILL: {exc}")
+            return None
+        counts.restarts += 1
+        try:
+            await self.check_restart(result, counts, restarted, victim, keys)
+        except BaseException:
+            restarted.stop()
+            raise
+        return restarted
+
+    async def check_restart(
+        self,
+        result: PhaseResult,
+        counts: KillCounts,
+        server: Server,
+        victim: Account,
+        keys: dict[str, str],
+    ) -> None:
+        """The database is sound, every acknowledged account and listenKey is in it and
+        works, and a new connection on the victim's listenKey gets new events."""
+        try:
+            integrity, stored = await asyncio.to_thread(read_database, server.data_dir)
+        except sqlite3.DatabaseError as exc:
+            result.find(f"the database after SIGKILL: {exc!r}")
+            return
+        if integrity != ["ok"]:
+            result.find(f"the database after SIGKILL: integrity_check says {integrity[:3]}")
+        lost = [k for k, key in keys.items() if k not in stored or (key and stored[k] != key)]
+        counts.accounts_kept = len(keys) - len(lost)
+        if lost:
+            result.find(f"{len(lost)} of {len(keys)} acknowledged accounts or listenKeys lost")
+        others = [k for k in keys if keys[k] and k != victim.api_key]
+        for api_key in [victim.api_key, *self.rng.sample(others, min(2, len(others)))]:
+            answer = await try_json_call(
+                server.port, "PUT", "/fapi/v1/listenKey", [("X-MBX-APIKEY", api_key)]
+            )
+            if answer != (200, {"listenKey": keys[api_key]}):
+                result.find(f"a listenKey keepalive after the restart answered {answer}")
+
+        try:
+            ws = await RawWs.open(server.port, f"/private/ws?listenKey={victim.listen_key}")
+        except (ConnectionError, TimeoutError) as exc:
+            result.find(f"the listenKey's stream after the restart: {exc}")
+            return
+        try:
+            times = [KILL_TIME_BASE + KILL_PUBLISHERS * 10**7 + i for i in range(20)]
+            answer = await try_json_call(
+                server.port,
+                "POST",
+                f"/admin/v1/accounts/{victim.id}/events",
+                ADMIN,
+                config_updates(victim, times),
+            )
+            if answer is None or answer[0] != 200:
+                result.find(f"publishing after the restart answered {answer}")
+                return
+            got: list[int] = []
+            deadline = time.monotonic() + 5.0
+            with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                while len(got) < len(times):
+                    opcode, payload = await ws.frame(max(0.01, deadline - time.monotonic()))
+                    if opcode != 0x1:
+                        break
+                    got.append(int(json.loads(payload)["T"]))
+            counts.after_restart += len(got)
+            if got != times:
+                result.find(f"{len(got)} of {len(times)} events after the restart, in order")
+        finally:
+            ws.abort()
+
     async def run(self) -> list[PhaseResult]:
         phases = [
             self.phase_http,
@@ -972,6 +1385,7 @@ class Sweep:
             self.phase_slow,
             self.phase_admin,
             self.phase_isolation,
+            self.phase_sigkill,
         ]
         results = []
         for phase in phases:
@@ -988,18 +1402,19 @@ class Sweep:
 
 
 async def run_sweep(seed: int, count: int, phase_seconds: float = 30.0) -> list[PhaseResult]:
-    server = start_server()
-    try:
-        sweep = Sweep(server, seed, count, phase_seconds)
-        await sweep.setup()
+    with tempfile.TemporaryDirectory(prefix="userstream-sweep-") as tmp:
+        server = start_server(Path(tmp) / "data")
         try:
-            return await sweep.run()
+            sweep = Sweep(server, seed, count, phase_seconds)
+            await sweep.setup()
+            try:
+                return await sweep.run()
+            finally:
+                for bystander in sweep.bystanders:
+                    bystander.task.cancel()
+                    bystander.ws.abort()
         finally:
-            for bystander in sweep.bystanders:
-                bystander.task.cancel()
-                bystander.ws.abort()
-    finally:
-        server.stop()
+            server.stop()
 
 
 def table(results: list[PhaseResult], seed: int, count: int) -> Table:
