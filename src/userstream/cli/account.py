@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 
-from userstream.accounts import SqliteAccountStore
+from userstream import ServerConfig, create_account
 from userstream.cli.serve import DEFAULT_DATA
-from userstream.clock import SystemClock
-from userstream.storage import open_database
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,10 +20,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def create(args: argparse.Namespace) -> int:
-    db = open_database(args.data)
-    try:
-        account = SqliteAccountStore(db).create_now(args.name, SystemClock().now_ms())
-    finally:
-        db.close()
+    account = asyncio.run(create_account(ServerConfig(data_dir=args.data), args.name))
     print(json.dumps(account.credentials()), flush=True)
     return 0

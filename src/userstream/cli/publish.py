@@ -15,8 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from userstream.bus.publisher import Publisher
-from userstream.exceptions import ConfigurationError, EventValidationError
+from userstream import ConfigurationError, EventValidationError, Publisher
 
 
 def add_parser(commands: Any) -> None:
@@ -72,7 +71,7 @@ def publish(args: argparse.Namespace) -> int:
 
 async def _publish(args: argparse.Namespace, stream: IO[str]) -> int:
     accepted = batches = 0
-    async with await Publisher.connect(args.bus) as publisher:
+    async with Publisher.connect(args.bus) as publisher:
         for number, text in _batches(stream):
             msg_id = None
             if args.msg_id:

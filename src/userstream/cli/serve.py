@@ -12,11 +12,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from userstream import (
+    Clock,
+    ConfigurationError,
+    ManualClock,
+    Server,
+    ServerConfig,
+    SystemClock,
+    WeightLimits,
+)
 from userstream.cli import simulate
-from userstream.clock import Clock, ManualClock, SystemClock
-from userstream.exceptions import ConfigurationError
-from userstream.server.app import ServerConfig, UserStreamServer
-from userstream.server.limits import WeightLimits
 
 DEFAULT_DATA = Path("data")
 
@@ -76,6 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         max_unsent_bytes=args.max_unsent_bytes,
         bus=args.bus,
         reconcile_interval_s=args.reconcile_interval,
+        tune_gc=True,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
@@ -90,33 +96,31 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
-    server = UserStreamServer(config)
-    await server.start()
-    demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
-    _announce(server)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    if demo is not None:
-        await demo.aclose()
-    await server.aclose()
+    async with Server(config) as server:
+        demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
+        _announce(server)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        if demo is not None:
+            await demo.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
     return 0
 
 
-def _announce(server: UserStreamServer) -> None:
+def _announce(server: Server) -> None:
     console = Console(stderr=True, soft_wrap=True)
     # One plain line on stdout for scripts and test fixtures to read the port from.
-    print(f"userstream listening on {server.http_url}", flush=True)
+    print(f"userstream listening on {server.url}", flush=True)
     table = Table(title="userstream server", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("REST", f"{server.http_url}/fapi/v1/listenKey")
+    table.add_row("REST", f"{server.url}/fapi/v1/listenKey")
     table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
     table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
-    table.add_row("Admin", f"{server.http_url}/admin/v1/  (Authorization: Bearer <token>)")
+    table.add_row("Admin", f"{server.url}/admin/v1/  (Authorization: Bearer <token>)")
     table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
     table.add_row("Data", str(server.config.data_dir))
     console.print(table)
@@ -131,7 +135,7 @@ def _announce(server: UserStreamServer) -> None:
         console.print(
             "Connect a client:\n"
             f"  curl -X POST -H 'X-MBX-APIKEY: {account.api_key}' "
-            f"{server.http_url}/fapi/v1/listenKey\n"
+            f"{server.url}/fapi/v1/listenKey\n"
             f"  then open {server.ws_url}/private/ws?listenKey=<listenKey>"
         )
     print("userstream ready", flush=True)

@@ -69,9 +69,7 @@ CLOSE_TIMEOUT_S = 3.0
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
-def tune_gc() -> None:
-    """Freeze the start-up heap and raise the collector's thresholds (see `GC_THRESHOLDS`);
-    for a process that runs one long-lived server (`userstream serve`)."""
+def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -103,6 +101,8 @@ class ServerConfig:
         bus: `nats://a:4222[,nats://b:4222]` runs the server as a node on NATS JetStream
             (needs `userstream[nats]`); None uses the embedded memory + SQLite backends.
         reconcile_interval_s: with `bus`, seconds between re-reads of the served keys.
+        tune_gc: once started, freeze the start-up heap and raise the garbage collector's
+            thresholds (`GC_THRESHOLDS`); for a process that runs one long-lived server.
     """
 
     host: str = "127.0.0.1"
@@ -119,6 +119,7 @@ class ServerConfig:
     request_timeout_s: float = REQUEST_TIMEOUT_S
     bus: str | None = None  # `nats://a:4222[,nats://b:4222]`: a gateway node (issue #4)
     reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
+    tune_gc: bool = False
 
 
 @dataclass(slots=True)
@@ -238,6 +239,8 @@ class Server:
             self.config.port,
             reuse_address=True,
         )
+        if self.config.tune_gc:
+            _tune_gc()
 
     @property
     def port(self) -> int:
@@ -265,6 +268,15 @@ class Server:
     async def create_account(self, name: str) -> Account:
         """A new account with fresh API and secret keys, usable at once on every node."""
         return await self.accounts.create(name, self.clock.now_ms())
+
+    async def account(self, account_id: int) -> Account | None:
+        """The account with this id, if there is one."""
+        return await self.accounts.by_id(account_id)
+
+    async def publish(self, account_id: int, events: Sequence[Deliverable]) -> None:
+        """Deliver events (the models of `userstream.events`) to the account's streams: the
+        intake the admin API uses, without its validation of raw JSON."""
+        await self.bus.publish(account_id, events)
 
     async def aclose(self) -> None:
         """Stop accepting, close every WebSocket with 1001, close the backends (all state
@@ -437,7 +449,14 @@ class Server:
         }
 
 
+async def create_account(config: ServerConfig, name: str) -> Account:
+    """Create an account in the backends `config` names, with or without a server running on
+    them (a running server finds it on its first request with the new API key)."""
+    async with Backends.open(config) as backends:
+        return await backends.accounts.create(name, config.clock.now_ms())
+
+
 UserStreamServer = Server
 """The name the tests use for `Server`."""
 
-__all__ = ["Server", "ServerConfig", "UserStreamServer", "tune_gc"]
+__all__ = ["Server", "ServerConfig", "UserStreamServer", "WeightLimits", "create_account"]
