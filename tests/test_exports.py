@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import typing
@@ -116,3 +117,17 @@ async def test_server_runs_as_an_async_context_manager(tmp_path: Path) -> None:
         assert await server.account(account.id) == account
     created = await userstream.create_account(config, "offline")
     assert created.id == account.id + 1
+
+
+async def test_tune_gc_freezes_the_start_up_heap(tmp_path: Path) -> None:
+    from userstream.server.app import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    config = userstream.ServerConfig(port=0, data_dir=tmp_path, tune_gc=True)
+    try:
+        async with userstream.Server(config):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
