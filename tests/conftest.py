@@ -1,6 +1,6 @@
 """Shared fixtures: a real server on 127.0.0.1, in this process or as a separate process.
 
-`server` runs `UserStreamServer` on the test's event loop with a `ManualClock`, so tests move
+`server` runs `userstream.Server` on the test's event loop with a `ManualClock`, so tests move
 time directly. `server_process` runs `userstream serve` as a subprocess (real CLI, real clock
 or `--clock virtual`) for clients that block their own thread, such as the official SDK's
 synchronous REST client.
@@ -22,9 +22,8 @@ import aiohttp
 import pytest
 
 from tests.nats_fixtures import NatsCluster, NatsServer
-from userstream.accounts import Account, SqliteAccountStore
-from userstream.clock import ManualClock
-from userstream.server.app import ServerConfig, UserStreamServer
+from userstream import Account, ManualClock, Server, ServerConfig
+from userstream.accounts import SqliteAccountStore
 
 EVENT_FIXTURES = Path(__file__).parent / "fixtures" / "events"
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a fixed virtual start, so runs repeat.
@@ -40,7 +39,7 @@ def event_fixture(name: str) -> dict[str, Any]:
 
 @dataclass
 class Harness:
-    server: UserStreamServer
+    server: Server
     clock: ManualClock
     http: aiohttp.ClientSession
 
@@ -93,13 +92,8 @@ async def running_harness(
     config = ServerConfig(
         port=0, data_dir=data_dir, clock=clock, admin_token=ADMIN_TOKEN, **overrides
     )
-    app = UserStreamServer(config)
-    await app.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Harness(app, clock, http)
-    finally:
-        await app.aclose()
+    async with Server(config) as app, aiohttp.ClientSession() as http:
+        yield Harness(app, clock, http)
 
 
 @pytest.fixture

@@ -1,5 +1,15 @@
-"""userstream: Binance USDⓈ-M Futures user data streams, server and client."""
+"""userstream: Binance USDⓈ-M Futures user data streams, server and client.
 
+The client (`UserDataStream`), the event models (also in `userstream.events`) and
+`Publisher` need only the base install. `Server`, `ServerConfig` (with `WeightLimits`) and
+`create_account` run the server in this process and need `userstream[server]` (and
+`userstream[nats]` for `ServerConfig(bus=...)`, as `Publisher.connect` does); they are
+imported on first use, so a client-only program never loads the server's dependencies.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from userstream.accounts import Account
 from userstream.bus.publisher import Publisher
 from userstream.client.backoff import Backoff
 from userstream.client.buffer import Received
@@ -7,6 +17,19 @@ from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
 from userstream.client.stream import UserDataStream
 from userstream.clock import Clock, ManualClock, SystemClock
+from userstream.events import (
+    AccountConfigUpdate,
+    AccountUpdate,
+    AlgoUpdate,
+    ConditionalOrderTriggerReject,
+    Event,
+    GridUpdate,
+    ListenKeyExpired,
+    MarginCall,
+    OrderTradeUpdate,
+    StrategyUpdate,
+    TradeLite,
+)
 from userstream.exceptions import (
     BinanceAPIError,
     ConfigurationError,
@@ -19,26 +42,63 @@ from userstream.exceptions import (
     UserStreamError,
 )
 
+if TYPE_CHECKING:
+    from userstream.server.app import (
+        Server,
+        ServerConfig,
+        WeightLimits,
+        create_account,
+        list_accounts,
+    )
+
+_SERVER_NAMES = ("Server", "ServerConfig", "WeightLimits", "create_account", "list_accounts")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SERVER_NAMES:
+        from userstream.server import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'userstream' has no attribute {name!r}")
+
+
 __all__ = [
+    "Account",
+    "AccountConfigUpdate",
+    "AccountUpdate",
+    "AlgoUpdate",
     "Backoff",
     "BinanceAPIError",
     "Clock",
+    "ConditionalOrderTriggerReject",
     "ConfigurationError",
     "ConnectionState",
     "Endpoints",
+    "Event",
     "EventValidationError",
     "GapReason",
+    "GridUpdate",
     "InvalidAPIKey",
+    "ListenKeyExpired",
     "ListenKeyNotFound",
     "ManualClock",
+    "MarginCall",
+    "OrderTradeUpdate",
     "Publisher",
     "RateLimited",
     "Received",
     "ReconnectGaveUp",
+    "Server",
+    "ServerConfig",
+    "StrategyUpdate",
     "StreamGap",
     "StreamHealth",
     "SystemClock",
+    "TradeLite",
     "TransportError",
     "UserDataStream",
     "UserStreamError",
+    "WeightLimits",
+    "create_account",
+    "list_accounts",
 ]

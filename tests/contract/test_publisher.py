@@ -56,7 +56,7 @@ async def test_publisher_over_nats_dedupes_a_retry(nats_server: NatsServer) -> N
         got: list[Sequence[Deliverable]] = []
         node.bus.subscribe(lambda account_id, events: got.append(events))
         await node.bus.follow(12)
-        async with await Publisher.connect(nats_server.url) as publisher:
+        async with Publisher.connect(nats_server.url) as publisher:
             await publisher.publish_json(12, json.dumps(numbered(1)), msg_id="batch-1")
             await publisher.publish_json(12, json.dumps(numbered(1)), msg_id="batch-1")
             await publisher.publish_json(12, json.dumps(numbered(2)))

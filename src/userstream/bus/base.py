@@ -3,7 +3,8 @@
 The embedded default implements them with memory and SQLite (`bus/memory.py`,
 `accounts.SqliteAccountStore`; the `AccountStore` protocol lives in `accounts.py` beside the
 `Account` record and is re-exported here); the distributed one with NATS JetStream
-(`bus/nats.py`). The server and one contract suite (`tests/contract/`) work with either.
+(`bus/nats/`). `Backends.open` (`bus/backends.py`) chooses and opens one set; the server and
+one contract suite (`tests/contract/`) work with either.
 
 Lifecycle: `await x.open()` before use, `await x.aclose()` when done (no-ops for the embedded
 backends, which are ready on construction).
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from userstream.accounts import AccountStore
+from userstream.clock import ManualClock
 from userstream.protocol.codec import Deliverable
 from userstream.protocol.listenkeys import ListenKey
 
@@ -105,18 +107,31 @@ class EventBus(Protocol):
         ...
 
 
+ClockStep = Callable[[int], Awaitable[None]]
+"""`apply(now_ms)`: move this node's virtual clock to one step and fire what is due."""
+
+
+class SharedClock(Protocol):
+    """Virtual time shared by every node on the same backend (`--clock virtual`)."""
+
+    async def join(self, clock: ManualClock, apply: ClockStep) -> None:
+        """Follow the shared time with `clock`, calling `apply` for each step."""
+        ...
+
+    async def advance(self, ms: int, step_ms: int) -> None:
+        """Move every node forward; return once this node has applied every step."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 __all__ = [
     "AccountStore",
+    "ClockStep",
     "Deliverable",
     "EventBus",
     "EventHandler",
-    "FollowingEventBus",
     "KeyChangeHandler",
     "KeyStore",
-    "SharedKeyStore",
+    "SharedClock",
 ]
-
-SharedKeyStore = KeyStore
-"""Every KeyStore is shareable now: `on_change` and `fetch` are part of KeyStore."""
-FollowingEventBus = EventBus
-"""Every EventBus follows accounts now: `follow`/`unfollow` are part of EventBus."""

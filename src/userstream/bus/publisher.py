@@ -1,6 +1,6 @@
 """`Publisher`: the producer's side of distributed mode (issue #4).
 
-    async with await Publisher.connect("nats://127.0.0.1:4222") as publisher:
+    async with Publisher.connect("nats://127.0.0.1:4222") as publisher:
         await publisher.publish_json(account_id, b'{"e":"ORDER_TRADE_UPDATE", ...}')
 
 Events are validated exactly as `POST /admin/v1/accounts/{id}/events` validates them
@@ -11,10 +11,10 @@ message id, the caller's or `<producer>-<n>`, so the bus drops a retried copy.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
+from collections.abc import AsyncIterator, Sequence
 
 from userstream.bus.base import EventBus
 from userstream.clock import Clock, SystemClock
@@ -37,23 +37,24 @@ class Publisher:
         self._clock = clock or SystemClock()
         self.producer_id = producer_id or secrets.token_hex(8)
         self._counter = itertools.count(1)
-        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
-    async def connect(cls, urls: str | Sequence[str], producer_id: str | None = None) -> Publisher:
-        """A publisher with its own NATS connection (`nats://a:4222,nats://b:4222`)."""
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls, urls: str | Sequence[str], producer_id: str | None = None
+    ) -> AsyncIterator[Publisher]:
+        """A publisher with its own NATS connection (`nats://a:4222,nats://b:4222`), open
+        inside the `async with` and closed on leaving it."""
+        # Imported here: nats-py is the `userstream[nats]` extra.
         from userstream.bus.nats import NatsConnection, NatsEventBus
 
-        connection = await NatsConnection.connect(urls, name="userstream-publisher")
-        bus = NatsEventBus(connection, producer_id=producer_id)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            connection = await NatsConnection.connect(urls, name="userstream-publisher")
+            stack.push_async_callback(connection.aclose)
+            bus = NatsEventBus(connection, producer_id=producer_id)
             await bus.open()
-        except BaseException:
-            await connection.aclose()
-            raise
-        publisher = cls(bus, producer_id=producer_id)
-        publisher._closers = [bus.aclose, connection.aclose]
-        return publisher
+            stack.push_async_callback(bus.aclose)
+            yield cls(bus, producer_id=producer_id)
 
     def next_msg_id(self) -> str:
         return f"{self.producer_id}-{next(self._counter)}"
@@ -79,20 +80,3 @@ class Publisher:
         raw = body.encode() if isinstance(body, str) else body
         events = parse_admin_encoded(raw, self._clock.now_ms())
         return await self.publish(account_id, events, msg_id)
-
-    async def aclose(self) -> None:
-        """Close what `connect` opened; a bus passed in stays its owner's to close."""
-        closers, self._closers = self._closers, []
-        for close in closers:
-            await close()
-
-    async def __aenter__(self) -> Publisher:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -6,17 +6,13 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from userstream.accounts import Account, SqliteAccountStore
+from userstream import ConfigurationError, ServerConfig, create_account, list_accounts
 from userstream.cli.common import CommandParsers
-from userstream.clock import SystemClock
-from userstream.exceptions import ConfigurationError
-from userstream.storage import DB_FILENAME, open_database
 
 DEFAULT_DATA = Path("data")
 DEMO_NAME = "demo"
@@ -60,47 +56,18 @@ def add_parser(parsers: CommandParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.account_command == "create":
         return create(args)
-    return list_accounts(args)
+    return list_command(args)
 
 
 def create(args: argparse.Namespace) -> int:
-    try:
-        db = open_database(args.data)
-    except (OSError, sqlite3.Error) as error:
-        raise ConfigurationError(f"data folder {args.data} cannot be used: {error}") from None
-    try:
-        account = SqliteAccountStore(db).create_now(args.name, SystemClock().now_ms())
-    finally:
-        db.close()
+    account = asyncio.run(create_account(ServerConfig(data_dir=args.data), args.name))
     print(json.dumps(account.credentials()), flush=True)
     return 0
 
 
-def local_accounts(data_dir: Path) -> list[Account]:
-    """The accounts of a data folder, read without writing (a server may be running on it).
-
-    Raises:
-        ConfigurationError: there is no database there, or it cannot be read.
-    """
-    path = data_dir / DB_FILENAME
-    if not path.is_file():
-        raise ConfigurationError(
-            f"no userstream data in {data_dir} ({DB_FILENAME} not found): start "
-            f"`userstream serve --data {data_dir}` once, or point --data at its folder"
-        )
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return SqliteAccountStore(db).all()
-        finally:
-            db.close()
-    except sqlite3.Error as error:
-        raise ConfigurationError(f"cannot read {path}: {error}") from None
-
-
 def demo_api_key(data_dir: Path) -> str:
     """The API key of the demo account the server made on its first start (account 1)."""
-    accounts = local_accounts(data_dir)
+    accounts = list_accounts(data_dir)
     for account in accounts:
         if account.name == DEMO_NAME:
             return account.api_key
@@ -144,7 +111,7 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def list_accounts(args: argparse.Namespace) -> int:
+def list_command(args: argparse.Namespace) -> int:
     if args.url:
         token = args.admin_token or os.environ.get("USERSTREAM_ADMIN_TOKEN")
         if not token:
@@ -153,7 +120,7 @@ def list_accounts(args: argparse.Namespace) -> int:
     else:
         rows = [
             {"accountId": a.id, "name": a.name, "apiKey": a.api_key}
-            for a in local_accounts(args.data or DEFAULT_DATA)
+            for a in list_accounts(args.data or DEFAULT_DATA)
         ]
     if args.json:
         for row in rows:

@@ -15,10 +15,9 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from userstream.bus.publisher import Publisher
+from userstream import ConfigurationError, EventValidationError, Publisher
 from userstream.cli.common import CommandParsers
 from userstream.cli.serve import check_bus
-from userstream.exceptions import ConfigurationError, EventValidationError
 
 
 def add_parser(parsers: CommandParsers) -> None:
@@ -80,7 +79,7 @@ def publish(args: argparse.Namespace) -> int:
 
 async def _publish(args: argparse.Namespace, stream: IO[str]) -> int:
     accepted = batches = 0
-    async with await Publisher.connect(args.bus) as publisher:
+    async with Publisher.connect(args.bus) as publisher:
         for number, text in _batches(stream):
             msg_id = None
             if args.msg_id:

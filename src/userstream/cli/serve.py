@@ -17,13 +17,18 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from rich.table import Table
 
+from userstream import (
+    Clock,
+    ConfigurationError,
+    ManualClock,
+    Server,
+    ServerConfig,
+    SystemClock,
+    WeightLimits,
+)
 from userstream.cli import simulate
 from userstream.cli.account import DEFAULT_DATA, describe
 from userstream.cli.common import CommandParsers, self_command, self_python
-from userstream.clock import Clock, ManualClock, SystemClock
-from userstream.exceptions import ConfigurationError
-from userstream.protocol.limits import WeightLimits
-from userstream.server.app import ADMIN_TOKEN_FILE, ServerConfig, UserStreamServer
 
 
 def add_parser(parsers: CommandParsers) -> None:
@@ -105,6 +110,7 @@ def serve(args: argparse.Namespace) -> int:
         max_unsent_bytes=args.max_unsent_bytes,
         bus=args.bus,
         reconcile_interval_s=args.reconcile_interval,
+        tune_gc=True,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
@@ -121,10 +127,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
-    try:
-        server = UserStreamServer(config)
-    except (OSError, sqlite3.Error) as error:
-        raise _data_folder_error(config.data_dir, error) from None
+    server = Server(config)
     try:
         await server.start()
     except (OSError, sqlite3.Error) as error:
@@ -133,16 +136,18 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
         if isinstance(error, OSError) and error.filename is None:
             raise _listen_error(config, error) from None
         raise _data_folder_error(config.data_dir, error) from None
-    demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
-    _announce(server)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    if demo is not None:
-        await demo.aclose()
-    await server.aclose()
+    try:
+        demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
+        _announce(server)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        if demo is not None:
+            await demo.aclose()
+    finally:
+        await server.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
     return 0
 
@@ -217,12 +222,12 @@ def check_bus(urls: str) -> None:
     )
 
 
-def _announce(server: UserStreamServer) -> None:
+def _announce(server: Server) -> None:
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     # One plain line on stdout for scripts and test fixtures to read the port from.
-    print(f"userstream listening on {server.http_url}", flush=True)
+    print(f"userstream listening on {server.url}", flush=True)
     data = server.config.data_dir
-    token_file = data / ADMIN_TOKEN_FILE
+    token_file = data / "admin-token"
     if server.config.admin_token:
         token_from = "the one given with --admin-token"
     elif os.environ.get("USERSTREAM_ADMIN_TOKEN"):
@@ -232,10 +237,10 @@ def _announce(server: UserStreamServer) -> None:
     table = Table(title="userstream server", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("REST", f"{server.http_url}/fapi/v1/listenKey")
+    table.add_row("REST", f"{server.url}/fapi/v1/listenKey")
     table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
     table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
-    table.add_row("Admin", f"{server.http_url}/admin/v1/")
+    table.add_row("Admin", f"{server.url}/admin/v1/")
     table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
     table.add_row("Data", str(data))
     console.print(table)
@@ -250,7 +255,7 @@ def _announce(server: UserStreamServer) -> None:
     print("userstream ready", flush=True)
 
 
-def _connect_help(server: UserStreamServer, api_key: str | None) -> str:
+def _connect_help(server: Server, api_key: str | None) -> str:
     """Commands that work on a fresh machine: the project's own `listen`, and curl plus a
     Python one-liner for those who want to see the raw frames."""
     cli, python = self_command(), self_python()
@@ -266,7 +271,7 @@ def _connect_help(server: UserStreamServer, api_key: str | None) -> str:
         listen = f"  {cli} listen {local}    # other accounts: {cli} account list --data {data}\n"
     return (
         "Connect a client to the demo account:\n" + listen + "or see the raw frames:\n"
-        f"  KEY=$(curl -s -X POST -H 'X-MBX-APIKEY: {key}' {server.http_url}/fapi/v1/listenKey"
+        f"  KEY=$(curl -s -X POST -H 'X-MBX-APIKEY: {key}' {server.url}/fapi/v1/listenKey"
         f" | {python} -c 'import json,sys; print(json.load(sys.stdin)[\"listenKey\"])')\n"
         f"  {python} -m websockets {server.ws_url}/private/ws?listenKey=$KEY"
     )

@@ -29,11 +29,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from userstream import ConfigurationError, Server, ServerConfig, SystemClock
 from userstream.cli.account import remote_accounts
 from userstream.cli.common import CommandParsers, self_command
-from userstream.clock import SystemClock
-from userstream.exceptions import ConfigurationError
-from userstream.server.app import ServerConfig, UserStreamServer
 from userstream.simulator import Simulator
 from userstream.simulator.driver import Feed, RunStats, Sink, drive
 from userstream.simulator.publisher import AdminPublisher
@@ -98,9 +96,9 @@ def simulate(args: argparse.Namespace) -> int:
     return uvloop.run(_simulate(args, account_ids, token or ""))
 
 
-async def start_demo(server: UserStreamServer, rate: float) -> Feed:
+async def start_demo(server: Server, rate: float) -> Feed:
     """`userstream serve --demo`: feed the demo account `rate` simulated events/s through
-    `server.bus.publish`, the intake the admin API uses. The feed paces on the real clock
+    `server.publish`, the intake the admin API uses. The feed paces on the real clock
     even when the server's clock is virtual; stop it with `await feed.aclose()`.
 
     On a restart the demo account made by the first start (account 1, named "demo") is
@@ -109,15 +107,15 @@ async def start_demo(server: UserStreamServer, rate: float) -> Feed:
     """
     account = server.demo_account
     if account is None:
-        account = await server.accounts.by_id(FIRST_ACCOUNT_ID)
+        account = await server.account(FIRST_ACCOUNT_ID)
         if account is None or account.name != DEMO_NAME:
-            account = await server.accounts.create(DEMO_NAME, server.clock.now_ms())
+            account = await server.create_account(DEMO_NAME)
         server.demo_account = account
     Console(stderr=True).print(
         f"demo: simulated activity for account {account.id} at {rate:g} events/s"
     )
     simulator = Simulator([account.id], seed=DEMO_SEED, rate=rate)
-    return Feed(simulator, server.bus.publish, SystemClock())
+    return Feed(simulator, server.publish, SystemClock())
 
 
 def _parse_ids(text: str | None) -> list[int] | None:
@@ -141,34 +139,30 @@ async def _simulate(args: argparse.Namespace, account_ids: list[int] | None, tok
             stats = await _run(args, [a["accountId"] for a in accounts], publisher.publish)
         else:
             async with _in_process_server(args) as server:
-                publisher = AdminPublisher(session, server.http_url, server.admin_token)
+                publisher = AdminPublisher(session, server.url, server.admin_token)
                 accounts = await _accounts(
-                    publisher, server.http_url, server.admin_token, args.accounts, account_ids
+                    publisher, server.url, server.admin_token, args.accounts, account_ids
                 )
-                _announce_accounts(args, server.http_url, accounts)
-                stats = await _run(args, [a["accountId"] for a in accounts], server.bus.publish)
+                _announce_accounts(args, server.url, accounts)
+                stats = await _run(args, [a["accountId"] for a in accounts], server.publish)
     _report(args, stats, accounts)
     return 0 if stats.published and not stats.errors else 1
 
 
 @contextlib.asynccontextmanager
-async def _in_process_server(args: argparse.Namespace) -> AsyncIterator[UserStreamServer]:
+async def _in_process_server(args: argparse.Namespace) -> AsyncIterator[Server]:
     with contextlib.ExitStack() as stack:
         data = args.data
         if data is None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="userstream-")))
         config = ServerConfig(host=args.host, port=args.port, data_dir=data, clock=SystemClock())
-        server = UserStreamServer(config)
-        await server.start()
-        try:
-            print(f"userstream listening on {server.http_url}", flush=True)
+        async with Server(config) as server:
+            print(f"userstream listening on {server.url}", flush=True)
             Console(stderr=True).print(
                 f"streams: {server.ws_url}/private/ws?listenKey=<listenKey>  "
-                f"(POST {server.http_url}/fapi/v1/listenKey with an apiKey below)"
+                f"(POST {server.url}/fapi/v1/listenKey with an apiKey below)"
             )
             yield server
-        finally:
-            await server.aclose()
 
 
 async def _accounts(

@@ -4,26 +4,32 @@
     REST /fapi/v1/listenKey ─┐
     WS API /ws-fapi/v1 ──────┴─► ListenKeyService ──► KeyStore (memory + SQLite)
 
-`UserStreamServer` owns every task and socket it starts; `aclose()` closes connections with
-1001, stops the scheduler and keeps all state on disk.
+`Server(config)` is the public way to run it (`async with Server(config) as server:`). On
+start it opens the backends the config names (`Backends.open`: memory + SQLite, or NATS
+JetStream with `config.bus`) and builds every component once from them; in distributed mode
+a `ClusterNode` is the gateway's key watcher and the listenKey service's end arbiter. The
+server owns every task and socket it starts; `aclose()` closes connections with 1001, stops
+the scheduler, closes the backends and keeps all state on disk (or in JetStream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
 from userstream.accounts import Account, SqliteAccountStore
-from userstream.bus.base import AccountStore, EventBus, KeyStore
-from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
+from userstream.bus.backends import Backends
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
@@ -33,12 +39,7 @@ from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
-from userstream.server.cluster import (
-    DEFAULT_RECONCILE_INTERVAL_S,
-    ClockSync,
-    ClusterNode,
-    SharedListenKeyService,
-)
+from userstream.server.cluster import DEFAULT_RECONCILE_INTERVAL_S, ClusterNode
 from userstream.server.gateway import StreamGateway
 from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
@@ -49,7 +50,7 @@ from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
-from userstream.storage import open_database, write_secret
+from userstream.storage import DB_FILENAME, write_secret
 from userstream.symbols import load_symbol_table
 
 log = logging.getLogger(__name__)
@@ -59,20 +60,53 @@ ADMIN_TOKEN_FILE = "admin-token"
 SHUTDOWN_GRACE_S = 2.0
 DEFAULT_ADVANCE_STEP_MS = 60_000
 PONG_GRACE_S = 0.05
+# The listenKey service and the cluster node wait on the backend while closing; a node told
+# to stop while NATS is unreachable must still exit promptly.
+CLOSE_TIMEOUT_S = 3.0
+# Young-generation collections stay cheap; the stalls in the delivery tail are the older
+# generations' passes over every long-lived object (sessions, keys, caches, the code itself).
+# Once start-up is done `gc.freeze()` moves what exists to the permanent generation, which no
+# pass scans, and these thresholds make the older passes rare: per-event work allocates few
+# containers (frames are bytes), so garbage grows slowly and memory stays bounded.
+GC_THRESHOLDS = (10_000, 50, 100)
 
 
-BACKEND_CLOSE_TIMEOUT_S = 3.0
+def _tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _bounded(closing: Awaitable[None], what: str) -> None:
     try:
-        await asyncio.wait_for(closing, BACKEND_CLOSE_TIMEOUT_S)
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
     except TimeoutError:
-        log.warning("%s did not close within %.0f s; leaving it", what, BACKEND_CLOSE_TIMEOUT_S)
+        log.warning("%s did not close within %.0f s; leaving it", what, CLOSE_TIMEOUT_S)
 
 
 @dataclass(slots=True)
 class ServerConfig:
+    """Everything `Server` needs; every field has a working default for a local server.
+
+    Attributes:
+        host, port: where to listen (port 0 picks a free one; read it from `Server.url`).
+        data_dir: SQLite database and the generated admin token.
+        clock: `SystemClock()`, or `ManualClock()` for virtual time moved by the admin API.
+        admin_token: bearer token of `/admin/v1/`; else `$USERSTREAM_ADMIN_TOKEN`, else the
+            one saved in `data_dir`, else a new one (saved there).
+        weight_limits: REQUEST_WEIGHT per IP per minute, REST and WebSocket API together.
+        liveness: ping cadence, pong deadline and the 24-hour connection cap.
+        symbols_file: a JSON file of exchangeInfo symbols (else the bundled ones).
+        max_body_bytes, max_message_bytes: the largest request body / inbound WS message.
+        max_unsent_bytes: a stream consumer this far behind is disconnected (1008).
+        request_timeout_s: an HTTP request must arrive whole within this.
+        bus: `nats://a:4222[,nats://b:4222]` runs the server as a node on NATS JetStream
+            (needs `userstream[nats]`); None uses the embedded memory + SQLite backends.
+        reconcile_interval_s: with `bus`, seconds between re-reads of the served keys.
+        tune_gc: once started, freeze the start-up heap and raise the garbage collector's
+            thresholds (`GC_THRESHOLDS`); for a process that runs one long-lived server.
+    """
+
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("data")
@@ -87,6 +121,7 @@ class ServerConfig:
     request_timeout_s: float = REQUEST_TIMEOUT_S
     bus: str | None = None  # `nats://a:4222[,nats://b:4222]`: a gateway node (issue #4)
     reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
+    tune_gc: bool = False
 
 
 @dataclass(slots=True)
@@ -94,45 +129,90 @@ class Stats:
     events_accepted: int = 0
 
 
-class UserStreamServer:
+class Server:
+    """The server on one port: REST, WebSocket API, user data streams and admin.
+
+    Use it as an async context manager; on entry the backends are open and the port is
+    listening, on exit connections are closed with 1001 and the backends closed::
+
+        async with Server(ServerConfig(port=0)) as server:
+            print(server.url, server.ws_url, server.admin_token)
+            account = await server.create_account("trader")
+
+    `start()` / `aclose()` are the same steps for callers that cannot use `async with`.
+    """
+
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.clock = config.clock
-        self.scheduler = Scheduler(self.clock)
-        self.gateway = StreamGateway()
-        self.bus: EventBus = MemoryEventBus()
-        self.limiter = RequestWeightLimiter(config.weight_limits)
-        self.flusher = Flusher()
-        self.pongs = PongWatch()
-        self.liveness = LivenessContext(self.scheduler, config.liveness, self.pongs)
-        self.flusher.max_buffer = config.max_unsent_bytes
-        self.stats = Stats()
-        self.streams: set[StreamSession] = set()
-        self.ws_api_sessions: set[WsApiSession] = set()
         self.demo_account: Account | None = None
         self.admin_token = ""
         self.admin_token_generated = False
+        self._stack: contextlib.AsyncExitStack | None = None
         self._server: asyncio.Server | None = None
+
+    def _build(self, backends: Backends) -> None:
+        """Wire every component once, from the opened backends."""
+        config = self.config
+        self.accounts = backends.accounts
+        self.key_store = backends.keys
+        self.bus = backends.bus
+        self._shared_clock = backends.clock if isinstance(self.clock, ManualClock) else None
+        self.scheduler = Scheduler(self.clock)
+        self.cluster = (
+            ClusterNode(self.key_store, self.bus, self.clock, config.reconcile_interval_s)
+            if backends.shared
+            else None
+        )
+        self.gateway = StreamGateway(watcher=self.cluster)
+        self.keys = ListenKeyService(
+            self.accounts, self.key_store, self.gateway, self.scheduler, arbiter=self.cluster
+        )
+        self.limiter = RequestWeightLimiter(config.weight_limits)
+        self.flusher = Flusher()
+        self.flusher.max_buffer = config.max_unsent_bytes
+        self.pongs = PongWatch()
+        self.liveness = LivenessContext(self.scheduler, config.liveness, self.pongs)
+        self.stats = Stats()
+        self.streams: set[StreamSession] = set()
+        self.ws_api_sessions: set[WsApiSession] = set()
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
-        self._db = open_database(config.data_dir)
-        self.accounts: AccountStore = SqliteAccountStore(self._db)
-        self.key_store: KeyStore = SqliteKeyStore(self._db)
-        self.cluster: ClusterNode | None = None
-        self._clock_sync: ClockSync | None = None
-        self._nats: Any = None  # NatsBackends in distributed mode
-        self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self._rest = RestApi(
             self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
         )
-        self._admin: AdminApi | None = None
         self.bus.subscribe(self._deliver)
+        if self.cluster is not None:
+            backends.on_reconnect(self.cluster.reconnected)
 
     # lifecycle
 
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     async def start(self) -> None:
-        if self.config.bus is not None:
-            await self._join_cluster(self.config.bus)
+        """Open the backends, build the server on them and start listening."""
+        async with contextlib.AsyncExitStack() as stack:
+            self._build(await stack.enter_async_context(Backends.open(self.config)))
+            stack.push_async_callback(self._stop)
+            await self._start()
+            self._stack = stack.pop_all()
+
+    async def _start(self) -> None:
+        if self.cluster is not None:
+            self.cluster.start(self.keys)
+        if self._shared_clock is not None:
+            assert isinstance(self.clock, ManualClock)
+            await self._shared_clock.join(self.clock, self._step_to)
         if len(self.accounts) == 0:
             self.demo_account = await self.accounts.create("demo", self.clock.now_ms())
         self.admin_token = self._load_admin_token()
@@ -140,7 +220,9 @@ class UserStreamServer:
             drop_connections=self.drop_connections,
             stats=self.snapshot,
             on_accepted=self._count_accepted,
-            advance=self.advance_clock if self._clock_sync is None else self._clock_sync.advance,
+            advance=self.advance_clock
+            if self._shared_clock is None
+            else self._shared_clock.advance,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
@@ -161,23 +243,54 @@ class UserStreamServer:
             self.config.port,
             reuse_address=True,
         )
+        if self.config.tune_gc:
+            _tune_gc()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
+        """The port listened on (the one picked, for port 0)."""
+        if self._server is None:
+            raise ConfigurationError("the server is not running; start() it first")
         sockname = self._server.sockets[0].getsockname()
         return int(sockname[1])
 
     @property
-    def http_url(self) -> str:
+    def url(self) -> str:
+        """`http://host:port`: REST (`/fapi/v1/listenKey`) and admin (`/admin/v1/`)."""
         return f"http://{self.config.host}:{self.port}"
 
     @property
+    def http_url(self) -> str:
+        return self.url
+
+    @property
     def ws_url(self) -> str:
+        """`ws://host:port`: streams (`/ws/<listenKey>`, `/private/ws?listenKey=`) and the
+        WebSocket API (`/ws-fapi/v1`)."""
         return f"ws://{self.config.host}:{self.port}"
 
+    async def create_account(self, name: str) -> Account:
+        """A new account with fresh API and secret keys, usable at once on every node."""
+        return await self.accounts.create(name, self.clock.now_ms())
+
+    async def account(self, account_id: int) -> Account | None:
+        """The account with this id, if there is one."""
+        return await self.accounts.by_id(account_id)
+
+    async def publish(self, account_id: int, events: Sequence[Deliverable]) -> None:
+        """Deliver events (the models of `userstream.events`) to the account's streams: the
+        intake the admin API uses, without its validation of raw JSON."""
+        await self.bus.publish(account_id, events)
+
     async def aclose(self) -> None:
-        """Stop accepting, close every WebSocket with 1001, keep all state on disk."""
+        """Stop accepting, close every WebSocket with 1001, close the backends (all state
+        stays on disk or in JetStream)."""
+        if self._stack is None:
+            return
+        stack, self._stack = self._stack, None
+        await stack.aclose()
+
+    async def _stop(self) -> None:
         if self._server is not None:
             self._server.close()
         sessions = self._sessions()
@@ -194,48 +307,9 @@ class UserStreamServer:
             await self._server.wait_closed()
             self._server = None
         await self.scheduler.aclose()
-        # Backend clean-up may wait on NATS; a gateway told to stop while NATS is down or
-        # reconnecting must still exit promptly (state lives in JetStream, nothing is lost).
         await _bounded(self.keys.aclose(), "listenKey service")
-        if self._clock_sync is not None:
-            await _bounded(self._clock_sync.aclose(), "clock sync")
         if self.cluster is not None:
             await _bounded(self.cluster.aclose(), "cluster node")
-        if self._nats is not None:
-            await _bounded(self._nats.aclose(), "NATS backends")
-        self._db.close()
-
-    async def _join_cluster(self, urls: str) -> None:
-        """Replace the embedded backends with NATS JetStream ones (`serve --bus`)."""
-        from userstream.bus.nats import open_backends
-
-        self._nats = backends = await open_backends(urls)
-        self.accounts, self.key_store, self.bus = backends.accounts, backends.keys, backends.bus
-        keys = SharedListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
-        self.keys = keys
-        self._rest = RestApi(
-            self.keys, self.limiter, self.clock, load_symbol_table(self.config.symbols_file)
-        )
-        self.bus.subscribe(self._deliver)
-        self.cluster = ClusterNode(
-            keys,
-            self.key_store,
-            self.bus,
-            self.gateway,
-            self.clock,
-            self.config.reconcile_interval_s,
-        )
-        backends.connection.on_reconnect(self._reconnected)
-        self.cluster.start()
-        if isinstance(self.clock, ManualClock):
-            self._clock_sync = ClockSync(self.clock, self._step_to)
-            await self._clock_sync.start(backends.connection.client)
-
-    async def _reconnected(self) -> None:
-        if self.cluster is not None:
-            self.cluster.reconcile_soon()
-        if self._clock_sync is not None:
-            await self._clock_sync.sync()
 
     async def _step_to(self, now_ms: int) -> None:
         """One step of shared virtual time, as `advance_clock` takes it locally."""
@@ -288,7 +362,7 @@ class UserStreamServer:
     # HttpApp
 
     async def handle_http(self, request: Request) -> Response:
-        if self._admin is not None and self._admin.claims(request.path):
+        if self._admin.claims(request.path):
             return await self._admin.handle(request)
         return await self._rest.handle(request)
 
@@ -379,4 +453,44 @@ class UserStreamServer:
         }
 
 
-__all__ = ["ServerConfig", "UserStreamServer"]
+async def create_account(config: ServerConfig, name: str) -> Account:
+    """Create an account in the backends `config` names, with or without a server running on
+    them (a running server finds it on its first request with the new API key)."""
+    async with Backends.open(config) as backends:
+        return await backends.accounts.create(name, config.clock.now_ms())
+
+
+def list_accounts(data_dir: Path) -> list[Account]:
+    """The accounts of an embedded data folder, read without writing (a server may be running
+    on it).
+
+    Raises:
+        ConfigurationError: there is no database there, or it cannot be read.
+    """
+    path = data_dir / DB_FILENAME
+    if not path.is_file():
+        raise ConfigurationError(
+            f"no userstream data in {data_dir} ({DB_FILENAME} not found): start "
+            f"`userstream serve --data {data_dir}` once, or point --data at its folder"
+        )
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return SqliteAccountStore(db).all()
+        finally:
+            db.close()
+    except sqlite3.Error as error:
+        raise ConfigurationError(f"cannot read {path}: {error}") from None
+
+
+UserStreamServer = Server
+"""The name the tests use for `Server`."""
+
+__all__ = [
+    "Server",
+    "ServerConfig",
+    "UserStreamServer",
+    "WeightLimits",
+    "create_account",
+    "list_accounts",
+]

@@ -17,12 +17,9 @@
 - **Reconciliation.** Notifications are not trusted alone: every `reconcile_interval_s`, and
   after the NATS connection comes back, the node re-reads every watched key and announces the
   ends it missed, resolves keys it could not resolve before and rebuilds timers.
-- **Virtual time across nodes** (`--clock virtual`): the clock's value lives in the JetStream
-  key-value bucket `userstream_clock` and each step is also published on `userstream.clock`.
-  An admin advance on any node publishes its steps; every node (the advancing one too) moves
-  its `ManualClock` to each step, fires its due timers and gives clients the same pong grace
-  as the embedded server. A node joining later adopts the shared time; the clock only moves
-  forward, so the nodes converge on the largest time any of them has seen.
+
+The node works on the `KeyStore` and `EventBus` protocols only; what is NATS-specific (and
+the virtual time shared across nodes) lives in `bus/nats/`.
 """
 
 from __future__ import annotations
@@ -31,83 +28,19 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 
-from userstream.bus.base import AccountStore, EventBus, KeyStore
-from userstream.clock import Clock, ManualClock
+from userstream.bus.base import EventBus, KeyStore
+from userstream.clock import Clock
+from userstream.exceptions import UserStreamError
 from userstream.protocol.listenkeys import ListenKey
-from userstream.server.gateway import StreamGateway
 from userstream.server.keys import ListenKeyService
-from userstream.server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RECONCILE_INTERVAL_S = 10.0
 FOLLOW_RETRY_S = 0.25
-CLOCK_BUCKET = "userstream_clock"
-CLOCK_KEY = "now"
-CLOCK_SUBJECT = "userstream.clock"
-
-
-class SharedListenKeyService(ListenKeyService):
-    """`ListenKeyService` for a key store shared by several nodes.
-
-    A deadline is checked against the shared record before it is announced (a keepalive on
-    another node may not have reached this node's cache yet); an end reported by the store
-    carries the key's deadline as `E` when it had passed (an expiry decided elsewhere), else
-    now (a close); and an end is announced to local connections only when `ClusterNode`
-    agrees it was not announced here already.
-    """
-
-    def __init__(
-        self,
-        accounts: AccountStore,
-        store: KeyStore,
-        gateway: StreamGateway,
-        scheduler: Scheduler,
-    ) -> None:
-        super().__init__(accounts, store, gateway, scheduler)
-        self.may_announce: Callable[[str], bool] = lambda _key: True
-        self.end_time: Callable[[str], int] = lambda _key: self._clock.now_ms()
-
-    def watch(self, record: ListenKey) -> None:
-        self._watch(record)
-
-    def announce_end(self, listen_key: str, event_time_ms: int) -> None:
-        self._announce_end(listen_key, event_time_ms)
-
-    def _changed(self, listen_key: str, record: ListenKey | None) -> None:
-        if record is None and listen_key not in self._announced:
-            self._announce_end(listen_key, self.end_time(listen_key))
-            return
-        super()._changed(listen_key, record)
-
-    def _deadline(self, listen_key: str, due_ms: int) -> None:
-        record = self.store.get(listen_key)
-        if record is None or record.expires_ms > due_ms or listen_key in self._announced:
-            return
-        task: asyncio.Task[object] = asyncio.ensure_future(self._check(listen_key, due_ms))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _check(self, listen_key: str, due_ms: int) -> None:
-        try:
-            record = await self.store.fetch(listen_key)
-        except Exception as error:  # cut off from NATS: reconciliation decides after reconnect
-            log.info("deadline of %s unverified (%s); left to reconciliation", listen_key, error)
-            return
-        if record is not None and record.expires_ms > due_ms:
-            return  # extended on another node; its change schedules the new deadline
-        self._end_here(listen_key, due_ms)
-        if record is not None:
-            with contextlib.suppress(Exception):
-                await self.store.end(listen_key)
-
-    def _announce_end(self, listen_key: str, event_time_ms: int) -> None:
-        if self.may_announce(listen_key):
-            super()._announce_end(listen_key, event_time_ms)
 
 
 class KeyState(enum.Enum):
@@ -123,21 +56,22 @@ class Watched:
 
 
 class ClusterNode:
-    """Routing, expiry and reconciliation for one gateway node; see the module docstring."""
+    """Routing, expiry and reconciliation for one gateway node; see the module docstring.
+
+    It is the gateway's `KeyWatcher` and the listenKey service's `EndArbiter`: build it first,
+    hand it to both, then `start(keys)` with the service.
+    """
 
     def __init__(
         self,
-        keys: SharedListenKeyService,
         store: KeyStore,
         bus: EventBus,
-        gateway: StreamGateway,
         clock: Clock,
         reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S,
     ) -> None:
-        self._keys = keys
+        self._keys: ListenKeyService | None = None
         self._store = store
         self._bus = bus
-        self._gateway = gateway
         self._clock = clock
         self._interval = reconcile_interval_s
         self._watched: dict[str, Watched] = {}
@@ -148,14 +82,14 @@ class ClusterNode:
         self._tasks: set[asyncio.Task[object]] = set()
         self.reconciled = 0
         self.missed_ends = 0
-        keys.may_announce = self._may_announce
-        keys.end_time = self._end_time_of
-        gateway.watcher = self
         store.on_change(self._changed)
 
     # lifecycle
 
-    def start(self) -> None:
+    def start(self, keys: ListenKeyService) -> None:
+        """Serve `keys` (built with this node as its arbiter): its timers follow what this
+        node learns, and the ends it missed are announced through it."""
+        self._keys = keys
         self._spawn(self._follow_worker(), "cluster-follow")
         self._spawn(self._reconcile_loop(), "cluster-reconcile")
 
@@ -170,6 +104,16 @@ class ClusterNode:
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def reconnected(self) -> None:
+        """After the backend reconnects: change notifications may have been lost."""
+        self.reconcile_soon()
+
+    @property
+    def _service(self) -> ListenKeyService:
+        if self._keys is None:
+            raise UserStreamError("the cluster node was not started")
+        return self._keys
 
     def reconcile_soon(self) -> None:
         """Re-read every watched key now (after a reconnect, notifications may be lost)."""
@@ -216,7 +160,7 @@ class ClusterNode:
         watched.record = record
         self._wanted[record.account_id] = self._wanted.get(record.account_id, 0) + 1
         self._follow_dirty.set()
-        self._keys.watch(record)
+        self._service.watch(record)
 
     def _release(self, account_id: int) -> None:
         left = self._wanted.get(account_id, 0) - 1
@@ -228,7 +172,7 @@ class ClusterNode:
 
     # announcements (ListenKeyService asks before each one)
 
-    def _may_announce(self, listen_key: str) -> bool:
+    def may_announce(self, listen_key: str) -> bool:
         watched = self._watched.get(listen_key)
         if watched is None:
             return True  # nobody here to tell; the service only counts it
@@ -254,9 +198,9 @@ class ClusterNode:
             watched.record = record  # the service rescheduled the deadline
             return
         if watched.state is KeyState.LIVE:
-            self._keys.announce_end(listen_key, self._end_time(watched))
+            self._service.announce_end(listen_key, self._end_time(watched))
 
-    def _end_time_of(self, listen_key: str) -> int:
+    def end_time(self, listen_key: str) -> int:
         watched = self._watched.get(listen_key)
         return self._end_time(watched) if watched is not None else self._clock.now_ms()
 
@@ -288,10 +232,10 @@ class ClusterNode:
             if record is None or not alive:
                 self.missed_ends += 1
                 end_ms = record.expires_ms if record is not None else self._end_time(watched)
-                self._keys.announce_end(listen_key, end_ms)
+                self._service.announce_end(listen_key, end_ms)
             elif watched.record is None or record.expires_ms != watched.record.expires_ms:
                 watched.record = record
-                self._keys.watch(record)
+                self._service.watch(record)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -320,128 +264,3 @@ class ClusterNode:
                 log.warning("follow/unfollow failed, retrying: %s", error)
                 self._follow_dirty.set()
                 await asyncio.sleep(FOLLOW_RETRY_S)
-
-
-class ClockSync:
-    """Virtual time shared by every node of a cluster; see the module docstring.
-
-    `apply(now_ms)` moves this node's clock to one step and fires what is due (the server's
-    own step routine); `advance()` is what the admin API calls on the node asked to advance.
-    """
-
-    def __init__(self, clock: ManualClock, apply: Callable[[int], Awaitable[None]]) -> None:
-        self._clock = clock
-        self._apply = apply
-        self._nc: Any = None
-        self._kv: Any = None
-        self._targets: asyncio.Queue[int] = asyncio.Queue()
-        self._applied = asyncio.Condition()
-        self._worker: asyncio.Task[None] | None = None
-        self._sub: Any = None
-
-    async def start(self, nc: Any) -> None:
-        """Join the shared clock on connection `nc` (nats-py): subscribe, then adopt or
-        publish the shared time."""
-        self._nc = nc
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="clock-sync")
-        self._sub = await nc.subscribe(CLOCK_SUBJECT, cb=self._on_message)
-        await self.sync()
-
-    async def aclose(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-
-    async def _bucket(self) -> Any:
-        if self._kv is None:
-            js = self._nc.jetstream()
-            try:
-                self._kv = await js.key_value(CLOCK_BUCKET)
-            except Exception:
-                self._kv = await _create_bucket(js, CLOCK_BUCKET)
-        return self._kv
-
-    async def sync(self) -> None:
-        """Adopt the shared time if it is ahead of ours, else publish ours (never backwards)."""
-        shared = await self._read()
-        local = self._clock.now_ms()
-        if shared is not None and shared > local:
-            self._targets.put_nowait(shared)
-            await self._wait_applied(shared)
-        elif shared is None or shared < local:
-            await self._store(local)
-            await self._nc.publish(CLOCK_SUBJECT, str(local).encode())
-
-    async def _read(self) -> int | None:
-        kv = await self._bucket()
-        try:
-            entry = await kv.get(CLOCK_KEY)
-        except Exception:
-            return None
-        return int(entry.value) if entry.value else None
-
-    async def _store(self, now_ms: int) -> None:
-        """Raise the shared time to `now_ms` (compare-and-set, so it never goes backwards)."""
-        kv = await self._bucket()
-        for _ in range(100):
-            try:
-                entry = await kv.get(CLOCK_KEY)
-            except Exception:
-                entry = None
-            try:
-                if entry is None or not entry.value:
-                    await kv.create(CLOCK_KEY, str(now_ms).encode())
-                elif int(entry.value) < now_ms:
-                    await kv.update(CLOCK_KEY, str(now_ms).encode(), last=entry.revision)
-                return
-            except Exception as error:  # lost a race with another node: read again
-                log.debug("clock compare-and-set retried: %s", error)
-        raise RuntimeError("the shared clock could not be updated")
-
-    async def advance(self, ms: int, step_ms: int) -> None:
-        """Advance every node: publish each step, return once this node has applied all."""
-        target = self._clock.now_ms() + ms
-        step_to = self._clock.now_ms()
-        while step_to < target:
-            step_to = min(step_to + step_ms, target)
-            await self._store(step_to)
-            await self._nc.publish(CLOCK_SUBJECT, str(step_to).encode())
-            self._targets.put_nowait(step_to)
-            await self._wait_applied(step_to)
-
-    async def _wait_applied(self, now_ms: int) -> None:
-        async with self._applied:
-            await self._applied.wait_for(lambda: self._clock.now_ms() >= now_ms)
-
-    async def _on_message(self, msg: Any) -> None:
-        with contextlib.suppress(ValueError):
-            self._targets.put_nowait(int(msg.data))
-
-    async def _run(self) -> None:
-        while True:
-            target = await self._targets.get()
-            if target > self._clock.now_ms():
-                try:
-                    await self._apply(target)
-                except Exception:
-                    log.exception("applying a clock step failed")
-            async with self._applied:
-                self._applied.notify_all()
-
-
-async def _create_bucket(js: Any, name: str) -> Any:
-    """A one-value bucket, replicated on up to three servers when the cluster has them."""
-    from nats.js.api import KeyValueConfig
-
-    for replicas in (3, 1):
-        try:
-            return await js.create_key_value(
-                KeyValueConfig(bucket=name, history=1, replicas=replicas)
-            )
-        except Exception as error:
-            last = error
-    raise last

@@ -61,17 +61,19 @@ class KeyWatcher(Protocol):
 
 
 class StreamGateway:
-    def __init__(self) -> None:
+    def __init__(self, watcher: KeyWatcher | None = None) -> None:
+        """`watcher` (a cluster node) hears when a key gains its first local subscriber and
+        loses its last."""
         self._by_key: dict[str, dict[Subscriber, KeyFilter]] = {}
         self.delivered = 0
-        self.watcher: KeyWatcher | None = None
+        self._watcher = watcher
 
     def subscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
         filters = self._by_key.get(stream.listen_key)
         if filters is None:
             filters = self._by_key[stream.listen_key] = {}
-            if self.watcher is not None:
-                self.watcher.key_watched(stream.listen_key)
+            if self._watcher is not None:
+                self._watcher.key_watched(stream.listen_key)
         key_filter = filters.setdefault(subscriber, KeyFilter())
         if stream.event is None:
             key_filter.bare = True
@@ -102,8 +104,8 @@ class StreamGateway:
 
     def _forget(self, listen_key: str) -> None:
         del self._by_key[listen_key]
-        if self.watcher is not None:
-            self.watcher.key_unwatched(listen_key)
+        if self._watcher is not None:
+            self._watcher.key_unwatched(listen_key)
 
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))

@@ -110,9 +110,8 @@ def test_other_keys_and_unknown_keys_get_nothing() -> None:
 
 
 def test_unsubscribe_keeps_other_items_and_forgets_the_key_after_the_last() -> None:
-    gateway = StreamGateway()
     watcher = Watcher()
-    gateway.watcher = watcher
+    gateway = StreamGateway(watcher)
     a = Recorder()
     bare, orders = parse_stream_name(KEY), parse_stream_name(f"{KEY}@ORDER_TRADE_UPDATE")
     gateway.subscribe(a, bare)
@@ -126,9 +125,8 @@ def test_unsubscribe_keeps_other_items_and_forgets_the_key_after_the_last() -> N
 
 
 def test_detach_removes_a_subscriber_from_every_key() -> None:
-    gateway = StreamGateway()
     watcher = Watcher()
-    gateway.watcher = watcher
+    gateway = StreamGateway(watcher)
     a, b = Recorder(), Recorder()
     streams = [parse_stream_name(KEY), parse_stream_name(f"{OTHER}@ACCOUNT_UPDATE")]
     for stream in streams:

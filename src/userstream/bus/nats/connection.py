@@ -15,6 +15,8 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from userstream.exceptions import ConfigurationError
+
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.25
@@ -28,7 +30,7 @@ def parse_urls(urls: str | Sequence[str]) -> list[str]:
     items = urls.split(",") if isinstance(urls, str) else list(urls)
     servers = [item.strip() for item in items if item.strip()]
     if not servers:
-        raise ValueError("no NATS server URL given")
+        raise ConfigurationError("no NATS server URL given")
     return servers
 
 

@@ -273,6 +273,7 @@ class NatsEventBus:
                 await old.unsubscribe()
         shard.applied = wanted
         if not wanted:
+            shard.carrying = False
             return
         config = api.ConsumerConfig(
             filter_subjects=[self.subject(a) for a in sorted(wanted)],
@@ -292,12 +293,19 @@ class NatsEventBus:
             idle_heartbeat=HEARTBEAT_S,
             config=config,
         )
+        shard.carrying = True
+        shard.last_seq = position
         self.resubscribes += 1
 
     async def _position(self, shard: _Shard) -> int:
         """The stream sequence up to which every message of the shard's accounts was handed
         to the handlers: the last handled one, or the stream's end when the consumer had
         nothing pending and nothing in flight (so new accounts do not replay old events)."""
+        if shard.sub is None and shard.carrying:
+            # The consumer was dropped by a rebuild that failed (NATS unreachable, a leader
+            # election): its accounts resume where they stood, or what was published in the
+            # meantime would be skipped.
+            return shard.last_seq
         info = await self.js.stream_info(self._stream)
         end = info.state.last_seq
         if shard.sub is None:
@@ -344,3 +352,4 @@ class _Shard:
     sub: JetStreamContext.PushSubscription | None = None
     last_seq: int = 0
     last_delivery: tuple[str, int] = ("", 0)  # (consumer name, consumer sequence)
+    carrying: bool = False  # a consumer was made for `applied` and not deliberately dropped
