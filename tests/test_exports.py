@@ -50,6 +50,7 @@ EXPECTED = [
     "UserStreamError",
     "WeightLimits",
     "create_account",
+    "list_accounts",
 ]
 
 
