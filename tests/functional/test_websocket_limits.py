@@ -81,6 +81,23 @@ async def test_the_budget_refills_as_the_server_clock_moves(server: Harness) -> 
     await client.aclose()
 
 
+async def test_a_standing_virtual_clock_does_not_pile_a_sessions_pings_into_one_second(
+    server: Harness,
+) -> None:
+    """The harness's clock is virtual and does not move here: 10 pings, a real second, 10
+    more must all be answered, as they would be on a real clock (the limit guards against
+    floods, which happen in real time)."""
+    _, key = await new_account(server)
+    client = await RawClient.connect(server, f"/ws/{key}")
+    for burst in range(2):
+        client.send(b"".join(frame(OPCODE_PING, b"%d-%d" % (burst, i)) for i in range(10)))
+        for i in range(10):
+            assert await client.read_frame() == (OPCODE_PONG, b"%d-%d" % (burst, i))
+        if burst == 0:
+            await asyncio.sleep(1.05)  # real time is the subject of this test
+    await client.aclose()
+
+
 async def test_unsupported_version_is_426_naming_version_13(server: Harness) -> None:
     _, key = await new_account(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.server.port)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from userstream.protocol.liveness import LivenessPolicy, PongRule
@@ -119,6 +120,19 @@ class LivenessContext:
 
     def now_ms(self) -> int:
         return self.scheduler.clock.now_ms()
+
+    def message_time_ms(self) -> int:
+        """The time the incoming-message rate (10 per second) is counted on.
+
+        The limit guards the server against floods, which happen in real time: a virtual
+        clock that stands still between advances would otherwise put every ping of a long
+        session into one second and cut a well-behaved client off. Under a virtual clock real
+        time moves this time too, and so does every advance.
+        """
+        clock = self.scheduler.clock
+        if clock.is_virtual:
+            return clock.now_ms() + time.monotonic_ns() // 1_000_000
+        return clock.now_ms()
 
     def watch(self, conn: WebSocketConnection) -> Liveness:
         return Liveness(conn, self.scheduler, self.policy, self.pongs)

@@ -52,7 +52,7 @@ class StreamSession:
 
     def _over_rate(self, conn: WebSocketConnection) -> bool:
         """Count one incoming message; True (and the connection closing) when over the limit."""
-        if self._rate.allow(self._context.now_ms()):
+        if self._rate.allow(self._context.message_time_ms()):
             return False
         conn.close(CloseCode.POLICY_VIOLATION, "too many messages: over 10 per second")
         return True
