@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "protocol": 0,
     "clock": 0,
     "storage": 1,
+    "symbols": 1,
     "accounts": 1,
     "events": 1,
     "event_summary": 1,
