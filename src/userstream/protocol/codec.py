@@ -524,10 +524,10 @@ def _explain_admin_failure(
             _join(path, named["field"]), "missing required field" if missing else "unknown field"
         )
     steps = [(key, int(index) if index else None) for key, index in _PATH_STEP.findall(located)]
-    if steps and isinstance(obj, list):
-        _, first = steps.pop(0)
-        assert first is not None  # a batch's path starts with the element's index
-        obj = obj[first]
+    first = steps[0][1] if steps else None
+    if isinstance(obj, list) and first is not None:
+        del steps[0]  # the element of the batch
+        obj = obj[first] if first < len(obj) else None
     value, kind = _locate(obj, steps)
     if steps == [("e", None)]:
         if not isinstance(value, str):

@@ -10,7 +10,8 @@ Wire conventions (§5, "Common conventions"):
   `"E"`; `"m"` last inside ACCOUNT_UPDATE `a`), otherwise the order of the doc example.
 * Amounts and prices are `Decimal` and travel as JSON strings; encode events with
   `userstream.protocol.codec.encode_event`, which keeps Binance's plain notation
-  (`"0.00000000"`, never `"0E-8"`). Times and ids are `int`, flags `bool`.
+  (`"0.00000000"`, never `"0E-8"`). Times and ids are `int` from 0 to 2^63-1 (`Millis`,
+  `Id`), other integers int64 (`Int64`); flags are `bool`.
 * Enum-like values are plain `str` so that a value Binance adds tomorrow still decodes.
   The `StrEnum` classes below name the known values for producers; their members are `str`.
 * A field that Binance only sometimes sends defaults to `None` and is left out of the JSON

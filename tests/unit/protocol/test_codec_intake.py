@@ -139,3 +139,22 @@ def test_leading_zeros_anywhere_in_a_batch_are_rewritten_only_where_sent() -> No
     encoded = parse_admin_encoded(json.dumps([first, second]).encode(), now_ms=1)
     assert encoded[0].raw == encode_event(parse_admin_events(json.dumps(first).encode(), 1)[0])
     assert b'"q":"12.50"' in encoded[1].raw
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "reason"),
+    [
+        (b'[{"e":null}]', "[0].e", "expected a string"),
+        (b'{"e":"ORDER_TRADE_UPDATE","o":null}', "o", "null"),
+        (b'[{"e":"ACCOUNT_CONFIG_UPDATE","ac":{"s":"X","l":1}},[]]', "[1]", "object"),
+        (b'{"e":"MARGIN_CALL","p":[{"pa":1}]}', "p[0].pa", "decimal string"),
+        (b'{"e":"ACCOUNT_UPDATE","a":{"B":[],"P":[],"m":"X"},"T":true}', "T", "bool"),
+        (b'{"zz":' + b"[" * 100_000 + b"]" * 100_000 + b',"e":"MARGIN_CALL"}', "", "nested"),
+        (b'[{"e":"listenKeyExpired","E":1,"listenKey":"k"}]', "[0].e", "server sends it"),
+    ],
+)
+def test_odd_bodies_get_a_named_error(body: bytes, path: str, reason: str) -> None:
+    with pytest.raises(EventValidationError) as info:
+        parse_admin_encoded(body, now_ms=1)
+    assert info.value.path == path
+    assert reason in info.value.reason
