@@ -113,20 +113,35 @@ _PATH_STEP: Final = re.compile(r"\.([^.\[]+)|\[([0-9]+)\]")
 # is (then it may be absent, never null), `E`/`T` optional (the server fills them), integers with
 # the model's declared ranges (`events.Millis`, `Id`, `Int64`), and amounts as `str`. A body is
 # decoded once, in C, into these structs, which enforces every rule but two: the spelling of
-# amounts, checked for the whole body at once against one pattern, and §5.6's "exactly one of
-# `ac` / `ai`". Each struct is then encoded back: the same keys in the same order as
-# `encode_event` of the model writes them, absent optionals omitted (UNSET), and amounts as sent.
+# amounts, checked for the whole body at once (`_amounts_canonical`; `_rewrite_amounts` only
+# when that fails), and §5.6's "exactly one of `ac` / `ai`". The structs are then encoded back:
+# the keys in the order `encode_event` of the model writes them, absent optionals omitted
+# (UNSET), and amounts as sent.
 
 # Binance writes amounts in plain notation: optional minus, digits, optional fraction (§5
-# "Common conventions"). Canonical: no superfluous leading zero, as Binance and `Decimal` write
-# them. A plain amount that is not canonical ("007.5") is accepted and rewritten as
-# `encode_event` of the model writes it ("7.5"); anything else is refused.
+# "Common conventions"). A plain amount with superfluous leading zeros ("007.5") is accepted and
+# rewritten as `encode_event` of the model writes it ("7.5"); anything else is refused.
 _PLAIN_AMOUNT: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_CANONICAL_AMOUNT: Final = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+"
-# A body's n amounts joined by commas are all canonical when this matches and the joined text
-# has exactly n - 1 commas (a comma inside an amount would add one). Possessive quantifiers
-# keep the scan linear; one scan of a whole body costs about what a parse in C would.
-_CANONICAL_AMOUNTS: Final = re.compile(f"{_CANONICAL_AMOUNT}(?:,{_CANONICAL_AMOUNT})*+")
+# Plain notation without superfluous leading zeros is the JSON number grammar without its
+# exponent (RFC 8259 §6: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`). So a body's n
+# amounts are all canonical when, joined by commas in brackets, they decode as a JSON array of
+# n numbers, and the text has no exponent letter and no JSON whitespace: the decoder refuses
+# anything else (strings, literals, nesting), and n numbers means n - 1 commas, those of the
+# join. One C pass over the body's amounts; `_rewrite_amounts` decides the rest.
+_json_numbers: Final = msgspec.json.Decoder(list[float])
+_NOT_IN_CANONICAL: Final = ("e", "E", " ", "\t", "\n", "\r")
+
+
+def _amounts_canonical(amounts: list[str]) -> bool:
+    """Whether every amount is in plain notation without superfluous leading zeros."""
+    joined = ",".join(amounts)
+    if any(char in joined for char in _NOT_IN_CANONICAL):
+        return False
+    try:
+        return len(_json_numbers.decode(f"[{joined}]")) == len(amounts)
+    except msgspec.DecodeError:  # not numbers, or one too large for a float
+        return False
+
 
 _AmountReader: TypeAlias = Callable[[Any, list[str], list[Any]], None]
 
@@ -461,10 +476,7 @@ def parse_admin_encoded(body: bytes, now_ms: int) -> list[EncodedEvent]:
         names.append(name)
     if optional:
         amounts += [amount for amount in optional if amount is not unset]
-    joined = ",".join(amounts)
-    if amounts and (
-        joined.count(",") != len(amounts) - 1 or not _CANONICAL_AMOUNTS.fullmatch(joined)
-    ):
+    if amounts and not _amounts_canonical(amounts):
         for index, item in enumerate(items):
             _rewrite_amounts(item, f"[{index}]" if batch else "")
     # One line per event: msgspec writes compact JSON, where a newline only appears escaped.

@@ -158,3 +158,17 @@ def test_odd_bodies_get_a_named_error(body: bytes, path: str, reason: str) -> No
         parse_admin_encoded(body, now_ms=1)
     assert info.value.path == path
     assert reason in info.value.reason
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["true", "null", "[1]", "1],[2", "{}", '"1"', "1\t", "\n1", "1\r", "", "1,", ",1", "1,2"],
+)
+def test_amounts_that_are_other_json_are_refused(amount: str) -> None:
+    """The whole-body amount check decodes the amounts as JSON numbers: other JSON values,
+    whitespace and separators inside an amount must not pass as numbers."""
+    event = _order()
+    event["o"]["q"] = amount
+    error = _error([_order(), event])
+    assert error.path == "[1].o.q"
+    assert "plain notation" in error.reason
