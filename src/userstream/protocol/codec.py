@@ -553,7 +553,7 @@ def _explain_admin_failure(
         return EventValidationError(
             path, f"unknown event type {value!r}; known: {', '.join(EVENT_TYPES)}"
         )
-    if value is None:
+    if value is None and steps:
         return EventValidationError(path, "null is not allowed; omit an absent optional field")
     if isinstance(kind, msgspec_inspect.DecimalType):
         return EventValidationError(

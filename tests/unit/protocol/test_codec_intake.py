@@ -145,6 +145,7 @@ def test_leading_zeros_anywhere_in_a_batch_are_rewritten_only_where_sent() -> No
     ("body", "path", "reason"),
     [
         (b'[{"e":null}]', "[0].e", "expected a string"),
+        (b"null", "", "array"),
         (b'{"e":"ORDER_TRADE_UPDATE","o":null}', "o", "null"),
         (b'[{"e":"ACCOUNT_CONFIG_UPDATE","ac":{"s":"X","l":1}},[]]', "[1]", "object"),
         (b'{"e":"MARGIN_CALL","p":[{"pa":1}]}', "p[0].pa", "decimal string"),
