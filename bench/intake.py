@@ -8,8 +8,8 @@ ACCOUNT_UPDATE in turn, as the fan-out benchmark publishes them), timed per even
 
 - userstream, `parse_admin_encoded`: the server's intake (validate every field, re-encode to
   Binance's exact bytes);
-- userstream, `parse_admin_events`: the same rules, returning models (the path a body takes
-  when the fast lane refuses it, to name the offence);
+- userstream, `parse_admin_events`: the same intake, then each event decoded into its model
+  (what tests and in-process producers that want models use);
 - baselines: `msgspec.json.decode` of the body to untyped objects, and that plus encoding
   each object back: the least any intake that parses and re-serialises can do.
 """
@@ -37,7 +37,7 @@ def measure(batch: int, number: int, repeat: int) -> tuple[float, list[tuple[str
     """Bytes per event, and (what, µs per event) for userstream's intake and the baselines."""
     events = encoded_events(batch)
     body = b"[" + b",".join(events) + b"]"
-    # The fast lane must accept these bodies, or the figure would be the fallback's.
+    # Accepted as sent, or the figure would not be that of a valid body.
     assert [e.raw for e in parse_admin_encoded(body, NOW_MS)] == events
     decode, encode = msgspec.json.decode, msgspec.json.Encoder().encode
 

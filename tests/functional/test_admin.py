@@ -25,6 +25,7 @@ from tests.functional.wsclient import (
     wait_closed,
     ws_connect,
 )
+from userstream.cli.simulate import start_demo
 from userstream.clock import SystemClock
 from userstream.server.app import ServerConfig, UserStreamServer
 
@@ -140,7 +141,7 @@ async def test_publish_one_and_batch_fills_times_from_virtual_clock(server: Harn
         one = order()
         del one["E"], one["T"]
         status, body = await server.admin("POST", f"accounts/{account.id}/events", one)
-        assert (status, body) == (200, {"accepted": 1})
+        assert (status, body) == (200, {"accepted": 1, "connections": 1})
         event = await recv_json(ws)
         assert (event["e"], event["E"], event["T"]) == ("ORDER_TRADE_UPDATE", now, now)
         assert event["o"]["T"] == 1568879465650  # nested times are the producer's
@@ -151,7 +152,7 @@ async def test_publish_one_and_batch_fills_times_from_virtual_clock(server: Harn
         status, body = await server.admin(
             "POST", f"accounts/{account.id}/events", [kept, margin, one]
         )
-        assert (status, body) == (200, {"accepted": 3})
+        assert (status, body) == (200, {"accepted": 3, "connections": 1})
         received = [await recv_json(ws) for _ in range(3)]
         assert received[0] == kept
         assert received[1]["E"] == now
@@ -229,9 +230,70 @@ async def test_publish_to_unknown_account_is_404(server: Harness, account_id: st
 
 async def test_publish_without_active_key_is_accepted_not_delivered(server: Harness) -> None:
     account = server.account()
-    assert await server.publish(account, [order(), order()]) == 2
+    status, body = await server.admin("POST", f"accounts/{account.id}/events", [order(), order()])
+    assert (status, body) == (200, {"accepted": 2, "connections": 0})
     body = await stats(server)
     assert body["events"] == {"accepted": 2, "delivered": 0}
+
+
+async def test_publish_answers_how_many_connections_it_reached(server: Harness) -> None:
+    """Issue 9 item 7: the connections of the account's live key open at that moment that
+    want at least one of the events; other accounts' and filtered-out ones are not counted."""
+    alice, bob = server.account("alice"), server.account("bob")
+    alice_key, bob_key = await server.listen_key(alice), await server.listen_key(bob)
+    trade_lite = event_fixture("trade_lite_doc")
+    async with (
+        ws_connect(f"{server.ws}/private/ws?listenKey={alice_key}") as bare,
+        ws_connect(f"{server.ws}/stream?streams={alice_key}") as combined,
+        ws_connect(f"{server.ws}/private/stream?listenKey={alice_key}&events=TRADE_LITE") as lite,
+        ws_connect(f"{server.ws}/private/ws?listenKey={bob_key}") as other,
+    ):
+        path = f"accounts/{alice.id}/events"
+        assert await server.admin("POST", path, order()) == (
+            200,
+            {"accepted": 1, "connections": 2},
+        )
+        assert await server.admin("POST", path, [order(), trade_lite]) == (
+            200,
+            {"accepted": 2, "connections": 3},
+        )
+        assert [(await recv_json(bare))["e"] for _ in range(3)] == [
+            "ORDER_TRADE_UPDATE",
+            "ORDER_TRADE_UPDATE",
+            "TRADE_LITE",
+        ]
+        assert len([await recv_json(combined) for _ in range(3)]) == 3
+        assert (await recv_json(lite))["data"] == trade_lite
+        await assert_nothing_received(other)
+    await stream_count_becomes(server, 0)
+    # Nothing is kept for connections that open later: no replay, as on Binance.
+    assert await server.admin("POST", f"accounts/{alice.id}/events", order()) == (
+        200,
+        {"accepted": 1, "connections": 0},
+    )
+    async with ws_connect(f"{server.ws}/private/ws?listenKey={alice_key}") as late:
+        await assert_nothing_received(late)
+
+
+async def test_stats_count_events_of_every_producer(server: Harness) -> None:
+    """Issue 15 item 14: the demo feed (`serve --demo`, published on the bus in process, as
+    `simulate --in-process` does) counts as accepted, like the admin API."""
+    demo = server.server.demo_account
+    assert demo is not None
+    key = await server.listen_key(demo)
+    async with ws_connect(f"{server.ws}/private/ws?listenKey={key}") as ws:
+        feed = await start_demo(server.server, rate=200)
+        await recv_json(ws)  # the feed's first event: it is running
+        run = await feed.aclose()
+        await server.publish(demo, order())
+        for _ in range(run.published - 1):  # the rest of the feed's
+            await recv_json(ws)
+        assert (await recv_json(ws))["e"] == "ORDER_TRADE_UPDATE"
+        await assert_nothing_received(ws)
+    assert (await stats(server))["events"] == {
+        "accepted": run.published + 1,
+        "delivered": run.published + 1,
+    }
 
 
 # clock

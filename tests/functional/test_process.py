@@ -115,7 +115,7 @@ async def test_account_create_prints_keys_that_work_on_a_running_server(tmp_path
                 token=ADMIN_TOKEN,
                 body={"e": "ACCOUNT_CONFIG_UPDATE", "ac": {"s": "BTCUSDT", "l": 10}},
             )
-            assert (status, reply) == (200, {"accepted": 1})
+            assert (status, reply) == (200, {"accepted": 1, "connections": 1})
             assert (await recv_json(ws))["ac"] == {"s": "BTCUSDT", "l": 10}
 
 

@@ -8,8 +8,8 @@ Three paths, all sans-I/O:
 * Server inbound admin path (`POST /admin/v1/accounts/{id}/events`): `parse_admin_encoded`
   validates the body in one typed pass and returns `EncodedEvent`s, the bytes every
   connection gets, so an accepted event is never decoded or encoded again on its way to the
-  sockets. `parse_admin_events` applies the same rules and returns the models. Both are
-  strict and report the offending field as a path such as `o.q` or `[2].a.B[0].wb`.
+  sockets. `parse_admin_events` returns the models of the same events. Both are strict and
+  report the offending field as a path such as `o.q` or `[2].a.B[0].wb`.
 
 Encoders and decoders are built once, at import.
 """
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Annotated, Any, Final, TypeAlias, Union
+from typing import Annotated, Any, Final, NamedTuple, TypeAlias, Union
 
 import msgspec
 from msgspec import inspect as msgspec_inspect
@@ -98,37 +98,52 @@ _WITH_TRANSACTION_TIME: Final = frozenset(
     name for name, info in _EVENT_INFO.items() if any(f.encode_name == "T" for f in info.fields)
 )
 
-# Binance writes amounts in plain notation: optional minus, digits, optional fraction.
-_PLAIN_DECIMAL: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 # msgspec appends " - at `$.o.q`" to the errors it raises.
 _MSGSPEC_LOCATION: Final = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MSGSPEC_MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_MSGSPEC_UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+# One step of such a path: `.key` or `[index]`.
+_PATH_STEP: Final = re.compile(r"\.([^.\[]+)|\[([0-9]+)\]")
 
 
-# The admin path's fast lane. For every model we derive, once, a "wire schema" Struct with the
-# same keys in which amounts are `str` constrained to plain notation, optional fields may be
-# absent but never null, and unknown keys are refused. Validating a batch against it runs in
-# msgspec's C code (about 4x faster than walking the fields in Python); only when it fails do
-# we walk the fields to name the offence precisely. Nothing here changes what is accepted.
-_PlainDecimalStr = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(?:\.[0-9]+)?$")]
+# --- The admin intake: `POST /admin/v1/accounts/{id}/events` and `Publisher.publish_json`.
+#
+# One path. For every publishable event model, a "lane" Struct is derived once, at import: the
+# model's keys in the model's order, unknown keys refused, a field optional only where the model's
+# is (then it may be absent, never null), `E`/`T` optional (the server fills them), integers with
+# the model's declared ranges (`events.Millis`, `Id`, `Int64`), and amounts as `str`. A body is
+# decoded once, in C, into these structs, which enforces every rule but two: the spelling of
+# amounts, checked for the whole body at once (`_amounts_canonical`; `_rewrite_amounts` only
+# when that fails), and §5.6's "exactly one of `ac` / `ai`". The structs are then encoded back:
+# the keys in the order `encode_event` of the model writes them, absent optionals omitted
+# (UNSET), and amounts as sent.
+
+# Binance writes amounts in plain notation: optional minus, digits, optional fraction (§5
+# "Common conventions"). A plain amount with superfluous leading zeros ("007.5") is accepted and
+# rewritten as `encode_event` of the model writes it ("7.5"); anything else is refused.
+_PLAIN_AMOUNT: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# Plain notation without superfluous leading zeros is the JSON number grammar without its
+# exponent (RFC 8259 §6: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`). So a body's n
+# amounts are all canonical when, joined by commas in brackets, they decode as a JSON array of
+# n numbers, and the text has no exponent letter and no JSON whitespace: the decoder refuses
+# anything else (strings, literals, nesting), and n numbers means n - 1 commas, those of the
+# join. One C pass over the body's amounts; `_rewrite_amounts` decides the rest.
+_json_numbers: Final = msgspec.json.Decoder(list[float])
+_NOT_IN_CANONICAL: Final = ("e", "E", " ", "\t", "\n", "\r")
 
 
-def _wire_type(info: msgspec_inspect.Type, lane: bool) -> Any:
-    if isinstance(info, msgspec_inspect.DecimalType):
-        return str if lane else _PlainDecimalStr
-    if isinstance(info, msgspec_inspect.StructType):
-        return _wire_struct(info, fill_times=False, lane=lane)
-    if isinstance(info, msgspec_inspect.VarTupleType):
-        return tuple[_wire_type(info.item_type, lane), ...]  # type: ignore[misc]
-    if isinstance(info, msgspec_inspect.UnionType):
-        return _wire_type(_non_null(info), lane)
-    if isinstance(info, msgspec_inspect.IntType):
-        return int
-    if isinstance(info, msgspec_inspect.BoolType):
-        return bool
-    if isinstance(info, msgspec_inspect.StrType):
-        return str
-    raise TypeError(f"no wire schema for {info!r}")
+def _amounts_canonical(amounts: list[str]) -> bool:
+    """Whether every amount is in plain notation without superfluous leading zeros."""
+    joined = ",".join(amounts)
+    if any(char in joined for char in _NOT_IN_CANONICAL):
+        return False
+    try:
+        return len(_json_numbers.decode(f"[{joined}]")) == len(amounts)
+    except msgspec.DecodeError:  # not numbers, or one too large for a float
+        return False
+
+
+_AmountReader: TypeAlias = Callable[[Any, list[str], list[Any]], None]
 
 
 def _non_null(info: msgspec_inspect.Type) -> msgspec_inspect.Type:
@@ -138,185 +153,181 @@ def _non_null(info: msgspec_inspect.Type) -> msgspec_inspect.Type:
     return info
 
 
-def _wire_struct(info: msgspec_inspect.StructType, fill_times: bool, lane: bool = False) -> Any:
+def _lane_type(info: msgspec_inspect.Type) -> Any:
+    info = _non_null(info)
+    if isinstance(info, msgspec_inspect.DecimalType | msgspec_inspect.StrType):
+        return str
+    if isinstance(info, msgspec_inspect.IntType):  # the models bound their integers with ge/le
+        return Annotated[int, msgspec.Meta(ge=info.ge, le=info.le)]
+    if isinstance(info, msgspec_inspect.BoolType):
+        return bool
+    if isinstance(info, msgspec_inspect.StructType):
+        return _lane_struct(info, fill_times=False)
+    if isinstance(info, msgspec_inspect.VarTupleType):
+        return tuple[_lane_type(info.item_type), ...]  # type: ignore[misc]
+    raise TypeError(f"no lane type for {info!r}")
+
+
+def _lane_struct(info: msgspec_inspect.StructType, fill_times: bool) -> Any:
     fields: list[tuple[str, Any, Any]] = []
     for field in info.fields:
-        # Absent optionals (and E/T, which the server fills) default to UNSET, not None, so
-        # an explicit null is still refused. In the encoded lane an absent optional amount
-        # is `_ABSENT_AMOUNT` instead, so that every amount attribute holds a `str`
-        # (`_amounts_canonical`); `omit_defaults` leaves it out of the JSON all the same.
-        optional = not field.required or (fill_times and field.encode_name in ("E", "T"))
-        kind = _wire_type(field.type, lane)
-        if not optional:
+        kind = _lane_type(field.type)
+        if field.required and not (fill_times and field.encode_name in ("E", "T")):
             fields.append((field.name, kind, msgspec.field(name=field.encode_name)))
-        elif lane and isinstance(_non_null(field.type), msgspec_inspect.DecimalType):
-            absent = msgspec.field(name=field.encode_name, default=_ABSENT_AMOUNT)
-            fields.append((field.name, kind, absent))
         else:
-            unset = msgspec.field(name=field.encode_name, default=msgspec.UNSET)
-            fields.append((field.name, kind | msgspec.UnsetType, unset))
+            absent = msgspec.field(name=field.encode_name, default=msgspec.UNSET)
+            fields.append((field.name, kind | msgspec.UnsetType, absent))
     return msgspec.defstruct(
-        f"Wire{info.cls.__name__}",
+        f"Lane{info.cls.__name__}",
         fields,
         kw_only=True,
         forbid_unknown_fields=True,
-        omit_defaults=lane,
         tag_field=info.tag_field,
         tag=info.tag,
         gc=False,  # like the models: scalars, tuples and structs only, so no cycles
     )
 
 
-_WIRE_EVENTS: Final = tuple(
-    _wire_struct(info, fill_times=True)
-    for name, info in _EVENT_INFO.items()
-    if name != "listenKeyExpired"
-)
-# A union of classes generated at run time: built through the typing API, not written out.
-_WIRE_BATCH: Final[Any] = list.__class_getitem__(Union.__getitem__(_WIRE_EVENTS))
-_EVENT_BATCH: Final[Any] = list[Event]
-
-# The encoded intake decodes the body straight into the wire structs (one pass in C, no dicts)
-# and encodes each back: a wire struct encodes with the model's keys in the model's order,
-# absent optionals omitted like the model's `None`s (every optional defaults to `None` and
-# models omit defaults), and amounts exactly as sent. Only one spelling differs from
-# `encode_event`: `Decimal` drops leading zeros ("007.5" -> "7.5"), so this lane takes amounts
-# in canonical plain notation only, `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, and leaves the rest to the
-# model path, which accepts them.
-#
-# The lane's structs take amounts as plain `str`; `_amounts_canonical` then checks all the
-# amounts of a body at once. A pattern on each amount field cost msgspec ~180 ns a field
-# (3.7 of the lane's 4.7 µs per event when it did that); reading the amounts out of the
-# decoded structs and checking them together costs ~0.9 µs an event (`python -m bench.intake`
-# times the whole intake). The check rests on
-# msgspec's lax mode, which parses a string as a number with the JSON number grammar
-# `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` or as nan/inf/infinity in any case
-# (msgspec `_core.c`, `parse_number_inline`, `parse_number_nonfinite`): refuse every "e"/"E"
-# (exponents) and "n"/"N" (every spelling of nan and inf has one), and what is left is
-# exactly canonical.
-_lax_amounts: Final = msgspec.json.Decoder(list[float], strict=False)
-# An absent optional amount in a lane struct. Valid JSON cannot spell a NUL without an escape,
-# and the lane refuses bodies with escapes, so no amount a producer sends can equal it.
-_ABSENT_AMOUNT: Final = "\x00"
-
-_AmountReader: TypeAlias = Callable[[Any, list[str]], None]
-
-
 def _carries_amounts(info: msgspec_inspect.Type) -> bool:
+    info = _non_null(info)
     if isinstance(info, msgspec_inspect.DecimalType):
         return True
     if isinstance(info, msgspec_inspect.StructType):
         return any(_carries_amounts(field.type) for field in info.fields)
     if isinstance(info, msgspec_inspect.VarTupleType):
         return _carries_amounts(info.item_type)
-    if isinstance(info, msgspec_inspect.UnionType):
-        return any(_carries_amounts(t) for t in info.types)
     return False
 
 
+def _tuple_getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]] | None:
+    if not names:
+        return None
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return operator.attrgetter(*names)
+
+
 def _amount_reader(info: msgspec_inspect.StructType) -> _AmountReader:
-    """A function that appends the amounts of a lane struct shaped like `info` to a list.
+    """A function that appends the amounts of a lane struct shaped like `info` to two lists:
+    those of required fields to the first, those of optional fields (a `str`, or UNSET when
+    absent) to the second. `_amount_places` finds the same amounts with their paths.
 
-    Amounts reached through structs that are always there are read by one `attrgetter` call
-    with dotted paths ("order.q"); tuples of structs, and structs that may be absent, get a
-    reader of their own.
+    The amounts of each struct reached through required fields are read by one `attrgetter`
+    call; tuples of structs and optional structs get readers of their own.
     """
-    paths: list[str] = []
-    parts: list[tuple[Callable[[Any], Any], _AmountReader, bool]] = []  # (get, read, many)
+    places: dict[str, tuple[list[str], list[str]]] = {}  # struct path: (required, optional)
+    inner: list[tuple[Callable[[Any], Any], _AmountReader, bool]] = []  # (get, read, a tuple)
 
-    def walk(info: msgspec_inspect.StructType, prefix: str) -> None:
+    def walk(info: msgspec_inspect.StructType, path: str) -> None:
         for field in info.fields:
-            kind, path = _non_null(field.type), prefix + field.name
+            kind, here = _non_null(field.type), f"{path}.{field.name}".lstrip(".")
             if not _carries_amounts(kind):
                 continue
             if isinstance(kind, msgspec_inspect.DecimalType):
-                paths.append(path)
+                required, optional = places.setdefault(path, ([], []))
+                (required if field.required else optional).append(field.name)
+            elif isinstance(kind, msgspec_inspect.StructType) and field.required:
+                walk(kind, here)
             elif isinstance(kind, msgspec_inspect.StructType):
-                if field.required:
-                    walk(kind, path + ".")
-                else:
-                    parts.append((operator.attrgetter(path), _amount_reader(kind), False))
-            elif isinstance(kind, msgspec_inspect.VarTupleType) and isinstance(
-                kind.item_type, msgspec_inspect.StructType
-            ):
-                parts.append((operator.attrgetter(path), _amount_reader(kind.item_type), True))
+                inner.append((operator.attrgetter(here), _amount_reader(kind), False))
             else:
-                raise TypeError(f"{info.cls.__name__}.{field.name}: no amount reader for {kind!r}")
+                assert isinstance(kind, msgspec_inspect.VarTupleType)
+                assert isinstance(kind.item_type, msgspec_inspect.StructType)
+                inner.append((operator.attrgetter(here), _amount_reader(kind.item_type), True))
 
     walk(info, "")
-    own: Callable[[Any], Any] | None = operator.attrgetter(*paths) if paths else None
-    single = len(paths) == 1
+    groups = [
+        (operator.attrgetter(path) if path else None, _tuple_getter(req), _tuple_getter(opt))
+        for path, (req, opt) in places.items()
+    ]
     unset = msgspec.UNSET
+    if len(groups) == 1 and not inner:
+        # All its amounts in one struct: its own fields (a balance, a trade) or those of one
+        # struct inside it (ORDER_TRADE_UPDATE's `o`), looked up once.
+        ((get_struct, get_required, get_optional),) = groups
+        if get_struct is None and get_optional is None and get_required is not None:
+            get_own = get_required
 
-    def read(obj: Any, out: list[str]) -> None:
-        if own is not None:
-            if single:
-                out.append(own(obj))
-            else:
-                out += own(obj)
-        for get, reader, many in parts:
+            def read_own(obj: Any, required: list[str], optional: list[Any]) -> None:
+                required += get_own(obj)
+
+            return read_own
+
+        def read_one_place(obj: Any, required: list[str], optional: list[Any]) -> None:
+            struct = obj if get_struct is None else get_struct(obj)
+            if get_required is not None:
+                required += get_required(struct)
+            if get_optional is not None:
+                optional += get_optional(struct)
+
+        return read_one_place
+
+    def read(obj: Any, required: list[str], optional: list[Any]) -> None:
+        for get_struct, get_required, get_optional in groups:
+            struct = obj if get_struct is None else get_struct(obj)
+            if get_required is not None:
+                required += get_required(struct)
+            if get_optional is not None:
+                optional += get_optional(struct)
+        for get, reader, many in inner:
             value = get(obj)
             if value is unset:
                 continue
             if many:
                 for item in value:
-                    reader(item, out)
+                    reader(item, required, optional)
             else:
-                reader(value, out)
+                reader(value, required, optional)
 
-    parents = {path.rpartition(".")[0] for path in paths}
-    if not parts and len(paths) > 1 and len(parents) == 1:
-        # All its amounts in one place: its own fields (a balance, a position), or those of
-        # one struct inside it (ORDER_TRADE_UPDATE's `o`). Dotted paths would look the
-        # inner struct up once per amount; this looks it up once.
-        (parent,) = parents
-        leaves = operator.attrgetter(*(path.rpartition(".")[2] for path in paths))
-        inner = operator.attrgetter(parent) if parent else None
-
-        def read_one_place(obj: Any, out: list[str]) -> None:
-            out += leaves(obj if inner is None else inner(obj))
-
-        return read_one_place
     return read
 
 
-def _amounts_canonical(amounts: list[str]) -> bool:
-    """Whether every amount read out of a lane batch is in canonical plain notation."""
-    if not amounts:
-        return True
-    joined = '","'.join(amounts)
-    if "e" in joined or "E" in joined or "n" in joined or "N" in joined:
-        return False  # an exponent, nan or inf, or no number at all: the model path names it
-    try:
-        _lax_amounts.decode('["' + joined.replace(_ABSENT_AMOUNT, "0") + '"]')
-    except msgspec.DecodeError:  # not a number, leading zeros, too large for a float
-        return False
-    return True
+def _amount_places(
+    info: msgspec_inspect.StructType, obj: Any, path: str
+) -> Iterator[tuple[str, Any, str]]:
+    """(path, struct, attribute) of every amount present in a lane struct shaped like `info`."""
+    for field in info.fields:
+        value = getattr(obj, field.name)
+        if value is msgspec.UNSET:
+            continue
+        kind, here = _non_null(field.type), _join(path, field.encode_name)
+        if isinstance(kind, msgspec_inspect.DecimalType):
+            yield here, obj, field.name
+        elif isinstance(kind, msgspec_inspect.StructType):
+            yield from _amount_places(kind, value, here)
+        elif isinstance(kind, msgspec_inspect.VarTupleType) and isinstance(
+            kind.item_type, msgspec_inspect.StructType
+        ):
+            for index, item in enumerate(value):
+                yield from _amount_places(kind.item_type, item, f"{here}[{index}]")
 
 
-class _Lane:
-    """One event type's encoded-lane struct and what is done to it after decoding."""
+class _Lane(NamedTuple):
+    """One event type's lane: what is done to its struct after decoding."""
 
-    __slots__ = ("cls", "config_choice", "event_time", "name", "read_amounts", "transaction_time")
+    name: str
+    read_amounts: _AmountReader
+    has_transaction_time: bool
+    # §5.6: ACCOUNT_CONFIG_UPDATE carries exactly one of `ac` / `ai` (their attribute names).
+    config_choice: tuple[str, str] | None
+    info: msgspec_inspect.StructType
 
-    def __init__(self, name: str, info: msgspec_inspect.StructType) -> None:
-        self.cls = _wire_struct(info, fill_times=True, lane=True)
-        self.name = name
-        self.read_amounts = _amount_reader(info)
-        attrs = {field.encode_name: field.name for field in info.fields}
-        self.event_time: str = attrs["E"]
-        self.transaction_time: str | None = attrs.get("T")
-        # §5.6: ACCOUNT_CONFIG_UPDATE carries exactly one of `ac` / `ai`.
-        self.config_choice: tuple[str, str] | None = (
-            (attrs["ac"], attrs["ai"]) if name == "ACCOUNT_CONFIG_UPDATE" else None
-        )
+
+def _lane(name: str, info: msgspec_inspect.StructType) -> _Lane:
+    attrs = {field.encode_name: field.name for field in info.fields}
+    # Every event names `E` `event_time` and `T` `transaction_time`: the intake reads them as
+    # plain attributes.
+    assert attrs["E"] == "event_time"
+    assert attrs.get("T", "transaction_time") == "transaction_time"
+    choice = (attrs["ac"], attrs["ai"]) if name == "ACCOUNT_CONFIG_UPDATE" else None
+    return _Lane(name, _amount_reader(info), "T" in attrs, choice, info)
 
 
 _LANES: Final = {
-    lane.cls: lane
-    for lane in (
-        _Lane(name, info) for name, info in _EVENT_INFO.items() if name != "listenKeyExpired"
-    )
+    _lane_struct(info, fill_times=True): _lane(name, info)
+    for name, info in _EVENT_INFO.items()
+    if name != "listenKeyExpired"
 }
 _LANE_UNION: Final[Any] = Union.__getitem__(tuple(_LANES))
 _lane_decoder: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
@@ -422,180 +433,164 @@ def _explain_decode_failure(
     return _from_msgspec_error(exc, "")
 
 
-def parse_admin_events(body: bytes, now_ms: int) -> list[Event]:
-    """Strictly parse the body of `POST /admin/v1/accounts/{id}/events`.
+def parse_admin_encoded(body: bytes, now_ms: int) -> list[EncodedEvent]:
+    """Strictly parse the body of `POST /admin/v1/accounts/{id}/events` into the bytes every
+    connection gets.
 
     `body` is one event object or a non-empty JSON array of them. Every field must be known
     and of Binance's wire type (amounts as JSON strings in plain notation, times and ids as
-    JSON integers, flags as JSON booleans); `null` is not accepted, omit the field instead.
-    An absent `E` is filled with `now_ms`, and so is an absent `T` for events that have one.
-    `listenKeyExpired` is refused: the server emits it when a key expires or is closed.
+    JSON integers from 0 to 2^63-1, flags as JSON booleans); `null` is not accepted, omit the
+    field instead. An absent `E` is filled with `now_ms`, and so is an absent `T` for events
+    that have one. `listenKeyExpired` is refused: the server emits it when a key expires or
+    is closed.
 
     Returns:
-        The events, in body order. The batch is all-or-nothing.
+        The events, in body order, each `raw == encode_event(model)` of its model
+        (tests/unit/protocol/test_codec_encoded.py). The batch is all-or-nothing.
 
     Raises:
-        EventValidationError: the first offence; `path` is like `o.q`, `a.B[0].wb`, or with
-            a batch `[2].o.q`.
+        EventValidationError: an offence; `path` is like `o.q`, `a.B[0].wb`, or with a batch
+            `[2].o.q`.
     """
-    try:
-        raw = _any_decoder.decode(body)
-    except RecursionError as exc:
-        raise EventValidationError("", "invalid JSON: nested too deeply") from exc
-    except msgspec.DecodeError as exc:
-        raise EventValidationError("", f"invalid JSON: {exc}") from exc
-    if isinstance(raw, dict):
-        items: list[Any] = [raw]
-    elif isinstance(raw, list):
-        if not raw:
-            raise EventValidationError("", "empty batch: send one event or a non-empty array")
-        items = raw
-    else:
-        raise EventValidationError(
-            "", f"expected an event object or an array of them, got {_kind(raw)}"
-        )
-    fast = _parse_admin_batch_fast(items, now_ms)
-    if fast is not None:
-        return fast
-    prefix = "" if isinstance(raw, dict) else "[{}]"
-    events = [_parse_admin_event(item, now_ms, prefix.format(i)) for i, item in enumerate(items)]
-    return events
-
-
-def parse_admin_encoded(body: bytes, now_ms: int) -> list[EncodedEvent]:
-    """`parse_admin_events` returning the events encoded: the same rules, the same errors,
-    and `raw == encode_event(model)` for each (tests/unit/protocol/test_codec_encoded.py).
-
-    A valid body is decoded once, in C, into structs that enforce every rule of the admin
-    path but the spelling of amounts, whose amounts are then checked together
-    (`_amounts_canonical`), and each is encoded back; anything else goes through
-    `parse_admin_events`, which names the offence (or, for amounts with leading zeros,
-    accepts them and this encodes the models).
-    """
-    fast = _parse_admin_encoded_fast(body, now_ms)
-    if fast is not None:
-        return fast
-    return [EncodedEvent(event_name(e), encode_event(e)) for e in parse_admin_events(body, now_ms)]
-
-
-def _parse_admin_encoded_fast(body: bytes, now_ms: int) -> list[EncodedEvent] | None:
     try:
         decoded = _lane_decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
-        return None
-    items: list[Any] = decoded if isinstance(decoded, list) else [decoded]
-    if not items or b"\\" in body:
-        # The model path says "empty batch"; an escape could spell `_ABSENT_AMOUNT`.
-        return None
-    lanes, encode, unset = _LANES, _encoder.encode, msgspec.UNSET
-    encoded: list[EncodedEvent] = []
+    except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError is a DecodeError
+        raise _explain_admin_failure(body, exc) from exc
+    batch = isinstance(decoded, list)
+    items: list[Any] = decoded if batch else [decoded]
+    if not items:
+        raise EventValidationError("", "empty batch: send one event or a non-empty array")
+    lanes, unset = _LANES, msgspec.UNSET
+    names: list[str] = []
     amounts: list[str] = []
+    optional: list[Any] = []  # amounts of optional fields: a `str` or UNSET
     for item in items:
-        lane = lanes[type(item)]
-        lane.read_amounts(item, amounts)
-        if getattr(item, lane.event_time) is unset:
-            setattr(item, lane.event_time, now_ms)
-        if lane.transaction_time is not None and getattr(item, lane.transaction_time) is unset:
-            setattr(item, lane.transaction_time, now_ms)
-        if lane.config_choice is not None:
-            leverage, multi_assets = lane.config_choice
-            if (getattr(item, leverage) is unset) == (getattr(item, multi_assets) is unset):
-                return None  # the model path says which of `ac` / `ai` is wrong
-        encoded.append(EncodedEvent(lane.name, encode(item)))
-    if not _amounts_canonical(amounts):
-        return None  # the model path names the amount, or accepts it (leading zeros)
-    return encoded
+        name, read_amounts, has_transaction_time, config_choice, _ = lanes[type(item)]
+        read_amounts(item, amounts, optional)
+        if item.event_time is unset:
+            item.event_time = now_ms
+        if has_transaction_time and item.transaction_time is unset:
+            item.transaction_time = now_ms
+        if config_choice is not None:
+            _check_config_choice(item, config_choice, f"[{len(names)}]" if batch else "")
+        names.append(name)
+    if optional:
+        amounts += [amount for amount in optional if amount is not unset]
+    if amounts and not _amounts_canonical(amounts):
+        for index, item in enumerate(items):
+            _rewrite_amounts(item, f"[{index}]" if batch else "")
+    # One line per event: msgspec writes compact JSON, where a newline only appears escaped.
+    lines = _encoder.encode_lines(items).split(b"\n")
+    lines.pop()  # the empty text after the last newline
+    return list(map(EncodedEvent, names, lines))
 
 
-def _parse_admin_batch_fast(items: list[Any], now_ms: int) -> list[Event] | None:
-    """Validate and convert a whole batch in C; None when anything is wrong (the caller then
-    walks the batch to report the first offence by its path)."""
-    for item in items:
-        if isinstance(item, dict):
-            item.setdefault("E", now_ms)
-            if item.get("e") in _WITH_TRANSACTION_TIME:
-                item.setdefault("T", now_ms)
-    try:
-        msgspec.convert(items, _WIRE_BATCH, strict=True)
-        events: list[Event] = msgspec.convert(items, _EVENT_BATCH, strict=True)
-    except msgspec.ValidationError:
-        return None
-    for item in items:
-        if item["e"] == "ACCOUNT_CONFIG_UPDATE" and ("ac" in item) == ("ai" in item):
-            return None  # §5.6: exactly one of `ac` / `ai`; the slow path says which
-    return events
+def parse_admin_events(body: bytes, now_ms: int) -> list[Event]:
+    """`parse_admin_encoded` returning the models: the same rules and the same errors."""
+    return [_event_decoder.decode(event.raw) for event in parse_admin_encoded(body, now_ms)]
 
 
-def _parse_admin_event(obj: object, now_ms: int, prefix: str) -> Event:
-    if not isinstance(obj, dict):
-        raise EventValidationError(prefix, f"expected an event object, got {_kind(obj)}")
-    name = obj.get("e")
-    if "e" not in obj:
-        raise EventValidationError(_join(prefix, "e"), "missing required field")
-    if not isinstance(name, str):
-        raise EventValidationError(_join(prefix, "e"), f"expected a string, got {_kind(name)}")
-    if name == "listenKeyExpired":
-        raise EventValidationError(
-            _join(prefix, "e"),
-            "listenKeyExpired cannot be published: the server sends it itself when a "
-            "listenKey expires or is closed",
-        )
-    info = _EVENT_INFO.get(name)
-    if info is None:
-        raise EventValidationError(
-            _join(prefix, "e"), f"unknown event type {name!r}; known: {', '.join(EVENT_TYPES)}"
-        )
-    obj = dict(obj)
-    obj.setdefault("E", now_ms)
-    if name in _WITH_TRANSACTION_TIME:
-        obj.setdefault("T", now_ms)
-    _check_struct(info, obj, prefix)
-    if name == "ACCOUNT_CONFIG_UPDATE" and "ac" not in obj and "ai" not in obj:
-        # §5.6: two mutually exclusive shapes, one of them always present.
+def _check_config_choice(item: Any, choice: tuple[str, str], prefix: str) -> None:
+    leverage, multi_assets = choice
+    has_leverage = getattr(item, leverage) is not msgspec.UNSET
+    has_multi_assets = getattr(item, multi_assets) is not msgspec.UNSET
+    if not has_leverage and not has_multi_assets:
         raise EventValidationError(
             _join(prefix, "ac"), "one of `ac` (leverage) or `ai` (Multi-Assets mode) is required"
         )
-    if name == "ACCOUNT_CONFIG_UPDATE" and "ac" in obj and "ai" in obj:
+    if has_leverage and has_multi_assets:
         raise EventValidationError(_join(prefix, "ai"), "`ac` and `ai` are mutually exclusive")
+
+
+def _rewrite_amounts(item: Any, prefix: str) -> None:
+    """Refuse the event's first amount not in plain notation; rewrite those with superfluous
+    leading zeros as `Decimal` (and so `encode_event`) writes them."""
+    for path, owner, attribute in _amount_places(_LANES[type(item)].info, item, prefix):
+        amount = getattr(owner, attribute)
+        if not _PLAIN_AMOUNT.fullmatch(amount):
+            raise EventValidationError(
+                path, f'expected a decimal string in plain notation such as "0.001", got {amount!r}'
+            )
+        setattr(owner, attribute, format(Decimal(amount), "f"))
+
+
+def _explain_admin_failure(
+    body: bytes, exc: msgspec.DecodeError | RecursionError
+) -> EventValidationError:
+    """The error for a body the lane decoder refused: invalid JSON first, then msgspec's
+    reason at msgspec's path, worded for a producer where the type of the field says more."""
     try:
-        event: Event = msgspec.convert(obj, EVENT_TYPES[name], strict=True)
-    except msgspec.ValidationError as exc:
-        raise _from_msgspec_error(exc, prefix) from exc
-    return event
-
-
-def _check_struct(info: msgspec_inspect.StructType, obj: dict[str, object], path: str) -> None:
-    """What `msgspec.convert(strict=True)` lets through: unknown keys, missing fields named
-    by their own path, nulls, and amounts sent as JSON numbers or in exponent notation."""
-    fields = {field.encode_name: field for field in info.fields}
-    for key in obj:
-        if key not in fields and key != info.tag_field:
-            raise EventValidationError(_join(path, key), "unknown field")
-    for key, field in fields.items():
-        if key in obj:
-            _check_value(field.type, obj[key], _join(path, key))
-        elif field.required:
-            raise EventValidationError(_join(path, key), "missing required field")
-
-
-def _check_value(type_info: msgspec_inspect.Type, value: object, path: str) -> None:
-    if value is None:
-        raise EventValidationError(path, "null is not allowed; omit an absent optional field")
-    type_info = _non_null(type_info)
-    if isinstance(type_info, msgspec_inspect.DecimalType):
+        obj = _any_decoder.decode(body)
+    except RecursionError:
+        return EventValidationError("", "invalid JSON: nested too deeply")
+    except msgspec.DecodeError as invalid:
+        return EventValidationError("", f"invalid JSON: {invalid}")
+    match = _MSGSPEC_LOCATION.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    reason, located = match["reason"], match["path"] or ""
+    path = located.removeprefix(".")
+    named = _MSGSPEC_MISSING.match(reason) or _MSGSPEC_UNKNOWN.match(reason)
+    if named:
+        missing = named.re is _MSGSPEC_MISSING
+        return EventValidationError(
+            _join(path, named["field"]), "missing required field" if missing else "unknown field"
+        )
+    steps = [(key, int(index) if index else None) for key, index in _PATH_STEP.findall(located)]
+    first = steps[0][1] if steps else None
+    if isinstance(obj, list) and first is not None:
+        del steps[0]  # the element of the batch
+        obj = obj[first] if first < len(obj) else None
+    value, kind = _locate(obj, steps)
+    if steps == [("e", None)]:
         if not isinstance(value, str):
-            raise EventValidationError(
-                path, f'expected a decimal string such as "0.001", got {_kind(value)}'
+            return EventValidationError(path, f"expected a string, got {_kind(value)}")
+        if value == "listenKeyExpired":
+            return EventValidationError(
+                path,
+                "listenKeyExpired cannot be published: the server sends it itself when a "
+                "listenKey expires or is closed",
             )
-        if not _PLAIN_DECIMAL.fullmatch(value):
-            raise EventValidationError(
-                path, f'expected a decimal string in plain notation such as "0.001", got {value!r}'
+        return EventValidationError(
+            path, f"unknown event type {value!r}; known: {', '.join(EVENT_TYPES)}"
+        )
+    if value is None and steps:
+        return EventValidationError(path, "null is not allowed; omit an absent optional field")
+    if isinstance(kind, msgspec_inspect.DecimalType):
+        return EventValidationError(
+            path, f'expected a decimal string such as "0.001", got {_kind(value)}'
+        )
+    if isinstance(kind, msgspec_inspect.IntType) and type(value) is int:
+        return EventValidationError(
+            path, f"expected an integer from {kind.ge} to {kind.le}, got {value}"
+        )
+    return EventValidationError(path, reason)
+
+
+_NOWHERE: Final = object()
+
+
+def _locate(
+    event: object, steps: list[tuple[str, int | None]]
+) -> tuple[object, msgspec_inspect.Type | None]:
+    """The JSON value at `steps` inside one event object, and the model type of the field
+    there (None where the path leaves the models)."""
+    name = event.get("e") if isinstance(event, dict) else None
+    kind: msgspec_inspect.Type | None = _EVENT_INFO.get(name) if isinstance(name, str) else None
+    value = event
+    for key, index in steps:
+        if index is None:
+            fields = kind.fields if isinstance(kind, msgspec_inspect.StructType) else ()
+            field = next((f for f in fields if f.encode_name == key), None)
+            kind = None if field is None else _non_null(field.type)
+            value = value.get(key, _NOWHERE) if isinstance(value, dict) else _NOWHERE
+        else:
+            kind = (
+                _non_null(kind.item_type)
+                if isinstance(kind, msgspec_inspect.VarTupleType)
+                else None
             )
-    elif isinstance(type_info, msgspec_inspect.StructType) and isinstance(value, dict):
-        _check_struct(type_info, value, path)
-    elif isinstance(type_info, msgspec_inspect.VarTupleType) and isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_value(type_info.item_type, item, f"{path}[{index}]")
+            value = value[index] if isinstance(value, list) and index < len(value) else _NOWHERE
+    return value, kind
 
 
 def _from_msgspec_error(exc: msgspec.ValidationError, prefix: str) -> EventValidationError:

@@ -10,7 +10,8 @@ Wire conventions (§5, "Common conventions"):
   `"E"`; `"m"` last inside ACCOUNT_UPDATE `a`), otherwise the order of the doc example.
 * Amounts and prices are `Decimal` and travel as JSON strings; encode events with
   `userstream.protocol.codec.encode_event`, which keeps Binance's plain notation
-  (`"0.00000000"`, never `"0E-8"`). Times and ids are `int`, flags `bool`.
+  (`"0.00000000"`, never `"0E-8"`). Times and ids are `int` from 0 to 2^63-1 (`Millis`,
+  `Id`), other integers int64 (`Int64`); flags are `bool`.
 * Enum-like values are plain `str` so that a value Binance adds tomorrow still decodes.
   The `StrEnum` classes below name the known values for producers; their members are `str`.
 * A field that Binance only sometimes sends defaults to `None` and is left out of the JSON
@@ -25,12 +26,13 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Final, TypeAlias
 
 import msgspec
 
 __all__ = [
     "EVENT_TYPES",
+    "INT64_MAX",
     "AccountConfigUpdate",
     "AccountInfoConfig",
     "AccountUpdate",
@@ -46,12 +48,15 @@ __all__ = [
     "ExpiryReason",
     "GridUpdate",
     "GridUpdateData",
+    "Id",
+    "Int64",
     "LeverageConfig",
     "ListenKeyExpired",
     "MarginCall",
     "MarginCallMarginType",
     "MarginCallPosition",
     "MarginType",
+    "Millis",
     "OrderReject",
     "OrderStatus",
     "OrderTradeUpdate",
@@ -69,6 +74,20 @@ __all__ = [
     "TradeLite",
     "WorkingType",
 ]
+
+
+# --- Integers. Binance's are Java longs: clients parse them into int64, so a value outside
+# that range breaks them. Times and ids are never negative (§5 "Common conventions": times
+# `E`, `T`, `ut`, `tt`, `gtd`, ids `i`, `t`, `aid`, `si`; no user-data event uses -1 as a
+# "none" id, `t` is 0 when not a trade). Decoding (and the server's admin intake) checks these.
+
+INT64_MAX: Final = 2**63 - 1
+Millis: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+"""A time in milliseconds since the epoch (0 where Binance means "none", e.g. `gtd`)."""
+Id: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+"""An order, trade, algo or strategy id."""
+Int64: TypeAlias = Annotated[int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)]
+"""Any other integer (leverage, opCode, the ignored `ss`)."""
 
 
 # --- Known enum values (§5.2, §5.4, §5.7, §5.10). Fields stay `str`; these are for producers.
@@ -313,7 +332,7 @@ class OrderUpdate(_Object, frozen=True, kw_only=True):
     stop_price: Decimal = msgspec.field(name="sp")  # ignore for TRAILING_STOP_MARKET
     execution_type: str = msgspec.field(name="x")
     order_status: str = msgspec.field(name="X")
-    order_id: int = msgspec.field(name="i")
+    order_id: Id = msgspec.field(name="i")
     # modifyId: only on AMENDMENT events whose request carried one; added 2026-07-28 (SDK v15.0.0).
     modify_id: str | None = msgspec.field(default=None, name="M")
     last_filled_quantity: Decimal = msgspec.field(name="l")
@@ -322,8 +341,8 @@ class OrderUpdate(_Object, frozen=True, kw_only=True):
     # Older docs: not pushed when there is no commission. Negative means a fee charged.
     commission: Decimal | None = msgspec.field(default=None, name="n")
     commission_asset: str | None = msgspec.field(default=None, name="N")
-    trade_time: int = msgspec.field(name="T")
-    trade_id: int = msgspec.field(name="t")  # 0 when not a trade
+    trade_time: Millis = msgspec.field(name="T")
+    trade_id: Id = msgspec.field(name="t")  # 0 when not a trade
     # The account's open-order notional per side, not this order's (3P-OBS 2026-07-31).
     bids_notional: Decimal = msgspec.field(name="b")
     ask_notional: Decimal = msgspec.field(name="a")
@@ -339,12 +358,12 @@ class OrderUpdate(_Object, frozen=True, kw_only=True):
     realized_profit: Decimal = msgspec.field(name="rp")
     price_protection: bool = msgspec.field(name="pP")
     # Documented as "ignore"; non-zero for strategy / OTOCO orders in practice (3P).
-    strategy_id: int = msgspec.field(name="si")
+    strategy_id: Id = msgspec.field(name="si")
     # Documented as "ignore"; meaning unknown.
-    ignored_ss: int = msgspec.field(name="ss")
+    ignored_ss: Int64 = msgspec.field(name="ss")
     self_trade_prevention_mode: str = msgspec.field(name="V")  # since 2023-09-05
     price_match: str = msgspec.field(name="pm")  # since 2023-09-05
-    good_till_date: int = msgspec.field(name="gtd")  # 0 unless GTD; since 2023-09-05
+    good_till_date: Millis = msgspec.field(name="gtd")  # 0 unless GTD; since 2023-09-05
     # A string such as "0"; added 2025-10-23 (change log 2025-10-20). See `ExpiryReason`.
     expiry_reason: str = msgspec.field(name="er")
 
@@ -353,7 +372,7 @@ class LeverageConfig(_Object, frozen=True, kw_only=True):
     """ACCOUNT_CONFIG_UPDATE `ac`: a symbol's leverage changed (§5.6)."""
 
     symbol: str = msgspec.field(name="s")
-    leverage: int = msgspec.field(name="l")
+    leverage: Int64 = msgspec.field(name="l")
 
 
 class AccountInfoConfig(_Object, frozen=True, kw_only=True):
@@ -365,19 +384,19 @@ class AccountInfoConfig(_Object, frozen=True, kw_only=True):
 class StrategyUpdateData(_Object, frozen=True, kw_only=True):
     """STRATEGY_UPDATE `su` (§5.7)."""
 
-    strategy_id: int = msgspec.field(name="si")
+    strategy_id: Id = msgspec.field(name="si")
     strategy_type: str = msgspec.field(name="st")  # e.g. "GRID"
     strategy_status: str = msgspec.field(name="ss")
     symbol: str = msgspec.field(name="s")
-    update_time: int = msgspec.field(name="ut")
+    update_time: Millis = msgspec.field(name="ut")
     # opCode 8001-8015, see §5.7.
-    op_code: int = msgspec.field(name="c")
+    op_code: Int64 = msgspec.field(name="c")
 
 
 class GridUpdateData(_Object, frozen=True, kw_only=True):
     """GRID_UPDATE `gu` (§5.8)."""
 
-    strategy_id: int = msgspec.field(name="si")
+    strategy_id: Id = msgspec.field(name="si")
     strategy_type: str = msgspec.field(name="st")
     strategy_status: str = msgspec.field(name="ss")
     symbol: str = msgspec.field(name="s")
@@ -386,14 +405,14 @@ class GridUpdateData(_Object, frozen=True, kw_only=True):
     unmatched_quantity: Decimal = msgspec.field(name="uq")
     unmatched_fee: Decimal = msgspec.field(name="uf")
     matched_pnl: Decimal = msgspec.field(name="mp")
-    update_time: int = msgspec.field(name="ut")
+    update_time: Millis = msgspec.field(name="ut")
 
 
 class OrderReject(_Object, frozen=True, kw_only=True):
     """CONDITIONAL_ORDER_TRIGGER_REJECT `or` (§5.9)."""
 
     symbol: str = msgspec.field(name="s")
-    order_id: int = msgspec.field(name="i")
+    order_id: Id = msgspec.field(name="i")
     reason: str = msgspec.field(name="r")
 
 
@@ -401,7 +420,7 @@ class AlgoOrder(_Object, frozen=True, kw_only=True):
     """ALGO_UPDATE `o` (§5.10, Event-Algo-Order-Update)."""
 
     client_algo_id: str = msgspec.field(name="caid")
-    algo_id: int = msgspec.field(name="aid")
+    algo_id: Id = msgspec.field(name="aid")
     algo_type: str = msgspec.field(name="at")  # "CONDITIONAL"
     order_type: str = msgspec.field(name="o")
     symbol: str = msgspec.field(name="s")
@@ -424,8 +443,8 @@ class AlgoOrder(_Object, frozen=True, kw_only=True):
     close_position: bool = msgspec.field(name="cp")
     price_protection: bool = msgspec.field(name="pP")
     reduce_only: bool = msgspec.field(name="R")
-    trigger_time: int = msgspec.field(name="tt")
-    good_till_date: int = msgspec.field(name="gtd")
+    trigger_time: Millis = msgspec.field(name="tt")
+    good_till_date: Millis = msgspec.field(name="gtd")
     # Failure reason; replaces CONDITIONAL_ORDER_TRIGGER_REJECT since 2025-12-15.
     reject_reason: str = msgspec.field(name="rm")
     # "Is activated", trailing orders only: placeholder 2026-08-07, active 2026-08-21.
@@ -463,15 +482,15 @@ class ListenKeyExpired(_Event, tag="listenKeyExpired", frozen=True, kw_only=True
 class AccountUpdate(_Event, tag="ACCOUNT_UPDATE", frozen=True, kw_only=True):
     """Balance and position update (§5.2, Event-Balance-and-Position-Update)."""
 
-    transaction_time: int = msgspec.field(name="T")
-    event_time: int = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
     update: AccountUpdateData = msgspec.field(name="a")
 
 
 class MarginCall(_Event, tag="MARGIN_CALL", frozen=True, kw_only=True):
     """Margin call, informational only; no `T` (§5.3, Event-Margin-Call)."""
 
-    event_time: int = msgspec.field(name="E")
+    event_time: Millis = msgspec.field(name="E")
     # Only for a cross-position margin call.
     cross_wallet_balance: Decimal | None = msgspec.field(default=None, name="cw")
     positions: tuple[MarginCallPosition, ...] = msgspec.field(name="p")
@@ -480,8 +499,8 @@ class MarginCall(_Event, tag="MARGIN_CALL", frozen=True, kw_only=True):
 class OrderTradeUpdate(_Event, tag="ORDER_TRADE_UPDATE", frozen=True, kw_only=True):
     """New order, status change, fill or amendment (§5.4, Event-Order-Update)."""
 
-    transaction_time: int = msgspec.field(name="T")
-    event_time: int = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
     order: OrderUpdate = msgspec.field(name="o")
 
 
@@ -491,8 +510,8 @@ class TradeLite(_Event, tag="TRADE_LITE", frozen=True, kw_only=True):
     Real captures keep the doc's order here: `E` before `T`.
     """
 
-    event_time: int = msgspec.field(name="E")
-    transaction_time: int = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
     symbol: str = msgspec.field(name="s")
     original_quantity: Decimal = msgspec.field(name="q")
     original_price: Decimal = msgspec.field(name="p")
@@ -501,8 +520,8 @@ class TradeLite(_Event, tag="TRADE_LITE", frozen=True, kw_only=True):
     side: str = msgspec.field(name="S")
     last_filled_price: Decimal = msgspec.field(name="L")
     last_filled_quantity: Decimal = msgspec.field(name="l")
-    trade_id: int = msgspec.field(name="t")
-    order_id: int = msgspec.field(name="i")
+    trade_id: Id = msgspec.field(name="t")
+    order_id: Id = msgspec.field(name="i")
 
 
 class AccountConfigUpdate(_Event, tag="ACCOUNT_CONFIG_UPDATE", frozen=True, kw_only=True):
@@ -513,8 +532,8 @@ class AccountConfigUpdate(_Event, tag="ACCOUNT_CONFIG_UPDATE", frozen=True, kw_o
     rejects neither, while clients tolerate it in case Binance adds a third shape.
     """
 
-    event_time: int = msgspec.field(name="E")
-    transaction_time: int = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
     leverage_config: LeverageConfig | None = msgspec.field(default=None, name="ac")
     account_info_config: AccountInfoConfig | None = msgspec.field(default=None, name="ai")
 
@@ -526,16 +545,16 @@ class AccountConfigUpdate(_Event, tag="ACCOUNT_CONFIG_UPDATE", frozen=True, kw_o
 class StrategyUpdate(_Event, tag="STRATEGY_UPDATE", frozen=True, kw_only=True):
     """Strategy created, cancelled, expired ... (§5.7, Event-STRATEGY-UPDATE)."""
 
-    transaction_time: int = msgspec.field(name="T")
-    event_time: int = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
     strategy: StrategyUpdateData = msgspec.field(name="su")
 
 
 class GridUpdate(_Event, tag="GRID_UPDATE", frozen=True, kw_only=True):
     """A grid sub-order filled or partially filled (§5.8, Event-GRID-UPDATE)."""
 
-    transaction_time: int = msgspec.field(name="T")
-    event_time: int = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
     grid: GridUpdateData = msgspec.field(name="gu")
 
 
@@ -548,8 +567,8 @@ class ConditionalOrderTriggerReject(
     `T` is the message send time.
     """
 
-    event_time: int = msgspec.field(name="E")
-    transaction_time: int = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
     reject: OrderReject = msgspec.field(name="or")
 
 
@@ -559,8 +578,8 @@ class AlgoUpdate(_Event, tag="ALGO_UPDATE", frozen=True, kw_only=True):
     The EN doc swaps the labels of `T` and `E`; the SDK's `T` = transaction, `E` = event holds.
     """
 
-    transaction_time: int = msgspec.field(name="T")
-    event_time: int = msgspec.field(name="E")
+    transaction_time: Millis = msgspec.field(name="T")
+    event_time: Millis = msgspec.field(name="E")
     order: AlgoOrder = msgspec.field(name="o")
 
 

@@ -2,12 +2,22 @@
 
 JSON over HTTP under `/admin/v1/`, on the same port as everything else, guarded by a bearer
 token. Errors use Binance's `{"code","msg"}` shape; validation errors add `"field"`.
+
+`POST /admin/v1/accounts/{id}/events` answers `{"accepted": n, "connections": c}`. A 200 means
+the n events were validated and handed, in order, to the stream connections of the account's
+live listenKey that were open at that moment and subscribed to at least one of them: c of
+them (0 with no live key or no connection). It is not a delivery receipt: an event still in a
+connection's write buffer is lost with the connection or the process, and nothing is kept
+for connections that open later (Binance has no replay either; a client resynchronises over
+REST). In distributed mode (`serve --bus`) the batch is stored in JetStream and every gateway
+that follows the account delivers it to its own connections, so this node cannot count them:
+`connections` is null.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,7 +28,7 @@ from userstream.bus.base import EventBus
 from userstream.clock import Clock, ManualClock
 from userstream.exceptions import BinanceAPIError, EventValidationError
 from userstream.protocol import errors
-from userstream.protocol.codec import parse_admin_encoded
+from userstream.protocol.codec import EncodedEvent, parse_admin_encoded
 from userstream.protocol.wsframes import CloseCode, sendable_close_code
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
@@ -57,7 +67,9 @@ class AdminHooks:
 
     drop_connections: Callable[[int | None, int], int]
     stats: Callable[[], dict[str, Any]]
-    on_accepted: Callable[[int], None]
+    # How many connections publishing these events for this account now reaches; None when
+    # the bus delivers elsewhere too (distributed mode).
+    audience: Callable[[int, Sequence[EncodedEvent]], int | None]
     advance: Callable[[int, int], Awaitable[None]]
 
 
@@ -172,9 +184,11 @@ class AdminApi:
             raise BinanceAPIError(errors.NOT_FOUND, f"No account {account_id!r}.", 404)
         # Validated once and kept as the bytes the connections get (docs/benchmarks.md).
         events = parse_admin_encoded(request.body, self._clock.now_ms())
+        # Counted just before: the embedded bus hands the batch to the gateway inside
+        # `publish`, without yielding, so these are the connections it goes to.
+        connections = self._hooks.audience(account.id, events)
         await self._bus.publish(account.id, events)
-        self._hooks.on_accepted(len(events))
-        return json_response(200, {"accepted": len(events)})
+        return json_response(200, {"accepted": len(events), "connections": connections})
 
     def _clock_state(self) -> dict[str, object]:
         return {"now": self._clock.now_ms(), "virtual": self._clock.is_virtual}

@@ -33,7 +33,7 @@ from userstream.bus.backends import Backends
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
-from userstream.protocol.codec import Deliverable
+from userstream.protocol.codec import Deliverable, EncodedEvent
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
@@ -219,7 +219,7 @@ class Server:
         hooks = AdminHooks(
             drop_connections=self.drop_connections,
             stats=self.snapshot,
-            on_accepted=self._count_accepted,
+            audience=self._audience,
             advance=self.advance_clock
             if self._shared_clock is None
             else self._shared_clock.advance,
@@ -412,12 +412,20 @@ class Server:
     # data plane
 
     def _deliver(self, account_id: int, events: Sequence[Deliverable]) -> None:
+        # Every producer's batches pass here: the admin API, `serve --demo` and in-process
+        # simulator feeds, and (distributed) `Publisher`s on NATS, for the accounts followed.
+        self.stats.events_accepted += len(events)
         record = self.key_store.active(account_id, self.clock.now_ms())
         if record is not None:
             self.gateway.deliver(record.key, events)
 
-    def _count_accepted(self, n: int) -> None:
-        self.stats.events_accepted += n
+    def _audience(self, account_id: int, events: Sequence[EncodedEvent]) -> int | None:
+        if self.cluster is not None:
+            return None  # the gateways following the account each deliver it
+        record = self.key_store.active(account_id, self.clock.now_ms())
+        if record is None:
+            return 0
+        return self.gateway.audience(record.key, {event.name for event in events})
 
     # admin hooks
 

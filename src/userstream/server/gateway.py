@@ -110,6 +110,18 @@ class StreamGateway:
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))
 
+    def audience(self, listen_key: str, names: Iterable[str]) -> int:
+        """How many connections `deliver` would hand at least one event named in `names`."""
+        filters = self._by_key.get(listen_key)
+        if not filters:
+            return 0
+        wanted = set(names)
+        return sum(
+            1
+            for key_filter in filters.values()
+            if any(key_filter.stream_for(listen_key, name) is not None for name in wanted)
+        )
+
     def deliver(self, listen_key: str, events: Sequence[Deliverable]) -> int:
         """Queue `events` on every connection subscribed to `listen_key`; returns frames queued.
 

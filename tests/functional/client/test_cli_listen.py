@@ -44,7 +44,10 @@ def test_listen_json_prints_events_and_gaps_and_stops_on_ctrl_c(tmp_path: Path) 
             events = [
                 {"e": "ACCOUNT_CONFIG_UPDATE", "ac": {"s": "BTCUSDT", "l": n}} for n in (5, 6)
             ]
-            assert admin(server.url, f"accounts/{account}/events", events) == {"accepted": 2}
+            assert admin(server.url, f"accounts/{account}/events", events) == {
+                "accepted": 2,
+                "connections": 1,
+            }
             lines = [json.loads(listen.stdout.readline()) for _ in range(2)]
             assert [line["ac"]["l"] for line in lines] == [5, 6]
             assert lines[0]["e"] == "ACCOUNT_CONFIG_UPDATE"
