@@ -32,7 +32,6 @@ import msgspec
 
 __all__ = [
     "EVENT_TYPES",
-    "INT64_MAX",
     "AccountConfigUpdate",
     "AccountInfoConfig",
     "AccountUpdate",
@@ -48,15 +47,12 @@ __all__ = [
     "ExpiryReason",
     "GridUpdate",
     "GridUpdateData",
-    "Id",
-    "Int64",
     "LeverageConfig",
     "ListenKeyExpired",
     "MarginCall",
     "MarginCallMarginType",
     "MarginCallPosition",
     "MarginType",
-    "Millis",
     "OrderReject",
     "OrderStatus",
     "OrderTradeUpdate",
