@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 from pathlib import Path
 
@@ -17,8 +16,11 @@ from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import ConfigurationError
 from userstream.server.app import ServerConfig, UserStreamServer
 from userstream.server.limits import WeightLimits
+from userstream.server.logs import LOG_FORMATS, configure
+from userstream.server.ops import drain
 
 DEFAULT_DATA = Path("data")
+DEFAULT_GATEWAY_DRAIN_S = 10.0
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +43,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=ServerConfig().max_unsent_bytes,
         help="a stream consumer this far behind is disconnected (1008)",
     )
-    serve.add_argument("--log-level", default="WARNING")
+    serve.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="info: connections, listenKeys, rejected requests; debug: every event batch",
+    )
+    serve.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    serve.add_argument("--tls-cert", type=Path, default=None, help="PEM chain: serve https/wss")
+    serve.add_argument("--tls-key", type=Path, default=None, help="PEM key for --tls-cert")
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        help="on SIGTERM, fail /ready and close WebSockets with 1001 spread over this many "
+        f"seconds (default {DEFAULT_GATEWAY_DRAIN_S:g} with --bus, else 0)",
+    )
+    serve.add_argument("--nats-creds", type=Path, default=None, help="with --bus: .creds file")
+    serve.add_argument("--nats-tls-ca", type=Path, default=None, help="with --bus: CA (PEM)")
+    serve.add_argument("--nats-tls-cert", type=Path, default=None, help="with --bus: client cert")
+    serve.add_argument("--nats-tls-key", type=Path, default=None, help="with --bus: client key")
     serve.add_argument(
         "--bus",
         default=None,
@@ -61,9 +81,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(args.log_level, args.log_format)
+    drain_s = args.drain_seconds
+    if drain_s is None:
+        drain_s = DEFAULT_GATEWAY_DRAIN_S if args.bus else 0.0
     clock: Clock = ManualClock() if args.clock == "virtual" else SystemClock()
     config = ServerConfig(
         host=args.host,
@@ -76,6 +97,13 @@ def serve(args: argparse.Namespace) -> int:
         max_unsent_bytes=args.max_unsent_bytes,
         bus=args.bus,
         reconcile_interval_s=args.reconcile_interval,
+        nats_creds=args.nats_creds,
+        nats_tls_ca=args.nats_tls_ca,
+        nats_tls_cert=args.nats_tls_cert,
+        nats_tls_key=args.nats_tls_key,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        drain_s=drain_s,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
@@ -95,12 +123,20 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
     demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
     _announce(server)
     stop = asyncio.Event()
+    received: list[signal.Signals] = []  # SIGTERM (an orchestrator) drains; Ctrl-C does not
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await stop.wait()
     if demo is not None:
         await demo.aclose()
+    if signal.SIGTERM in received and config.drain_s > 0:
+        await drain(server, config.drain_s)
     await server.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
     return 0

@@ -15,10 +15,12 @@ import contextlib
 import logging
 import os
 import secrets
+import ssl
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from userstream.accounts import Account, SqliteAccountStore
@@ -27,9 +29,9 @@ from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
-from userstream.protocol.codec import Deliverable
+from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
 from userstream.protocol.exchange_info import load_symbols
-from userstream.protocol.routes import RouteNotFound, parse_route
+from userstream.protocol.routes import Route, RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
 from userstream.server.cluster import (
@@ -43,13 +45,19 @@ from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Res
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
+from userstream.server.logs import prefix
+from userstream.server.ops import OpsApi
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
+from userstream.server.tls import server_context
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import open_database
+
+if TYPE_CHECKING:
+    from userstream.bus.nats import NatsStatus
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +95,13 @@ class ServerConfig:
     request_timeout_s: float = REQUEST_TIMEOUT_S
     bus: str | None = None  # `nats://a:4222[,nats://b:4222]`: a gateway node (issue #4)
     reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
+    nats_creds: Path | None = None  # a `.creds` file (JWT + nkey seed) for --bus
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    tls_cert: Path | None = None  # with tls_key: serve https:// and wss:// (PEM files)
+    tls_key: Path | None = None
+    drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
 
 
 @dataclass(slots=True)
@@ -124,6 +139,11 @@ class UserStreamServer:
         self.keys = ListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self._rest = RestApi(self.keys, self.limiter, self.clock, load_symbols(config.symbols_file))
         self._admin: AdminApi | None = None
+        self.draining = False  # /ready fails and upgrades get 503 (ops.drain)
+        self._ssl: ssl.SSLContext | None = None
+        if config.tls_cert is not None or config.tls_key is not None:
+            self._ssl = server_context(config.tls_cert, config.tls_key)
+        self.ops = OpsApi(self, self._rest.paths)
         self.bus.subscribe(self._deliver)
 
     # lifecycle
@@ -158,6 +178,7 @@ class UserStreamServer:
             self.config.host,
             self.config.port,
             reuse_address=True,
+            ssl=self._ssl,
         )
 
     @property
@@ -168,11 +189,30 @@ class UserStreamServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
+        scheme = "wss" if self._ssl is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    @property
+    def drained(self) -> asyncio.Event:
+        """Set while no WebSocket is open."""
+        return self._drained
+
+    @property
+    def nats_connected(self) -> bool | None:
+        """Whether NATS is connected; None in embedded mode."""
+        return None if self._nats is None else bool(self._nats.connection.client.is_connected)
+
+    def nats_status(self) -> NatsStatus | None:
+        return None if self._nats is None else self._nats.status()
 
     async def aclose(self) -> None:
         """Stop accepting, close every WebSocket with 1001, keep all state on disk."""
@@ -205,9 +245,15 @@ class UserStreamServer:
 
     async def _join_cluster(self, urls: str) -> None:
         """Replace the embedded backends with NATS JetStream ones (`serve --bus`)."""
-        from userstream.bus.nats import open_backends
+        from userstream.bus.nats import NatsOptions, open_backends
 
-        self._nats = backends = await open_backends(urls)
+        options = NatsOptions(
+            self.config.nats_creds,
+            self.config.nats_tls_ca,
+            self.config.nats_tls_cert,
+            self.config.nats_tls_key,
+        )
+        self._nats = backends = await open_backends(urls, options=options)
         self.accounts, self.key_store, self.bus = backends.accounts, backends.keys, backends.bus
         keys = SharedListenKeyService(self.accounts, self.key_store, self.gateway, self.scheduler)
         self.keys = keys
@@ -276,6 +322,18 @@ class UserStreamServer:
         return [*self.streams, *self.ws_api_sessions]
 
     def _session_closed(self, session: StreamSession | WsApiSession) -> None:
+        conn = session.conn
+        if conn is not None:
+            log.info(
+                "%s closed from %s: %d %s (%d bytes sent)",
+                f"stream on /{session.route.kind.value}"
+                if isinstance(session, StreamSession)
+                else "WebSocket API connection",
+                conn.client_ip,
+                conn.close_code,
+                conn.close_reason or "-",
+                conn.bytes_sent,
+            )
         if isinstance(session, StreamSession):
             self.streams.discard(session)
         else:
@@ -286,15 +344,27 @@ class UserStreamServer:
     # HttpApp
 
     async def handle_http(self, request: Request) -> Response:
+        if self.ops.claims(request.path):
+            return self.ops.handle(request)
+        started = time.perf_counter()
         if self._admin is not None and self._admin.claims(request.path):
-            return await self._admin.handle(request)
-        return await self._rest.handle(request)
+            response = await self._admin.handle(request)
+        else:
+            response = await self._rest.handle(request)
+        self.ops.observe(request.path, time.perf_counter() - started)
+        return response
 
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
+        if self.draining:
+            log.info("upgrade to %s from %s refused: draining", request.path, request.client_ip)
+            return error_response(BinanceAPIError(errors.UNKNOWN, "Server draining.", 503))
         if request.path == WS_API_PATH:
             try:
                 self.limiter.charge(request.client_ip, WS_API_HANDSHAKE_WEIGHT, self.clock.now_ms())
             except RateLimited as limited:
+                log.info(
+                    "WebSocket API handshake from %s refused: %d", request.client_ip, limited.status
+                )
                 used = self.limiter.used(request.client_ip, self.clock.now_ms())
                 return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
             # `?returnRateLimits=false` on the URL turns rateLimits off for the connection
@@ -310,10 +380,14 @@ class UserStreamServer:
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()
+            log.info("WebSocket API connection opened from %s", request.client_ip)
             return ws_api
         try:
             route = parse_route(request.path, request.query)
         except RouteNotFound:
+            log.info(
+                "stream upgrade to unknown path %s from %s: 404", request.path, request.client_ip
+            )
             return error_response(
                 BinanceAPIError(
                     errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404
@@ -327,7 +401,27 @@ class UserStreamServer:
         )
         self.streams.add(session)
         self._drained.clear()
+        self._log_stream_open(route, request.client_ip)
         return session
+
+    def _log_stream_open(self, route: Route, client_ip: str) -> None:
+        now = self.clock.now_ms()
+        keys = sorted({stream.listen_key for stream in route.streams})
+        unknown = []
+        for key in keys:
+            record = self.key_store.get(key)
+            if record is None or not record.alive(now):
+                unknown.append(prefix(key))
+        log.info(
+            "stream opened on /%s from %s: listenKeys %s%s",
+            route.kind.value,
+            client_ip,
+            ", ".join(prefix(key) for key in keys) or "none",
+            # Accepted and silent, as on Binance; this line is how an operator tells why.
+            f" (unknown or expired here: {', '.join(unknown)}; no events will arrive)"
+            if unknown and route.delivers_user_data
+            else "",
+        )
 
     def error_response(self, status: int, msg: str) -> Response:
         code = errors.UNKNOWN if status >= 500 else errors.INVALID_PARAMETER
@@ -336,9 +430,20 @@ class UserStreamServer:
     # data plane
 
     def _deliver(self, account_id: int, events: Sequence[Deliverable]) -> None:
+        received = self.ops.received_by_type
+        for event in events:
+            name = event.name if isinstance(event, EncodedEvent) else event_name(event)
+            received[name] = received.get(name, 0) + 1
         record = self.key_store.active(account_id, self.clock.now_ms())
-        if record is not None:
-            self.gateway.deliver(record.key, events)
+        queued = 0 if record is None else self.gateway.deliver(record.key, events)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "account %d: %d events, %d frames queued (listenKey %s)",
+                account_id,
+                len(events),
+                queued,
+                prefix(record.key) if record is not None else "none",
+            )
 
     def _count_accepted(self, n: int) -> None:
         self.stats.events_accepted += n

@@ -64,6 +64,7 @@ class StreamGateway:
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Subscriber, KeyFilter]] = {}
         self.delivered = 0
+        self.delivered_by_type: dict[str, int] = {}  # frames queued, by event name (/metrics)
         self.watcher: KeyWatcher | None = None
 
     def watched_keys(self) -> list[str]:
@@ -127,6 +128,8 @@ class StreamGateway:
         raw_frames: dict[int, bytes] = {}
         combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
+        bare = 0  # connections handed every event of the batch as is
+        by_type = self.delivered_by_type
         for subscriber, key_filter in filters.items():
             combined = subscriber.combined
             if key_filter.bare and not combined:
@@ -135,6 +138,7 @@ class StreamGateway:
                     every_raw_frame = wsframes.text_frame_chunks([e.raw for e in encoded])
                 subscriber.send_frames(every_raw_frame)
                 queued += len(encoded)
+                bare += 1
                 continue
             frames: list[bytes] = []
             for index, event in enumerate(encoded):
@@ -151,8 +155,12 @@ class StreamGateway:
                     if frame is None:
                         frame = raw_frames[index] = wsframes.text_frame(event.raw)
                 frames.append(frame)
+                by_type[event.name] = by_type.get(event.name, 0) + 1
             if frames:
                 subscriber.send_frames(frames)
                 queued += len(frames)
+        if bare:
+            for event in encoded:
+                by_type[event.name] = by_type.get(event.name, 0) + bare
         self.delivered += queued
         return queued

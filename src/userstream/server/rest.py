@@ -6,6 +6,7 @@ Every answer carries `X-MBX-USED-WEIGHT-1M`; every request, failed or not, costs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from userstream.clock import Clock
@@ -15,7 +16,10 @@ from userstream.protocol.exchange_info import exchange_info
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
+from userstream.server.logs import prefix
 from userstream.server.responses import error_response, json_response
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -48,11 +52,16 @@ class RestApi:
             "/api/v3/time": {"GET": self._time},
         }
 
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
     async def handle(self, request: Request) -> Response:
         now = self._clock.now_ms()
         try:
             used = self._limiter.charge(request.client_ip, 1, now)
         except RateLimited as limited:
+            _log_rejected(request, limited)
             used = self._limiter.used(request.client_ip, now)
             return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
         methods = self._routes.get(request.path)
@@ -66,6 +75,7 @@ class RestApi:
                 )
             response = await handler(request)
         except BinanceAPIError as error:
+            _log_rejected(request, error)
             response = error_response(error)
         response.headers.append((USED_WEIGHT_HEADER, str(used)))
         return response
@@ -97,3 +107,15 @@ class RestApi:
     async def _exchange_info(self, request: Request) -> Response:
         body = exchange_info(self._symbols, self._clock.now_ms(), self._limiter.limits.per_minute)
         return Response(200, body)
+
+
+def _log_rejected(request: Request, error: BinanceAPIError) -> None:
+    log.info(
+        "rejected %s %s from %s: %d %d (API key %s)",
+        request.method,
+        request.path,
+        request.client_ip,
+        error.status,
+        error.code,
+        prefix(request.headers.get("x-mbx-apikey")),
+    )

@@ -21,6 +21,7 @@ from userstream.protocol.wsframes import Opcode
 from userstream.server.keys import ListenKeyService
 from userstream.server.limits import RequestWeightLimiter
 from userstream.server.liveness import Liveness, LivenessContext
+from userstream.server.logs import prefix
 from userstream.server.websocket import WebSocketConnection
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class WsApiSession:
         try:
             self._limiter.charge(ip, api.METHOD_WEIGHTS.get(request.method, 1), now)
         except RateLimited as limited:
+            log.info("rejected %s from %s: %d", request.method, ip, limited.status)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, limited.status, limited.code, limited.msg, limits)
         limits = None
@@ -109,9 +111,11 @@ class WsApiSession:
             account = await self._keys.authenticate(api.required_api_key(request))
             result = await method(account)
         except api.WsApiRequestError as bad:
+            _log_rejected(request, ip, bad.status, bad.code)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, bad.status, bad.code, bad.msg, limits)
         except BinanceAPIError as error:
+            _log_rejected(request, ip, error.status, error.code)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, error.status, error.code, error.msg, limits)
         limits = self._rate_limits(ip, now, request.return_rate_limits)
@@ -136,3 +140,15 @@ class WsApiSession:
     async def _stop(self, account: Account) -> object:
         await self._keys.close(account)
         return {}
+
+
+def _log_rejected(request: api.WsApiRequest, ip: str, status: int, code: int) -> None:
+    key = request.params.get("apiKey")
+    log.info(
+        "rejected %s from %s: %d %d (API key %s)",
+        request.method,
+        ip,
+        status,
+        code,
+        prefix(key if isinstance(key, str) else None),
+    )

@@ -15,6 +15,8 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from userstream.bus.nats.connect import NatsOptions
+
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.25
@@ -50,7 +52,11 @@ class NatsConnection:
 
     @classmethod
     async def connect(
-        cls, urls: str | Sequence[str], name: str = "userstream", replicas: int | None = None
+        cls,
+        urls: str | Sequence[str],
+        name: str = "userstream",
+        replicas: int | None = None,
+        options: NatsOptions | None = None,
     ) -> NatsConnection:
         """Connect (failing if no server answers now); `replicas` for the buckets and
         the stream defaults to 3 on a cluster and 1 on a single server."""
@@ -77,6 +83,7 @@ class NatsConnection:
             reconnected_cb=reconnected,
             disconnected_cb=disconnected,
             error_cb=error,
+            **(options or NatsOptions()).connect_kwargs(),
         )
         if replicas is None:
             info = client._server_info  # the INFO the server sent: names a cluster if any
