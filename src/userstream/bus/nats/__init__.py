@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from userstream.bus.nats.accounts import NatsAccountStore
-from userstream.bus.nats.connect import NatsOptions, NatsStatus
+from userstream.bus.nats.connect import NatsOptions, NatsRefused, NatsStatus
 from userstream.bus.nats.connection import NatsConnection, parse_urls
 from userstream.bus.nats.events import NatsEventBus
 from userstream.bus.nats.keys import NatsKeyStore
@@ -80,6 +80,7 @@ __all__ = [
     "NatsEventBus",
     "NatsKeyStore",
     "NatsOptions",
+    "NatsRefused",
     "NatsStatus",
     "open_backends",
     "parse_urls",

@@ -50,6 +50,21 @@ class NatsOptions:
         return context
 
 
+class NatsRefused(ConfigurationError):
+    """NATS turned this gateway away (credentials or TLS): retrying cannot help."""
+
+
+def is_refusal(error: Exception) -> bool:
+    """An answer that does not change on retry: a rejected user, password, token or creds, or
+    a TLS handshake that failed (no or untrusted certificate on either side)."""
+    text = str(error).lower()
+    return (
+        isinstance(error, ssl.SSLError)
+        or "authorization violation" in text
+        or ("authentication" in text)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NatsStatus:
     """The NATS side of a gateway, for /metrics."""

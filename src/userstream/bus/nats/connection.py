@@ -15,7 +15,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from userstream.bus.nats.connect import NatsOptions
+from userstream.bus.nats.connect import NatsOptions, NatsRefused, is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +70,36 @@ class NatsConnection:
             if not (holder and holder[0].closing):
                 log.warning("NATS connection lost; reconnecting")
 
+        refused: list[Exception] = []
+
         async def error(exc: Exception) -> None:
+            # nats-py retries a first connection forever; a refusal ends it at once instead
+            # (a gateway with the wrong credentials should say so, not hang).
+            if not holder and is_refusal(exc) and not refused:
+                refused.append(exc)
+                connecting.cancel()
             log.info("NATS: %s", exc)
 
-        client = await nats.connect(
-            servers=parse_urls(urls),
-            name=name,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=RECONNECT_WAIT_S,
-            connect_timeout=2,
-            reconnected_cb=reconnected,
-            disconnected_cb=disconnected,
-            error_cb=error,
-            **(options or NatsOptions()).connect_kwargs(),
+        connecting = asyncio.ensure_future(
+            nats.connect(
+                servers=parse_urls(urls),
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=RECONNECT_WAIT_S,
+                connect_timeout=2,
+                reconnected_cb=reconnected,
+                disconnected_cb=disconnected,
+                error_cb=error,
+                **(options or NatsOptions()).connect_kwargs(),
+            )
         )
+        try:
+            client = await connecting
+        except asyncio.CancelledError:
+            if not refused:
+                raise
+            raise NatsRefused(f"NATS refused this gateway: {refused[0]}") from None
         if replicas is None:
             info = client._server_info  # the INFO the server sent: names a cluster if any
             replicas = 3 if info.get("cluster") else 1

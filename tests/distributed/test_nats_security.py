@@ -1,0 +1,122 @@
+"""A NATS that only the gateways can use (issue #15): a real nats-server requiring a password
+and mutual TLS with certificates made here; a gateway with both works end to end, a client
+missing either is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import event_fixture, running_harness
+from tests.functional.wsclient import recv_json, ws_connect
+from tests.nats_fixtures import NatsServer, free_port
+from userstream.bus.nats import NatsOptions, NatsRefused, open_backends
+
+USER, PASSWORD = "gateway", "gateway-password-for-tests"
+REFUSED_TIMEOUT_S = 10.0
+
+
+@dataclass
+class LockedNatsServer(NatsServer):
+    """`NatsServer` that admits only `USER` with its password, over TLS with a client
+    certificate signed by the test's CA (the config docs/deployment.md recommends)."""
+
+    tls_dir: Path = Path()
+
+    def config_text(self) -> str:
+        tls = {
+            "cert_file": str(self.tls_dir / "server.pem"),
+            "key_file": str(self.tls_dir / "server.key"),
+            "ca_file": str(self.tls_dir / "ca.pem"),
+        }
+        lines = ["tls {", *(f"  {k}: {json.dumps(v)}" for k, v in tls.items())]
+        lines += ["  verify: true", "}", "authorization {", "  users: ["]
+        lines += [f"    {{user: {json.dumps(USER)}, password: {json.dumps(PASSWORD)}}}", "  ]", "}"]
+        return super().config_text() + "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    ca = trustme.CA()
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    for name, identity in (("server", "127.0.0.1"), ("client", "gateway@userstream.test")):
+        cert = ca.issue_cert(identity)
+        cert.private_key_pem.write_to_path(str(directory / f"{name}.key"))
+        (directory / f"{name}.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+    return directory
+
+
+@pytest.fixture
+def locked_nats(tmp_path: Path, pki: Path) -> Iterator[LockedNatsServer]:
+    server = LockedNatsServer("n1", tmp_path / "nats", free_port(), free_port(), tls_dir=pki)
+    server.start()
+    yield server
+    server.stop()
+
+
+def options(pki: Path, client_cert: bool = True) -> NatsOptions:
+    if not client_cert:
+        return NatsOptions(tls_ca=pki / "ca.pem")
+    return NatsOptions(None, pki / "ca.pem", pki / "client.pem", pki / "client.key")
+
+
+async def test_gateway_with_password_and_client_certificate_works(
+    tmp_path: Path, pki: Path, locked_nats: LockedNatsServer
+) -> None:
+    url = f"tls://{USER}:{PASSWORD}@127.0.0.1:{locked_nats.port}"
+    async with running_harness(
+        tmp_path / "data",
+        bus=url,
+        nats_tls_ca=pki / "ca.pem",
+        nats_tls_cert=pki / "client.pem",
+        nats_tls_key=pki / "client.key",
+    ) as server:
+        status, body = await server.admin("POST", "accounts", {"name": "trader"})
+        assert status == 200, body
+        async with server.http.post(
+            f"{server.url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": body["apiKey"]}
+        ) as response:
+            key = (await response.json())["listenKey"]
+        async with ws_connect(f"{server.ws}/ws/{key}") as ws:
+            event = event_fixture("order_trade_update_doc")
+            for _ in range(100):  # the gateway follows the account on the bus asynchronously
+                if server.server.cluster is not None and server.server.cluster.followed:
+                    break
+                await asyncio.sleep(0.02)
+            status, _ = await server.admin("POST", f"accounts/{body['accountId']}/events", [event])
+            assert status == 200
+            assert (await recv_json(ws))["e"] == "ORDER_TRADE_UPDATE"
+        async with server.http.get(f"{server.url}/ready") as ready:
+            assert ready.status == 200
+        async with server.http.get(f"{server.url}/metrics") as scraped:
+            families = {f.name: f for f in text_string_to_metric_families(await scraped.text())}
+        assert families["userstream_nats_connected"].samples[0].value == 1
+        assert "userstream_nats_pending_messages" in families
+
+
+@pytest.mark.parametrize(
+    ("url_auth", "client_cert", "scheme"),
+    [
+        ("", True, "tls"),  # no password
+        (f"{USER}:wrong@", True, "tls"),  # wrong password
+        (f"{USER}:{PASSWORD}@", False, "tls"),  # no client certificate
+        (f"{USER}:{PASSWORD}@", True, "nats"),  # no TLS at all
+    ],
+    ids=["no-password", "wrong-password", "no-client-cert", "plain"],
+)
+async def test_clients_without_credentials_are_refused(
+    pki: Path, locked_nats: LockedNatsServer, url_auth: str, client_cert: bool, scheme: str
+) -> None:
+    url = f"{scheme}://{url_auth}127.0.0.1:{locked_nats.port}"
+    chosen = options(pki, client_cert) if scheme == "tls" else NatsOptions()
+    with pytest.raises(NatsRefused, match="NATS refused this gateway"):
+        await asyncio.wait_for(open_backends(url, options=chosen), REFUSED_TIMEOUT_S)
