@@ -14,7 +14,7 @@ import pytest
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import event_fixture, running_harness
+from tests.conftest import Harness, event_fixture, running_harness
 from tests.functional.wsclient import recv_json, ws_connect
 from tests.nats_fixtures import NatsServer, free_port
 from userstream.bus.nats import NatsOptions, NatsRefused, open_backends
@@ -120,3 +120,27 @@ async def test_clients_without_credentials_are_refused(
     chosen = options(pki, client_cert) if scheme == "tls" else NatsOptions()
     with pytest.raises(NatsRefused, match="NATS refused this gateway"):
         await asyncio.wait_for(open_backends(url, options=chosen), REFUSED_TIMEOUT_S)
+
+
+async def test_ready_follows_the_nats_connection(tmp_path: Path, nats_server: NatsServer) -> None:
+    """`/ready` is 503 while the gateway is cut off from NATS and 200 again once it is back;
+    `/health` stays 200 throughout (the process is alive, only its backend is not)."""
+
+    async def status(server: Harness, path: str) -> int:
+        async with server.http.get(f"{server.url}{path}") as response:
+            return response.status
+
+    async def ready_becomes(server: Harness, expected: int) -> None:
+        for _ in range(500):
+            if await status(server, "/ready") == expected:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"/ready never answered {expected}")
+
+    async with running_harness(tmp_path / "data", bus=nats_server.url) as server:
+        assert await status(server, "/ready") == 200
+        nats_server.kill()
+        await ready_becomes(server, 503)
+        assert await status(server, "/health") == 200
+        nats_server.start()
+        await ready_becomes(server, 200)
