@@ -156,8 +156,11 @@ async def test_metrics_scrape_counts_what_happened(tmp_path: Path) -> None:
         async with (
             ws_connect(f"{server.ws}/ws/{key}") as legacy,
             ws_connect(f"{server.ws}/private/ws?listenKey={key}&events=ORDER_TRADE_UPDATE") as p,
-            ws_connect(f"{server.ws}/ws-fapi/v1"),
+            ws_connect(f"{server.ws}/ws-fapi/v1") as api,
         ):
+            ping = {"id": 1, "method": "userDataStream.ping", "params": {"apiKey": account.api_key}}
+            await api.send(json.dumps(ping))
+            assert (await recv_json(api))["status"] == 200
             await server.publish(account, [order(), order(), event_fixture("trade_lite_doc")])
             for _ in range(3):
                 await recv_json(legacy)
@@ -179,6 +182,7 @@ async def test_metrics_scrape_counts_what_happened(tmp_path: Path) -> None:
     assert found["userstream_connections", (("route", "legacy"),)] == 1
     assert found["userstream_connections", (("route", "private"),)] == 1
     assert found["userstream_connections", (("route", "ws-api"),)] == 1
+    assert found["userstream_connections", (("route", "market"),)] == 0
     assert found["userstream_listen_keys_active", ()] == 1
     assert found["userstream_events_accepted_total", ()] == 3
     assert found["userstream_events_received_total", (("type", "ORDER_TRADE_UPDATE"),)] == 2
@@ -194,6 +198,7 @@ async def test_metrics_scrape_counts_what_happened(tmp_path: Path) -> None:
     time_path = (("le", "+Inf"), ("path", "/fapi/v1/time"))
     assert found["userstream_request_duration_seconds_bucket", time_path] == 40
     assert found["userstream_request_duration_seconds_count", (("path", "/admin/v1"),)] == 1
+    assert found["userstream_request_duration_seconds_count", (("path", "/ws-fapi/v1"),)] == 1
 
     other_found = samples(other_text)
     assert other_found["userstream_events_accepted_total", ()] == 0

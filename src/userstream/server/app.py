@@ -377,6 +377,7 @@ class UserStreamServer:
                 self.liveness,
                 return_limits,
                 self._session_closed,
+                self.ops.observe,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()

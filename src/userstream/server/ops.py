@@ -24,11 +24,12 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from userstream.protocol.routes import RouteKind
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.http import Request, Response
 from userstream.server.responses import json_response
 from userstream.server.streams import StreamSession
-from userstream.server.wsapi import WsApiSession
+from userstream.server.wsapi import WS_API_LABEL, WsApiSession
 
 if TYPE_CHECKING:
     from userstream.server.app import UserStreamServer
@@ -55,7 +56,7 @@ class OpsApi:
         self.received_by_type: dict[str, int] = {}  # events handed over by the bus, by name
         self._latency = Histogram(
             "userstream_request_duration_seconds",
-            "Time to answer a REST or admin request, by path",
+            "Time to answer a REST, admin or WebSocket API request, by path",
             ["path"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -90,7 +91,7 @@ class OpsApi:
     def observe(self, path: str, seconds: float) -> None:
         if path.startswith("/admin/"):
             label = "/admin/v1"
-        elif path in self._rest_paths:
+        elif path in self._rest_paths or path == WS_API_LABEL:
             label = path
         else:
             label = "other"
@@ -110,12 +111,12 @@ class ServerCollector(Collector):
         connections = GaugeMetricFamily(
             "userstream_connections", "Open WebSocket connections, by route", labels=["route"]
         )
-        by_route: dict[str, int] = {}
+        by_route = dict.fromkeys(RouteKind, 0)  # every route, so each series always exists
         for session in server.streams:
-            by_route[session.route.kind.value] = by_route.get(session.route.kind.value, 0) + 1
-        by_route[WS_API_ROUTE] = len(server.ws_api_sessions)
-        for route, count in sorted(by_route.items()):
-            connections.add_metric([route], count)
+            by_route[session.route.kind] += 1
+        for kind, count in by_route.items():
+            connections.add_metric([kind.value], count)
+        connections.add_metric([WS_API_ROUTE], len(server.ws_api_sessions))
         yield connections
         yield GaugeMetricFamily(
             "userstream_listen_keys_active",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +28,7 @@ from userstream.server.websocket import WebSocketConnection
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 100
+WS_API_LABEL = "/ws-fapi/v1"
 
 
 class WsApiSession:
@@ -37,12 +39,14 @@ class WsApiSession:
         liveness: LivenessContext,
         return_rate_limits: bool,
         on_closed: Callable[[WsApiSession], None],
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self._keys = keys
         self._limiter = limiter
         self._context = liveness
         self._return_rate_limits = return_rate_limits
         self._on_closed = on_closed
+        self._observe = observe  # (path, seconds) per answered request: /metrics latency
         self._queue: deque[bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._liveness: Liveness | None = None
@@ -80,12 +84,15 @@ class WsApiSession:
     async def _serve(self) -> None:
         while self._queue and self.conn is not None and self.conn.open_:
             payload = self._queue.popleft()
+            started = time.perf_counter()
             try:
                 reply = await self._answer(payload)
             except Exception:
                 log.exception("WebSocket API request failed")
                 error = errors.unknown_error()
                 reply = api.response_error(None, error.status, error.code, error.msg, None)
+            if self._observe is not None:
+                self._observe(WS_API_LABEL, time.perf_counter() - started)
             self.conn.send_text(reply)
 
     async def _answer(self, payload: bytes) -> bytes:
