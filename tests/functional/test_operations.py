@@ -338,3 +338,25 @@ async def test_tls_serves_rest_streams_and_websocket_api(
                     server.url.replace("https://", "http://") + "/fapi/v1/time"
                 ) as response:
                     await response.read()
+
+
+async def test_metrics_port_moves_metrics_off_the_main_port(tmp_path: Path) -> None:
+    async with running_harness(tmp_path / "data", metrics_port=0) as server:
+        port = server.server.ops.port
+        assert port is not None
+        assert port != server.server.port
+        ops_url = f"http://127.0.0.1:{port}"
+        async with server.http.get(f"{ops_url}/metrics") as response:
+            assert response.status == 200
+            assert "userstream_listen_keys_active" in samples_names(await response.text())
+        for path in ("/health", "/ready"):
+            async with server.http.get(f"{ops_url}{path}") as response:
+                assert response.status == 200
+            assert (await get(server, path))[0] == 200
+        assert (await get(server, "/metrics"))[0] == 404
+        async with server.http.get(f"{ops_url}/fapi/v1/time") as response:
+            assert response.status == 404
+
+
+def samples_names(text: str) -> set[str]:
+    return {name for name, _ in samples(text)}

@@ -58,6 +58,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM, fail /ready and close WebSockets with 1001 spread over this many "
         f"seconds (default {DEFAULT_GATEWAY_DRAIN_S:g} with --bus, else 0)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (and /health, /ready) on this port instead of the main one",
+    )
     serve.add_argument("--nats-creds", type=Path, default=None, help="with --bus: .creds file")
     serve.add_argument("--nats-tls-ca", type=Path, default=None, help="with --bus: CA (PEM)")
     serve.add_argument("--nats-tls-cert", type=Path, default=None, help="with --bus: client cert")
@@ -104,6 +110,7 @@ def serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         drain_s=drain_s,
+        metrics_port=args.metrics_port,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")

@@ -101,6 +101,7 @@ class ServerConfig:
     nats_tls_key: Path | None = None
     tls_cert: Path | None = None  # with tls_key: serve https:// and wss:// (PEM files)
     tls_key: Path | None = None
+    metrics_port: int | None = None  # /metrics there instead of the main port (0: any)
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
 
 
@@ -143,7 +144,7 @@ class UserStreamServer:
         self._ssl: ssl.SSLContext | None = None
         if config.tls_cert is not None or config.tls_key is not None:
             self._ssl = server_context(config.tls_cert, config.tls_key)
-        self.ops = OpsApi(self, self._rest.paths)
+        self.ops = OpsApi(self, self._rest.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
 
     # lifecycle
@@ -180,6 +181,7 @@ class UserStreamServer:
             reuse_address=True,
             ssl=self._ssl,
         )
+        await self.ops.listen(self.config.host)
 
     @property
     def port(self) -> int:
@@ -231,6 +233,7 @@ class UserStreamServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.ops.aclose()
         await self.scheduler.aclose()
         # Backend clean-up may wait on NATS; a gateway told to stop while NATS is down or
         # reconnecting must still exit promptly (state lives in JetStream, nothing is lost).

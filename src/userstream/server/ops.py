@@ -24,11 +24,14 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from userstream.exceptions import BinanceAPIError
+from userstream.protocol import errors
 from userstream.protocol.routes import RouteKind
 from userstream.protocol.wsframes import CloseCode
-from userstream.server.http import Request, Response
-from userstream.server.responses import json_response
+from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.responses import error_response, json_response
 from userstream.server.streams import StreamSession
+from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WS_API_LABEL, WsApiSession
 
 if TYPE_CHECKING:
@@ -49,9 +52,18 @@ DRAIN_REASON = "server draining"
 class OpsApi:
     """`/metrics`, `/health` and `/ready` for one server, and its latency histogram."""
 
-    def __init__(self, server: UserStreamServer, rest_paths: frozenset[str]) -> None:
+    def __init__(
+        self, server: UserStreamServer, rest_paths: frozenset[str], metrics_port: int | None
+    ) -> None:
         self._server = server
         self._rest_paths = rest_paths
+        self._metrics_port = metrics_port
+        # With `--metrics-port`, /metrics moves there (a port kept off the public network);
+        # /health and /ready stay on the main port too, where load balancers probe.
+        probes = (HEALTH_PATH, READY_PATH)
+        self._main_paths = probes if metrics_port is not None else (METRICS_PATH, *probes)
+        self._listener: asyncio.Server | None = None
+        self._connections: set[HttpProtocol] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         self.received_by_type: dict[str, int] = {}  # events handed over by the bus, by name
         self._latency = Histogram(
@@ -63,9 +75,35 @@ class OpsApi:
         )
         self.registry.register(ServerCollector(server, self))
 
-    @staticmethod
-    def claims(path: str) -> bool:
-        return path in (METRICS_PATH, HEALTH_PATH, READY_PATH)
+    def claims(self, path: str) -> bool:
+        return path in self._main_paths
+
+    async def listen(self, host: str) -> None:
+        """Serve /metrics, /health and /ready on `metrics_port` if one was given."""
+        if self._metrics_port is None:
+            return
+        flusher = Flusher()
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: HttpProtocol(_OpsOnly(self), flusher, 0, 0, connections=self._connections),
+            host,
+            self._metrics_port,
+            reuse_address=True,
+        )
+
+    @property
+    def port(self) -> int | None:
+        """The metrics port actually bound (None without `--metrics-port`)."""
+        if self._listener is None:
+            return None
+        return int(self._listener.sockets[0].getsockname()[1])
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            for connection in list(self._connections):
+                connection.shutdown()
+            await self._listener.wait_closed()
+            self._listener = None
 
     def handle(self, request: Request) -> Response:
         if request.path == METRICS_PATH:
@@ -96,6 +134,24 @@ class OpsApi:
         else:
             label = "other"
         self._latency.labels(label).observe(seconds)
+
+
+class _OpsOnly:
+    """The `HttpApp` of the metrics port: the three operator paths, 404 for the rest."""
+
+    def __init__(self, ops: OpsApi) -> None:
+        self._ops = ops
+
+    async def handle_http(self, request: Request) -> Response:
+        if request.path in (METRICS_PATH, HEALTH_PATH, READY_PATH):
+            return self._ops.handle(request)
+        return self.error_response(404, "Not found.")
+
+    def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
+        return self.error_response(404, "Not found.")
+
+    def error_response(self, status: int, msg: str) -> Response:
+        return error_response(BinanceAPIError(errors.UNKNOWN, msg, status))
 
 
 class ServerCollector(Collector):
