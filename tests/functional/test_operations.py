@@ -69,6 +69,10 @@ async def test_info_logs_connections_keys_and_rejections_without_secrets(
         f"{server.url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": wrong_key}
     ) as response:
         assert response.status == 401
+    async with server.http.get(
+        f"{server.url}/admin/v1/stats", headers={"Authorization": "Bearer not-the-token"}
+    ) as response:
+        assert response.status == 401
     unknown = "x" * 64
     async with ws_connect(f"{server.ws}/private/ws?listenKey={unknown}") as silent:
         await sync(silent)
@@ -107,6 +111,7 @@ async def test_info_logs_connections_keys_and_rejections_without_secrets(
     one("listenKey", "expired")
     one("rejected POST /fapi/v1/listenKey", "401 -2015", account.api_key[:8] + "…")
     one("rejected userDataStream.ping", "401 -2015")
+    one("rejected GET /admin/v1/stats", "401 -1002")
     one("stream opened on /private", unknown[:8] + "…", "no events will arrive")
     one("stream opened on /legacy", short)
     one("stream on /legacy closed", "1000 bye")
@@ -115,7 +120,15 @@ async def test_info_logs_connections_keys_and_rejections_without_secrets(
     assert any(f"account {account.id}: 1 events, 1 frames queued" in line for line in debug)
 
     everything = caplog.text + "\n".join(info + debug)
-    for secret in (key, account.api_key, wrong_key, account.secret_key, unknown, ADMIN_TOKEN):
+    for secret in (
+        key,
+        account.api_key,
+        wrong_key,
+        account.secret_key,
+        unknown,
+        ADMIN_TOKEN,
+        "not-the-token",
+    ):
         assert secret not in everything
 
 

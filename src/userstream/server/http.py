@@ -323,6 +323,7 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
     def _reject(self, status: int, msg: str) -> None:
+        log.info("rejected a request from %s: %d %s", self._client_ip, status, msg)
         self._closing = True
         rejection = self._app.error_response(status, msg).encode(keep_alive=False)
         if self._worker is not None and not self._worker.done():
