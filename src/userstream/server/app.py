@@ -31,7 +31,7 @@ from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimit
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
 from userstream.protocol.exchange_info import load_symbols
-from userstream.protocol.routes import Route, RouteNotFound, parse_route
+from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.admin import AdminApi, AdminHooks
 from userstream.server.cluster import (
@@ -46,7 +46,7 @@ from userstream.server.keys import ListenKeyService
 from userstream.server.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.logs import prefix
-from userstream.server.ops import OpsApi
+from userstream.server.ops import OpsApi, log_closed, log_stream_opened
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
@@ -208,11 +208,6 @@ class UserStreamServer:
         """Set while no WebSocket is open."""
         return self._drained
 
-    @property
-    def nats_connected(self) -> bool | None:
-        """Whether NATS is connected; None in embedded mode."""
-        return None if self._nats is None else bool(self._nats.connection.client.is_connected)
-
     def nats_status(self) -> NatsStatus | None:
         return None if self._nats is None else self._nats.status()
 
@@ -325,18 +320,7 @@ class UserStreamServer:
         return [*self.streams, *self.ws_api_sessions]
 
     def _session_closed(self, session: StreamSession | WsApiSession) -> None:
-        conn = session.conn
-        if conn is not None:
-            log.info(
-                "%s closed from %s: %d %s (%d bytes sent)",
-                f"stream on /{session.route.kind.value}"
-                if isinstance(session, StreamSession)
-                else "WebSocket API connection",
-                conn.client_ip,
-                conn.close_code,
-                conn.close_reason or "-",
-                conn.bytes_sent,
-            )
+        log_closed(session)
         if isinstance(session, StreamSession):
             self.streams.discard(session)
         else:
@@ -405,27 +389,8 @@ class UserStreamServer:
         )
         self.streams.add(session)
         self._drained.clear()
-        self._log_stream_open(route, request.client_ip)
+        log_stream_opened(route, request.client_ip, self.key_store, self.clock.now_ms())
         return session
-
-    def _log_stream_open(self, route: Route, client_ip: str) -> None:
-        now = self.clock.now_ms()
-        keys = sorted({stream.listen_key for stream in route.streams})
-        unknown = []
-        for key in keys:
-            record = self.key_store.get(key)
-            if record is None or not record.alive(now):
-                unknown.append(prefix(key))
-        log.info(
-            "stream opened on /%s from %s: listenKeys %s%s",
-            route.kind.value,
-            client_ip,
-            ", ".join(prefix(key) for key in keys) or "none",
-            # Accepted and silent, as on Binance; this line is how an operator tells why.
-            f" (unknown or expired here: {', '.join(unknown)}; no events will arrive)"
-            if unknown and route.delivers_user_data
-            else "",
-        )
 
     def error_response(self, status: int, msg: str) -> Response:
         code = errors.UNKNOWN if status >= 500 else errors.INVALID_PARAMETER

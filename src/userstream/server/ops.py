@@ -4,12 +4,16 @@ and the graceful drain that SIGTERM starts (issue #15, "What an operator of a ga
 The hot path only bumps plain ints that already live on its objects (the gateway's delivered
 counts, the flusher's bytes, the limiter's rejections); `ServerCollector` turns them into metric
 families when Prometheus scrapes, so a delivery costs no `Counter.inc()`. Only request latency
-uses a `prometheus_client` histogram, observed once per REST or admin request. Each server has
-its own `CollectorRegistry`, so several servers in one process (tests, benchmarks) keep apart.
+uses a `prometheus_client` histogram, observed once per REST, admin or WebSocket API request.
+Each server has its own `CollectorRegistry`, so several servers in one process (tests,
+benchmarks) keep apart.
 
 `/health` answers 200 while the process serves HTTP (liveness). `/ready` answers 200 only when
 the backends are open, NATS is connected in distributed mode, and the server is not draining
 (readiness: a load balancer stops sending new clients on 503). Neither costs request weight.
+
+The connection log lines live here too (`log_stream_opened`, `log_closed`): the listenKeys in
+them are shortened by `logs.prefix`, like every key the server logs.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from userstream.bus.base import KeyStore
 from userstream.exceptions import BinanceAPIError
 from userstream.protocol import errors
-from userstream.protocol.routes import RouteKind
+from userstream.protocol.routes import Route, RouteKind
 from userstream.protocol.wsframes import CloseCode
 from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.logs import prefix
 from userstream.server.responses import error_response, json_response
 from userstream.server.streams import StreamSession
 from userstream.server.websocket import Flusher, WebSocketHandler
@@ -122,7 +128,8 @@ class OpsApi:
             return "draining"
         if not server.listening:
             return "not started"
-        if server.nats_connected is False:
+        nats = server.nats_status()
+        if nats is not None and not nats.connected:
             return "NATS not connected"
         return None
 
@@ -259,3 +266,42 @@ async def drain(server: UserStreamServer, window_s: float) -> None:
     if sessions:  # the closing handshakes end; `aclose` aborts what is left after its grace
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.drained.wait(), max(1.0, window_s / 10))
+
+
+def log_stream_opened(route: Route, client_ip: str, keys: KeyStore, now_ms: int) -> None:
+    """Info: a stream opened, its listenKeys shortened, and whether events can arrive."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    listen_keys = sorted({stream.listen_key for stream in route.streams})
+    unknown = []
+    for key in listen_keys:
+        record = keys.get(key)
+        if record is None or not record.alive(now_ms):
+            unknown.append(prefix(key))
+    log.info(
+        "stream opened on /%s from %s: listenKeys %s%s",
+        route.kind.value,
+        client_ip,
+        ", ".join(prefix(key) for key in listen_keys) or "none",
+        # Accepted and silent, as on Binance; this line is how an operator tells why.
+        f" (unknown or expired here: {', '.join(unknown)}; no events will arrive)"
+        if unknown and route.delivers_user_data
+        else "",
+    )
+
+
+def log_closed(session: StreamSession | WsApiSession) -> None:
+    """Info: a WebSocket closed, with the code and reason it closed with."""
+    conn = session.conn
+    if conn is None:
+        return
+    log.info(
+        "%s closed from %s: %d %s (%d bytes sent)",
+        f"stream on /{session.route.kind.value}"
+        if isinstance(session, StreamSession)
+        else "WebSocket API connection",
+        conn.client_ip,
+        conn.close_code,
+        conn.close_reason or "-",
+        conn.bytes_sent,
+    )
