@@ -1,9 +1,10 @@
 """What the server logs, and how: secrets shortened, text or one JSON object per line.
 
 Operators read these lines to see why a client gets no events (issue #15 item 6): connections
-opened and closed, listenKeys started, kept alive, expired and closed, requests refused. API keys
-and listenKeys appear only as their first `PREFIX_CHARS` characters (enough to tell keys apart,
-far too few to use one); secret keys and the admin token are never passed to a logger.
+opened and closed, listenKeys started, kept alive, expired and closed, requests refused. API
+keys and listenKeys appear only as their first `PREFIX_CHARS` characters, at most a quarter of
+the key (enough to tell keys apart, far too few to use one); secret keys and the admin token
+are never passed to a logger.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ def prefix(secret: str | None) -> str:
     """A key shortened for a log line: `abcd1234…`, or `-` when there is none."""
     if not secret:
         return "-"
-    if len(secret) <= PREFIX_CHARS:
-        return "…"  # too short to shorten safely: a prefix would be the whole thing
-    return secret[:PREFIX_CHARS] + "…"
+    # Never more than a quarter of it, so a short or truncated key is not given away either.
+    return secret[: min(PREFIX_CHARS, len(secret) // 4)] + "…"
 
 
 class JsonFormatter(logging.Formatter):
