@@ -5,11 +5,16 @@ missing either is refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import nkeys
 import pytest
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
@@ -144,3 +149,114 @@ async def test_ready_follows_the_nats_connection(tmp_path: Path, nats_server: Na
         assert await status(server, "/health") == 200
         nats_server.start()
         await ready_becomes(server, 200)
+
+
+# --- decentralised auth: operator, account and user JWTs, a .creds file ---------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class _Identity:
+    """An nkey pair of one role (operator, account or user)."""
+
+    seed: bytes
+    public: str
+    pair: Any
+
+    @classmethod
+    def new(cls, prefix: int) -> _Identity:
+        seed = nkeys.encode_seed(os.urandom(32), prefix)
+        pair = nkeys.from_seed(bytearray(seed))
+        return cls(seed, pair.public_key.decode(), pair)
+
+    def sign_jwt(self, subject: str, name: str, nats: dict[str, Any]) -> str:
+        """A NATS JWT (v2) for `subject`, issued and signed by this identity, as `nsc` makes."""
+        header = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+        claims = {
+            "jti": _b64(os.urandom(16)).upper(),
+            "iat": int(time.time()),
+            "iss": self.public,
+            "name": name,
+            "sub": subject,
+            "nats": {**nats, "version": 2},
+        }
+        payload = _b64(json.dumps(claims).encode())
+        signature = self.pair.sign(f"{header}.{payload}".encode())
+        return f"{header}.{payload}.{_b64(signature)}"
+
+
+UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "conn": -1}
+
+
+def user_creds(account: _Identity, path: Path) -> None:
+    user = _Identity.new(nkeys.PREFIX_BYTE_USER)
+    jwt = account.sign_jwt(
+        user.public,
+        "gateway",
+        {"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1},
+    )
+    path.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user.seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+
+
+@dataclass
+class OperatorNatsServer(NatsServer):
+    """`NatsServer` in operator mode: only users whose JWT the preloaded account signed."""
+
+    operator_lines: str = ""
+
+    def config_text(self) -> str:
+        return super().config_text() + self.operator_lines
+
+
+@pytest.fixture
+def operator_nats(tmp_path: Path) -> Iterator[tuple[OperatorNatsServer, _Identity]]:
+    operator = _Identity.new(nkeys.PREFIX_BYTE_OPERATOR)
+    system = _Identity.new(nkeys.PREFIX_BYTE_ACCOUNT)
+    account = _Identity.new(nkeys.PREFIX_BYTE_ACCOUNT)
+    jetstream = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+    operator_jwt = operator.sign_jwt(
+        operator.public, "operator", {"type": "operator", "system_account": system.public}
+    )
+    system_jwt = operator.sign_jwt(system.public, "SYS", {"type": "account", "limits": UNLIMITED})
+    account_jwt = operator.sign_jwt(
+        account.public, "userstream", {"type": "account", "limits": {**UNLIMITED, **jetstream}}
+    )
+    lines = (
+        f"operator: {json.dumps(operator_jwt)}\n"
+        f"system_account: {system.public}\n"
+        "resolver: MEMORY\n"
+        f"resolver_preload: {{ {account.public}: {json.dumps(account_jwt)}, "
+        f"{system.public}: {json.dumps(system_jwt)} }}\n"
+    )
+    server = OperatorNatsServer(
+        "n1", tmp_path / "nats", free_port(), free_port(), operator_lines=lines
+    )
+    server.start()
+    yield server, account
+    server.stop()
+
+
+async def test_gateway_with_a_creds_file_works_and_an_unsigned_user_is_refused(
+    tmp_path: Path, operator_nats: tuple[OperatorNatsServer, _Identity]
+) -> None:
+    server, account = operator_nats
+    creds = tmp_path / "gateway.creds"
+    user_creds(account, creds)
+    async with running_harness(tmp_path / "data", bus=server.url, nats_creds=creds) as gateway:
+        status, body = await gateway.admin("POST", "accounts", {"name": "trader"})
+        assert status == 200, body
+        async with gateway.http.get(f"{gateway.url}/ready") as ready:
+            assert ready.status == 200
+
+    # A user signed by an account the server does not know, and no credentials at all.
+    stranger = tmp_path / "stranger.creds"
+    user_creds(_Identity.new(nkeys.PREFIX_BYTE_ACCOUNT), stranger)
+    for options in (NatsOptions(creds=stranger), NatsOptions()):
+        with pytest.raises(NatsRefused):
+            await asyncio.wait_for(open_backends(server.url, options=options), REFUSED_TIMEOUT_S)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import nats
+from nats import errors as nats_errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.25
 REQUEST_TIMEOUT_S = 5.0
+REFUSED_GRACE_S = 2.0
 
 ReconnectHandler = Callable[[], Awaitable[None]]
 
@@ -73,20 +74,27 @@ class NatsConnection:
         refused: list[Exception] = []
 
         async def error(exc: Exception) -> None:
-            # nats-py retries a first connection forever; a refusal ends it at once instead
-            # (a gateway with the wrong credentials should say so, not hang).
-            if not holder and is_refusal(exc) and not refused:
+            # nats-py retries a first connection forever; a refusal (wrong credentials, TLS)
+            # ends it instead, so a misconfigured gateway says so rather than hang.
+            if not holder and is_refusal(exc):
                 refused.append(exc)
-                connecting.cancel()
+                # Give up once every server has refused twice (nats-py then raises
+                # NoServersError, closing its sockets itself); restored below if one accepts.
+                client.options["max_reconnect_attempts"] = 1
+                # ...and a failed TLS handshake can leave nats-py waiting on a socket that
+                # never finishes closing: stop waiting after a grace.
+                loop = asyncio.get_running_loop()
+                loop.call_later(REFUSED_GRACE_S, connecting.cancel)
             log.info("NATS: %s", exc)
 
+        client = Client()
         connecting = asyncio.ensure_future(
-            nats.connect(
+            client.connect(
                 servers=parse_urls(urls),
                 name=name,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=RECONNECT_WAIT_S,
+                reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]  # seconds
                 connect_timeout=2,
                 reconnected_cb=reconnected,
                 disconnected_cb=disconnected,
@@ -95,11 +103,13 @@ class NatsConnection:
             )
         )
         try:
-            client = await connecting
-        except asyncio.CancelledError:
+            await connecting
+        except (nats_errors.NoServersError, asyncio.CancelledError):
             if not refused:
                 raise
-            raise NatsRefused(f"NATS refused this gateway: {refused[0]}") from None
+            raise NatsRefused(f"NATS refused this gateway: {refused[-1]}") from None
+        client.options["max_reconnect_attempts"] = -1  # reconnect forever from now on
+
         if replicas is None:
             info = client._server_info  # the INFO the server sent: names a cluster if any
             replicas = 3 if info.get("cluster") else 1
