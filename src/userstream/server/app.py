@@ -399,12 +399,15 @@ class UserStreamServer:
     # data plane
 
     def _deliver(self, account_id: int, events: Sequence[Deliverable]) -> None:
-        received = self.ops.received_by_type
+        tally: dict[str, int] = {}  # one pass counts the batch for both /metrics counters
         for event in events:
             name = event.name if isinstance(event, EncodedEvent) else event_name(event)
-            received[name] = received.get(name, 0) + 1
+            tally[name] = tally.get(name, 0) + 1
+        received = self.ops.received_by_type
+        for name, count in tally.items():
+            received[name] = received.get(name, 0) + count
         record = self.key_store.active(account_id, self.clock.now_ms())
-        queued = 0 if record is None else self.gateway.deliver(record.key, events)
+        queued = 0 if record is None else self.gateway.deliver(record.key, events, tally)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "account %d: %d events, %d frames queued (listenKey %s)",

@@ -112,8 +112,16 @@ class StreamGateway:
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))
 
-    def deliver(self, listen_key: str, events: Sequence[Deliverable]) -> int:
+    def deliver(
+        self,
+        listen_key: str,
+        events: Sequence[Deliverable],
+        tally: dict[str, int] | None = None,
+    ) -> int:
         """Queue `events` on every connection subscribed to `listen_key`; returns frames queued.
+
+        `tally` (events of the batch by name), when the caller counted them already, spares
+        the per-type delivered count a pass over the batch.
 
         `EncodedEvent`s go out as their `raw` bytes; models (the server's listenKeyExpired,
         the simulator's events) are encoded here, once each. Each connection is handed all
@@ -160,7 +168,11 @@ class StreamGateway:
                 subscriber.send_frames(frames)
                 queued += len(frames)
         if bare:
-            for event in encoded:
-                by_type[event.name] = by_type.get(event.name, 0) + bare
+            if tally is None:
+                tally = {}
+                for event in encoded:
+                    tally[event.name] = tally.get(event.name, 0) + 1
+            for name, count in tally.items():
+                by_type[name] = by_type.get(name, 0) + count * bare
         self.delivered += queued
         return queued
