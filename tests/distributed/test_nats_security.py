@@ -8,6 +8,8 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -260,3 +262,20 @@ async def test_gateway_with_a_creds_file_works_and_an_unsigned_user_is_refused(
     for options in (NatsOptions(creds=stranger), NatsOptions()):
         with pytest.raises(NatsRefused):
             await asyncio.wait_for(open_backends(server.url, options=options), REFUSED_TIMEOUT_S)
+
+
+def test_serve_with_the_wrong_password_says_so_and_exits(
+    tmp_path: Path, pki: Path, locked_nats: LockedNatsServer
+) -> None:
+    wrong = "not-the-gateway-password"
+    url = f"tls://{USER}:{wrong}@127.0.0.1:{locked_nats.port}"
+    tls = ["--nats-tls-ca", str(pki / "ca.pem"), "--nats-tls-cert", str(pki / "client.pem")]
+    tls += ["--nats-tls-key", str(pki / "client.key")]
+    command = [sys.executable, "-m", "userstream.cli", "serve", "--port", "0"]
+    command += ["--data", str(tmp_path / "data"), "--bus", url, *tls]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode != 0
+    assert "NATS refused this gateway" in done.stderr
+    assert "Authorization Violation" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert wrong not in done.stderr + done.stdout  # the URL carries it: never echoed
