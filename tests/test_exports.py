@@ -13,6 +13,7 @@ import userstream.events
 import userstream.protocol.events
 
 EXPECTED = [
+    "LOG_FORMATS",
     "Account",
     "AccountConfigUpdate",
     "AccountUpdate",
@@ -49,6 +50,7 @@ EXPECTED = [
     "UserDataStream",
     "UserStreamError",
     "WeightLimits",
+    "configure_logging",
     "create_account",
     "list_accounts",
 ]

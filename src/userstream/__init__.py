@@ -44,14 +44,24 @@ from userstream.exceptions import (
 
 if TYPE_CHECKING:
     from userstream.server.app import (
+        LOG_FORMATS,
         Server,
         ServerConfig,
         WeightLimits,
+        configure_logging,
         create_account,
         list_accounts,
     )
 
-_SERVER_NAMES = ("Server", "ServerConfig", "WeightLimits", "create_account", "list_accounts")
+_SERVER_NAMES = (
+    "LOG_FORMATS",
+    "Server",
+    "ServerConfig",
+    "WeightLimits",
+    "configure_logging",
+    "create_account",
+    "list_accounts",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -63,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "LOG_FORMATS",
     "Account",
     "AccountConfigUpdate",
     "AccountUpdate",
@@ -99,6 +110,7 @@ __all__ = [
     "UserDataStream",
     "UserStreamError",
     "WeightLimits",
+    "configure_logging",
     "create_account",
     "list_accounts",
 ]

@@ -20,6 +20,10 @@ from userstream.bus.memory import MemoryEventBus
 class Settings:
     bus: str | None
     data_dir: Path
+    nats_creds: Path | None = None
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
 
 
 async def test_embedded_backends_are_sqlite_and_memory_and_close(tmp_path: Path) -> None:

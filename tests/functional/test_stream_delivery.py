@@ -242,6 +242,7 @@ async def test_slow_consumer_is_cut_off_while_a_healthy_one_gets_everything(
             await read_all(healthy, batch, received)
         assert slow_session.conn is not None
         assert slow_session.conn.close_code == 1008
+        assert server.server.flusher.slow_consumers == 1  # /metrics reads this count
         # The healthy connection of the same account keeps receiving, in order.
         await server.publish(account, [large_event(published + i) for i in range(batch)])
         published += batch

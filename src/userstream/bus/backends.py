@@ -18,12 +18,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from userstream.accounts import AccountStore, SqliteAccountStore
 from userstream.bus.base import EventBus, KeyStore, SharedClock
 from userstream.bus.memory import MemoryEventBus, SqliteKeyStore
 from userstream.storage import open_database
+
+if TYPE_CHECKING:
+    from userstream.bus.nats import NatsStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,20 @@ class BackendSettings(Protocol):
         """Where the embedded backends keep their SQLite database."""
         ...
 
+    @property
+    def nats_creds(self) -> Path | None:
+        """A `.creds` file (JWT + nkey seed) the gateway presents to NATS."""
+        ...
+
+    @property
+    def nats_tls_ca(self) -> Path | None: ...
+
+    @property
+    def nats_tls_cert(self) -> Path | None: ...
+
+    @property
+    def nats_tls_key(self) -> Path | None: ...
+
 
 async def _bounded(close: Callable[[], Awaitable[None]], what: str) -> None:
     try:
@@ -66,7 +83,8 @@ class Backends:
     `shared` is true when other nodes use the same key store and bus (NATS): the server then
     routes through a cluster node. `clock` shares virtual time between nodes (None when
     embedded). `on_reconnect(handler)` runs `handler` each time the backend comes back after
-    a disconnection, to re-read what may have been missed.
+    a disconnection, to re-read what may have been missed. `nats_status()` reports the NATS
+    connection for /ready and /metrics (None when embedded).
     """
 
     accounts: AccountStore
@@ -75,6 +93,7 @@ class Backends:
     shared: bool
     clock: SharedClock | None
     on_reconnect: Callable[[ReconnectHandler], None]
+    nats_status: Callable[[], NatsStatus] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -95,10 +114,16 @@ class Backends:
                 )
                 return
             # Imported here: nats-py is the `userstream[nats]` extra.
-            from userstream.bus.nats import open_backends
+            from userstream.bus.nats import NatsOptions, open_backends
             from userstream.bus.nats.clock import NatsClockSync
 
-            nats = await open_backends(settings.bus)
+            options = NatsOptions(
+                settings.nats_creds,
+                settings.nats_tls_ca,
+                settings.nats_tls_cert,
+                settings.nats_tls_key,
+            )
+            nats = await open_backends(settings.bus, options=options)
             stack.push_async_callback(_bounded, nats.aclose, "NATS backends")
             clock = NatsClockSync(nats.connection)
             stack.push_async_callback(_bounded, clock.aclose, "clock sync")
@@ -109,6 +134,7 @@ class Backends:
                 shared=True,
                 clock=clock,
                 on_reconnect=nats.connection.on_reconnect,
+                nats_status=nats.status,
             )
 
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import errno
 import json
-import logging
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from userstream import (
+    LOG_FORMATS,
     Clock,
     ConfigurationError,
     ManualClock,
@@ -25,10 +25,13 @@ from userstream import (
     ServerConfig,
     SystemClock,
     WeightLimits,
+    configure_logging,
 )
 from userstream.cli import simulate
 from userstream.cli.account import DEFAULT_DATA, describe
 from userstream.cli.common import CommandParsers, self_command, self_python
+
+DEFAULT_GATEWAY_DRAIN_S = 10.0
 
 
 def add_parser(parsers: CommandParsers) -> None:
@@ -74,8 +77,31 @@ def add_parser(parsers: CommandParsers) -> None:
     serve.add_argument(
         "--log-level",
         default="WARNING",
-        help="DEBUG, INFO, WARNING or ERROR (log lines go to standard error)",
+        help="DEBUG, INFO, WARNING or ERROR (to standard error); info: connections, "
+        "listenKeys, rejected requests; debug: every event batch",
     )
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="json: one object per line"
+    )
+    serve.add_argument("--tls-cert", type=Path, default=None, help="PEM chain: serve https/wss")
+    serve.add_argument("--tls-key", type=Path, default=None, help="PEM key for --tls-cert")
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        help="on SIGTERM, fail /ready and close WebSockets with 1001 spread over this many "
+        f"seconds (default {DEFAULT_GATEWAY_DRAIN_S:g} with --bus, else 0)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (and /health, /ready) on this port instead of the main one",
+    )
+    serve.add_argument("--nats-creds", type=Path, default=None, help="with --bus: .creds file")
+    serve.add_argument("--nats-tls-ca", type=Path, default=None, help="with --bus: CA (PEM)")
+    serve.add_argument("--nats-tls-cert", type=Path, default=None, help="with --bus: client cert")
+    serve.add_argument("--nats-tls-key", type=Path, default=None, help="with --bus: client key")
     serve.add_argument(
         "--bus",
         default=None,
@@ -95,9 +121,10 @@ def add_parser(parsers: CommandParsers) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
+    drain_s = args.drain_seconds
+    if drain_s is None:
+        drain_s = DEFAULT_GATEWAY_DRAIN_S if args.bus else 0.0
     clock: Clock = ManualClock() if args.clock == "virtual" else SystemClock()
     config = ServerConfig(
         host=args.host,
@@ -111,6 +138,14 @@ def serve(args: argparse.Namespace) -> int:
         bus=args.bus,
         reconcile_interval_s=args.reconcile_interval,
         tune_gc=True,
+        nats_creds=args.nats_creds,
+        nats_tls_ca=args.nats_tls_ca,
+        nats_tls_cert=args.nats_tls_cert,
+        nats_tls_key=args.nats_tls_key,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        drain_s=drain_s,
+        metrics_port=args.metrics_port,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
@@ -140,12 +175,20 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
         demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
         _announce(server)
         stop = asyncio.Event()
+        received: list[signal.Signals] = []  # SIGTERM (an orchestrator) drains; Ctrl-C does not
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         await stop.wait()
         if demo is not None:
             await demo.aclose()
+        if signal.SIGTERM in received and config.drain_s > 0:
+            await server.drain(config.drain_s)
     finally:
         await server.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))

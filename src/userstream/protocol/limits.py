@@ -90,6 +90,7 @@ class RequestWeightLimiter:
         self.limits = limits
         self._ips: dict[str, _IpState] = {}
         self._swept_window = -1
+        self.rejected = 0  # requests refused with 429 or 418 (the /metrics counter)
 
     def __len__(self) -> int:
         """Number of IPs whose state is currently held."""
@@ -116,6 +117,7 @@ class RequestWeightLimiter:
         limits = self.limits
 
         if now_ms < state.ban_until_ms:
+            self.rejected += 1
             raise errors.ip_banned(state.ban_until_ms, state.ban_until_ms - now_ms)
         if state.level and now_ms >= state.ban_until_ms + limits.escalation_decay_ms:
             state.level = 0
@@ -134,7 +136,9 @@ class RequestWeightLimiter:
             state.level += 1
             state.violations = 0
             state.ban_until_ms = now_ms + duration
+            self.rejected += 1
             raise errors.ip_banned(state.ban_until_ms, duration)
+        self.rejected += 1
         raise errors.too_many_requests(limits.per_minute, (window + 1) * MINUTE_MS - now_ms)
 
     def used(self, ip: str, now_ms: int) -> int:

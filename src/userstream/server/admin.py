@@ -17,6 +17,7 @@ that follows the account delivers it to its own connections, so this node cannot
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ from userstream.protocol.wsframes import CloseCode, sendable_close_code
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.responses import error_response, json_response
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -98,9 +101,12 @@ class AdminApi:
             self._authorize(request)
             return await self._route(request)
         except EventValidationError as invalid:
+            log.info("rejected %s %s from %s: 400 (%s)", *_seen(request), invalid.path)
             body = {"code": errors.INVALID_PARAMETER, "msg": str(invalid), "field": invalid.path}
             return json_response(400, body)
         except BinanceAPIError as error:
+            # The token is never logged, not even shortened: it is the whole credential.
+            log.info("rejected %s %s from %s: %d %d", *_seen(request), error.status, error.code)
             return error_response(error)
 
     def _authorize(self, request: Request) -> None:
@@ -203,3 +209,7 @@ class AdminApi:
             raise _bad(f"stepMs must be between 1000 and {MAX_ADVANCE_MS}")
         await self._hooks.advance(body.ms, body.step_ms)
         return json_response(200, self._clock_state())
+
+
+def _seen(request: Request) -> tuple[str, str, str]:
+    return request.method, request.path, request.client_ip

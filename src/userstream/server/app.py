@@ -21,11 +21,13 @@ import logging
 import os
 import secrets
 import sqlite3
+import ssl
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from userstream.accounts import Account, SqliteAccountStore
@@ -33,7 +35,7 @@ from userstream.bus.backends import Backends
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
 from userstream.protocol import errors
-from userstream.protocol.codec import Deliverable, EncodedEvent
+from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
@@ -44,14 +46,21 @@ from userstream.server.gateway import StreamGateway
 from userstream.server.http import REQUEST_TIMEOUT_S, HttpProtocol, Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
+from userstream.server.logs import LOG_FORMATS, prefix
+from userstream.server.logs import configure as configure_logging
+from userstream.server.ops import OpsApi, drain, log_closed, log_stream_opened
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
+from userstream.server.tls import server_context
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import DB_FILENAME, write_secret
 from userstream.symbols import load_symbol_table
+
+if TYPE_CHECKING:
+    from userstream.bus.nats import NatsStatus
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +131,14 @@ class ServerConfig:
     bus: str | None = None  # `nats://a:4222[,nats://b:4222]`: a gateway node (issue #4)
     reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
     tune_gc: bool = False
+    nats_creds: Path | None = None  # a `.creds` file (JWT + nkey seed) for --bus
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    tls_cert: Path | None = None  # with tls_key: serve https:// and wss:// (PEM files)
+    tls_key: Path | None = None
+    metrics_port: int | None = None  # /metrics there instead of the main port (0: any)
+    drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
 
 
 @dataclass(slots=True)
@@ -181,6 +198,12 @@ class Server:
         self._rest = RestApi(
             self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
         )
+        self._nats_status = backends.nats_status
+        self.draining = False  # /ready fails and upgrades get 503 (ops.drain)
+        self._ssl: ssl.SSLContext | None = None
+        if config.tls_cert is not None or config.tls_key is not None:
+            self._ssl = server_context(config.tls_cert, config.tls_key)
+        self.ops = OpsApi(self, self._rest.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:
             backends.on_reconnect(self.cluster.reconnected)
@@ -242,7 +265,9 @@ class Server:
             self.config.host,
             self.config.port,
             reuse_address=True,
+            ssl=self._ssl,
         )
+        await self.ops.listen(self.config.host)
         if self.config.tune_gc:
             _tune_gc()
 
@@ -256,8 +281,10 @@ class Server:
 
     @property
     def url(self) -> str:
-        """`http://host:port`: REST (`/fapi/v1/listenKey`) and admin (`/admin/v1/`)."""
-        return f"http://{self.config.host}:{self.port}"
+        """`http://host:port` (`https` with TLS): REST (`/fapi/v1/listenKey`) and admin
+        (`/admin/v1/`)."""
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
@@ -265,9 +292,27 @@ class Server:
 
     @property
     def ws_url(self) -> str:
-        """`ws://host:port`: streams (`/ws/<listenKey>`, `/private/ws?listenKey=`) and the
-        WebSocket API (`/ws-fapi/v1`)."""
-        return f"ws://{self.config.host}:{self.port}"
+        """`ws://host:port` (`wss` with TLS): streams (`/ws/<listenKey>`,
+        `/private/ws?listenKey=`) and the WebSocket API (`/ws-fapi/v1`)."""
+        scheme = "wss" if self._ssl is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    @property
+    def drained(self) -> asyncio.Event:
+        """Set while no WebSocket is open."""
+        return self._drained
+
+    def nats_status(self) -> NatsStatus | None:
+        return None if self._nats_status is None else self._nats_status()
+
+    async def drain(self, window_s: float) -> None:
+        """Take this node out of rotation (`/ready` fails, upgrades get 503) and close its
+        WebSockets with 1001 spread over `window_s`; call `aclose()` after it."""
+        await drain(self, window_s)
 
     async def create_account(self, name: str) -> Account:
         """A new account with fresh API and secret keys, usable at once on every node."""
@@ -306,6 +351,7 @@ class Server:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.ops.aclose()
         await self.scheduler.aclose()
         await _bounded(self.keys.aclose(), "listenKey service")
         if self.cluster is not None:
@@ -352,6 +398,7 @@ class Server:
         return [*self.streams, *self.ws_api_sessions]
 
     def _session_closed(self, session: StreamSession | WsApiSession) -> None:
+        log_closed(session)
         if isinstance(session, StreamSession):
             self.streams.discard(session)
         else:
@@ -362,15 +409,27 @@ class Server:
     # HttpApp
 
     async def handle_http(self, request: Request) -> Response:
-        if self._admin.claims(request.path):
-            return await self._admin.handle(request)
-        return await self._rest.handle(request)
+        if self.ops.claims(request.path):
+            return self.ops.handle(request)
+        started = time.perf_counter()
+        if self._admin is not None and self._admin.claims(request.path):
+            response = await self._admin.handle(request)
+        else:
+            response = await self._rest.handle(request)
+        self.ops.observe(request.path, time.perf_counter() - started)
+        return response
 
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response:
+        if self.draining:
+            log.info("upgrade to %s from %s refused: draining", request.path, request.client_ip)
+            return error_response(BinanceAPIError(errors.UNKNOWN, "Server draining.", 503))
         if request.path == WS_API_PATH:
             try:
                 self.limiter.charge(request.client_ip, HANDSHAKE_WEIGHT, self.clock.now_ms())
             except RateLimited as limited:
+                log.info(
+                    "WebSocket API handshake from %s refused: %d", request.client_ip, limited.status
+                )
                 used = self.limiter.used(request.client_ip, self.clock.now_ms())
                 return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
             # `?returnRateLimits=false` on the URL turns rateLimits off for the connection
@@ -383,13 +442,18 @@ class Server:
                 self.liveness,
                 return_limits,
                 self._session_closed,
+                self.ops.observe,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()
+            log.info("WebSocket API connection opened from %s", request.client_ip)
             return ws_api
         try:
             route = parse_route(request.path, request.query)
         except RouteNotFound:
+            log.info(
+                "stream upgrade to unknown path %s from %s: 404", request.path, request.client_ip
+            )
             return error_response(
                 BinanceAPIError(
                     errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 404
@@ -403,6 +467,7 @@ class Server:
         )
         self.streams.add(session)
         self._drained.clear()
+        log_stream_opened(route, request.client_ip, self.key_store, self.clock.now_ms())
         return session
 
     def error_response(self, status: int, msg: str) -> Response:
@@ -415,9 +480,23 @@ class Server:
         # Every producer's batches pass here: the admin API, `serve --demo` and in-process
         # simulator feeds, and (distributed) `Publisher`s on NATS, for the accounts followed.
         self.stats.events_accepted += len(events)
+        tally: dict[str, int] = {}  # one pass counts the batch for both /metrics counters
+        for event in events:
+            name = event.name if isinstance(event, EncodedEvent) else event_name(event)
+            tally[name] = tally.get(name, 0) + 1
+        received = self.ops.received_by_type
+        for name, count in tally.items():
+            received[name] = received.get(name, 0) + count
         record = self.key_store.active(account_id, self.clock.now_ms())
-        if record is not None:
-            self.gateway.deliver(record.key, events)
+        queued = 0 if record is None else self.gateway.deliver(record.key, events, tally)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "account %d: %d events, %d frames queued (listenKey %s)",
+                account_id,
+                len(events),
+                queued,
+                prefix(record.key) if record is not None else "none",
+            )
 
     def _audience(self, account_id: int, events: Sequence[EncodedEvent]) -> int | None:
         if self.cluster is not None:
@@ -495,10 +574,12 @@ UserStreamServer = Server
 """The name the tests use for `Server`."""
 
 __all__ = [
+    "LOG_FORMATS",
     "Server",
     "ServerConfig",
     "UserStreamServer",
     "WeightLimits",
+    "configure_logging",
     "create_account",
     "list_accounts",
 ]

@@ -67,6 +67,7 @@ class StreamGateway:
         self._by_key: dict[str, dict[Subscriber, KeyFilter]] = {}
         self.delivered = 0
         self._watcher = watcher
+        self.delivered_by_type: dict[str, int] = {}  # frames queued, by event name (/metrics)
 
     def subscribe(self, subscriber: Subscriber, stream: StreamName) -> None:
         filters = self._by_key.get(stream.listen_key)
@@ -122,8 +123,16 @@ class StreamGateway:
             if any(key_filter.stream_for(listen_key, name) is not None for name in wanted)
         )
 
-    def deliver(self, listen_key: str, events: Sequence[Deliverable]) -> int:
+    def deliver(
+        self,
+        listen_key: str,
+        events: Sequence[Deliverable],
+        tally: dict[str, int] | None = None,
+    ) -> int:
         """Queue `events` on every connection subscribed to `listen_key`; returns frames queued.
+
+        `tally` (events of the batch by name), when the caller counted them already, spares
+        the per-type delivered count a pass over the batch.
 
         `EncodedEvent`s go out as their `raw` bytes; models (the server's listenKeyExpired,
         the simulator's events) are encoded here, once each. Each connection is handed all
@@ -138,6 +147,8 @@ class StreamGateway:
         raw_frames: dict[int, bytes] = {}
         combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
+        bare = 0  # connections handed every event of the batch as is
+        by_type = self.delivered_by_type
         for subscriber, key_filter in filters.items():
             combined = subscriber.combined
             if key_filter.bare and not combined:
@@ -146,6 +157,7 @@ class StreamGateway:
                     every_raw_frame = wsframes.text_frame_chunks([e.raw for e in encoded])
                 subscriber.send_frames(every_raw_frame)
                 queued += len(encoded)
+                bare += 1
                 continue
             frames: list[bytes] = []
             for index, event in enumerate(encoded):
@@ -162,8 +174,16 @@ class StreamGateway:
                     if frame is None:
                         frame = raw_frames[index] = wsframes.text_frame(event.raw)
                 frames.append(frame)
+                by_type[event.name] = by_type.get(event.name, 0) + 1
             if frames:
                 subscriber.send_frames(frames)
                 queued += len(frames)
+        if bare:
+            if tally is None:
+                tally = {}
+                for event in encoded:
+                    tally[event.name] = tally.get(event.name, 0) + 1
+            for name, count in tally.items():
+                by_type[name] = by_type.get(name, 0) + count * bare
         self.delivered += queued
         return queued

@@ -421,6 +421,7 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.write(answers[0] if len(answers) == 1 else b"".join(answers))
 
     def _reject(self, status: int, msg: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        log.info("rejected a request from %s: %d %s", self._client_ip, status, msg)
         self._closing = True
         response = self._app.error_response(status, msg)
         response.headers.extend(headers)

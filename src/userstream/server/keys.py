@@ -24,6 +24,7 @@ from userstream.protocol import errors
 from userstream.protocol.codec import make_listen_key_expired
 from userstream.protocol.listenkeys import ListenKey
 from userstream.server.gateway import StreamGateway
+from userstream.server.logs import prefix
 from userstream.server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,20 @@ class ListenKeyService:
             self.watch(record)
 
     async def start(self, account: Account) -> ListenKey:
-        return await self.store.start(account.id, self._clock.now_ms())
+        record = await self.store.start(account.id, self._clock.now_ms())
+        log.info("listenKey %s started for account %d", prefix(record.key), account.id)
+        return record
 
     async def keepalive(self, account: Account) -> ListenKey:
-        return await self.store.keepalive(account.id, self._clock.now_ms())
+        record = await self.store.keepalive(account.id, self._clock.now_ms())
+        log.info("listenKey %s kept alive for account %d", prefix(record.key), account.id)
+        return record
 
     async def close(self, account: Account) -> ListenKey:
         """DELETE: the store reports the end (to every node), which announces it."""
-        return await self.store.close(account.id, self._clock.now_ms())
+        record = await self.store.close(account.id, self._clock.now_ms())
+        log.info("listenKey %s closed for account %d", prefix(record.key), account.id)
+        return record
 
     async def expire_now(self, listen_key: str) -> ListenKey | None:
         """Fault injection: end a key as if its 60 minutes had run out."""
@@ -143,6 +150,7 @@ class ListenKeyService:
     def _end_here(self, listen_key: str, event_time_ms: int) -> None:
         """Announce an end this node decided; the store's report of it is then not repeated."""
         self._announced.add(listen_key)
+        log.info("listenKey %s expired", prefix(listen_key))
         self.announce_end(listen_key, event_time_ms)
 
     def announce_end(self, listen_key: str, event_time_ms: int) -> None:

@@ -8,6 +8,7 @@ Every answer carries `Content-Type: application/json`, `Date` (added to every HT
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from userstream.clock import Clock
@@ -17,7 +18,10 @@ from userstream.protocol.exchange_info import SymbolTable, exchange_info
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
+from userstream.server.logs import prefix
 from userstream.server.responses import error_response, json_response
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -55,11 +59,16 @@ class RestApi:
             "/api/v3/time": {"GET": self._time},
         }
 
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
     async def handle(self, request: Request) -> Response:
         now = self._clock.now_ms()
         try:
             used = self._limiter.charge(request.client_ip, 1, now)
         except RateLimited as limited:
+            _log_rejected(request, limited)
             used = self._limiter.used(request.client_ip, now)
             return error_response(limited, [(USED_WEIGHT_HEADER, str(used))])
         methods = self._routes.get(request.path)
@@ -73,6 +82,7 @@ class RestApi:
                 )
             response = await handler(request)
         except BinanceAPIError as error:
+            _log_rejected(request, error)
             response = error_response(error)
         response.headers.append((USED_WEIGHT_HEADER, str(used)))
         if request.path.startswith(SPOT_PREFIX):
@@ -106,3 +116,15 @@ class RestApi:
     async def _exchange_info(self, request: Request) -> Response:
         body = exchange_info(self._symbols, self._clock.now_ms(), self._limiter.limits.per_minute)
         return Response(200, body)
+
+
+def _log_rejected(request: Request, error: BinanceAPIError) -> None:
+    log.info(
+        "rejected %s %s from %s: %d %d (API key %s)",
+        request.method,
+        request.path,
+        request.client_ip,
+        error.status,
+        error.code,
+        prefix(request.headers.get("x-mbx-apikey")),
+    )

@@ -46,6 +46,9 @@ class Flusher:
         self._dirty: list[WebSocketConnection] = []
         self._scheduled = False
         self.max_buffer = DEFAULT_MAX_BUFFER
+        # Totals over every connection, read by /metrics at scrape time.
+        self.bytes_sent = 0
+        self.slow_consumers = 0
 
     def mark(self, conn: WebSocketConnection) -> None:
         self._dirty.append(conn)
@@ -152,8 +155,10 @@ class WebSocketConnection:
         self._outbox.clear()
         self._transport.write(data)
         self.bytes_sent += len(data)
+        self._flusher.bytes_sent += len(data)
         buffered = self._transport.get_write_buffer_size()
         if buffered > self._flusher.max_buffer and self.state is CloseState.OPEN:
+            self._flusher.slow_consumers += 1
             self.close(
                 CloseCode.POLICY_VIOLATION,
                 f"slow consumer: {buffered} bytes unsent (limit {self._flusher.max_buffer})",

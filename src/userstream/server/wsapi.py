@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -21,11 +22,13 @@ from userstream.protocol.limits import RequestWeightLimiter
 from userstream.protocol.wsframes import Opcode
 from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import Liveness, LivenessContext
+from userstream.server.logs import prefix
 from userstream.server.websocket import WebSocketConnection
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 100
+WS_API_LABEL = "/ws-fapi/v1"
 
 
 class WsApiSession:
@@ -36,12 +39,14 @@ class WsApiSession:
         liveness: LivenessContext,
         return_rate_limits: bool,
         on_closed: Callable[[WsApiSession], None],
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self._keys = keys
         self._limiter = limiter
         self._context = liveness
         self._return_rate_limits = return_rate_limits
         self._on_closed = on_closed
+        self._observe = observe  # (path, seconds) per answered request: /metrics latency
         self._queue: deque[bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._liveness: Liveness | None = None
@@ -82,12 +87,15 @@ class WsApiSession:
     async def _serve(self) -> None:
         while self._queue and self.conn is not None and self.conn.open_:
             payload = self._queue.popleft()
+            started = time.perf_counter()
             try:
                 reply = await self._answer(payload)
             except Exception:
                 log.exception("WebSocket API request failed")
                 error = errors.unknown_error()
                 reply = api.response_error(None, error.status, error.code, error.msg, None)
+            if self._observe is not None:
+                self._observe(WS_API_LABEL, time.perf_counter() - started)
             self.conn.send_text(reply)
 
     async def _answer(self, payload: bytes) -> bytes:
@@ -102,6 +110,7 @@ class WsApiSession:
         try:
             self._limiter.charge(ip, api.METHOD_WEIGHTS.get(request.method, 1), now)
         except RateLimited as limited:
+            log.info("rejected %s from %s: %d", request.method, ip, limited.status)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, limited.status, limited.code, limited.msg, limits)
         limits = None
@@ -112,9 +121,11 @@ class WsApiSession:
             account = await self._keys.authenticate(api.required_api_key(request))
             result = await method(account)
         except api.WsApiRequestError as bad:
+            _log_rejected(request, ip, bad.status, bad.code)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, bad.status, bad.code, bad.msg, limits)
         except BinanceAPIError as error:
+            _log_rejected(request, ip, error.status, error.code)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, error.status, error.code, error.msg, limits)
         limits = self._rate_limits(ip, now, request.return_rate_limits)
@@ -139,3 +150,15 @@ class WsApiSession:
     async def _stop(self, account: Account) -> object:
         await self._keys.close(account)
         return {}
+
+
+def _log_rejected(request: api.WsApiRequest, ip: str, status: int, code: int) -> None:
+    key = request.params.get("apiKey")
+    log.info(
+        "rejected %s from %s: %d %d (API key %s)",
+        request.method,
+        ip,
+        status,
+        code,
+        prefix(key if isinstance(key, str) else None),
+    )

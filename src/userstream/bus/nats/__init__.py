@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from userstream.bus.nats.accounts import NatsAccountStore
+from userstream.bus.nats.connect import NatsOptions, NatsRefused, NatsStatus
 from userstream.bus.nats.connection import NatsConnection, parse_urls
 from userstream.bus.nats.events import NatsEventBus
 from userstream.bus.nats.keys import NatsKeyStore
@@ -34,6 +35,13 @@ class NatsBackends:
     keys: NatsKeyStore
     bus: NatsEventBus
 
+    def status(self) -> NatsStatus:
+        return NatsStatus(
+            bool(self.connection.client.is_connected),
+            self.connection.reconnects,
+            self.bus.pending,
+        )
+
     async def aclose(self) -> None:
         await self.bus.aclose()
         await self.keys.aclose()
@@ -42,10 +50,13 @@ class NatsBackends:
 
 
 async def open_backends(
-    urls: str | Sequence[str], name: str = "userstream", replicas: int | None = None
+    urls: str | Sequence[str],
+    name: str = "userstream",
+    replicas: int | None = None,
+    options: NatsOptions | None = None,
 ) -> NatsBackends:
     """Connect to `urls` (`nats://a:4222,nats://b:4222`) and open all three backends."""
-    connection = await NatsConnection.connect(urls, name=name, replicas=replicas)
+    connection = await NatsConnection.connect(urls, name=name, replicas=replicas, options=options)
     backends = NatsBackends(
         connection,
         NatsAccountStore(connection),
@@ -68,6 +79,9 @@ __all__ = [
     "NatsConnection",
     "NatsEventBus",
     "NatsKeyStore",
+    "NatsOptions",
+    "NatsRefused",
+    "NatsStatus",
     "open_backends",
     "parse_urls",
 ]

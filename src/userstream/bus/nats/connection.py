@@ -11,16 +11,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import nats
+from nats import errors as nats_errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from userstream.bus.nats.connect import NatsOptions, NatsRefused, is_refusal
 from userstream.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.25
 REQUEST_TIMEOUT_S = 5.0
+REFUSED_GRACE_S = 2.0
 
 ReconnectHandler = Callable[[], Awaitable[None]]
 
@@ -52,7 +54,11 @@ class NatsConnection:
 
     @classmethod
     async def connect(
-        cls, urls: str | Sequence[str], name: str = "userstream", replicas: int | None = None
+        cls,
+        urls: str | Sequence[str],
+        name: str = "userstream",
+        replicas: int | None = None,
+        options: NatsOptions | None = None,
     ) -> NatsConnection:
         """Connect (failing if no server answers now); `replicas` for the buckets and
         the stream defaults to 3 on a cluster and 1 on a single server."""
@@ -66,20 +72,45 @@ class NatsConnection:
             if not (holder and holder[0].closing):
                 log.warning("NATS connection lost; reconnecting")
 
+        refused: list[Exception] = []
+
         async def error(exc: Exception) -> None:
+            # nats-py retries a first connection forever; a refusal (wrong credentials, TLS)
+            # ends it instead, so a misconfigured gateway says so rather than hang.
+            if not holder and is_refusal(exc):
+                refused.append(exc)
+                # Give up once every server has refused twice (nats-py then raises
+                # NoServersError, closing its sockets itself); restored below if one accepts.
+                client.options["max_reconnect_attempts"] = 1
+                # ...and a failed TLS handshake can leave nats-py waiting on a socket that
+                # never finishes closing: stop waiting after a grace.
+                loop = asyncio.get_running_loop()
+                loop.call_later(REFUSED_GRACE_S, connecting.cancel)
             log.info("NATS: %s", exc)
 
-        client = await nats.connect(
-            servers=parse_urls(urls),
-            name=name,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=RECONNECT_WAIT_S,
-            connect_timeout=2,
-            reconnected_cb=reconnected,
-            disconnected_cb=disconnected,
-            error_cb=error,
+        client = Client()
+        connecting = asyncio.ensure_future(
+            client.connect(
+                servers=parse_urls(urls),
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]  # seconds
+                connect_timeout=2,
+                reconnected_cb=reconnected,
+                disconnected_cb=disconnected,
+                error_cb=error,
+                **(options or NatsOptions()).connect_kwargs(),
+            )
         )
+        try:
+            await connecting
+        except (nats_errors.NoServersError, asyncio.CancelledError):
+            if not refused:
+                raise
+            raise NatsRefused(f"NATS refused this gateway: {refused[-1]}") from None
+        client.options["max_reconnect_attempts"] = -1  # reconnect forever from now on
+
         if replicas is None:
             info = client._server_info  # the INFO the server sent: names a cluster if any
             replicas = 3 if info.get("cluster") else 1

@@ -194,6 +194,11 @@ class NatsEventBus:
         self._handlers.append(handler)
 
     @property
+    def pending(self) -> int:
+        """How far this node lags behind the stream on its followed accounts."""
+        return sum(shard.pending for shard in self._shards)
+
+    @property
     def followed(self) -> frozenset[int]:
         return frozenset(self._wanted)
 
@@ -326,6 +331,7 @@ class NatsEventBus:
         if seq <= shard.last_seq:
             return  # redelivered by a recreated consumer
         shard.last_seq = seq
+        shard.pending = meta.num_pending
         shard.last_delivery = (meta.consumer or "", meta.sequence.consumer)
         _, _, tail = msg.subject.rpartition(".")
         if not tail.isdigit() or int(tail) not in self._wanted:
@@ -351,5 +357,6 @@ class _Shard:
     applied: frozenset[int] = frozenset()
     sub: JetStreamContext.PushSubscription | None = None
     last_seq: int = 0
+    pending: int = 0  # the consumer's count of messages after the last one received
     last_delivery: tuple[str, int] = ("", 0)  # (consumer name, consumer sequence)
     carrying: bool = False  # a consumer was made for `applied` and not deliberately dropped
