@@ -5,6 +5,7 @@ from userstream.client.backoff import Backoff
 from userstream.client.buffer import Received
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
+from userstream.client.policy import Delivery, Keepalive, Reconnect
 from userstream.client.stream import UserDataStream
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import (
@@ -25,15 +26,18 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConnectionState",
+    "Delivery",
     "Endpoints",
     "EventValidationError",
     "GapReason",
     "InvalidAPIKey",
+    "Keepalive",
     "ListenKeyNotFound",
     "ManualClock",
     "Publisher",
     "RateLimited",
     "Received",
+    "Reconnect",
     "ReconnectGaveUp",
     "StreamGap",
     "StreamHealth",

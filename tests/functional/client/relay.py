@@ -6,6 +6,7 @@
 - `cut()` / `restore()`: reset every relayed connection and refuse new ones (accepted, then
   closed at once) until restored: a network path that broke.
 - `retarget(port)`: reset every relayed connection; new ones go to another server.
+- `redirect_new(port)`: new connections go to another server; open ones stay as they are.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Relay:
         """Reset every relayed connection; new ones go to `port` (another server)."""
         self._target_port = port
         await self._close_pipes()
+
+    def redirect_new(self, port: int) -> None:
+        """New connections go to `port`; connections open now keep their server."""
+        self._target_port = port
 
     async def aclose(self) -> None:
         if self._server is not None:

@@ -49,8 +49,8 @@ from tests.conftest import (
     start_server_process,
     stop_server_process,
 )
-from userstream import Endpoints, StreamGap, UserDataStream
-from userstream.client.stream import DEFAULT_ROTATE_AFTER_MS
+from userstream import Endpoints, Keepalive, Reconnect, StreamGap, UserDataStream
+from userstream.client.policy import DEFAULT_ROTATE_AFTER_MS
 from userstream.clock import SystemClock
 from userstream.protocol.events import OrderTradeUpdate
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -511,9 +511,8 @@ class OurSubject:
         self.stream = UserDataStream(
             venue.api_key,
             endpoints=Endpoints.local(host, int(port)),
-            keepalive_interval_ms=round(profile.keepalive_s * 1000),
-            rotate_after_ms=rotate_after_ms(venue.max_lifetime_ms),
-            rotation_overlap_ms=500,
+            keepalive=Keepalive(listen_key_interval_ms=round(profile.keepalive_s * 1000)),
+            reconnect=Reconnect(rotate_after_ms=rotate_after_ms(venue.max_lifetime_ms)),
             rng=random.Random(7),
         )
         await self.stream.start()

@@ -19,7 +19,7 @@ from tests.functional.client.helpers import (
     wait_for,
 )
 from tests.functional.client.relay import Relay
-from userstream import Endpoints, GapReason, ListenKeyNotFound
+from userstream import Endpoints, GapReason, Keepalive, ListenKeyNotFound
 from userstream.client.listenkeys import WsApiListenKeys
 
 
@@ -32,7 +32,7 @@ async def test_a_silent_connection_that_ignores_pings_is_replaced(
     server: Harness, relay: Relay
 ) -> None:
     account = server.account()
-    options = {"ping_interval_s": 0.05, "ping_timeout_s": 0.1}
+    options = {"keepalive": Keepalive(ping_interval_s=0.05, ping_timeout_s=0.1)}
     async with make_stream(server, account, endpoints=via_relay(server, relay), **options) as s:
         assert relay.freeze_existing() == 1
         gap = await next_gap(s)
@@ -45,7 +45,7 @@ async def test_a_silent_connection_that_ignores_pings_is_replaced(
 
 async def test_a_quiet_healthy_connection_is_left_alone(server: Harness, relay: Relay) -> None:
     account = server.account()
-    options = {"ping_interval_s": 0.02, "ping_timeout_s": 0.5}
+    options = {"keepalive": Keepalive(ping_interval_s=0.02, ping_timeout_s=0.5)}
     async with make_stream(server, account, endpoints=via_relay(server, relay), **options) as s:
         await asyncio.sleep(0.3)  # real time: a dozen client pings, all answered
         assert (s.health.reconnects, s.health.gaps) == (0, 0)
