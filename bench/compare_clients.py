@@ -244,7 +244,8 @@ def _markdown(
         "marker or hint after the fault.",
         "- Timings are compressed the same way for everyone: the 24-hour connection cap is "
         f"{profile.max_lifetime_ms} ms of real time; every keepalive (python-binance's "
-        "`user_timeout`, the SDK caller's PUT loop, userstream's `Keepalive.listen_key_interval_ms`) "
+        "`user_timeout`, the SDK caller's PUT loop, userstream's "
+        "`Keepalive.listen_key_interval_ms`) "
         f"runs every {profile.keepalive_s:g} s instead of 5 or 30 minutes; userstream's "
         f"rotation point is {rotate_after_ms(profile.max_lifetime_ms)} ms there, its "
         "defaults otherwise. Only the cap scenario runs with the compressed cap. Restart: "

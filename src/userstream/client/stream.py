@@ -57,7 +57,7 @@ from userstream.client.listenkeys import (
     WsApiListenKeys,
     redact,
 )
-from userstream.client.policy import Delivery, Keepalive, Reconnect
+from userstream.client.policy import CLOSE_TIMEOUT_S, Delivery, Keepalive, Reconnect
 from userstream.client.reorder import Reorderer
 from userstream.clock import Clock, SystemClock
 from userstream.exceptions import (
@@ -585,7 +585,7 @@ class UserDataStream:
                 ping_interval=self._keepalive.ping_interval_s,
                 ping_timeout=self._keepalive.ping_timeout_s,
                 open_timeout=self._policy.open_timeout_s,
-                close_timeout=2,
+                close_timeout=CLOSE_TIMEOUT_S,
                 max_queue=16,
             )
         except InvalidURI as exc:

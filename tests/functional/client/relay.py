@@ -31,6 +31,8 @@ class Relay:
         self._pipes: list[_Pipe] = []
         self.cut_off = False
         self.refused = 0
+        self.chunks_up = 0
+        """Reads relayed from clients to the server (each small client frame is one)."""
 
     @property
     def port(self) -> int:
@@ -81,14 +83,16 @@ class Relay:
         pipe = _Pipe([writer, up_writer])
         self._pipes.append(pipe)
         pipe.tasks = [
-            asyncio.create_task(self._pump(pipe, reader, up_writer)),
-            asyncio.create_task(self._pump(pipe, up_reader, writer)),
+            asyncio.create_task(self._pump(pipe, reader, up_writer, up=True)),
+            asyncio.create_task(self._pump(pipe, up_reader, writer, up=False)),
         ]
 
-    @staticmethod
-    async def _pump(pipe: _Pipe, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, pipe: _Pipe, src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool
+    ) -> None:
         with contextlib.suppress(OSError):
             while data := await src.read(65536):
+                self.chunks_up += up
                 if not pipe.frozen:
                     dst.write(data)
                     await dst.drain()
