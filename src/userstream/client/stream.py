@@ -517,11 +517,8 @@ class UserDataStream:
             first = False
             self._set_state(ConnectionState.CONNECTING, reason)
             try:
-                if verify_key:
-                    await self._verify_key()
-                    verify_key = False
-                assert self._key is not None
-                conn = await self._open(self._key)
+                conn = await (self._open_verified() if verify_key else self._open_current())
+                verify_key = False
             except InvalidAPIKey:
                 raise
             except (*_CONNECT_ERRORS, TransportError, BinanceAPIError) as exc:
@@ -532,6 +529,37 @@ class UserDataStream:
             self._health.connected_ms = conn.opened_ms
             self._set_state(ConnectionState.CONNECTED, reason)
             return conn
+
+    async def _open_current(self) -> _Connection:
+        assert self._key is not None
+        return await self._open(self._key)
+
+    async def _open_verified(self) -> _Connection:
+        """Open on the current key while a keepalive checks it, side by side: the check
+        costs no time when the key is alive (the usual case after a drop). A key that
+        died meanwhile is replaced and the connection reopened on the new one."""
+        key = self._key
+        opening = asyncio.ensure_future(self._open_current())
+        try:
+            await self._verify_key()
+        except BaseException:
+            await self._discard(opening)
+            raise
+        conn = await opening
+        if self._key != key:
+            self._discard_now(conn)
+            conn = await self._open_current()
+        return conn
+
+    async def _discard(self, opening: asyncio.Future[_Connection]) -> None:
+        if not opening.done():
+            opening.cancel()
+        with contextlib.suppress(BaseException):
+            self._discard_now(await opening)
+
+    def _discard_now(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        self._retire(conn)
 
     async def _verify_key(self) -> None:
         key = self._key
