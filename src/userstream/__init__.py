@@ -15,6 +15,7 @@ from userstream.client.backoff import Backoff
 from userstream.client.buffer import Received
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
+from userstream.client.policy import Delivery, Keepalive, Reconnect
 from userstream.client.stream import UserDataStream
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.events import (
@@ -84,12 +85,14 @@ __all__ = [
     "ConditionalOrderTriggerReject",
     "ConfigurationError",
     "ConnectionState",
+    "Delivery",
     "Endpoints",
     "Event",
     "EventValidationError",
     "GapReason",
     "GridUpdate",
     "InvalidAPIKey",
+    "Keepalive",
     "ListenKeyExpired",
     "ListenKeyNotFound",
     "ManualClock",
@@ -98,6 +101,7 @@ __all__ = [
     "Publisher",
     "RateLimited",
     "Received",
+    "Reconnect",
     "ReconnectGaveUp",
     "Server",
     "ServerConfig",

@@ -132,9 +132,17 @@ async def test_changes_reach_another_node_once(backend: Backend) -> None:
     await a.keys.close(11, START_MS + 6000)
     await eventually(lambda: (record.key, None) in seen)
     assert b.keys.get(record.key) is None
-    await asyncio.sleep(0.2)  # nothing more arrives: one end, reported once
+    # Nothing more arrives: changes reach a node in order, so once a later change arrived,
+    # a second report of the end would have come before it.
+    marker = await a.keys.start(12, START_MS + 7000)
+    await eventually(lambda: (marker.key, marker) in seen)
     assert seen.count((record.key, None)) == 1
-    assert seen == [(record.key, record), (record.key, extended), (record.key, None)]
+    assert seen == [
+        (record.key, record),
+        (record.key, extended),
+        (record.key, None),
+        (marker.key, marker),
+    ]
 
 
 async def test_a_node_opened_later_knows_existing_keys(backend: Backend) -> None:
@@ -246,9 +254,10 @@ async def test_retried_publish_with_the_same_id_is_delivered_once(backend: Backe
     await producer.bus.publish(8, order_event(1), msg_id="producer-a-1")
     await producer.bus.publish(8, order_event(1), msg_id="producer-a-1")  # a retry
     await producer.bus.publish(8, order_event(2), msg_id="producer-a-2")
-    await eventually(lambda: order_ids(got)[-1:] == [2])
-    await asyncio.sleep(0.1)
-    assert order_ids(got) == [1, 2]
+    # One account's events arrive in order: once 3 is in, a second 1 would be too.
+    await producer.bus.publish(8, order_event(3), msg_id="producer-a-3")
+    await eventually(lambda: order_ids(got)[-1:] == [3])
+    assert order_ids(got) == [1, 2, 3]
 
 
 # NATS only: cut-offs and unfollow
@@ -278,8 +287,9 @@ async def test_nats_node_resumes_after_being_cut_off(
         await asyncio.sleep(0.5)
         relay.restore()
         await eventually(lambda: len(got) >= 30, timeout_s=20)
-        await asyncio.sleep(0.3)
-        assert order_ids(got) == list(range(1, 31))
+        await producer.bus.publish(9, order_event(31))  # in order: a redelivery comes first
+        await eventually(lambda: order_ids(got)[-1:] == [31])
+        assert order_ids(got) == list(range(1, 32))
         assert consumer.connection.reconnects >= 1
     finally:
         await consumer.aclose()
@@ -322,6 +332,7 @@ async def test_nats_unfollowed_accounts_stop_arriving(nats_server: NatsServer) -
         )
         await consumer.bus.follow(1)
         await consumer.bus.follow(2)
+        await consumer.bus.follow(17)  # the same shard as account 1 (17 % 16): one consumer
         await producer.bus.publish(1, order_event(1))
         await producer.bus.publish(2, order_event(2))
         await producer.bus.publish(3, order_event(3))
@@ -329,9 +340,11 @@ async def test_nats_unfollowed_accounts_stop_arriving(nats_server: NatsServer) -
         await consumer.bus.unfollow(1)
         await producer.bus.publish(1, order_event(4))
         await producer.bus.publish(2, order_event(5))
-        await eventually(lambda: (2, 5) in got)
-        await asyncio.sleep(0.1)
-        assert got == [(1, 1), (2, 2), (2, 5)]
+        # Account 17 shares account 1's ordered consumer: once its event is in, an event of
+        # account 1 published before it would have arrived.
+        await producer.bus.publish(17, order_event(6))
+        await eventually(lambda: (17, 6) in got)
+        assert got == [(1, 1), (2, 2), (2, 5), (17, 6)]
     finally:
         await consumer.aclose()
         await producer.aclose()

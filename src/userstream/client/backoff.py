@@ -1,8 +1,17 @@
-"""Retry delays: jittered exponential backoff as a pure generator (DESIGN.md rule 7).
+"""Retry delays: capped exponential backoff with full jitter, as a pure generator
+(DESIGN.md rule 7).
 
 The generator never sleeps and never reads a clock; the caller waits on its own `Clock`.
-"Reset after a healthy connection" is done by the caller starting a fresh generator.
-Modelled on websockets' `client.py::backoff`, with the randomness injected.
+"Reset once a connection proved itself" is done by the caller starting a fresh generator.
+Modelled on websockets' `client.py::backoff`, with the randomness injected, and on AWS's
+"Exponential Backoff And Jitter" (full jitter: each delay drawn from `[0, d]`, which spreads
+a crowd of clients best for the fewest attempts).
+
+Why two caps: a young failure is most often a restart or a blip, and the time from the
+server answering again to the client being back is on average a third of the cap (the
+residual of a uniform draw), so a short cap while the failure is young brings clients back
+within about a second of the server. Past `early_ms` the failure is an outage and the long
+cap keeps a crowd of clients from hammering a server that is down.
 """
 
 from __future__ import annotations
@@ -21,28 +30,36 @@ class Backoff:
     """Settings for a sequence of retry delays, in milliseconds.
 
     The first retry waits `first_ms` (0 by default: reconnect at once after a drop); retry
-    `n >= 1` waits `min(cap_ms, base_ms * factor**(n-1))`, shortened by up to `jitter` of
-    itself at random so that many clients do not retry in lock step.
+    `n >= 1` waits `min(cap, base_ms * factor**(n-1))`, shortened by up to `jitter` of
+    itself at random. `cap` is `early_cap_ms` while the delays so far add up to less than
+    `early_ms`, `cap_ms` after.
 
     Attributes:
         first_ms: delay before the first retry.
         base_ms: delay before the second retry, before jitter.
         factor: growth per retry.
-        cap_ms: largest delay, before jitter.
-        jitter: fraction in [0, 1]; each delay is drawn from `[d * (1 - jitter), d]`.
+        early_cap_ms: largest delay while the failure is young; `None` for `cap_ms` always.
+        early_ms: how long (sum of the delays) a failure counts as young.
+        cap_ms: largest delay once the failure is old, before jitter.
+        jitter: fraction in [0, 1]; each delay is drawn from `[d * (1 - jitter), d]`
+            (1, the default, is full jitter).
         max_attempts: `None` for unlimited retries (the default), else the number of delays.
     """
 
     first_ms: int = 0
-    base_ms: int = 500
+    base_ms: int = 250
     factor: float = 2.0
+    early_cap_ms: int | None = 3_000
+    early_ms: int = 90_000
     cap_ms: int = 30_000
-    jitter: float = 0.5
+    jitter: float = 1.0
     max_attempts: int | None = None
 
     def __post_init__(self) -> None:
-        if self.first_ms < 0 or self.base_ms < 0 or self.cap_ms < 0:
+        if min(self.first_ms, self.base_ms, self.cap_ms, self.early_ms) < 0:
             raise ConfigurationError("backoff delays must be >= 0")
+        if self.early_cap_ms is not None and not 0 <= self.early_cap_ms <= self.cap_ms:
+            raise ConfigurationError("backoff early_cap_ms must be between 0 and cap_ms")
         if self.factor < 1:
             raise ConfigurationError("backoff factor must be >= 1")
         if not 0 <= self.jitter <= 1:
@@ -57,12 +74,20 @@ class Backoff:
             rng: the source of jitter; pass `random.Random(seed)` for repeatable runs.
         """
         attempt = 0
-        delay = float(self.base_ms)
+        elapsed = 0
+        nominal = float(self.base_ms)
         while self.max_attempts is None or attempt < self.max_attempts:
             if attempt == 0:
-                yield self.first_ms
+                delay = self.first_ms
             else:
-                capped = min(delay, float(self.cap_ms))
-                yield round(capped * (1 - self.jitter * rng.random()))
-                delay = min(delay * self.factor, float(self.cap_ms))
+                young = self.early_cap_ms is not None and elapsed < self.early_ms
+                cap = float(
+                    self.early_cap_ms if young and self.early_cap_ms is not None else self.cap_ms
+                )
+                delay = round(min(nominal, cap) * (1 - self.jitter * rng.random()))
+                # Growth stops at the cap in force, so an old failure's delays grow on from
+                # the early cap instead of jumping to `cap_ms`.
+                nominal = min(nominal * self.factor, cap)
+            elapsed += delay
+            yield delay
             attempt += 1

@@ -54,11 +54,6 @@ class Endpoints:
         """A `userstream serve` server: plain HTTP and WebSocket on one port."""
         return cls(f"http://{host}:{port}", f"ws://{host}:{port}/ws-fapi/v1", f"ws://{host}:{port}")
 
-    @property
-    def listen_key_url(self) -> str:
-        """The REST listenKey route (spec §2.1)."""
-        return self.rest_url.rstrip("/") + "/fapi/v1/listenKey"
-
     def user_data_url(self, listen_key: str) -> str:
         """The stream URL for `listen_key`: `<stream_url>/private/ws?listenKey=<K>` by default."""
         path = self.user_data_path.format(listen_key=quote(listen_key, safe=""))

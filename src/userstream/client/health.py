@@ -24,6 +24,9 @@ class GapReason(enum.StrEnum):
     """A keepalive answered -1125: the key no longer exists."""
     KEY_LOST = "key_lost"
     """Keepalives kept failing until the key's 60 minutes ran out."""
+    ROTATION = "rotation"
+    """A rotation's new connection delivered none of the frames the old one had within
+    `Reconnect.rotation_timeout_ms`; the old one was closed anyway."""
     OVERFLOW = "overflow"
     """The consumer fell behind and `overflow="drop_oldest"` dropped events."""
 
@@ -77,7 +80,8 @@ class StreamHealth:
         keys_issued: listenKeys issued (1 after a clean start).
         gaps: gap markers emitted.
         events: events received and passed on (after duplicates were dropped).
-        duplicates: exact duplicates dropped.
+        duplicates: second copies dropped during a rotation (a frame that came on both
+            the old and the new connection).
         skipped: frames skipped (unknown event types, undecodable frames).
         buffered: events waiting for the consumer.
         last_reason: the last reason the stream reconnected or issued a new key.

@@ -21,7 +21,9 @@ __all__ = ["KEY_VALIDITY_MS", "KeepaliveAction", "KeepaliveSchedule"]
 
 KEY_VALIDITY_MS = 60 * 60 * 1000  # spec §2.3
 DEFAULT_INTERVAL_MS = 30 * 60 * 1000
-_RETRY_BACKOFF = Backoff(first_ms=1_000, base_ms=2_000, factor=2.0, cap_ms=60_000, jitter=0.2)
+_RETRY_BACKOFF = Backoff(
+    first_ms=1_000, base_ms=2_000, factor=2.0, early_cap_ms=None, cap_ms=60_000, jitter=0.2
+)
 
 
 class KeepaliveAction(enum.Enum):

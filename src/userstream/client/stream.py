@@ -11,14 +11,17 @@ Lifecycle (spec §2.3, §4.5): the key is created on enter, extended every 30 mi
 closed (DELETE) on `aclose()`. Recovery:
 
 * a dropped connection (or one that stops answering pings: websockets' keepalive closes it
-  with 1011) is reopened with jittered exponential backoff, unlimited by default; before
-  reopening, the key is checked with a keepalive, so a key that died meanwhile is replaced
-  instead of reused (a socket on a dead key is accepted and stays silent, spec §2.3);
+  with 1011) is reopened at once, then with jittered backoff (`Reconnect.backoff`), unlimited
+  by default and restarted as soon as a connection delivers a frame or answers a ping;
+  before reopening, the key is checked with a keepalive, so a key that died meanwhile is
+  replaced instead of reused (a socket on a dead key is accepted and stays silent, §2.3);
 * `listenKeyExpired` for our key, -1125 from a keepalive, or keepalives failing until the
   key's 60 minutes ran out: a new key is issued and the stream reconnects at once;
-* before Binance's 24-hour cap (`rotate_after_ms`) a second connection is opened on the
-  same key, both run for `rotation_overlap_ms`, duplicates are dropped, then the old one is
-  closed (make-before-break): nothing is lost, no gap marker.
+* before Binance's 24-hour cap (`Reconnect.rotate_after_ms`) a second connection is opened
+  on the same key; the old one is closed once the new one delivered a frame the old one
+  also had, and the old one's copies are dropped (`dedupe.Overlap`): nothing is lost, no
+  gap marker. If that proof does not come within `Reconnect.rotation_timeout_ms` while the
+  old one delivered frames, the old one is closed anyway and a `StreamGap` says so.
 
 Whenever events could have been missed, a `StreamGap` is yielded before the next event.
 Every task belongs to the stream and is cancelled and awaited by `aclose()`.
@@ -37,9 +40,8 @@ from typing import Any, Literal, TypeAlias
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from userstream.client.backoff import Backoff
-from userstream.client.buffer import EventBuffer, Item, OverflowPolicy, Received, Record
-from userstream.client.dedupe import Deduplicator
+from userstream.client.buffer import EventBuffer, Item, Received, Record
+from userstream.client.dedupe import Overlap
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import (
     ConnectionState,
@@ -48,17 +50,14 @@ from userstream.client.health import (
     StreamGap,
     StreamHealth,
 )
-from userstream.client.keepalive import (
-    DEFAULT_INTERVAL_MS,
-    KeepaliveAction,
-    KeepaliveSchedule,
-)
+from userstream.client.keepalive import KeepaliveAction, KeepaliveSchedule
 from userstream.client.listenkeys import (
     ListenKeyClient,
     RestListenKeys,
     WsApiListenKeys,
     redact,
 )
+from userstream.client.policy import CLOSE_TIMEOUT_S, Delivery, Keepalive, Reconnect
 from userstream.client.reorder import Reorderer
 from userstream.clock import Clock, SystemClock
 from userstream.exceptions import (
@@ -81,7 +80,6 @@ log = logging.getLogger("userstream.client")
 StateCallback: TypeAlias = Callable[[ConnectionState, ConnectionState, str], None]
 """`on_state_change(old, new, reason)`; called on the event loop, must not block."""
 
-DEFAULT_ROTATE_AFTER_MS = 23 * 3600_000 + 30 * 60_000  # 30 minutes before the 24 h cap (§4.5)
 _ROTATION_RETRY_MS = 60_000
 _CLOSE_KEY_TIMEOUT_S = 5.0
 # What opening a stream connection can raise that is worth retrying.
@@ -97,6 +95,10 @@ class _Connection:
     rotate_at_ms: int
     reader: asyncio.Task[None] | None = None
     retired: bool = False
+    proven: bool = False
+    """It delivered a frame or answered a ping: the server behind it is really up."""
+    replaced: bool = False
+    """A finished rotation's old connection: the new one carries everything it still has."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,27 +155,13 @@ class UserDataStream:
         endpoints: base URLs; `Endpoints.production()` by default.
         key_transport: `"rest"` (POST/PUT/DELETE /fapi/v1/listenKey) or `"ws_api"`
             (`userDataStream.start/ping/stop`).
+        reconnect: reconnect and key-issuing backoff, rotation before the 24-hour cap.
+        keepalive: listenKey keepalive period, WebSocket ping interval and timeout.
+        delivery: reordering window and the consumer buffer.
         clock: drives keepalives, rotation, backoff waits, the reorder window and health.
-        backoff: reconnect delays; unlimited by default. Reset after a connection stayed up
-            `healthy_after_ms`.
-        keepalive_interval_ms: time between keepalives (30 minutes; the key lives 60).
-        rotate_after_ms: connection age at which make-before-break rotation starts.
-        rotation_overlap_ms: how long the old and new connections run side by side.
-        healthy_after_ms: a connection up this long resets the backoff when it drops.
-        reorder_window_ms: hold events up to this long to yield them in `E` order
-            (spec §4.6); 0 yields each event as it arrives.
-        reorder_max_held: most events held for reordering.
-        max_buffered: most events waiting for the consumer.
-        overflow: `"block"` stops reading the socket while the consumer is behind;
-            `"drop_oldest"` drops the oldest waiting event and yields a `StreamGap`.
-        ping_interval_s: seconds between client pings (websockets keepalive); a connection
-            that answers no ping within `ping_timeout_s` is closed and replaced.
-        ping_timeout_s: see above. `None` for either disables client pings.
-        open_timeout_s: handshake timeout for a stream connection.
-        dedupe_window: how many recent frames are remembered to drop exact duplicates.
+        rng: randomness for backoff jitter (`random.Random(seed)` for repeatable runs).
         close_key_on_exit: DELETE the key on `aclose()`. Binance keeps one key per account,
             so pass False if other processes share the account's stream.
-        rng: randomness for backoff jitter (`random.Random(seed)` for repeatable runs).
         on_state_change: called with `(old, new, reason)` on every state change.
         listen_keys: a custom `ListenKeyClient` (then `key_transport` is ignored).
 
@@ -187,45 +175,27 @@ class UserDataStream:
         *,
         endpoints: Endpoints | None = None,
         key_transport: Literal["rest", "ws_api"] = "rest",
+        reconnect: Reconnect | None = None,
+        keepalive: Keepalive | None = None,
+        delivery: Delivery | None = None,
         clock: Clock | None = None,
-        backoff: Backoff | None = None,
-        keepalive_interval_ms: int = DEFAULT_INTERVAL_MS,
-        rotate_after_ms: int = DEFAULT_ROTATE_AFTER_MS,
-        rotation_overlap_ms: int = 2_000,
-        healthy_after_ms: int = 60_000,
-        reorder_window_ms: int = 20,
-        reorder_max_held: int = 1_000,
-        max_buffered: int = 10_000,
-        overflow: OverflowPolicy = "block",
-        ping_interval_s: float | None = 20.0,
-        ping_timeout_s: float | None = 20.0,
-        open_timeout_s: float = 10.0,
-        dedupe_window: int = 4096,
-        close_key_on_exit: bool = True,
         rng: random.Random | None = None,
+        close_key_on_exit: bool = True,
         on_state_change: StateCallback | None = None,
         listen_keys: ListenKeyClient | None = None,
     ) -> None:
         if not api_key:
             raise ConfigurationError("api_key is empty")
-        if overflow not in ("block", "drop_oldest"):
-            raise ConfigurationError(f"overflow must be 'block' or 'drop_oldest', not {overflow!r}")
         if key_transport not in ("rest", "ws_api"):
             raise ConfigurationError(
                 f"key_transport must be 'rest' or 'ws_api', not {key_transport!r}"
             )
-        if rotate_after_ms <= 0 or rotation_overlap_ms < 0 or max_buffered < 1:
-            raise ConfigurationError("rotate_after_ms and max_buffered must be > 0")
         self._endpoints = endpoints or Endpoints.production()
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._backoff = backoff or Backoff()
-        self._rotate_after_ms = rotate_after_ms
-        self._rotation_overlap_ms = rotation_overlap_ms
-        self._healthy_after_ms = healthy_after_ms
-        self._ping_interval_s = ping_interval_s
-        self._ping_timeout_s = ping_timeout_s
-        self._open_timeout_s = open_timeout_s
+        self._policy = reconnect or Reconnect()
+        self._keepalive = keepalive or Keepalive()
+        delivery = delivery or Delivery()
         self._close_key_on_exit = close_key_on_exit
         self._on_state_change = on_state_change
         self._key_transport = key_transport
@@ -235,27 +205,39 @@ class UserDataStream:
             self._listen_keys = WsApiListenKeys(api_key, self._endpoints.ws_api_url)
         else:
             self._listen_keys = RestListenKeys(api_key, self._endpoints.rest_url)
-        self._plan = KeepaliveSchedule(interval_ms=keepalive_interval_ms, rng=self._rng)
-        self._dedupe = Deduplicator(dedupe_window)
-        self._reorder: Reorderer[Received] = Reorderer(reorder_window_ms, reorder_max_held)
-        self._buffer = EventBuffer(max_buffered, overflow)
+        self._plan = KeepaliveSchedule(
+            interval_ms=self._keepalive.listen_key_interval_ms, rng=self._rng
+        )
+        self._reorder: Reorderer[Received] = Reorderer(
+            delivery.reorder_window_ms, delivery.reorder_max_held
+        )
+        self._buffer = EventBuffer(delivery.max_buffered, delivery.overflow)
         self._health = HealthTracker()
         self._tasks = _Tasks()
         self._key: str | None = None
         self._generation = 0
         self._primary: _Connection | None = None
         self._connections: set[_Connection] = set()
-        self._delays: Iterator[int] = self._backoff.delays(self._rng)
+        self._delays: Iterator[int] = self._policy.backoff.delays(self._rng)
+        # The rotation in progress: the connection being replaced and the frame matcher.
+        self._rotating: _Connection | None = None
+        self._overlap: Overlap | None = None
         self._last_receiving_ms = 0
         self._failure: UserStreamError | None = None
         self._started = False
         self._closed = False
-        # Created lazily on the running loop.
-        self._signals: asyncio.Queue[_Signal] | None = None
-        self._readable: asyncio.Event | None = None
-        self._room: asyncio.Event | None = None
-        self._held: asyncio.Event | None = None
-        self._key_changed: asyncio.Event | None = None
+        self._signals: asyncio.Queue[_Signal] = asyncio.Queue()
+        self._readable = asyncio.Event()
+        """Set when the buffer has something for the consumer (or the stream ended)."""
+        self._room = asyncio.Event()
+        """Set while the buffer can take more events; readers wait on it ("block")."""
+        self._room.set()
+        self._held = asyncio.Event()
+        """Set when the reorderer holds events: the flush loop has a deadline to wait for."""
+        self._key_changed = asyncio.Event()
+        """Set (and replaced) each time a new key is issued."""
+        self._joined = asyncio.Event()
+        """Set when a rotation's new connection delivered a frame the old one also had."""
 
     def __repr__(self) -> str:
         return (
@@ -307,8 +289,8 @@ class UserDataStream:
                 return
 
     async def _next_record(self) -> Record:
-        readable = self._event("_readable")
-        room = self._event("_room")
+        readable = self._readable
+        room = self._room
         while True:
             item = self._buffer.take()
             if item is not None:
@@ -332,7 +314,6 @@ class UserDataStream:
         if self._started:
             raise ConfigurationError("a UserDataStream can be started only once")
         self._started = True
-        self._signals = asyncio.Queue()
         self._set_state(ConnectionState.CONNECTING, "start")
         try:
             await self._issue_key(retry=False)
@@ -371,19 +352,9 @@ class UserDataStream:
                 log.warning("could not close listenKey %s: %s", redact(key), exc)
         await self._listen_keys.aclose()
         self._set_state(ConnectionState.CLOSED, "closed")
-        if self._readable is not None:
-            self._readable.set()
+        self._readable.set()
 
     # --- supervision ------------------------------------------------------------------------
-
-    def _event(self, name: str) -> asyncio.Event:
-        event: asyncio.Event | None = getattr(self, name)
-        if event is None:
-            event = asyncio.Event()
-            if name == "_room":
-                event.set()
-            setattr(self, name, event)
-        return event
 
     async def _guard(self, run: Callable[[], Awaitable[None]]) -> None:
         # Takes a factory, not a coroutine, for the reason given in `_Tasks.spawn`.
@@ -401,7 +372,7 @@ class UserDataStream:
         if self._failure is None:
             self._failure = error
             log.error("user data stream stopped: %s", error)
-        self._event("_readable").set()
+        self._readable.set()
 
     async def _supervise(self, opened: asyncio.Future[None]) -> None:
         try:
@@ -411,8 +382,7 @@ class UserDataStream:
                 opened.set_exception(exc)
             raise
         opened.set_result(None)
-        self._delays = self._backoff.delays(self._rng)  # the first drop reconnects at once
-        assert self._signals is not None
+        self._delays = self._policy.backoff.delays(self._rng)  # the first drop reconnects at once
         while True:
             primary = self._primary
             deadline = primary.rotate_at_ms if primary is not None else None
@@ -427,7 +397,6 @@ class UserDataStream:
                 await self._on_key_lost(signal)
 
     async def _next_signal(self, deadline_ms: int | None) -> _Signal | None:
-        assert self._signals is not None
         if not self._signals.empty() or deadline_ms is None:
             return await self._signals.get()
         getter = asyncio.ensure_future(self._signals.get())
@@ -449,9 +418,7 @@ class UserDataStream:
         if conn is not self._primary or conn.retired:
             return
         self._primary = None
-        now = self._clock.now_ms()
-        if now - conn.opened_ms >= self._healthy_after_ms:
-            self._delays = self._backoff.delays(self._rng)
+        self._end_rotation()
         self._gap(conn.last_frame_ms, GapReason.DISCONNECTED, signal.detail)
         self._health.last_reason = f"disconnected: {signal.detail}"
         log.warning("stream connection lost (%s); reconnecting", signal.detail)
@@ -467,8 +434,9 @@ class UserDataStream:
         self._health.last_reason = f"{signal.reason.value}: {signal.detail}"
         log.warning("listenKey lost (%s: %s); issuing a new one", signal.reason, signal.detail)
         self._primary = None
+        self._end_rotation()
         if old is not None:
-            self._retire(old, overlap_ms=0)
+            self._retire(old)
         await self._issue_key(retry=True)
         self._primary = await self._reconnect(verify_key=False, reason=signal.reason.value)
         self._health.reconnects += 1
@@ -488,16 +456,43 @@ class UserDataStream:
         self._primary = new
         self._health.rotations += 1
         self._health.connected_ms = new.opened_ms
-        self._retire(old, overlap_ms=self._rotation_overlap_ms)
-        log.info("rotated the stream connection (make-before-break)")
+        old.retired = True
+        overlap = Overlap()
+        self._rotating, self._overlap = old, overlap
+        self._joined.clear()
+        self._tasks.spawn(self._finish_rotation(old, new, overlap), "userstream-rotation")
+        log.info("rotating the stream connection (make-before-break)")
         self._set_state(ConnectionState.CONNECTED, "rotated")
 
-    def _retire(self, conn: _Connection, overlap_ms: int) -> None:
+    async def _finish_rotation(self, old: _Connection, new: _Connection, overlap: Overlap) -> None:
+        """Close the old connection once the new one proved it carries the same events."""
+        deadline = self._clock.now_ms() + self._policy.rotation_timeout_ms
+        await self._sleep_or(self._joined, deadline)
+        if self._overlap is not overlap:
+            return  # ended by a drop or a lost key, which closed `old` and said so
+        if not overlap.joined and overlap.old_frames:
+            self._gap(
+                new.opened_ms,
+                GapReason.ROTATION,
+                f"the new connection delivered none of the old one's {overlap.old_frames} "
+                "frames; the old one was closed anyway",
+            )
+        self._rotating = None
+        old.replaced = True
+        if overlap.old_unmatched == 0:
+            self._overlap = None
+        self._retire(old)
+        log.info("rotation done: old connection closed")
+
+    def _end_rotation(self) -> None:
+        old, self._rotating, self._overlap = self._rotating, None, None
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, conn: _Connection) -> None:
         conn.retired = True
 
         async def retire() -> None:
-            if overlap_ms:
-                await self._clock.sleep_until(self._clock.now_ms() + overlap_ms)
             with contextlib.suppress(Exception):
                 await conn.ws.close()
             self._connections.discard(conn)
@@ -522,11 +517,8 @@ class UserDataStream:
             first = False
             self._set_state(ConnectionState.CONNECTING, reason)
             try:
-                if verify_key:
-                    await self._verify_key()
-                    verify_key = False
-                assert self._key is not None
-                conn = await self._open(self._key)
+                conn = await (self._open_verified() if verify_key else self._open_current())
+                verify_key = False
             except InvalidAPIKey:
                 raise
             except (*_CONNECT_ERRORS, TransportError, BinanceAPIError) as exc:
@@ -537,6 +529,37 @@ class UserDataStream:
             self._health.connected_ms = conn.opened_ms
             self._set_state(ConnectionState.CONNECTED, reason)
             return conn
+
+    async def _open_current(self) -> _Connection:
+        assert self._key is not None
+        return await self._open(self._key)
+
+    async def _open_verified(self) -> _Connection:
+        """Open on the current key while a keepalive checks it, side by side: the check
+        costs no time when the key is alive (the usual case after a drop). A key that
+        died meanwhile is replaced and the connection reopened on the new one."""
+        key = self._key
+        opening = asyncio.ensure_future(self._open_current())
+        try:
+            await self._verify_key()
+        except BaseException:
+            await self._discard(opening)
+            raise
+        conn = await opening
+        if self._key != key:
+            self._discard_now(conn)
+            conn = await self._open_current()
+        return conn
+
+    async def _discard(self, opening: asyncio.Future[_Connection]) -> None:
+        if not opening.done():
+            opening.cancel()
+        with contextlib.suppress(BaseException):
+            self._discard_now(await opening)
+
+    def _discard_now(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        self._retire(conn)
 
     async def _verify_key(self) -> None:
         key = self._key
@@ -556,6 +579,7 @@ class UserDataStream:
             self._plan.succeeded(self._clock.now_ms())
 
     async def _issue_key(self, retry: bool) -> None:
+        delays = self._policy.key_backoff.delays(self._rng) if retry else iter(())
         while True:
             try:
                 key = await self._listen_keys.create()
@@ -565,7 +589,7 @@ class UserDataStream:
             except (TransportError, BinanceAPIError) as exc:
                 if not retry:
                     raise
-                delay = next(self._delays, None)
+                delay = next(delays, None)
                 if delay is None:
                     raise ReconnectGaveUp(f"could not issue a listenKey: {exc}") from exc
                 if isinstance(exc, RateLimited):  # as in `_reconnect`: honour Retry-After
@@ -578,8 +602,7 @@ class UserDataStream:
         self._generation += 1
         self._health.key_issued(now)
         self._plan.key_created(now)
-        changed = self._event("_key_changed")
-        changed.set()
+        self._key_changed.set()
         self._key_changed = asyncio.Event()
         log.info("listenKey %s issued", redact(key))
 
@@ -587,25 +610,41 @@ class UserDataStream:
         try:
             ws = await connect(
                 self._endpoints.user_data_url(key),
-                ping_interval=self._ping_interval_s,
-                ping_timeout=self._ping_timeout_s,
-                open_timeout=self._open_timeout_s,
-                close_timeout=2,
+                ping_interval=self._keepalive.ping_interval_s,
+                ping_timeout=self._keepalive.ping_timeout_s,
+                open_timeout=self._policy.open_timeout_s,
+                close_timeout=CLOSE_TIMEOUT_S,
                 max_queue=16,
             )
         except InvalidURI as exc:
             raise ConfigurationError(f"bad stream URL: {exc}") from None
         now = self._clock.now_ms()
-        conn = _Connection(ws, key, now, now, now + self._rotate_after_ms)
+        conn = _Connection(ws, key, now, now, now + self._policy.rotate_after_ms)
         self._connections.add(conn)
         conn.reader = self._tasks.spawn(self._read(conn), "userstream-reader")
+        self._tasks.spawn(self._ping_once(conn), "userstream-prove")
         log.info("stream connection open")
         return conn
+
+    async def _ping_once(self, conn: _Connection) -> None:
+        # A quiet account sends no frame for hours: one ping answered proves the server
+        # behind the connection is up, so the next drop reconnects at once.
+        with contextlib.suppress(ConnectionClosed):
+            pong = await conn.ws.ping()
+            await pong
+            self._prove(conn)
+
+    def _prove(self, conn: _Connection) -> None:
+        if conn.proven:
+            return
+        conn.proven = True
+        if conn is self._primary or conn is self._rotating:
+            self._delays = self._policy.backoff.delays(self._rng)
 
     # --- reading ----------------------------------------------------------------------------
 
     async def _read(self, conn: _Connection) -> None:
-        room = self._event("_room")
+        room = self._room
         detail = "closed"
         try:
             while True:
@@ -625,13 +664,16 @@ class UserDataStream:
             with contextlib.suppress(Exception):
                 await conn.ws.close()
         self._last_receiving_ms = max(self._last_receiving_ms, conn.last_frame_ms)
-        assert self._signals is not None
         self._signals.put_nowait(_Dropped(conn, detail))
 
     def _ingest(self, conn: _Connection, raw: bytes) -> None:
+        if conn.replaced:
+            return
         now = self._clock.now_ms()
         conn.last_frame_ms = now
-        if self._dedupe.is_duplicate(raw):
+        if not conn.proven:
+            self._prove(conn)
+        if self._overlap is not None and not self._admit(self._overlap, conn, raw):
             self._health.duplicates += 1
             return
         try:
@@ -646,7 +688,6 @@ class UserDataStream:
             return
         if isinstance(event, ListenKeyExpired):
             if event.listen_key == conn.key == self._key:
-                assert self._signals is not None
                 self._signals.put_nowait(
                     _KeyLost(self._generation, GapReason.KEY_EXPIRED, "listenKeyExpired", now)
                 )
@@ -655,7 +696,21 @@ class UserDataStream:
         self._health.last_event_ms = now
         self._offer(self._reorder.push(Received(event, raw, now), event.event_time, now))
         if len(self._reorder):
-            self._event("_held").set()
+            self._held.set()
+
+    def _admit(self, overlap: Overlap, conn: _Connection, raw: bytes) -> bool:
+        """During a rotation: False for the second copy of a frame both connections had."""
+        if conn is self._rotating:
+            admitted = overlap.admit("old", raw)
+        elif conn is self._primary:
+            admitted = overlap.admit("new", raw)
+            if self._rotating is None and overlap.old_unmatched == 0:
+                self._overlap = None  # the old one is closed and fully matched
+        else:
+            return True
+        if overlap.joined:
+            self._joined.set()
+        return admitted
 
     def _offer(self, events: list[Received]) -> None:
         if not events:
@@ -666,17 +721,17 @@ class UserDataStream:
                 self._health.gaps += 1
                 log.warning("consumer too slow: dropped events (overflow='drop_oldest')")
         if self._buffer.policy == "block" and not self._buffer.has_room():
-            self._event("_room").clear()
-        self._event("_readable").set()
+            self._room.clear()
+        self._readable.set()
 
     def _gap(self, since_ms: int, reason: GapReason, detail: str) -> None:
         self._offer(self._reorder.flush())
         if self._buffer.offer_gap(StreamGap(since_ms, reason, detail)):
             self._health.gaps += 1
-        self._event("_readable").set()
+        self._readable.set()
 
     async def _flush_loop(self) -> None:
-        held = self._event("_held")
+        held = self._held
         while True:
             deadline = self._reorder.next_deadline()
             if deadline is None:
@@ -689,10 +744,9 @@ class UserDataStream:
     # --- keepalive --------------------------------------------------------------------------
 
     async def _keepalive_loop(self) -> None:
-        assert self._signals is not None
         while True:
             generation, key = self._generation, self._key
-            changed = self._event("_key_changed")
+            changed = self._key_changed
             now = self._clock.now_ms()
             action = self._plan.due(now)
             if action is KeepaliveAction.PING and key is not None:
@@ -706,7 +760,6 @@ class UserDataStream:
                 await self._sleep_or(changed, self._plan.next_due_ms)
 
     async def _keepalive_once(self, key: str, generation: int) -> KeepaliveAction:
-        assert self._signals is not None
         try:
             extended = await self._listen_keys.keepalive(key)
         except InvalidAPIKey as exc:
@@ -719,7 +772,7 @@ class UserDataStream:
             self._health.keepalive(self._clock.now_ms(), str(exc))
             if generation == self._generation:
                 self._signals.put_nowait(_KeyLost(generation, GapReason.KEY_REJECTED, str(exc)))
-                await self._event("_key_changed").wait()
+                await self._key_changed.wait()
             return KeepaliveAction.WAIT
         except (TransportError, BinanceAPIError) as exc:
             now = self._clock.now_ms()
@@ -739,7 +792,7 @@ class UserDataStream:
             self._signals.put_nowait(
                 _KeyLost(generation, GapReason.KEY_REJECTED, "keepalive extended another key")
             )
-            await self._event("_key_changed").wait()
+            await self._key_changed.wait()
             return KeepaliveAction.WAIT
         self._plan.succeeded(now)
         log.debug("listenKey %s extended", redact(key))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import Harness
-from userstream import Endpoints, StreamGap, UserDataStream
+from userstream import Delivery, Endpoints, Keepalive, StreamGap, UserDataStream
 from userstream.accounts import Account
 from userstream.client.buffer import Item
 from userstream.protocol.events import AccountConfigUpdate
@@ -26,8 +26,8 @@ def make_stream(server: Harness, account: Account, **options: Any) -> UserDataSt
     settings: dict[str, Any] = {
         "endpoints": endpoints(server),
         "clock": server.clock,
-        "reorder_window_ms": 0,
-        "ping_interval_s": None,
+        "delivery": Delivery(reorder_window_ms=0),
+        "keepalive": Keepalive(ping_interval_s=None),
         "rng": random.Random(7),
     }
     settings.update(options)

@@ -6,6 +6,7 @@
 - `cut()` / `restore()`: reset every relayed connection and refuse new ones (accepted, then
   closed at once) until restored: a network path that broke.
 - `retarget(port)`: reset every relayed connection; new ones go to another server.
+- `redirect_new(port)`: new connections go to another server; open ones stay as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Relay:
         self._pipes: list[_Pipe] = []
         self.cut_off = False
         self.refused = 0
+        self.chunks_up = 0
+        """Reads relayed from clients to the server (each small client frame is one)."""
 
     @property
     def port(self) -> int:
@@ -58,6 +61,10 @@ class Relay:
         self._target_port = port
         await self._close_pipes()
 
+    def redirect_new(self, port: int) -> None:
+        """New connections go to `port`; connections open now keep their server."""
+        self._target_port = port
+
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -76,14 +83,16 @@ class Relay:
         pipe = _Pipe([writer, up_writer])
         self._pipes.append(pipe)
         pipe.tasks = [
-            asyncio.create_task(self._pump(pipe, reader, up_writer)),
-            asyncio.create_task(self._pump(pipe, up_reader, writer)),
+            asyncio.create_task(self._pump(pipe, reader, up_writer, up=True)),
+            asyncio.create_task(self._pump(pipe, up_reader, writer, up=False)),
         ]
 
-    @staticmethod
-    async def _pump(pipe: _Pipe, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, pipe: _Pipe, src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool
+    ) -> None:
         with contextlib.suppress(OSError):
             while data := await src.read(65536):
+                self.chunks_up += up
                 if not pipe.frozen:
                     dst.write(data)
                     await dst.drain()

@@ -1,12 +1,12 @@
 """Fault scenarios for user-data-stream clients against a real server (issue 3, "Proof").
 
-Not a test module: `test_fault_proof.py`, `test_comparison.py` and `bench/compare_clients.py`
-drive it. A *scenario* publishes numbered `ORDER_TRADE_UPDATE` events (the client order id
-is `seq-<n>`) before, during and after a fault; a *subject* (an adapter around one client
+Not a test module: `test_fault_proof.py` and `bench/compare_clients.py` drive it. A
+*scenario* publishes numbered `ORDER_TRADE_UPDATE` events (the client order id is
+`seq-<n>`) before, during and after a fault; a *subject* (an adapter around one client
 library) reports what its consumer saw to a `Sink`; `score()` turns the two records into a
 `RunResult`.
 
-Definitions (what the table in `docs/client-comparison.md` means):
+Definitions (what the table in `docs/client-faults.md` means):
 
 * **published**: events the admin API accepted (one request per event, except bursts).
 * **on air**: published events the server queued to at least one stream connection of the
@@ -49,8 +49,9 @@ from tests.conftest import (
     start_server_process,
     stop_server_process,
 )
-from userstream import Endpoints, StreamGap, UserDataStream
-from userstream.client.stream import DEFAULT_ROTATE_AFTER_MS
+from tests.functional.client.relay import Relay
+from userstream import Endpoints, Keepalive, Reconnect, StreamGap, UserDataStream
+from userstream.client.policy import DEFAULT_ROTATE_AFTER_MS
 from userstream.clock import SystemClock
 from userstream.protocol.events import OrderTradeUpdate
 from userstream.server.app import ServerConfig, UserStreamServer
@@ -141,7 +142,11 @@ class Venue:
 
     @property
     def ws(self) -> str:
+        """Where stream connections go (a relay's address when the scenario has one)."""
         return self.url.replace("http://", "ws://")
+
+    async def freeze(self) -> None:
+        raise NotImplementedError("this venue has no relay")
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -197,7 +202,8 @@ class Venue:
         ) as response:
             assert response.status == 200, await response.text()
 
-    async def restart(self) -> None:
+    async def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server, keep it down `down_s`, start it again (same data and port)."""
         raise NotImplementedError("this venue cannot restart")
 
     async def _create_account(self) -> None:
@@ -219,9 +225,11 @@ class InProcessVenue(Venue):
     """`UserStreamServer` on this loop with the real clock and a short connection lifetime,
     so the "24-hour" cap arrives after `max_lifetime_ms` of real time for every library."""
 
-    def __init__(self, data_dir: Path, max_lifetime_ms: int) -> None:
+    def __init__(self, data_dir: Path, max_lifetime_ms: int, relay: bool = False) -> None:
         super().__init__()
         self.max_lifetime_ms = max_lifetime_ms
+        self.relay: Relay | None = None
+        self._with_relay = relay
         policy = LivenessPolicy(max_lifetime_ms=max_lifetime_ms)
         self.server = UserStreamServer(
             ServerConfig(
@@ -233,13 +241,29 @@ class InProcessVenue(Venue):
             )
         )
 
+    @property
+    def ws(self) -> str:
+        if self.relay is not None:
+            return f"ws://127.0.0.1:{self.relay.port}"
+        return super().ws
+
+    async def freeze(self) -> None:
+        """Black-hole the stream connections open now (a half-open TCP connection)."""
+        assert self.relay is not None
+        self.relay.freeze_existing()
+
     async def start(self) -> None:
         await self.server.start()
         self.url = self.server.http_url
+        if self._with_relay:
+            self.relay = Relay(self.server.port)
+            await self.relay.start()
         await self._create_account()
 
     async def aclose(self) -> None:
         await super().aclose()
+        if self.relay is not None:
+            await self.relay.aclose()
         await self.server.aclose()
 
 
@@ -257,10 +281,11 @@ class ProcessVenue(Venue):
         self.url = self.proc.url
         self._credentials(self.proc.demo)
 
-    async def restart(self) -> None:
+    async def restart(self, down_s: float = 0.0) -> None:
         assert self.proc is not None
         port = self.url.rsplit(":", 1)[1]
         await asyncio.to_thread(stop_server_process, self.proc)
+        await asyncio.sleep(down_s)
         self.proc = await asyncio.to_thread(start_server_process, self.data_dir, "--port", port)
         assert self.proc.url == self.url
         self._delivered = await self.delivered()
@@ -408,6 +433,7 @@ class Scenario:
     title: str
     body: ScenarioFn
     needs_restart: bool = False
+    needs_relay: bool = False
     compressed_cap: bool = False
     """Run the server with `Profile.max_lifetime_ms` as its connection cap (else 24 h)."""
 
@@ -442,6 +468,26 @@ async def _restart(run: Run) -> None:
     await run.quiesce()
     await run.fault("SIGTERM + restart", run.venue.restart())
     await run.publish(run.profile.per_phase)
+
+
+OUTAGE_S = 30.0
+HALF_OPEN_WATCH_S = 50.0
+"""Events keep coming this long after a connection goes half-open: websockets' default
+keepalive (20 s ping + 20 s timeout) notices after 33-40 s."""
+
+
+async def _outage(run: Run) -> None:
+    await run.publish(run.profile.per_phase)
+    await run.quiesce()
+    await run.fault(f"{OUTAGE_S:g} s outage", run.venue.restart(down_s=OUTAGE_S))
+    await run.publish(run.profile.per_phase)
+
+
+async def _half_open(run: Run) -> None:
+    await run.publish(run.profile.per_phase)
+    await run.quiesce()
+    await run.fault("half-open", run.venue.freeze())
+    await run.publish_for(HALF_OPEN_WATCH_S)
 
 
 async def _cap(run: Run) -> None:
@@ -479,6 +525,18 @@ SCENARIOS: dict[str, Scenario] = {
             needs_restart=True,
         ),
         Scenario(
+            "outage_30s",
+            f"server down for {OUTAGE_S:g} s (SIGTERM, then started again)",
+            _outage,
+            needs_restart=True,
+        ),
+        Scenario(
+            "half_open",
+            "half-open connection (a relay black-holes it, no FIN, no RST)",
+            _half_open,
+            needs_relay=True,
+        ),
+        Scenario(
             "cap_24h",
             "crossing the 24-hour connection cap (compressed)",
             _cap,
@@ -507,13 +565,11 @@ class OurSubject:
         self._consumer: asyncio.Task[None] | None = None
 
     async def start(self, venue: Venue, sink: Sink, profile: Profile) -> None:
-        host, port = venue.url.removeprefix("http://").rsplit(":", 1)
         self.stream = UserDataStream(
             venue.api_key,
-            endpoints=Endpoints.local(host, int(port)),
-            keepalive_interval_ms=round(profile.keepalive_s * 1000),
-            rotate_after_ms=rotate_after_ms(venue.max_lifetime_ms),
-            rotation_overlap_ms=500,
+            endpoints=Endpoints(venue.url, f"{venue.ws}/ws-fapi/v1", venue.ws),
+            keepalive=Keepalive(listen_key_interval_ms=round(profile.keepalive_s * 1000)),
+            reconnect=Reconnect(rotate_after_ms=rotate_after_ms(venue.max_lifetime_ms)),
             rng=random.Random(7),
         )
         await self.stream.start()
@@ -670,7 +726,7 @@ async def run_scenario(
         cap = (
             profile.max_lifetime_ms if scenario.compressed_cap else LivenessPolicy().max_lifetime_ms
         )
-        venue = InProcessVenue(data_dir, cap)
+        venue = InProcessVenue(data_dir, cap, relay=scenario.needs_relay)
     notes: list[str] = []
     sink = Sink()
     await venue.start()

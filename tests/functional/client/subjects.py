@@ -1,4 +1,4 @@
-"""The three subjects of the fault scenarios, behind one interface (`scenarios.Subject`).
+"""The four subjects of the fault scenarios, behind one interface (`scenarios.Subject`).
 
 Each adapter uses its library the way its documentation and `real-clients.md` show, pointed
 at the venue through URL attributes only; nothing inside a library is patched. A consumer
@@ -13,6 +13,7 @@ import contextlib
 import warnings
 from typing import Any
 
+import ccxt.pro as ccxtpro
 from binance_common.configuration import ConfigurationRestAPI, ConfigurationWebSocketStreams
 from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
     DerivativesTradingUsdsFutures,
@@ -166,4 +167,64 @@ class OfficialSdkSubject:
             await self.streams.close_connection()
 
 
-SUBJECTS = {s.name: s for s in (OurSubject, PythonBinanceSubject, OfficialSdkSubject)}
+class CcxtSubject:
+    """ccxt.pro 4.5.90 `binanceusdm`: `watch_orders()` in a loop, as its manual shows; when
+    a watch raises, the caller's next `watch_orders()` redials (real-clients.md), so the
+    consumer calls it again at once. Its listenKey refresh (`listenKeyRefreshRate`, 20
+    minutes shipped) runs at the profile's keepalive period."""
+
+    name = "ccxt"
+
+    def __init__(self) -> None:
+        self.exchange: Any = None
+        self._consumer: asyncio.Task[None] | None = None
+
+    async def start(self, venue: Venue, sink: Sink, profile: Profile) -> None:
+        exchange: Any = ccxtpro.binanceusdm(
+            {
+                "apiKey": venue.api_key,
+                "secret": venue.secret_key,
+                "options": {
+                    "fetchCurrencies": False,
+                    "listenKeyRefreshRate": round(profile.keepalive_s * 1000),
+                },
+            }
+        )
+        api = exchange.urls["api"]
+        for name, url in list(api.items()):
+            if isinstance(url, str) and "fapi.binance.com" in url:
+                api[name] = url.replace("https://fapi.binance.com", venue.url)
+        api["ws"]["linear"] = f"{venue.ws}/ws"
+        self.exchange = exchange
+        first = asyncio.create_task(exchange.watch_orders())
+        # Ready once its stream connection is subscribed: the server counts it.
+        for _ in range(int(profile.start_timeout_s / 0.01)):
+            _, stats = await venue.admin("GET", "stats")
+            if stats["connections"]["streams"]:
+                break
+            await asyncio.sleep(0.01)
+        self._consumer = asyncio.create_task(self._consume(exchange, first, sink))
+
+    @staticmethod
+    async def _consume(exchange: Any, first: asyncio.Task[Any], sink: Sink) -> None:
+        waiting: Any = first
+        while True:
+            await sink.gate()
+            try:
+                orders = await (waiting if waiting is not None else exchange.watch_orders())
+            except Exception as exc:
+                sink.hint(f"watch_orders raised {type(exc).__name__}")
+                orders = []
+            for order in orders:
+                seq = seq_of(str(order.get("clientOrderId")))
+                if seq is not None:
+                    sink.event(seq)
+            waiting = None
+
+    async def aclose(self) -> None:
+        await stop_task(self._consumer)
+        if self.exchange is not None:
+            await self.exchange.close()
+
+
+SUBJECTS = {s.name: s for s in (OurSubject, PythonBinanceSubject, OfficialSdkSubject, CcxtSubject)}

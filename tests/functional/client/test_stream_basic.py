@@ -17,7 +17,7 @@ from tests.functional.client.helpers import (
     settle,
     wait_for,
 )
-from userstream import ConnectionState, GapReason, StreamGap
+from userstream import ConnectionState, Delivery, GapReason, Reconnect, StreamGap
 from userstream.protocol.events import AccountConfigUpdate
 
 
@@ -112,7 +112,9 @@ async def test_rotation_before_24_hours_loses_nothing_and_duplicates_nothing(
 ) -> None:
     account = server.account()
     received: list[int] = []
-    async with make_stream(server, account, rotation_overlap_ms=4 * MINUTE) as stream:
+    async with make_stream(
+        server, account, reconnect=Reconnect(rotation_timeout_ms=10 * MINUTE)
+    ) as stream:
         published = 0
         for _ in range(24 * 12 + 6):  # 24.5 hours in 5-minute steps, one event per step
             published += 1
@@ -136,7 +138,9 @@ async def test_rotation_before_24_hours_loses_nothing_and_duplicates_nothing(
 
 async def test_drop_oldest_overflow_yields_a_gap_then_the_newest(server: Harness) -> None:
     account = server.account()
-    async with make_stream(server, account, max_buffered=3, overflow="drop_oldest") as stream:
+    async with make_stream(
+        server, account, delivery=Delivery(0, max_buffered=3, overflow="drop_oldest")
+    ) as stream:
         await server.publish(account, [leverage(n) for n in range(1, 11)])
         await wait_for(lambda: stream.health.events == 10)
         gap = await next_gap(stream)
@@ -147,7 +151,9 @@ async def test_drop_oldest_overflow_yields_a_gap_then_the_newest(server: Harness
 
 async def test_block_policy_bounds_memory_and_loses_nothing(server: Harness) -> None:
     account = server.account()
-    async with make_stream(server, account, max_buffered=5, overflow="block") as stream:
+    async with make_stream(
+        server, account, delivery=Delivery(0, max_buffered=5, overflow="block")
+    ) as stream:
         await server.publish(account, [leverage(n) for n in range(1, 301)])
         await settle(10)
         assert stream.health.buffered <= 6

@@ -33,9 +33,12 @@ from tests.functional.client.relay import Relay
 from userstream import (
     Backoff,
     ConnectionState,
+    Delivery,
     Endpoints,
     GapReason,
     InvalidAPIKey,
+    Keepalive,
+    Reconnect,
     ReconnectGaveUp,
     StreamGap,
     UserDataStream,
@@ -140,7 +143,7 @@ async def test_a_rejected_api_key_fails_on_enter_and_leaves_no_task(
         endpoints=endpoints(server),
         clock=server.clock,
         key_transport=transport,
-        ping_interval_s=None,
+        keepalive=Keepalive(ping_interval_s=None),
     )
     with pytest.raises(InvalidAPIKey) as rejected:
         async with asyncio.timeout(RECV_TIMEOUT_S):
@@ -188,10 +191,14 @@ async def test_finite_backoff_gives_up_after_its_attempts_when_the_server_is_gon
         server,
         account,
         endpoints=via(relay),
-        backoff=Backoff(first_ms=0, base_ms=1_000, jitter=0, max_attempts=attempts),
+        reconnect=Reconnect(
+            Backoff(first_ms=0, base_ms=1_000, early_cap_ms=None, jitter=0, max_attempts=attempts)
+        ),
         on_state_change=lambda _old, new, _why: states.append(new),
     )
     async with stream:
+        await server.publish(account, [leverage(1)])  # a delivered frame restarts the backoff
+        assert number(await next_item(stream)) == 1
         await stop_server(server, relay, stream)
         started = server.clock.now_ms()
         consumer = asyncio.ensure_future(anext(stream))
@@ -289,7 +296,7 @@ async def test_reorder_window_yields_in_event_time_order_and_holds_no_longer(
     account = server.account()
     window = 500
     t = server.clock.now_ms()
-    async with make_stream(server, account, reorder_window_ms=window) as stream:
+    async with make_stream(server, account, delivery=Delivery(reorder_window_ms=window)) as stream:
         await server.publish(account, [at(3, t + 30), at(1, t + 10), at(2, t + 20)])
         await wait_for(lambda: stream.health.events == 3)
         await settle()
@@ -399,7 +406,9 @@ async def test_a_keepalive_answered_429_waits_for_retry_after_instead_of_earning
     async with running_harness(tmp_path / "data", weight_limits=limits) as harness:
         account = harness.account()
         interval = 30 * MINUTE + 30_000  # the keepalive falls half-way into a minute
-        async with make_stream(harness, account, keepalive_interval_ms=interval) as stream:
+        async with make_stream(
+            harness, account, keepalive=Keepalive(interval, ping_interval_s=None)
+        ) as stream:
             await advance(harness, 30 * MINUTE)
             # The bot itself used this minute's weight, and ran into five 429s already: one
             # more over-limit request from this IP in this minute starts a 418 ban.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import Harness
@@ -19,7 +17,7 @@ from tests.functional.client.helpers import (
     wait_for,
 )
 from tests.functional.client.relay import Relay
-from userstream import Endpoints, GapReason, ListenKeyNotFound
+from userstream import Endpoints, GapReason, Keepalive, ListenKeyNotFound
 from userstream.client.listenkeys import WsApiListenKeys
 
 
@@ -32,7 +30,7 @@ async def test_a_silent_connection_that_ignores_pings_is_replaced(
     server: Harness, relay: Relay
 ) -> None:
     account = server.account()
-    options = {"ping_interval_s": 0.05, "ping_timeout_s": 0.1}
+    options = {"keepalive": Keepalive(ping_interval_s=0.05, ping_timeout_s=0.1)}
     async with make_stream(server, account, endpoints=via_relay(server, relay), **options) as s:
         assert relay.freeze_existing() == 1
         gap = await next_gap(s)
@@ -45,11 +43,16 @@ async def test_a_silent_connection_that_ignores_pings_is_replaced(
 
 async def test_a_quiet_healthy_connection_is_left_alone(server: Harness, relay: Relay) -> None:
     account = server.account()
-    # At most 7 pings while the virtual clock stands still: pings count toward the server's
-    # 10 incoming messages per second, as on Binance.
-    options = {"ping_interval_s": 0.05, "ping_timeout_s": 0.5}
+    # Under 10 pings a second: pings count toward the server's 10 incoming messages per
+    # second, as on Binance.
+    options = {"keepalive": Keepalive(ping_interval_s=0.12, ping_timeout_s=0.5)}
     async with make_stream(server, account, endpoints=via_relay(server, relay), **options) as s:
-        await asyncio.sleep(0.3)  # real time: six client pings, all answered
+        start = relay.chunks_up
+        await wait_for(lambda: relay.chunks_up >= start + 6)  # six client pings
+        # Each ping was answered before the next went out (a ping outstanding for 0.5 s
+        # would have closed the connection), and the connection is still the first one.
+        await server.publish(account, [leverage(1)])
+        assert number(await next_item(s)) == 1
         assert (s.health.reconnects, s.health.gaps) == (0, 0)
 
 

@@ -7,7 +7,7 @@ import json
 
 from tests.conftest import Harness
 from tests.functional.client.helpers import RECV_TIMEOUT_S, leverage, make_stream, number
-from userstream import Received, StreamGap
+from userstream import Delivery, Received, StreamGap
 from userstream.protocol.codec import encode_event
 from userstream.protocol.events import AccountConfigUpdate
 
@@ -40,7 +40,7 @@ async def test_received_yields_gaps_too(server: Harness) -> None:
 
 async def test_events_held_for_ordering_are_handed_over_on_close(server: Harness) -> None:
     account = server.account()
-    stream = make_stream(server, account, reorder_window_ms=60_000)
+    stream = make_stream(server, account, delivery=Delivery(reorder_window_ms=60_000))
     async with stream:
         await server.publish(account, [leverage(1), leverage(2)])
         for _ in range(100):  # wait until both are received and held

@@ -1,9 +1,11 @@
-"""Backoff delays: pure, repeatable with a seeded rng, unlimited by default."""
+"""Backoff delays: pure, repeatable with a seeded rng, unlimited by default, a short cap
+while the failure is young."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import statistics
 
 import pytest
 
@@ -11,11 +13,22 @@ from userstream.client.backoff import Backoff
 from userstream.exceptions import ConfigurationError
 
 
-def test_first_retry_is_immediate_then_exponential_without_jitter() -> None:
+def test_first_retry_is_immediate_then_exponential_up_to_the_early_cap() -> None:
     delays = Backoff(jitter=0).delays(random.Random(1))
-    assert list(itertools.islice(delays, 9)) == [
-        0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000,
-    ]  # fmt: skip
+    assert list(itertools.islice(delays, 8)) == [0, 250, 500, 1000, 2000, 3000, 3000, 3000]
+
+
+def test_the_long_cap_applies_once_the_failure_is_old() -> None:
+    backoff = Backoff(jitter=0, early_cap_ms=3_000, early_ms=10_000, cap_ms=30_000)
+    delays = list(itertools.islice(backoff.delays(random.Random(1)), 12))
+    # the sum passes 10 s at the 8th delay; from the 9th the delays grow on to cap_ms
+    assert delays == [0, 250, 500, 1000, 2000, 3000, 3000, 3000, 3000, 6000, 12000, 24000]
+
+
+def test_without_an_early_cap_the_sequence_grows_to_cap_ms() -> None:
+    backoff = Backoff(base_ms=500, early_cap_ms=None, jitter=0)
+    delays = list(itertools.islice(backoff.delays(random.Random(1)), 9))
+    assert delays == [0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]
 
 
 def test_unlimited_by_default() -> None:
@@ -23,20 +36,43 @@ def test_unlimited_by_default() -> None:
     assert len(list(itertools.islice(delays, 10_000))) == 10_000
 
 
-def test_jitter_stays_within_bounds_and_repeats_with_the_same_seed() -> None:
-    backoff = Backoff(base_ms=1000, cap_ms=8000, jitter=0.5)
-    first = list(itertools.islice(backoff.delays(random.Random(7)), 50))
-    again = list(itertools.islice(backoff.delays(random.Random(7)), 50))
-    assert first == again
+def test_full_jitter_spreads_delays_over_zero_to_the_cap() -> None:
+    backoff = Backoff(early_cap_ms=None, cap_ms=4000, base_ms=4000)
+    first = list(itertools.islice(backoff.delays(random.Random(7)), 2001))
+    assert first == list(itertools.islice(backoff.delays(random.Random(7)), 2001))
     assert first[0] == 0
+    assert all(0 <= d <= 4000 for d in first[1:])
+    assert min(first[1:]) < 100
+    assert max(first[1:]) > 3900
+    assert 1800 < statistics.mean(first[1:]) < 2200
+
+
+def test_partial_jitter_stays_within_bounds() -> None:
+    backoff = Backoff(base_ms=1000, early_cap_ms=None, cap_ms=8000, jitter=0.5)
+    delays = list(itertools.islice(backoff.delays(random.Random(7)), 50))
     nominal = [1000, 2000, 4000] + [8000] * 46
-    for delay, top in zip(first[1:], nominal, strict=True):
+    for delay, top in zip(delays[1:], nominal, strict=True):
         assert top // 2 <= delay <= top
-    assert len(set(first[4:])) > 1  # jittered, not lock-step
+
+
+def test_a_crowd_retrying_against_a_down_server_makes_few_attempts() -> None:
+    """The figure docs/client-faults.md reports: 1,000 clients, the default policy."""
+    backoff, horizon_ms = Backoff(), 300_000
+    attempts_first_minute = attempts_total = 0
+    for seed in range(1000):
+        at = 0
+        for delay in backoff.delays(random.Random(seed)):
+            at += delay
+            if at > horizon_ms:
+                break
+            attempts_total += 1
+            attempts_first_minute += at < 60_000
+    assert attempts_first_minute / 60 < 1000  # under one attempt per client per second
+    assert attempts_total / 300 < 400  # and fewer as the outage ages
 
 
 def test_max_attempts_ends_the_sequence() -> None:
-    assert list(Backoff(max_attempts=3, jitter=0).delays(random.Random())) == [0, 500, 1000]
+    assert list(Backoff(max_attempts=3, jitter=0).delays(random.Random())) == [0, 250, 500]
     assert list(Backoff(max_attempts=0).delays(random.Random())) == []
 
 
@@ -44,13 +80,19 @@ def test_a_fresh_generator_is_a_reset() -> None:
     backoff = Backoff(jitter=0)
     used = backoff.delays(random.Random())
     list(itertools.islice(used, 5))
-    assert next(used) == 8000
+    assert next(used) == 3000
     assert next(backoff.delays(random.Random())) == 0
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"base_ms": -1}, {"factor": 0.5}, {"jitter": 1.5}, {"max_attempts": -1}],
+    [
+        {"base_ms": -1},
+        {"factor": 0.5},
+        {"jitter": 1.5},
+        {"max_attempts": -1},
+        {"early_cap_ms": 40_000},
+    ],
 )
 def test_rejects_impossible_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):

@@ -25,7 +25,9 @@ def test_pings_every_thirty_minutes_after_each_success() -> None:
 
 
 def test_failures_retry_with_backoff_inside_the_validity() -> None:
-    retry = Backoff(first_ms=1000, base_ms=60_000, factor=2, cap_ms=20 * MIN, jitter=0)
+    retry = Backoff(
+        first_ms=1000, base_ms=60_000, factor=2, early_cap_ms=None, cap_ms=20 * MIN, jitter=0
+    )
     plan = KeepaliveSchedule(retry=retry, rng=random.Random(1))
     plan.key_created(0)
     now = 30 * MIN
