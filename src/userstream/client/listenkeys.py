@@ -7,6 +7,13 @@ Two interchangeable `ListenKeyClient`s:
 * `WsApiListenKeys`: `userDataStream.start`/`.ping`/`.stop` with `apiKey` in `params`
   (spec §3.4) over one long-lived WebSocket API connection, reopened on demand.
 
+Two libraries, each for what only it does here: websockets for the stream and WebSocket API
+connections (a ping interval and a pong timeout set apart, the pong waiter that proves a new
+connection, the peer's exact close code in every `StreamGap`; aiohttp's `heartbeat` ties the
+timeout to half the interval and offers no pong waiter), aiohttp for the three REST calls
+(websockets speaks no plain HTTP). One library would mean giving up one of those or writing
+an HTTP client by hand.
+
 Binance's `{"code","msg"}` answers become `BinanceAPIError` subclasses (`ListenKeyNotFound`
 for -1125); network failures become `TransportError`. The API key never appears in a repr,
 log record or exception message.
