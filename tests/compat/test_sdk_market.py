@@ -29,7 +29,7 @@ TIMEOUT_S = 10.0
 
 async def test_market_streams_parse_into_sdk_models(tmp_path: Path) -> None:
     async with market_harness(tmp_path / "data") as server:
-        client = DerivativesTradingUsdsFutures(
+        client: Any = DerivativesTradingUsdsFutures(
             config_ws_streams=ConfigurationWebSocketStreams(
                 stream_url=server.ws, reconnect_delay=500
             )

@@ -99,7 +99,7 @@ async def test_ccxt_style_index_path_subscribe_list_unsubscribe(market: Harness)
         await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": "x"}))
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
         # Frames queued before the UNSUBSCRIBE may still arrive; then only aggTrades.
-        replies = []
+        replies: list[Any] = []
         while len(replies) < 2:
             message = await recv_json(ws)
             if "id" in message:
