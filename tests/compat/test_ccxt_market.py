@@ -94,3 +94,35 @@ async def test_watch_order_book_runs_minutes_without_resync(market: tuple[Harnes
         assert updates > 600
     finally:
         watcher.cancel()
+
+
+async def test_fetch_trades_and_funding_rate(market: tuple[Harness, Any]) -> None:
+    server, exchange = market
+    await server.advance(5000)
+    trades = await exchange.fetch_trades(SYMBOL, limit=20)  # GET /fapi/v1/aggTrades
+    _, raw, _ = await get_json(server, "/fapi/v1/aggTrades?symbol=BTCUSDT&limit=20")
+    assert [t["id"] for t in trades] == [str(t["a"]) for t in raw]
+    assert trades[-1]["price"] == float(raw[-1]["p"])
+    assert trades[-1]["side"] == ("sell" if raw[-1]["m"] else "buy")
+    funding = await exchange.fetch_funding_rate(SYMBOL)  # GET /fapi/v1/premiumIndex
+    _, premium, _ = await get_json(server, "/fapi/v1/premiumIndex?symbol=BTCUSDT")
+    assert funding["fundingRate"] == float(premium["lastFundingRate"])
+    assert funding["markPrice"] == float(premium["markPrice"])
+    assert funding["fundingTimestamp"] == premium["nextFundingTime"]
+
+
+async def test_watch_trades(market: tuple[Harness, Any]) -> None:
+    server, exchange = market
+    waiter = asyncio.ensure_future(exchange.watch_trades(SYMBOL))  # <s>@trade on /public
+    try:
+        for _ in range(int(TIMEOUT_S / 0.01)):
+            if waiter.done():
+                break
+            await server.advance(100)
+            await asyncio.sleep(0.01)
+        trades = await asyncio.wait_for(waiter, TIMEOUT_S)
+    finally:
+        waiter.cancel()
+    assert trades
+    assert trades[0]["symbol"] == SYMBOL
+    assert trades[0]["price"] > 0
