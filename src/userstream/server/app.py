@@ -50,6 +50,7 @@ from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatc
 from userstream.server.logs import LOG_FORMATS, prefix
 from userstream.server.logs import configure as configure_logging
 from userstream.server.market import MarketService, open_market_source
+from userstream.server.market_admin import MarketAdmin
 from userstream.server.market_rest import mount_market_rest
 from userstream.server.ops import OpsApi, drain, log_closed, log_stream_opened
 from userstream.server.responses import error_response
@@ -263,6 +264,7 @@ class Server:
             advance=self.advance_clock
             if self._shared_clock is None
             else self._shared_clock.advance,
+            market=MarketAdmin(self.market).handle if self.market is not None else None,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
