@@ -9,7 +9,7 @@ O(log n) to find and a walk or a top-N snapshot reads the best levels in order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -71,8 +71,12 @@ class _Side:
     def qty_at(self, price: Decimal) -> Decimal:
         return self._qty.get(price, _ZERO)
 
-    def __len__(self) -> int:
-        return len(self._keys)
+    def levels(self) -> Iterator[tuple[Decimal, Decimal]]:
+        """(price, qty) best first, lazily: a walk reads only the levels it takes."""
+        qty, descending = self._qty, self._descending
+        for key in self._keys:
+            price = -key if descending else key
+            yield price, qty[price]
 
 
 class OrderBook:
@@ -134,14 +138,13 @@ class OrderBook:
         book_side = self._asks if side is Side.BUY else self._bids
         fills: list[Fill] = []
         remaining = qty
-        for level in book_side.top(len(book_side)):
+        buy = side is Side.BUY
+        for price, resting in book_side.levels():
             if remaining <= _ZERO:
                 break
-            if limit_price is not None and (
-                level.price > limit_price if side is Side.BUY else level.price < limit_price
-            ):
+            if limit_price is not None and (price > limit_price if buy else price < limit_price):
                 break
-            take = min(remaining, level.qty)
-            fills.append(Fill(level.price, take))
+            take = resting if resting < remaining else remaining
+            fills.append(Fill(price, take))
             remaining -= take
         return fills

@@ -10,7 +10,8 @@ Aggregation (spec §2.1 aggTrade): consecutive trades merge while they have the 
 side and price and fall within 100 ms of the aggregate's first trade, so `f..l` is
 contiguous; a source that knows the aggregates (`Trade.aggregate_id`) is followed instead.
 The rolling 24 h ticker is kept on one-minute bars: the window is the current minute and the
-1439 before it.
+1439 before it; its open is the first of those bars' open (the last price before the window
+when that minute had no trade), its high and low come from the minutes that had trades.
 """
 
 from __future__ import annotations
@@ -326,6 +327,8 @@ class _Window:
         self.volume += bar.volume
         self.quote += bar.quote
         self.count += bar.count
+        if bar.count == 0:  # an empty bar's price is older than the window
+            return
         while self.highs and self.highs[-1].high <= bar.high:
             self.highs.pop()
         self.highs.append(bar)
@@ -339,9 +342,9 @@ class _Window:
             self.volume -= bar.volume
             self.quote -= bar.quote
             self.count -= bar.count
-            if self.highs[0] is bar:
+            if self.highs and self.highs[0] is bar:
                 self.highs.popleft()
-            if self.lows[0] is bar:
+            if self.lows and self.lows[0] is bar:
                 self.lows.popleft()
 
 
@@ -575,8 +578,12 @@ class MarketState:
             )
         window, current = state.window, state.minute.bars[-1]
         first = window.bars[0] if window.bars else current
-        high = max(window.highs[0].high, current.high) if window.highs else current.high
-        low = min(window.lows[0].low, current.low) if window.lows else current.low
+        highs = [window.highs[0].high] if window.highs else []
+        lows = [window.lows[0].low] if window.lows else []
+        if current.count or not highs:
+            highs.append(current.high)
+            lows.append(current.low)
+        high, low = max(highs), min(lows)
         count = window.count + current.count
         first_id = next((b.first_id for b in window.bars if b.count), current.first_id)
         return Ticker24h(

@@ -54,7 +54,7 @@ from userstream.market.types import (
 )
 from userstream.protocol.exchange_info import LotSize, PriceFilter, Symbol
 
-__all__ = ["STEP_MS", "SyntheticMarket"]
+__all__ = ["STEP_MS", "SyntheticMarket", "funding_rate"]
 
 STEP_MS: Final = 100
 
@@ -82,6 +82,16 @@ _BASIS_WINDOW: Final = 60  # 5 s samples over 5 minutes for the mark's MA(basis)
 _FUNDING_HOURS: Final = 8
 _OPEN_INTEREST_USD: Final = 8e9  # BTCUSDT-like open interest in notional, × activity
 _EIGHT_DP: Final = Decimal("0.00000001")
+
+
+def funding_rate(average_premium: float, interest: float, floor: float, cap: float) -> float:
+    """F = P̄ + clamp(i − P̄, −0.05 %, +0.05 %), then held inside [floor, cap] (spec §4).
+
+    `average_premium` is P̄, the premium samples of the interval weighted 1, 2, …, n;
+    `interest` is i scaled to the funding interval.
+    """
+    rate = average_premium + min(max(interest - average_premium, -_PREMIUM_CLAMP), _PREMIUM_CLAMP)
+    return min(max(rate, floor), cap)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -649,12 +659,10 @@ class SyntheticMarket:
         return _dec8(premium)
 
     def _funding_rate(self, state: _Symbol) -> float:
-        """F = P̄ + clamp(i − P̄, ±0.05 %), then capped to [floor, cap] (spec §4)."""
         if state.funding_override is not None:
             return state.funding_override
         average = state.premium_wp / state.premium_w if state.premium_w else 0.0
-        rate = average + min(max(state.interest - average, -_PREMIUM_CLAMP), _PREMIUM_CLAMP)
-        return min(max(rate, state.floor), state.cap)
+        return funding_rate(average, state.interest, state.floor, state.cap)
 
     def _mark_update(self, state: _Symbol, time_ms: int, premium: Decimal | None) -> MarkUpdate:
         index = self._index(state)
