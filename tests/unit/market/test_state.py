@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import calendar
+import itertools
+import random
 from decimal import Decimal
 
 import pytest
@@ -308,3 +310,43 @@ def test_unknown_symbols_and_intervals_raise() -> None:
         market.ticker("NOPEUSDT")
     with pytest.raises(KeyError):
         market.klines("BTCUSDT", "1s")
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m", "15m", "1h", "4h", "1d"])
+def test_every_interval_equals_a_direct_count_of_the_trades(interval: str) -> None:
+    rng = random.Random(interval)
+    market = state()
+    trades, now = [], T0 + 17
+    for trade_id in range(1, 3001):
+        now += rng.choice([5, 200, 3_000, 40_000, 400_000])
+        price = D(rng.randint(9_900, 10_100)) / 100
+        trades.append(
+            trade(trade_id, str(price), str(rng.randint(1, 50)), now, sell=rng.random() < 0.5)
+        )
+    for k in range(0, len(trades), 7):  # in uneven batches, rolling to each batch's end
+        batch = trades[k : k + 7]
+        market.apply(batch, batch[-1].time_ms + 1)
+    bars = {b.open_time_ms: b for b in market.klines("BTCUSDT", interval, limit=1500)}
+    expected: dict[int, list[Trade]] = {}
+    for t in trades:
+        expected.setdefault(bar_open(interval, t.time_ms), []).append(t)
+    first_kept = min(bars)
+    for open_ms, group in expected.items():
+        if open_ms < first_kept:
+            continue
+        bar = bars[open_ms]
+        assert (bar.open, bar.close) == (group[0].price, group[-1].price)
+        assert bar.high == max(t.price for t in group)
+        assert bar.low == min(t.price for t in group)
+        assert bar.volume == sum(t.qty for t in group)
+        assert bar.quote_volume == sum(t.price * t.qty for t in group)
+        assert bar.taker_buy_volume == sum(t.qty for t in group if not t.buyer_is_maker)
+        assert (bar.count, bar.first_trade_id, bar.last_trade_id) == (
+            len(group),
+            group[0].trade_id,
+            group[-1].trade_id,
+        )
+    empty = [b for open_ms, b in bars.items() if open_ms not in expected]
+    assert all(b.count == 0 and b.volume == 0 and b.open == b.close for b in empty)
+    opens = sorted(bars)
+    assert all(bar_close(interval, a) + 1 == b for a, b in itertools.pairwise(opens))
