@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -193,7 +193,7 @@ class _Symbol:
         "update_id",
     )
 
-    def __init__(self, symbol: Symbol, seed: int, start_ms: int) -> None:
+    def __init__(self, symbol: Symbol, seed: int, start_ms: int, funding_hours: int) -> None:
         price_filter, lot = symbol.filter(PriceFilter), symbol.filter(LotSize)
         assert price_filter is not None
         assert lot is not None
@@ -226,8 +226,8 @@ class _Symbol:
         # Cap/floor ±0.75 × (IMR − MMR): the fit to the FAQ's example (spec §4, unverified).
         self.cap = 0.75 * (imr - mmr) if imr > mmr else 0.03
         self.floor = -self.cap
-        self.interval_ms = _FUNDING_HOURS * 3_600_000
-        self.interest = _INTEREST_8H * _FUNDING_HOURS / 8
+        self.interval_ms = funding_hours * 3_600_000
+        self.interest = _INTEREST_8H * funding_hours / 8  # spec §4: i scaled to the interval
         self.next_funding_ms = (start_ms // self.interval_ms + 1) * self.interval_ms
 
         def rng(component: str) -> random.Random:
@@ -420,16 +420,34 @@ class SyntheticMarket:
             priced, in the given order (`userstream.symbols.load_symbol_table().symbols`).
         seed: Same seed, same symbols and same advance times give the same updates.
         start_ms: The server time the market starts at; `advance` never goes before it.
+        funding_hours: Funding intervals other than 8 h, by symbol (`fundingInfo`'s
+            `fundingIntervalHours`); settlements fall on multiples of the interval (UTC).
+        max_catch_up_ms: When an advance covers more than this, only its last
+            `max_catch_up_ms` are traded step by step; before that the market moves in one
+            draw (and settles funding) as if trading had paused, so a clock jumping hours
+            ahead costs nothing. None (the default) always plays every step, which keeps the
+            market independent of how it is advanced.
     """
 
-    def __init__(self, symbols: Iterable[Symbol], seed: int = 0, start_ms: int = 0) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[Symbol],
+        seed: int = 0,
+        start_ms: int = 0,
+        *,
+        funding_hours: Mapping[str, int] | None = None,
+        max_catch_up_ms: int | None = None,
+    ) -> None:
+        hours = funding_hours or {}
+        self._max_catch_up_ms = max_catch_up_ms
         self._states: dict[str, _Symbol] = {}
         for symbol in symbols:
             if symbol.status != "TRADING":
                 continue
             if symbol.filter(PriceFilter) is None or symbol.filter(LotSize) is None:
                 continue
-            self._states[symbol.symbol] = _Symbol(symbol, seed, start_ms)
+            interval = hours.get(symbol.symbol, _FUNDING_HOURS)
+            self._states[symbol.symbol] = _Symbol(symbol, seed, start_ms, interval)
         self._symbols = tuple(self._states)
         self._next_step_ms = start_ms
         self._now_ms = start_ms
@@ -449,6 +467,11 @@ class SyntheticMarket:
         if now_ms < self._now_ms:
             raise ValueError(f"time went backwards: {now_ms} < {self._now_ms}")
         self._now_ms = now_ms
+        limit = self._max_catch_up_ms
+        if limit is not None and now_ms - self._next_step_ms > limit:
+            resume = self._next_step_ms + (now_ms - limit - self._next_step_ms) // STEP_MS * STEP_MS
+            self._skip(self._next_step_ms, resume)
+            self._next_step_ms = resume
         while self._next_step_ms <= now_ms:
             self._step(self._next_step_ms)
             self._next_step_ms += STEP_MS
@@ -622,16 +645,35 @@ class SyntheticMarket:
             )
         premium = self._sample(state, second) if second % 5000 == 0 else None
         if second == state.next_funding_ms:
-            mark = self._mark_update(state, second, None)
-            out.append(
-                FundingSettlement(
-                    state.name, second, _dec8(self._funding_rate(state)), mark.mark_price
-                )
-            )
-            state.premium_n = state.premium_w = 0
-            state.premium_wp = 0.0
-            state.next_funding_ms += state.interval_ms
+            self._settle(state, second, out)
         out.append(self._mark_update(state, second, premium))
+
+    def _settle(self, state: _Symbol, time_ms: int, out: list[MarketUpdate]) -> None:
+        """Settle at the funding instant `time_ms`, start the next interval's average."""
+        mark = self._mark_update(state, time_ms, None)
+        rate = _dec8(self._funding_rate(state))
+        out.append(FundingSettlement(state.name, time_ms, rate, mark.mark_price))
+        state.premium_n = state.premium_w = 0
+        state.premium_wp = 0.0
+        state.next_funding_ms += state.interval_ms
+
+    def _skip(self, start_ms: int, end_ms: int) -> None:
+        """Pass the steps in `[start_ms, end_ms)` without trading (`max_catch_up_ms`): one
+        price draw for the whole span (or the end of an operator path), the funding
+        instants inside it settled at the last estimate."""
+        self._apply_controls(start_ms)
+        batch: list[MarketUpdate] = []
+        for state in self._states.values():
+            while state.next_funding_ms < end_ms:
+                self._settle(state, state.next_funding_ms, batch)
+            if state.path is not None:
+                state.log_fair = state.path[3]
+                state.path = None
+            elif not state.paused:
+                sigma = _SIGMA_PER_S * math.sqrt((end_ms - start_ms) / 1000)
+                state.log_fair += state.rng_price.gauss(0.0, sigma)
+                state.log_fair = min(max(state.log_fair, state.log_min), state.log_max)
+        self._pending.extend(batch)
 
     def _index(self, state: _Symbol) -> float:
         return math.exp(state.log_fair) * (1 + state.basis)

@@ -252,3 +252,49 @@ def _time(update: MarketUpdate) -> int:
     if isinstance(update, FundingSettlement):
         return update.funding_time_ms
     return update.time_ms
+
+
+def test_a_four_hour_symbol_settles_every_four_hours_with_interest_scaled() -> None:
+    four_am = 1_789_459_200_000 - 4 * 3_600_000  # 04:00 UTC
+    market = SyntheticMarket(
+        rows("BTCUSDT"), seed=3, start_ms=four_am - 30_000, funding_hours={"BTCUSDT": 4}
+    )
+    updates = market.advance(four_am + 1_000)
+    (settlement,) = [u for u in updates if isinstance(u, FundingSettlement)]
+    assert settlement.funding_time_ms == four_am
+    samples = [
+        float(u.premium_index)
+        for u in updates
+        if isinstance(u, MarkUpdate) and u.premium_index is not None and u.time_ms <= four_am
+    ]
+    weights = range(1, len(samples) + 1)
+    average = sum(w * p for w, p in zip(weights, samples, strict=True)) / sum(weights)
+    expected = funding_rate(average, 0.00005, -0.01875, 0.01875)  # i = 0.01 % × 4/8
+    assert float(settlement.funding_rate) == pytest.approx(expected, abs=2e-8)
+    assert market.mark("BTCUSDT").next_funding_time_ms == four_am + 4 * 3_600_000
+    assert market.mark("BTCUSDT").interest_rate == Decimal("0.0001")  # the per-8 h figure
+
+
+def test_a_long_jump_with_catch_up_plays_only_its_end_and_settles_funding() -> None:
+    market = SyntheticMarket(rows("BTCUSDT"), seed=3, start_ms=START, max_catch_up_ms=5_000)
+    first = market.advance(START + 1_000)
+    end = START + 26 * 3_600_000
+    updates = market.advance(end)
+    settlements = [u.funding_time_ms for u in updates if isinstance(u, FundingSettlement)]
+    assert settlements == [START + 90_000 + k * EIGHT_HOURS for k in range(4)]
+    # The rest of the step running at START + 1 s, then only the last 5 s are traded.
+    trade_times = [u.time_ms for u in updates if isinstance(u, Trade)]
+    assert any(t >= end - 5_100 for t in trade_times)
+    assert all(t < START + 1_100 or t >= end - 5_100 for t in trade_times)
+    times = [_time(u) for u in updates]
+    assert times == sorted(times)
+    assert min(times) > START + 1_000
+    ids = [u for u in first + updates if isinstance(u, BookUpdate)]
+    assert all(b.first_update_id == a.final_update_id + 1 for a, b in itertools.pairwise(ids))
+    bid, ask = market.book("BTCUSDT").best_bid(), market.book("BTCUSDT").best_ask()
+    assert bid is not None
+    assert ask is not None
+    assert bid.price < ask.price
+    # Without the option the same jump would play all 26 hours; with it, twice is the same.
+    again = SyntheticMarket(rows("BTCUSDT"), seed=3, start_ms=START, max_catch_up_ms=5_000)
+    assert again.advance(START + 1_000) + again.advance(end) == first + updates
