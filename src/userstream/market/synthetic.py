@@ -205,8 +205,9 @@ class _Symbol:
         min_price, max_price = Decimal(price_filter.min_price), Decimal(price_filter.max_price)
         self.min_tick = int(-(-min_price // self.tick))
         self.max_tick = int(max_price // self.tick)
-        self.log_min = math.log(float(min_price))
-        self.log_max = math.log(float(max_price))
+        # The fair price stays a few ticks inside PRICE_FILTER so both touches exist.
+        self.log_min = math.log(float(min_price + 5 * self.tick))
+        self.log_max = math.log(float(max_price - 5 * self.tick))
         reference = float(reference_price(self.name, min_price, max_price))
         self.log_fair = min(max(math.log(reference), self.log_min), self.log_max)
         self.activity = ACTIVITY.get(self.name, DEFAULT_ACTIVITY)
@@ -302,48 +303,62 @@ class _Symbol:
             if self.in_range(tick):
                 side.put(tick, self.tier2_size())
 
+    def zone(self, distance: int) -> int:
+        """-1 inside the spread, 0 the touch, 1 dense, 2 the first tier, 3 the second, 4 out."""
+        if distance <= 0:
+            return -1 if distance < 0 else 0
+        if distance <= self.dense:
+            return 1
+        if distance <= self.r1:
+            return 2
+        return 3 if distance <= self.r2 else 4
+
     def recentre(self, side: _Side, touch: int) -> None:
-        """Move `side`'s anchor to `touch`, changing only the levels whose zone changed."""
+        """Move `side`'s anchor to `touch`, changing only the levels whose zone changed: the
+        ticks within the move's length of a zone edge."""
         moved = side.sgn * (touch - side.anchor)  # > 0: the side retreats toward its depth
         if abs(moved) >= self.r1:
             self.build(side, touch)
             return
-        dense, r1, r2, g1, g2 = self.dense, self.r1, self.r2, self.g1, self.g2
-        levels = side.levels
-        if moved > 0:
-            for tick in side.ticks(touch, -moved, -1, 1):  # now inside the spread
-                side.remove(tick)
-            for tick in side.ticks(touch, max(1, dense - moved + 1), dense, 1):
-                if tick not in levels and self.rng_book.random() < _DENSE_P and self.in_range(tick):
-                    side.put(tick, self.thin_size())
-            for tick in side.ticks(touch, max(dense + 1, r1 - moved + 1), r1, g1):
-                if tick not in levels and self.in_range(tick):
-                    side.put(tick, self.tier1_size())
-            for tick in side.ticks(touch, max(r1 + 1, r2 - moved + 1), r2, g2):
-                if tick not in levels and self.in_range(tick):
-                    side.put(tick, self.tier2_size())
-        elif moved < 0:
-            ahead = -moved
-            for tick in side.ticks(touch, 1, min(ahead - 1, dense), 1):
-                if self.rng_book.random() < _DENSE_P and self.in_range(tick):
-                    side.put(tick, self.thin_size())
-            for tick in side.ticks(touch, dense + 1, ahead - 1, g1):
-                if self.in_range(tick):
-                    side.put(tick, self.tier1_size())
-            for tick in side.ticks(touch, max(ahead, dense + 1), dense + ahead, 1):
-                if tick % g1 == 0:
-                    if self.in_range(tick):
-                        side.put(tick, self.tier1_size())
-                elif tick in levels:
-                    side.remove(tick)
-            for tick in side.ticks(touch, max(r1 + 1, dense + 1 + ahead), r1 + ahead, g1):
-                if tick % g2 != 0:
-                    side.remove(tick)
-            for tick in side.ticks(touch, max(r2 + 1, r1 + 1 + ahead), r2 + ahead, g2):
-                side.remove(tick)
+        if moved:
+            # Zone edges as the first distance of the farther zone, and the spacing that
+            # finds every tick that can hold a level on either side of the edge.
+            dense, r1, r2, g1 = self.dense, self.r1, self.r2, self.g1
+            edges = ((0, 1), (1, 1), (dense + 1, 1), (r1 + 1, g1), (r2 + 1, g1))
+            seen: set[int] = set()
+            for edge, spacing in edges:
+                low, high = (edge - moved, edge - 1) if moved > 0 else (edge, edge - moved - 1)
+                for tick in side.ticks(touch, low, high, spacing):
+                    if tick not in seen:
+                        seen.add(tick)
+                        self.rezone(side, tick, side.sgn * (tick - touch), moved)
         side.anchor = touch
-        if levels.get(touch, 0) < self._steps(_L1[0]) and self.in_range(touch):
+        if side.levels.get(touch, 0) < self._steps(_L1[0]) and self.in_range(touch):
             side.put(touch, self.l1_size())
+
+    def rezone(self, side: _Side, tick: int, distance: int, moved: int) -> None:
+        """Give `tick`, now `distance` from the touch and `distance + moved` before, the
+        level its new zone calls for."""
+        new, old = self.zone(distance), self.zone(distance + moved)
+        if new == old or new == 0:  # the touch is sized by `recentre`
+            return
+        present = tick in side.levels
+        if new in (-1, 4):
+            side.remove(tick)
+        elif not self.in_range(tick):
+            return
+        elif new == 1:
+            if not present and self.rng_book.random() < _DENSE_P:
+                side.put(tick, self.thin_size())
+        elif new == 2:
+            if tick % self.g1:
+                side.remove(tick)
+            elif not present or old < 2:
+                side.put(tick, self.tier1_size())
+        elif tick % self.g2:
+            side.remove(tick)
+        elif not present or old < 2:
+            side.put(tick, self.tier2_size())
 
     def churn(self, side: _Side) -> None:
         """Poisson add/cancel among the thin levels, and the touch's queue changing size."""

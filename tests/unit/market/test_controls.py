@@ -146,3 +146,32 @@ def test_controls_are_deterministic_however_the_source_is_advanced() -> None:
 def test_an_unknown_symbol_is_refused() -> None:
     with pytest.raises(KeyError):
         market("BTCUSDT").control(Pause("NOPEUSDT"), START)
+
+
+def test_the_book_keeps_its_shape_through_a_crash_and_a_rally() -> None:
+    source = market()
+    source.advance(START + 1_000)
+    initial = {s: len(source.book(s).snapshot(10_000).bids) for s in source.symbols}
+    source.control(Crash(None, Decimal("20"), 60), START + 1_000)
+    source.advance(START + 70_000)
+    source.control(Crash(None, Decimal("-60"), 30), START + 70_000)
+    for k in range(1, 41):
+        source.advance(START + 70_000 + k * 1_000)
+        for symbol in source.symbols:
+            book = source.book(symbol).snapshot(10_000)
+            for levels in (book.bids, book.asks):
+                assert len(levels) < 1.3 * initial[symbol]
+                spread = abs(levels[-1].price / levels[0].price - 1)
+                # The tiers are laid out in ticks for 5 % of the reference price: 6.25 % of
+                # the price after the 20 % crash, less after the rally.
+                assert spread < Decimal("0.066")
+
+
+def test_the_price_stops_inside_the_price_filter() -> None:
+    source = market("BNBUSDT")  # PRICE_FILTER minPrice 6.600
+    source.control(SetPrice("BNBUSDT", Decimal("1")), START)
+    source.advance(START + 1_000)
+    bid, ask = source.book("BNBUSDT").best_bid(), source.book("BNBUSDT").best_ask()
+    assert bid is not None
+    assert ask is not None
+    assert Decimal("6.600") <= bid.price < ask.price < Decimal("6.700")
