@@ -324,14 +324,20 @@ class _Symbol:
             # Zone edges as the first distance of the farther zone, and the spacing that
             # finds every tick that can hold a level on either side of the edge.
             dense, r1, r2, g1 = self.dense, self.r1, self.r2, self.g1
-            edges = ((0, 1), (1, 1), (dense + 1, 1), (r1 + 1, g1), (r2 + 1, g1))
-            seen: set[int] = set()
-            for edge, spacing in edges:
-                low, high = (edge - moved, edge - 1) if moved > 0 else (edge, edge - moved - 1)
+            spans: list[list[int]] = []  # [low, high, spacing] in distance, merged
+            for edge, spacing in ((0, 1), (dense + 1, 1), (r1 + 1, g1), (r2 + 1, g1)):
+                low = edge - moved if moved > 0 else edge
+                high = edge - 1 if moved > 0 else edge - moved - 1
+                if edge == 0:  # the touch's edge and the dense zone's (at 1) as one span
+                    high += 1
+                if spans and low <= spans[-1][1] + 1:
+                    spans[-1][1] = max(spans[-1][1], high)
+                    spans[-1][2] = min(spans[-1][2], spacing)
+                else:
+                    spans.append([low, high, spacing])
+            for low, high, spacing in spans:
                 for tick in side.ticks(touch, low, high, spacing):
-                    if tick not in seen:
-                        seen.add(tick)
-                        self.rezone(side, tick, side.sgn * (tick - touch), moved)
+                    self.rezone(side, tick, side.sgn * (tick - touch), moved)
         side.anchor = touch
         if side.levels.get(touch, 0) < self._steps(_L1[0]) and self.in_range(touch):
             side.put(touch, self.l1_size())
