@@ -273,7 +273,7 @@ class _Symbol:
     def tier_size(self, spacing: int, d_lo: int, d_hi: int, depth: float) -> int:
         levels = max(1, (d_hi - d_lo) // spacing)
         mean = depth / levels
-        return self._steps(mean * math.exp(self.rng_book.gauss(-0.125, 0.5)))
+        return self._steps(mean * math.exp(self.rng_book.gauss(-0.125, 0.5)))  # mean 1 × mean
 
     def tier1_size(self) -> int:
         return self.tier_size(self.g1, self.dense, self.r1, _TIER1_DEPTH)
@@ -522,9 +522,14 @@ class SyntheticMarket:
 
         Raises:
             KeyError: The command names a symbol this market does not price.
+            ValueError: A price or a book factor that is not positive, a negative duration,
+                a spread under one tick, or a crash of 100 % or more.
         """
         if command.symbol is not None and command.symbol not in self._states:
             raise KeyError(command.symbol)
+        problem = _invalid(command)
+        if problem:
+            raise ValueError(problem)
         self._controls.append((now_ms, command))
 
     def open_interest(self, symbol: str) -> Decimal:
@@ -580,7 +585,7 @@ class SyntheticMarket:
             target = min(max(target, state.log_min), state.log_max)
             state.path = (t0, steps, state.log_fair, target)
         elif isinstance(command, WidenSpread):
-            state.min_spread = max(1, command.ticks)
+            state.min_spread = command.ticks
         elif isinstance(command, ThinBook):
             state.depth_factor = command.factor
             state.rebuild = True
@@ -746,6 +751,20 @@ class SyntheticMarket:
             time_ms=time_ms,
             premium_index=premium,
         )
+
+
+def _invalid(command: MarketControl) -> str | None:
+    if isinstance(command, (SetPrice, DriftTo)) and command.price <= 0:
+        return f"price must be positive: {command.price}"
+    if isinstance(command, (DriftTo, Crash)) and command.seconds < 0:
+        return f"seconds must not be negative: {command.seconds}"
+    if isinstance(command, Crash) and command.percent >= 100:
+        return f"a crash must leave a price: {command.percent} %"
+    if isinstance(command, WidenSpread) and command.ticks < 1:
+        return f"the spread is at least one tick: {command.ticks}"
+    if isinstance(command, ThinBook) and not command.factor > 0:
+        return f"the depth factor must be positive: {command.factor}"
+    return None
 
 
 def _time_of(update: MarketUpdate) -> int:

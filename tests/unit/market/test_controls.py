@@ -9,6 +9,7 @@ import pytest
 from userstream.market.controls import (
     Crash,
     DriftTo,
+    MarketControl,
     Pause,
     Resume,
     SetFundingRate,
@@ -175,3 +176,19 @@ def test_the_price_stops_inside_the_price_filter() -> None:
     assert bid is not None
     assert ask is not None
     assert Decimal("6.600") <= bid.price < ask.price < Decimal("6.700")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        SetPrice("BTCUSDT", Decimal(0)),
+        DriftTo("BTCUSDT", Decimal(-1), 10),
+        DriftTo("BTCUSDT", Decimal(60000), -1),
+        Crash("BTCUSDT", Decimal(100), 10),
+        WidenSpread("BTCUSDT", 0),
+        ThinBook("BTCUSDT", 0.0),
+    ],
+)
+def test_impossible_moves_are_refused(command: MarketControl) -> None:
+    with pytest.raises(ValueError, match=r"must|least"):
+        market("BTCUSDT").control(command, START)
