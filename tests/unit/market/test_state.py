@@ -223,6 +223,14 @@ def test_mark_index_and_premium_klines_count_samples() -> None:
         4,
     )
     assert (bar.volume, bar.quote_volume) == (D(0), D(0))
+    (hour,) = market.klines("BTCUSDT", "1h", family=KlineFamily.MARK)  # the open minute, merged
+    assert (hour.open, hour.high, hour.low, hour.close, hour.count) == (
+        D("100.5"),
+        D("101.5"),
+        D("99.5"),
+        D("100.0"),
+        4,
+    )
     (index,) = market.klines("BTCUSDT", "1m", family=KlineFamily.INDEX)
     assert (index.open, index.high, index.low, index.close) == (
         D("100.0"),
@@ -242,6 +250,15 @@ def test_mark_index_and_premium_klines_count_samples() -> None:
     assert latest is not None
     assert latest.time_ms == T0 + 5_000
     assert market.mark("ETHUSDT") is None
+    market.apply([mark(T0 + MIN + 1_000, "102.0", "100.0")], T0 + MIN + 1_000)
+    (hour,) = market.klines("BTCUSDT", "1h", family=KlineFamily.MARK)  # a closed minute folded in
+    assert (hour.open, hour.high, hour.low, hour.close, hour.count) == (
+        D("100.5"),
+        D("102.0"),
+        D("99.5"),
+        D("102.0"),
+        5,
+    )
 
 
 def test_ticker_rolls_a_24_hour_window_of_minutes() -> None:
