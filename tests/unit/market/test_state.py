@@ -63,13 +63,13 @@ def test_aggregates_merge_same_side_and_price_within_100_ms() -> None:
         ],
         T0 + 140,
     )
-    first = AggTrade(1, D("100.0"), D("3"), 1, 2, T0, False)
+    first = AggTrade(1, D("100.0"), D("3"), 1, 2, T0, False, "BTCUSDT")
     assert final == [
         first,
-        AggTrade(2, D("100.0"), D("1"), 3, 3, T0 + 100, False),
-        AggTrade(3, D("100.0"), D("1"), 4, 4, T0 + 120, True),
+        AggTrade(2, D("100.0"), D("1"), 3, 3, T0 + 100, False, "BTCUSDT"),
+        AggTrade(3, D("100.0"), D("1"), 4, 4, T0 + 120, True, "BTCUSDT"),
     ]
-    open_one = AggTrade(4, D("100.1"), D("4"), 5, 6, T0 + 130, True)
+    open_one = AggTrade(4, D("100.1"), D("4"), 5, 6, T0 + 130, True, "BTCUSDT")
     assert market.agg_trades("BTCUSDT")[-1] == open_one
     # Final once its 100 ms are over, and only once.
     assert market.apply([], T0 + 229) == []
@@ -100,8 +100,8 @@ def test_source_aggregates_are_kept_as_given() -> None:
         T0 + 10,
     )
     assert market.agg_trades("BTCUSDT") == [
-        AggTrade(500, D("100"), D("1"), 10, 10, T0, False),
-        AggTrade(501, D("100"), D("3"), 11, 12, T0 + 1, False),
+        AggTrade(500, D("100"), D("1"), 10, 10, T0, False, "BTCUSDT"),
+        AggTrade(501, D("100"), D("3"), 11, 12, T0 + 1, False, "BTCUSDT"),
     ]
 
 
