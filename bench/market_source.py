@@ -6,18 +6,21 @@ Advances a `SyntheticMarket` over every packaged symbol through `--seconds` of v
 `--tick-ms` steps (as the server's market loop would), then folds the same updates into a
 `MarketState`. Reports, for the best of `--repeat` runs, µs per update and updates per
 second of CPU for the source alone and for the state fold, and how many updates one
-virtual second produces.
+virtual second produces; then what the venue pays to read BTCUSDT's book: a taker's walk
+(`OrderBook.walk`) and a 1000-level depth snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import timeit
 from collections import Counter
+from decimal import Decimal
 
 from userstream.market.state import MarketState
 from userstream.market.synthetic import SyntheticMarket
-from userstream.market.types import MarketUpdate
+from userstream.market.types import MarketUpdate, Side
 from userstream.symbols import load_symbol_table
 
 START_MS = 1_789_459_200_000
@@ -40,6 +43,22 @@ def run_state(batches: list[list[MarketUpdate]], tick_ms: int) -> float:
         now += tick_ms
         state.apply(batch, now)
     return time.perf_counter() - began
+
+
+def book_costs() -> list[tuple[str, float]]:
+    """µs per call of a walk and a snapshot on the synthetic BTCUSDT book after a minute."""
+    market = SyntheticMarket(load_symbol_table().symbols, seed=1, start_ms=START_MS)
+    market.advance(START_MS + 60_000)
+    book = market.book("BTCUSDT")
+    costs = []
+    for label, call in (
+        ("walk BUY 0.5 BTC", lambda: book.walk(Side.BUY, Decimal("0.5"))),
+        ("walk BUY 20 BTC", lambda: book.walk(Side.BUY, Decimal("20"))),
+        ("snapshot(1000)", lambda: book.snapshot(1000)),
+    ):
+        number, total = timeit.Timer(call).autorange()
+        costs.append((label, total / number * 1e6))
+    return costs
 
 
 def _names() -> list[str]:
@@ -70,6 +89,8 @@ def main() -> None:
             f"{updates / best:9.0f} updates/s, "
             f"{best / args.seconds * 100:5.2f} % of one core at 1x"
         )
+    for label, micros in book_costs():
+        print(f"book: {label}: {micros:.2f} µs")
 
 
 if __name__ == "__main__":
