@@ -155,5 +155,8 @@ class MarketAdmin:
         if command.symbol is not None and command.symbol not in self._market.feeds:
             raise invalid_symbol()
         now = self._market.sync()
-        source.control(command, now)
+        try:
+            source.control(command, now)
+        except ValueError as refused:
+            raise _bad(str(refused)) from None
         return json_response(200, {"applied": move, "symbol": command.symbol, "time": now})
