@@ -429,6 +429,7 @@ class MarketService:
             except Exception:
                 log.exception("market listener failed")
         self._emit(now_ms, final)
+        hub.flush()
 
     def _emit(self, now_ms: int, aggs: list[AggTrade]) -> None:
         hub = self.hub
