@@ -329,7 +329,9 @@ class MarketService:
         """Start advancing at the next `TICK_MS` boundary of the server's clock."""
         now = self._clock.now_ms()
         self._next_tick = now - now % TICK_MS + TICK_MS
-        self.state.apply(self.source.advance(now), now)
+        # What the source did up to now goes through the same path as every tick, so the
+        # depth batches start from the book's id before it (their first `pu`).
+        self._tick(now)
         self._scheduler.call_at(self._next_tick, self._on_timer)
 
     def stop(self) -> None:
