@@ -34,3 +34,22 @@ async def test_listeners_hear_every_tick_and_agree_with_rest(tmp_path: Path) -> 
         _, rest, _ = await get_json(server, "/fapi/v1/trades?symbol=BTCUSDT&limit=1000")
         tail = [t["id"] for t in rest][-len(trades) :]
         assert tail == [t.trade_id for t in trades]
+
+
+async def test_metrics_count_market_updates_and_frames(tmp_path: Path) -> None:
+    from websockets.asyncio.client import connect
+
+    async with market_harness(tmp_path / "data") as server:
+        async with connect(server.ws + "/public/ws/btcusdt@depth@100ms") as ws:
+            await server.advance(1000)
+            for _ in range(10):
+                await ws.recv()
+        async with server.http.get(server.url + "/metrics") as response:
+            text = await response.text()
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("userstream_market_")
+        }
+        assert values["userstream_market_updates_total"] > 0
+        assert values["userstream_market_frames_delivered_total"] == 10

@@ -19,12 +19,12 @@ TIMEOUT_S = 5.0
 
 
 @pytest.mark.parametrize(
-    "market", [[], ["--market", "synthetic:7"]], ids=["default (scripts/serve)", "seeded"]
+    "extra", [[], ["--market", "synthetic:7"]], ids=["default (scripts/serve)", "seeded"]
 )
 async def test_serve_synthetic_market_live_on_market_and_public(
-    tmp_path: Path, market: list[str]
+    tmp_path: Path, extra: list[str]
 ) -> None:
-    proc = start_server_process(tmp_path / "data", *market)
+    proc = start_server_process(tmp_path / "data", *extra)
     try:
         async with (
             connect(f"{proc.ws}/market/stream?streams=btcusdt@aggTrade") as market,
