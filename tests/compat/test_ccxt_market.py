@@ -93,6 +93,7 @@ async def test_watch_order_book_runs_minutes_without_resync(market: tuple[Harnes
             await server.advance(100)
             await asyncio.sleep(0.01)
         assert updates, "ccxt never produced an order book"
+        assert list(exchange.clients) == [f"{server.ws}/public/ws/0"]  # its derived URL form
         for _ in range(1200):  # two virtual minutes of 100 ms frames
             await server.advance(100)
             await asyncio.sleep(0.002)
