@@ -68,10 +68,12 @@ def _lots(rng: random.Random) -> Decimal:
     return max(_STEP, (Decimal(str(rng.lognormvariate(-5.3, 1.2))) / _STEP).quantize(1) * _STEP)
 
 
-def sample_tape(seed: int = 1, start_ms: int = START_MS, minutes: int = MINUTES) -> Sample:
+def sample_tape(
+    seed: int = 1, symbol: str = SYMBOL, start_ms: int = START_MS, minutes: int = MINUTES
+) -> Sample:
     """The sample's rows, drawn from `seed`; the same seed gives the same rows."""
     rng = random.Random(seed)
-    sample = Sample(SYMBOL)
+    sample = Sample(symbol)
     end_ms = start_ms + minutes * _MINUTE
     bid = Decimal("68005.00")
     trade_id = 7_297_376_000
@@ -281,30 +283,32 @@ def write_sample(
     directory: Path,
     *,
     seed: int = 1,
+    symbol: str = SYMBOL,
     headers: bool = True,
     zipped: bool = True,
     microseconds: bool = False,
     layout: Layout = "binance",
     datasets: Sequence[Dataset] = tuple(Dataset),
 ) -> Sample:
-    """Write the sample's files of `datasets` under `directory` and return its rows.
+    """Write the sample's files of `datasets` for `symbol` (a BTCUSDT-like tape whatever the
+    name) under `directory` and return its rows.
 
     `layout="binance"` is data.binance.vision's tree (`data/futures/um/daily/aggTrades/
     BTCUSDT/BTCUSDT-aggTrades-2026-09-01.zip`, kline families under `<dataset>/BTCUSDT/1m/`,
     `fundingRate` monthly), with `.CHECKSUM` siblings when zipped; `"flat"` puts the tape and
     funding files in `directory` and each kline family in a folder named after its dataset.
     """
-    sample = sample_tape(seed)
+    sample = sample_tape(seed, symbol)
     rng = random.Random(seed)
     year, month, day = _utc(START_MS)
     daily, monthly = f"{year}-{month:02}-{day:02}", f"{year}-{month:02}"
     for dataset in datasets:
         funding = dataset is Dataset.FUNDING_RATE
         period = monthly if funding else daily
-        stem = f"{SYMBOL}-{'1m' if dataset.is_kline else dataset.value}-{period}"
+        stem = f"{symbol}-{'1m' if dataset.is_kline else dataset.value}-{period}"
         if layout == "binance":
             folder = directory / "data/futures/um" / ("monthly" if funding else "daily")
-            folder = folder / dataset.value / SYMBOL / ("1m" if dataset.is_kline else "")
+            folder = folder / dataset.value / symbol / ("1m" if dataset.is_kline else "")
         else:
             folder = directory / dataset.value if dataset.is_kline else directory
         folder.mkdir(parents=True, exist_ok=True)
