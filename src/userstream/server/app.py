@@ -34,6 +34,7 @@ from userstream.accounts import Account, SqliteAccountStore
 from userstream.bus.backends import Backends
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
+from userstream.market.types import MarketSource
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
@@ -48,6 +49,8 @@ from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.logs import LOG_FORMATS, prefix
 from userstream.server.logs import configure as configure_logging
+from userstream.server.market import MarketService
+from userstream.server.market_rest import mount_market_rest
 from userstream.server.ops import OpsApi, drain, log_closed, log_stream_opened
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
@@ -139,6 +142,7 @@ class ServerConfig:
     tls_key: Path | None = None
     metrics_port: int | None = None  # /metrics there instead of the main port (0: any)
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
+    market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
 
 
 @dataclass(slots=True)
@@ -195,9 +199,16 @@ class Server:
         self.ws_api_sessions: set[WsApiSession] = set()
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
-        self._rest = RestApi(
-            self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
+        symbols = load_symbol_table(config.symbols_file)
+        self._rest = RestApi(self.keys, self.limiter, self.clock, symbols)
+        source = config.market_source
+        self.market = (
+            MarketService(source, symbols, self.clock, self.scheduler)
+            if source is not None
+            else None
         )
+        if self.market is not None:
+            mount_market_rest(self._rest, self.market)
         self._nats_status = backends.nats_status
         self.draining = False  # /ready fails and upgrades get 503 (ops.drain)
         self._ssl: ssl.SSLContext | None = None
@@ -251,6 +262,8 @@ class Server:
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
         )
         self.keys.restore()
+        if self.market is not None:
+            self.market.start()
         self.scheduler.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -352,6 +365,8 @@ class Server:
             await self._server.wait_closed()
             self._server = None
         await self.ops.aclose()
+        if self.market is not None:
+            self.market.stop()
         await self.scheduler.aclose()
         await _bounded(self.keys.aclose(), "listenKey service")
         if self.cluster is not None:
@@ -464,6 +479,7 @@ class Server:
             self.gateway,
             self.liveness,
             self._session_closed,
+            self.market.hub if self.market is not None else None,
         )
         self.streams.add(session)
         self._drained.clear()
