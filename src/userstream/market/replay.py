@@ -11,8 +11,9 @@ The replay lasts as long as its data: nothing happens after the last record.
 What each dataset becomes (spec §5.3):
 
 - `trades` (preferred when present: spec §6.3 replays raw trades) or else `aggTrades`: one
-  `Trade` per row, ids, prices, quantities and sides exactly as in the file (an aggTrades row's
-  `trade_id` is its `last_trade_id`, Binance's id of the row's last fill).
+  `Trade` per row, ids, prices, quantities and sides exactly as in the file. An aggTrades row
+  carries its `agg_trade_id` as the trade's `aggregate_id` (so aggTrades are served with
+  Binance's ids, one per row) and its `last_trade_id` as `trade_id`.
 - `bookTicker`: the L1 of each row, its `update_id` as the book's update id (so bookTicker `u`
   is Binance's), with levels 2..N per side **synthetic** (spec §5.3 (a): the archive has no
   depth): one tick apart behind L1, sizes drawn from each price (0.001-0.05 lots of size near
@@ -30,8 +31,10 @@ What each dataset becomes (spec §5.3):
   from the mark bars at `calc_time` (the archive has no mark column, spec §5.1). The funding
   estimate `r` between settlements is **synthetic**: linear from the previous settled rate to
   the next one (spec §4 last line); the interest rate (0.01 %/8 h) when the file has none.
-- `klines` and `premiumIndexKlines` files are checked by name but not replayed: klines are
-  recomputed from the trades so REST and streams agree with the tape (spec §5.3 (a)).
+- `premiumIndexKlines` (1 m): the premium index `P` every 5 s of file time (Binance samples it
+  every 5 s, spec §4), interpolated like the mark, on the mark update of that second.
+- `klines` files are checked by name but not replayed: klines are recomputed from the trades
+  so REST and streams agree with the tape (spec §5.3 (a)).
 
 Files are read lazily, one per dataset and symbol at a time, so a month of trades is never
 held in memory at once; the kline families and `fundingRate` (small) are read up front.
@@ -78,6 +81,7 @@ DEFAULT_DEPTH: Final = 50
 _INTEREST_RATE: Final = Decimal("0.0001")
 _DEFAULT_FUNDING_HOURS: Final = 8
 _HOUR_MS: Final = 3_600_000
+_PREMIUM_SAMPLE_MS: Final = 5_000
 _PRICE_PLACES: Final = Decimal("0.00000001")  # mark and index: 8 dp (spec §0)
 
 # Order of events at the same millisecond: a funding instant, then the mark, then the tape's
@@ -197,6 +201,7 @@ class _SymbolReplay:
         self.quotes = _Tape(quotes) if quotes else None
         self.mark_curve = _curve(files.get(Dataset.MARK_PRICE_KLINES, []))
         self.index_curve = _curve(index_files)
+        self.premium_curve = _curve(files.get(Dataset.PREMIUM_INDEX_KLINES, []))
         self.fundings = sorted(
             (
                 row
@@ -305,10 +310,19 @@ class _SymbolReplay:
         row = self.trades.pop()
         assert isinstance(row, TradeRow | AggTradeRow)
         now = to_server(file_ms)
-        trade_id = row.trade_id if isinstance(row, TradeRow) else row.last_trade_id
-        updates: list[MarketUpdate] = [
-            Trade(self.symbol, trade_id, row.price, row.qty, row.buyer_is_maker, now)
-        ]
+        if isinstance(row, TradeRow):
+            trade = Trade(self.symbol, row.trade_id, row.price, row.qty, row.buyer_is_maker, now)
+        else:
+            trade = Trade(
+                self.symbol,
+                row.last_trade_id,
+                row.price,
+                row.qty,
+                row.buyer_is_maker,
+                now,
+                aggregate_id=row.agg_trade_id,
+            )
+        updates: list[MarketUpdate] = [trade]
         self.last_price = row.price
         if self.quotes is None:
             bids, asks = self._inferred(row)
@@ -403,6 +417,11 @@ class _SymbolReplay:
         mark = self._mark_price(file_ms)
         index = self.index_curve.at(file_ms) if self.index_curve is not None else mark
         rate, next_funding = self.funding_at(file_ms)
+        premium = (
+            self.premium_curve.at(file_ms)
+            if self.premium_curve is not None and file_ms % _PREMIUM_SAMPLE_MS == 0
+            else None
+        )
         return MarkUpdate(
             self.symbol,
             mark,
@@ -412,6 +431,7 @@ class _SymbolReplay:
             _INTEREST_RATE,
             to_server(next_funding),
             to_server(file_ms),
+            premium_index=premium,
         )
 
 

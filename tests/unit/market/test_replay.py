@@ -13,6 +13,7 @@ from userstream.market.book import OrderBook
 from userstream.market.replay import ReplayMarket
 from userstream.market.replay_files import Dataset
 from userstream.market.replay_sample import START_MS, write_sample
+from userstream.market.state import MarketState
 from userstream.market.types import (
     BookUpdate,
     FundingSettlement,
@@ -300,3 +301,46 @@ def test_directory_errors(tmp_path: Path, symbols: tuple[Symbol, ...]) -> None:
     write_sample(tmp_path / "c", datasets=(Dataset.TRADES,))
     with pytest.raises(ConfigurationError, match="speed must be positive"):
         ReplayMarket(tmp_path / "c", symbols, speed=0, start_ms=0)
+
+
+def test_a_replayed_aggtrades_file_comes_out_of_market_state_as_it_went_in(
+    tmp_path: Path, symbols: tuple[Symbol, ...]
+) -> None:
+    sample = write_sample(tmp_path, datasets=(Dataset.AGG_TRADES,))
+    market = _replay(tmp_path, symbols, start=START_MS)
+    state = MarketState(market.symbols, trade_history=10_000)
+    for step in range(1, 400):
+        now = START_MS + step * 777
+        state.apply(market.advance(now), now)
+    served = state.agg_trades("BTCUSDT", from_id=0, limit=10_000)
+    first = sample.agg_trades[0].time_ms
+    # `f` is not carried by the seam (a Trade has one id): each row's trade is its last fill.
+    assert [
+        (a.agg_id, a.price, a.qty, a.last_trade_id, a.time_ms, a.buyer_is_maker) for a in served
+    ] == [
+        (
+            r.agg_trade_id,
+            r.price,
+            r.qty,
+            r.last_trade_id,
+            START_MS + r.time_ms - first,
+            r.buyer_is_maker,
+        )
+        for r in sample.agg_trades
+    ]
+
+
+def test_premium_samples_every_five_seconds_from_the_premium_bars(
+    tmp_path: Path, symbols: tuple[Symbol, ...]
+) -> None:
+    sample = write_sample(
+        tmp_path,
+        datasets=(Dataset.TRADES, Dataset.MARK_PRICE_KLINES, Dataset.PREMIUM_INDEX_KLINES),
+    )
+    market = _replay(tmp_path, symbols, start=START_MS)
+    marks = [u for u in market.advance(START_MS + 3_600_000) if isinstance(u, MarkUpdate)]
+    sampled = [m for m in marks if m.premium_index is not None]
+    assert [m.time_ms for m in sampled] == [START_MS + 5_000 * k for k in range(1, 60)]
+    bars = sample.klines[Dataset.PREMIUM_INDEX_KLINES]
+    by_time = {m.time_ms: m.premium_index for m in sampled}
+    assert [by_time[bar.open_time_ms] for bar in bars[1:]] == [bar.open for bar in bars[1:]]

@@ -1,0 +1,43 @@
+"""A replayed directory served by a real server (issue 11: "a replayed file's trades come out
+exactly as they went in"), on a virtual clock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from tests.conftest import START_MS
+from tests.functional.market_helpers import get_json, market_harness
+from userstream.market.replay import ReplayMarket
+from userstream.market.replay_files import Dataset
+from userstream.market.replay_sample import write_sample
+from userstream.symbols import load_symbol_table
+
+
+async def test_replayed_trades_come_out_of_rest_trades_exactly_as_they_went_in(
+    tmp_path: Path,
+) -> None:
+    sample = write_sample(
+        tmp_path / "files", headers=False, microseconds=True, datasets=(Dataset.TRADES,)
+    )
+    start = START_MS + 1_000  # shown after the server's first advance
+    source = ReplayMarket(tmp_path / "files", load_symbol_table().symbols, start_ms=start)
+    first = sample.trades[0].time_ms
+    served: dict[int, dict[str, object]] = {}
+    async with market_harness(tmp_path / "data", source) as server:
+        for _ in range(7):
+            await server.advance(60_000)
+            status, body, _ = await get_json(server, "/fapi/v1/trades?symbol=BTCUSDT&limit=1000")
+            assert status == 200
+            served.update({trade["id"]: trade for trade in body})
+    assert [
+        (t["id"], Decimal(str(t["price"])), Decimal(str(t["qty"])), t["time"], t["isBuyerMaker"])
+        for t in served.values()
+    ] == [
+        (r.trade_id, r.price, r.qty, start + r.time_ms - first, r.buyer_is_maker)
+        for r in sample.trades
+    ]
+    assert all(
+        str(t["price"]) == f"{r.price:.2f}"
+        for t, r in zip(served.values(), sample.trades, strict=True)
+    )
