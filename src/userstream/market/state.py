@@ -107,6 +107,7 @@ class AggTrade:
     last_trade_id: int
     time_ms: int
     buyer_is_maker: bool
+    symbol: str  # which symbol `apply` finalised it for (`@aggTrade` publishes per symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +466,7 @@ class MarketState:
                 trade.trade_id,
                 last.time_ms,
                 last.buyer_is_maker,
+                trade.symbol,
             )
             return
         if last is not None:
@@ -480,6 +482,7 @@ class MarketState:
                 trade.trade_id,
                 trade.time_ms,
                 trade.buyer_is_maker,
+                trade.symbol,
             )
         )
         state.open_aggregate = True

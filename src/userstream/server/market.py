@@ -21,20 +21,19 @@ the venue read the same state at the same `now`: `sync()` first runs every tick 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
 from userstream.clock import Clock
 from userstream.exceptions import ConfigurationError
 from userstream.market.book import OrderBook
+from userstream.market.state import AggTrade, Kline, KlineFamily, MarketState, Ticker24h
+from userstream.market.synthetic import SyntheticMarket
 from userstream.market.types import (
     BookUpdate,
-    FundingSettlement,
     MarketSource,
     MarketUpdate,
     MarkUpdate,
@@ -48,25 +47,30 @@ from userstream.protocol.market import (
     PRICE_PLACES_MARK,
     AggTradeEvent,
     BookTickerEvent,
+    ContinuousKlineEvent,
     DepthUpdateEvent,
     ForceOrder,
     ForceOrderEvent,
+    KlineEvent,
     MarketStream,
     MarkPriceEvent,
+    MiniTickerEvent,
     PriceLevel,
     StreamKind,
+    TickerEvent,
     TradeEvent,
     fmt,
 )
+from userstream.protocol.market import Kline as WireKline
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
 
 __all__ = [
     "TICK_MS",
-    "AggTrade",
     "MarketListener",
     "MarketService",
     "SymbolFeed",
+    "open_market_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,9 +79,6 @@ TICK_MS: Final = 50
 """The service's step: the greatest common divisor of every stream period (100, 250, 500 ms,
 1 s, 3 s), so each frame goes out at its exact instant."""
 
-AGG_WINDOW_MS: Final = 100
-HISTORY: Final = 1000
-"""Trades and aggregate trades kept per symbol for REST (the largest `limit` is 1000)."""
 
 MarketListener = Callable[[Sequence[MarketUpdate], int], None]
 """Called after each advance with the updates (oldest first) and the advance's `now_ms`."""
@@ -86,17 +87,26 @@ _encode = msgspec.json.Encoder().encode
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class AggTrade:
-    """One aggregate trade (`@aggTrade`, `GET /fapi/v1/aggTrades`)."""
+def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSource:
+    """The market source a `serve --market SPEC` names, starting at `now_ms`.
 
-    agg_id: int
-    price: Decimal
-    qty: Decimal
-    first_trade_id: int
-    last_trade_id: int
-    time_ms: int
-    buyer_is_maker: bool
+    `synthetic[:SEED]` (seed 0 by default): the seeded synthetic market for every trading
+    symbol of `symbols` (market-data spec §7).
+
+    Raises:
+        ConfigurationError: an unknown kind of source or a malformed seed.
+    """
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        if arg and not arg.isdigit():
+            raise ConfigurationError(f"--market {spec}: the seed must be a whole number")
+        return SyntheticMarket(symbols.symbols, seed=int(arg or 0), start_ms=now_ms)
+    raise ConfigurationError(f"--market {spec}: expected synthetic[:SEED]")
+
+
+@runtime_checkable
+class _OpenInterestSource(Protocol):
+    def open_interest(self, symbol: str) -> Decimal: ...
 
 
 class _DepthBatch:
@@ -130,24 +140,19 @@ class _DepthBatch:
 
 
 class SymbolFeed:
-    """One symbol's streams-side state."""
+    """One symbol's streams-side state: its precision, depth batches and what was last sent."""
 
     __slots__ = (
-        "agg_open",
-        "aggs",
-        "aggs_unsent",
         "batches",
         "book_time_ms",
         "force_order",
-        "fundings",
+        "kline_sent",
         "last_top",
-        "mark",
-        "next_agg_id",
         "price_places",
         "qty_places",
         "symbol",
+        "ticker_sent",
         "topics",
-        "trades",
     )
 
     def __init__(self, symbol: str, price_places: int, qty_places: int, book: OrderBook) -> None:
@@ -157,14 +162,9 @@ class SymbolFeed:
         self.batches = {speed: _DepthBatch(book.last_update_id) for speed in DEPTH_SPEEDS_MS}
         self.book_time_ms = 0
         self.last_top: tuple[object, object] = (None, None)
-        self.trades: deque[Trade] = deque(maxlen=HISTORY)
-        self.aggs: deque[AggTrade] = deque(maxlen=HISTORY)
-        self.aggs_unsent: list[AggTrade] = []
-        self.agg_open: list[Trade] = []
-        self.next_agg_id = 1
-        self.mark: MarkUpdate | None = None
-        self.fundings: list[FundingSettlement] = []
         self.force_order: ForceOrderEvent | None = None
+        self.kline_sent: dict[MarketStream, int] = {}  # topic -> open time of its last bar
+        self.ticker_sent = -2  # the last trade id an `@arr` ticker frame carried
         self.topics = _Topics(symbol)
 
     def price(self, value: Decimal) -> str:
@@ -173,42 +173,80 @@ class SymbolFeed:
     def qty(self, value: Decimal) -> str:
         return fmt(value, self.qty_places)
 
+    def quote(self, value: Decimal) -> str:
+        """A quote amount (price × qty) at the places the product has (`"1591436.27140"`)."""
+        return fmt(value, self.price_places + self.qty_places)
+
     def levels(self, side: dict[Decimal, Decimal], descending: bool) -> list[PriceLevel]:
         return [
             (self.price(price), self.qty(side[price])) for price in sorted(side, reverse=descending)
         ]
 
-    def close_agg(self) -> None:
-        trades = self.agg_open
-        if not trades:
-            return
-        first = trades[0]
-        agg = AggTrade(
-            self.next_agg_id,
-            first.price,
-            sum((t.qty for t in trades), _ZERO),
-            first.trade_id,
-            trades[-1].trade_id,
-            first.time_ms,
-            first.buyer_is_maker,
-        )
-        self.next_agg_id += 1
-        self.aggs.append(agg)
-        self.aggs_unsent.append(agg)
-        self.agg_open = []
+    def wire_kline(self, bar: Kline, interval: str, family: KlineFamily) -> WireKline:
+        """The `k` object / REST row of a bar; mark, index and premium bars carry 8 places
+        and zero volumes (spec §3.1)."""
+        if family is KlineFamily.TRADE:
+            price, qty, quote = self.price, self.qty, self.quote
+        else:
 
-    def add_trade(self, trade: Trade) -> None:
-        self.trades.append(trade)
-        open_ = self.agg_open
-        if open_:
-            first = open_[0]
-            if (
-                first.price != trade.price
-                or first.buyer_is_maker != trade.buyer_is_maker
-                or trade.time_ms - first.time_ms >= AGG_WINDOW_MS
-            ):
-                self.close_agg()
-        self.agg_open.append(trade)
+            def price(value: Decimal) -> str:
+                return fmt(value, PRICE_PLACES_MARK)
+
+            qty = quote = price
+        return WireKline(
+            t=bar.open_time_ms,
+            T=bar.close_time_ms,
+            s=self.symbol,
+            i=interval,
+            f=bar.first_trade_id,
+            L=bar.last_trade_id,
+            o=price(bar.open),
+            c=price(bar.close),
+            h=price(bar.high),
+            l=price(bar.low),
+            v=qty(bar.volume) if family is KlineFamily.TRADE else "0",
+            n=bar.count,
+            x=bar.closed,
+            q=quote(bar.quote_volume) if family is KlineFamily.TRADE else "0",
+            V=qty(bar.taker_buy_volume) if family is KlineFamily.TRADE else "0",
+            Q=quote(bar.taker_buy_quote_volume) if family is KlineFamily.TRADE else "0",
+            B="0",
+        )
+
+    def ticker_event(self, ticker: Ticker24h, now_ms: int) -> TickerEvent:
+        return TickerEvent(
+            e="24hrTicker",
+            E=now_ms,
+            s=self.symbol,
+            p=self.price(ticker.price_change),
+            P=fmt(ticker.price_change_percent, 3),
+            w=self.price(ticker.weighted_avg_price),
+            c=self.price(ticker.last),
+            Q=self.qty(ticker.last_qty),
+            o=self.price(ticker.open),
+            h=self.price(ticker.high),
+            l=self.price(ticker.low),
+            v=self.qty(ticker.volume),
+            q=self.quote(ticker.quote_volume),
+            O=ticker.open_time_ms,
+            C=ticker.close_time_ms,
+            F=ticker.first_trade_id,
+            L=ticker.last_trade_id,
+            n=ticker.count,
+        )
+
+    def mini_ticker_event(self, ticker: Ticker24h, now_ms: int) -> MiniTickerEvent:
+        return MiniTickerEvent(
+            e="24hrMiniTicker",
+            E=now_ms,
+            s=self.symbol,
+            c=self.price(ticker.last),
+            o=self.price(ticker.open),
+            h=self.price(ticker.high),
+            l=self.price(ticker.low),
+            v=self.qty(ticker.volume),
+            q=self.quote(ticker.quote_volume),
+        )
 
 
 class _Topics:
@@ -243,8 +281,15 @@ _ALL_MARK: Final = {
 }
 
 
+_ALL_TICKER: Final = MarketStream(StreamKind.TICKER_ALL, speed_ms=1000)
+_ALL_MINI_TICKER: Final = MarketStream(StreamKind.MINI_TICKER_ALL, speed_ms=1000)
+_KLINE_MS: Final = 250
+_TICKER_MS: Final = 2000
+
+
 class MarketService:
-    """Owns the market source and serves it: streams through `hub`, state for REST, listeners.
+    """Owns the market source and serves it: streams through `hub`, `state` for REST, and
+    the listeners.
 
     Call `start()` once the server's scheduler runs; `sync()` before reading state so it is
     the state at `clock.now_ms()` (to the last `TICK_MS`).
@@ -258,12 +303,14 @@ class MarketService:
         scheduler: Scheduler,
     ) -> None:
         self.source = source
+        self.state = MarketState(source.symbols)
         self.hub = MarketHub()
         self._clock = clock
         self._scheduler = scheduler
         self._listeners: list[MarketListener] = []
         listed = {s.symbol: s for s in symbols.symbols}
         self.feeds: dict[str, SymbolFeed] = {}
+        self.pairs: dict[tuple[str, str], str] = {}  # (pair, contract type) -> symbol
         for name in source.symbols:
             info = listed.get(name)
             if info is None:
@@ -271,6 +318,7 @@ class MarketService:
             self.feeds[name] = SymbolFeed(
                 name, info.price_precision, info.quantity_precision, source.book(name)
             )
+            self.pairs[info.pair, info.contract_type] = name
         self._next_tick = 0
         self._open_interest: dict[str, Decimal] = {}
         self.updates = 0  # market updates folded (/metrics, bench)
@@ -281,7 +329,7 @@ class MarketService:
         """Start advancing at the next `TICK_MS` boundary of the server's clock."""
         now = self._clock.now_ms()
         self._next_tick = now - now % TICK_MS + TICK_MS
-        self.source.advance(now)
+        self.state.apply(self.source.advance(now), now)
         self._scheduler.call_at(self._next_tick, self._on_timer)
 
     def stop(self) -> None:
@@ -307,8 +355,13 @@ class MarketService:
             self._tick(tick)
 
     def open_interest(self, symbol: str) -> Decimal:
-        """Open interest in contracts, as the venue last reported it (0 until it does)."""
-        return self._open_interest.get(symbol, _ZERO)
+        """Open interest in contracts: the venue's when it reported one, else the source's."""
+        reported = self._open_interest.get(symbol)
+        if reported is not None:
+            return reported
+        if isinstance(self.source, _OpenInterestSource):
+            return self.source.open_interest(symbol)
+        return _ZERO
 
     def set_open_interest(self, symbol: str, contracts: Decimal) -> None:
         """The venue's open interest for `symbol` (`GET /fapi/v1/openInterest`)."""
@@ -347,6 +400,11 @@ class MarketService:
         )
         feed.force_order = ForceOrderEvent(e="forceOrder", E=time_ms, o=order)
 
+    def mark(self, symbol: str) -> MarkUpdate:
+        """The latest mark, index and funding estimate of `symbol`."""
+        mark = self.state.mark(symbol)
+        return mark if mark is not None else self.source.mark(symbol)
+
     # one tick
 
     def _tick(self, now_ms: int) -> None:
@@ -362,48 +420,45 @@ class MarketService:
                 for batch in feed.batches.values():
                     batch.add(update)
                 feed.book_time_ms = update.time_ms
-            elif type(update) is Trade:
-                feed.add_trade(update)
-                if hub.active(feed.topics.trade):
-                    hub.publish(feed.topics.trade, self._trade_payload(feed, update, now_ms))
-            elif type(update) is MarkUpdate:
-                feed.mark = update
-            elif type(update) is FundingSettlement:
-                feed.fundings.append(update)
+            elif type(update) is Trade and hub.active(feed.topics.trade):
+                hub.publish(feed.topics.trade, self._trade_payload(feed, update, now_ms))
+        final = self.state.apply(updates, now_ms)
         for listener in self._listeners:
             try:
                 listener(updates, now_ms)
             except Exception:
                 log.exception("market listener failed")
-        self._emit(now_ms)
+        self._emit(now_ms, final)
 
-    def _emit(self, now_ms: int) -> None:
+    def _emit(self, now_ms: int, aggs: list[AggTrade]) -> None:
         hub = self.hub
-        for feed in self.feeds.values():
+        feeds = self.feeds
+        for feed in feeds.values():
             self._emit_book_ticker(feed, now_ms)
         for speed in DEPTH_SPEEDS_MS:
             if now_ms % speed == 0:
-                for feed in self.feeds.values():
+                for feed in feeds.values():
                     self._emit_depth(feed, speed, now_ms)
-        if now_ms % AGG_WINDOW_MS == 0:
-            for feed in self.feeds.values():
-                feed.close_agg()
-                topic = feed.topics.agg_trade
-                if feed.aggs_unsent and hub.active(topic):
-                    for agg in feed.aggs_unsent:
-                        hub.publish(topic, _encode(self._agg_event(feed, agg, now_ms)))
-                feed.aggs_unsent.clear()
+        for agg in aggs:
+            feed = feeds[agg.symbol]
+            if hub.active(feed.topics.agg_trade):
+                hub.publish(feed.topics.agg_trade, _encode(self._agg_event(feed, agg, now_ms)))
+        if now_ms % _KLINE_MS == 0:
+            self._emit_klines(now_ms)
         if now_ms % 1000 == 0:
             self._emit_marks(now_ms, 1000)
             if now_ms % 3000 == 0:
                 self._emit_marks(now_ms, 3000)
-            for feed in self.feeds.values():
+            self._emit_ticker_arrays(now_ms)
+            for feed in feeds.values():
                 event = feed.force_order
                 if event is not None:
                     feed.force_order = None
                     payload = _encode(event)
                     hub.publish(feed.topics.force_order, payload)
                     hub.publish(_ALL_FORCE_ORDER, payload)
+        if now_ms % _TICKER_MS == 0:
+            self._emit_tickers(now_ms)
 
     def _trade_payload(self, feed: SymbolFeed, trade: Trade, now_ms: int) -> bytes:
         return _encode(
@@ -510,7 +565,7 @@ class MarketService:
         batch.close()
 
     def mark_event(self, feed: SymbolFeed, now_ms: int) -> MarkPriceEvent:
-        mark = feed.mark if feed.mark is not None else self.source.mark(feed.symbol)
+        mark = self.mark(feed.symbol)
         return MarkPriceEvent(
             e="markPriceUpdate",
             E=now_ms,
@@ -539,3 +594,75 @@ class MarketService:
             events.append(event)
         if everything and events:
             hub.publish(all_topic, _encode(events))
+
+    def _emit_klines(self, now_ms: int) -> None:
+        """Each subscribed kline every 250 ms: the open bar, preceded once by the bar that
+        just closed with `x: true` (spec §2.2)."""
+        hub = self.hub
+        for topic in hub.topics(StreamKind.KLINE) + hub.topics(StreamKind.CONTINUOUS_KLINE):
+            symbol = topic.symbol
+            if topic.kind is StreamKind.CONTINUOUS_KLINE:
+                symbol = self.pairs.get((topic.symbol or "", topic.contract_type))
+            feed = self.feeds.get(symbol or "")
+            if feed is None:
+                continue
+            bars = self.state.klines(feed.symbol, topic.interval, limit=2)
+            if not bars:
+                continue
+            sent = feed.kline_sent.get(topic)
+            feed.kline_sent[topic] = bars[-1].open_time_ms
+            if sent is not None and len(bars) == 2 and bars[0].open_time_ms == sent:
+                hub.publish(topic, self._kline_payload(feed, topic, bars[0], now_ms))
+            hub.publish(topic, self._kline_payload(feed, topic, bars[-1], now_ms))
+
+    def _kline_payload(
+        self, feed: SymbolFeed, topic: MarketStream, bar: Kline, now_ms: int
+    ) -> bytes:
+        k = feed.wire_kline(bar, topic.interval, KlineFamily.TRADE)
+        if topic.kind is StreamKind.KLINE:
+            return _encode(KlineEvent(e="kline", E=now_ms, s=feed.symbol, k=k))
+        k.s = msgspec.UNSET
+        return _encode(
+            ContinuousKlineEvent(
+                e="continuous_kline",
+                E=now_ms,
+                ps=topic.symbol or "",
+                ct=topic.contract_type,
+                k=k,
+            )
+        )
+
+    def _emit_tickers(self, now_ms: int) -> None:
+        hub = self.hub
+        for topic in hub.topics(StreamKind.TICKER):
+            feed = self.feeds.get(topic.symbol or "")
+            if feed is not None:
+                ticker = self.state.ticker(feed.symbol)
+                hub.publish(topic, _encode(feed.ticker_event(ticker, now_ms)))
+        for topic in hub.topics(StreamKind.MINI_TICKER):
+            feed = self.feeds.get(topic.symbol or "")
+            if feed is not None:
+                ticker = self.state.ticker(feed.symbol)
+                hub.publish(topic, _encode(feed.mini_ticker_event(ticker, now_ms)))
+
+    def _emit_ticker_arrays(self, now_ms: int) -> None:
+        """`!ticker@arr` and `!miniTicker@arr` each second: only the symbols that traded
+        since the previous array (spec §2.1)."""
+        hub = self.hub
+        full, mini = hub.active(_ALL_TICKER), hub.active(_ALL_MINI_TICKER)
+        if not (full or mini):
+            return
+        changed: list[tuple[SymbolFeed, Ticker24h]] = []
+        for feed in self.feeds.values():
+            last = self.state.last_trade(feed.symbol)
+            last_id = last.trade_id if last is not None else -1
+            if last_id != feed.ticker_sent:
+                feed.ticker_sent = last_id
+                changed.append((feed, self.state.ticker(feed.symbol)))
+        if not changed:
+            return
+        if full:
+            hub.publish(_ALL_TICKER, _encode([f.ticker_event(t, now_ms) for f, t in changed]))
+        if mini:
+            events = [f.mini_ticker_event(t, now_ms) for f, t in changed]
+            hub.publish(_ALL_MINI_TICKER, _encode(events))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from userstream.protocol import wsframes
 from userstream.protocol.codec import combined_envelope
-from userstream.protocol.market import MarketStream
+from userstream.protocol.market import MarketStream, StreamKind
 from userstream.server.gateway import Subscriber
 
 __all__ = ["MarketHub"]
@@ -21,10 +21,15 @@ __all__ = ["MarketHub"]
 class MarketHub:
     def __init__(self) -> None:
         self._topics: dict[MarketStream, dict[Subscriber, list[str]]] = {}
+        self._by_kind: dict[StreamKind, set[MarketStream]] = {}
         self.delivered = 0  # frames queued (/metrics)
 
     def subscribe(self, subscriber: Subscriber, name: str, topic: MarketStream) -> None:
-        names = self._topics.setdefault(topic, {}).setdefault(subscriber, [])
+        subscribers = self._topics.get(topic)
+        if subscribers is None:
+            subscribers = self._topics[topic] = {}
+            self._by_kind.setdefault(topic.kind, set()).add(topic)
+        names = subscribers.setdefault(subscriber, [])
         if name not in names:
             names.append(name)
 
@@ -39,7 +44,7 @@ class MarketHub:
         if not names:
             del subscribers[subscriber]
             if not subscribers:
-                del self._topics[topic]
+                self._forget(topic)
 
     def detach(self, subscriber: Subscriber, topics: Iterable[MarketStream]) -> None:
         for topic in set(topics):
@@ -47,7 +52,15 @@ class MarketHub:
             if subscribers is not None:
                 subscribers.pop(subscriber, None)
                 if not subscribers:
-                    del self._topics[topic]
+                    self._forget(topic)
+
+    def _forget(self, topic: MarketStream) -> None:
+        del self._topics[topic]
+        self._by_kind[topic.kind].discard(topic)
+
+    def topics(self, kind: StreamKind) -> list[MarketStream]:
+        """The topics of `kind` someone is subscribed to (for the streams built per topic)."""
+        return list(self._by_kind.get(kind, ()))
 
     def active(self, topic: MarketStream) -> bool:
         """True when some connection would receive a frame of `topic`: build it only then."""

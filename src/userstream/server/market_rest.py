@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from userstream.market.state import AggTrade, KlineFamily
 from userstream.market.types import Trade
 from userstream.protocol.market import (
     DEPTH_LIMITS,
+    INTERVALS,
     PRICE_PLACES_MARK,
     DepthSnapshotBody,
     FundingRateBody,
@@ -26,19 +28,23 @@ from userstream.protocol.market import (
     PremiumIndexBody,
     RestAggTrade,
     RestBookTicker,
+    RestTicker24h,
     RestTrade,
     TickerPriceBody,
     depth_weight,
     fmt,
     int_param,
     invalid_depth_limit,
+    invalid_interval,
     invalid_symbol,
+    kline_row,
+    klines_weight,
     mandatory,
     not_valid,
     time_window,
 )
 from userstream.server.http import Request, Response
-from userstream.server.market import AggTrade, MarketService, SymbolFeed
+from userstream.server.market import MarketService, SymbolFeed
 from userstream.server.rest import Handler, RestApi, Weigher
 
 __all__ = ["mount_market_rest"]
@@ -76,6 +82,14 @@ def _weigh_depth(request: Request) -> int:
     return depth_weight(int(raw)) if raw.isdigit() and len(raw) < 6 else depth_weight(500)
 
 
+def _weigh_klines(request: Request) -> int:
+    raw = _params(request).get("limit", "")
+    return klines_weight(int(raw)) if raw.isdigit() and len(raw) < 6 else klines_weight(500)
+
+
+_CONTRACT_TYPES: Final = ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER", "TRADIFI_PERPETUAL")
+
+
 def _ok(body: object) -> Response:
     return Response(200, _encode(body))
 
@@ -96,6 +110,28 @@ class MarketRest:
             ("/fapi/v2/ticker/price", self._ticker_price, _weight_by_symbol(1, 2)),
             ("/fapi/v1/ticker/bookTicker", self._book_ticker, _weight_by_symbol(2, 5)),
             ("/fapi/v1/openInterest", self._open_interest, _fixed(1)),
+            ("/fapi/v1/ticker/24hr", self._ticker_24h, _weight_by_symbol(1, 40)),
+            ("/fapi/v1/klines", self._klines(KlineFamily.TRADE, "symbol"), _weigh_klines),
+            (
+                "/fapi/v1/continuousKlines",
+                self._klines(KlineFamily.TRADE, "pair"),
+                _weigh_klines,
+            ),
+            (
+                "/fapi/v1/markPriceKlines",
+                self._klines(KlineFamily.MARK, "symbol"),
+                _weigh_klines,
+            ),
+            (
+                "/fapi/v1/indexPriceKlines",
+                self._klines(KlineFamily.INDEX, "pair"),
+                _weigh_klines,
+            ),
+            (
+                "/fapi/v1/premiumIndexKlines",
+                self._klines(KlineFamily.PREMIUM, "symbol"),
+                _weigh_klines,
+            ),
         )
 
     # helpers
@@ -149,7 +185,7 @@ class MarketRest:
         assert feed is not None
         limit = _limit(params, 500, 1000)
         self._market.sync()
-        trades = list(feed.trades)[-limit:]
+        trades = self._market.state.trades(feed.symbol, limit)
         return _ok([_rest_trade(feed, t) for t in trades])
 
     async def _agg_trades(self, request: Request) -> Response:
@@ -163,15 +199,9 @@ class MarketRest:
         if start is not None and end is not None and end - start > HOUR_MS:
             raise time_window(1)
         self._market.sync()
-        aggs: list[AggTrade] = list(feed.aggs)
-        if from_id is not None:
-            selected = [a for a in aggs if a.agg_id >= from_id][:limit]
-        elif start is not None or end is not None:
-            low = start if start is not None else (end or 0) - HOUR_MS
-            high = end if end is not None else low + HOUR_MS
-            selected = [a for a in aggs if low <= a.time_ms <= high][:limit]
-        else:
-            selected = aggs[-limit:]
+        selected = self._market.state.agg_trades(
+            feed.symbol, from_id=from_id, start_ms=start, end_ms=end, limit=limit
+        )
         return _ok([_rest_agg(feed, a) for a in selected])
 
     async def _premium_index(self, request: Request) -> Response:
@@ -179,7 +209,7 @@ class MarketRest:
         now = self._market.sync()
 
         def build(feed: SymbolFeed) -> PremiumIndexBody:
-            mark = feed.mark if feed.mark is not None else self._market.source.mark(feed.symbol)
+            mark = self._market.mark(feed.symbol)
             return PremiumIndexBody(
                 symbol=feed.symbol,
                 mark_price=fmt(mark.mark_price, PRICE_PLACES_MARK),
@@ -200,28 +230,18 @@ class MarketRest:
         start = int_param(params, "startTime")
         end = int_param(params, "endTime")
         self._market.sync()
-        feeds = [feed] if feed is not None else list(self._market.feeds.values())
-        rows = sorted(
-            (
-                (s.funding_time_ms, f.symbol, s)
-                for f in feeds
-                for s in f.fundings
-                if (start is None or s.funding_time_ms >= start)
-                and (end is None or s.funding_time_ms <= end)
-            ),
-            key=lambda row: (row[0], row[1]),
+        records = self._market.state.funding_history(
+            feed.symbol if feed is not None else None, start_ms=start, end_ms=end, limit=limit
         )
-        # Without a start time the latest rows are returned (ascending), else the first.
-        chosen = rows[:limit] if start is not None else rows[-limit:]
         return _ok(
             [
                 FundingRateBody(
-                    symbol=s.symbol,
-                    funding_time=s.funding_time_ms,
-                    funding_rate=fmt(s.funding_rate, PRICE_PLACES_MARK),
-                    mark_price=fmt(s.mark_price, PRICE_PLACES_MARK),
+                    symbol=r.symbol,
+                    funding_time=r.funding_time_ms,
+                    funding_rate=fmt(r.funding_rate, PRICE_PLACES_MARK),
+                    mark_price=fmt(r.mark_price, PRICE_PLACES_MARK),
                 )
-                for _, _, s in chosen
+                for r in records
             ]
         )
 
@@ -268,9 +288,74 @@ class MarketRest:
             OpenInterestBody(feed.qty(self._market.open_interest(feed.symbol)), feed.symbol, now)
         )
 
+    async def _ticker_24h(self, request: Request) -> Response:
+        params = _params(request)
+        self._market.sync()
+
+        def build(feed: SymbolFeed) -> RestTicker24h:
+            ticker = self._market.state.ticker(feed.symbol)
+            event = feed.ticker_event(ticker, ticker.close_time_ms)
+            return RestTicker24h(
+                symbol=feed.symbol,
+                price_change=event.p,
+                price_change_percent=event.P,
+                weighted_avg_price=event.w,
+                last_price=event.c,
+                last_qty=event.Q,
+                open_price=event.o,
+                high_price=event.h,
+                low_price=event.l,
+                volume=event.v,
+                quote_volume=event.q,
+                open_time=event.O,
+                close_time=event.C,
+                first_id=event.F,
+                last_id=event.L,
+                count=event.n,
+            )
+
+        return self._one_or_all(params, build)
+
+    def _klines(self, family: KlineFamily, key: str) -> Handler:
+        """A kline endpoint: `symbol` keyed, or `pair` keyed (continuous and index klines,
+        which name the pair and, for continuous ones, a `contractType`)."""
+
+        async def handle(request: Request) -> Response:
+            params = _params(request)
+            if key == "symbol":
+                feed = self._feed(params)
+            else:
+                pair = params.get("pair", "")
+                if not pair:
+                    raise mandatory("pair")
+                contract = params.get("contractType", "PERPETUAL")
+                if family is KlineFamily.TRADE and contract not in _CONTRACT_TYPES:
+                    raise not_valid("contractType")
+                symbol = self._market.pairs.get((pair.upper(), contract))
+                feed = self._market.feeds.get(symbol or "")
+                if feed is None:
+                    raise invalid_symbol()
+            assert feed is not None
+            interval = params.get("interval", "")
+            if not interval:
+                raise mandatory("interval")
+            if interval not in INTERVALS:
+                raise invalid_interval()
+            limit = _limit(params, 500, 1500)
+            start = int_param(params, "startTime")
+            end = int_param(params, "endTime")
+            self._market.sync()
+            bars = self._market.state.klines(
+                feed.symbol, interval, family=family, start_ms=start, end_ms=end, limit=limit
+            )
+            return _ok([kline_row(feed.wire_kline(bar, interval, family)) for bar in bars])
+
+        return handle
+
     def _last_price(self, feed: SymbolFeed) -> Decimal:
-        if feed.trades:
-            return feed.trades[-1].price
+        last = self._market.state.last_trade(feed.symbol)
+        if last is not None:
+            return last.price
         book = self._market.source.book(feed.symbol)
         bid = book.best_bid()
         if bid is not None:
