@@ -41,3 +41,32 @@ async def test_replayed_trades_come_out_of_rest_trades_exactly_as_they_went_in(
         str(t["price"]) == f"{r.price:.2f}"
         for t, r in zip(served.values(), sample.trades, strict=True)
     )
+
+
+async def test_a_replayed_aggtrades_file_comes_out_of_rest_aggtrades_exactly(
+    tmp_path: Path,
+) -> None:
+    sample = write_sample(tmp_path / "files", zipped=False, datasets=(Dataset.AGG_TRADES,))
+    start = START_MS + 1_000
+    source = ReplayMarket(tmp_path / "files", load_symbol_table().symbols, start_ms=start)
+    first = sample.agg_trades[0].time_ms
+    served: dict[int, dict[str, object]] = {}
+    async with market_harness(tmp_path / "data", source) as server:
+        for _ in range(7):
+            await server.advance(60_000)
+            status, body, _ = await get_json(server, "/fapi/v1/aggTrades?symbol=BTCUSDT&limit=1000")
+            assert status == 200
+            served.update({agg["a"]: agg for agg in body})
+    assert list(served.values()) == [
+        {
+            "a": r.agg_trade_id,
+            "p": f"{r.price:.2f}",
+            "q": f"{r.qty:.3f}",
+            "nq": f"{r.qty:.3f}",
+            "f": r.first_trade_id,
+            "l": r.last_trade_id,
+            "T": start + r.time_ms - first,
+            "m": r.buyer_is_maker,
+        }
+        for r in sample.agg_trades
+    ]

@@ -10,10 +10,12 @@ The replay lasts as long as its data: nothing happens after the last record.
 
 What each dataset becomes (spec §5.3):
 
-- `trades` (preferred when present: spec §6.3 replays raw trades) or else `aggTrades`: one
-  `Trade` per row, ids, prices, quantities and sides exactly as in the file. An aggTrades row
-  carries its `agg_trade_id` as the trade's `aggregate_id` (so aggTrades are served with
-  Binance's ids, one per row) and its `last_trade_id` as `trade_id`.
+- `trades` (preferred when present: spec §6.3 replays raw trades): one `Trade` per row, ids,
+  prices, quantities and sides exactly as in the file.
+- else `aggTrades`: each row becomes its fills `first_trade_id..last_trade_id`, all in the
+  row's aggregate (`Trade.aggregate_id`), so the aggTrades served are the file's rows exactly
+  (ids, `f..l`, price, quantity, time, side); the split of the row's quantity between its
+  fills is invented (the archive has only the total): see `_SymbolReplay._fills`.
 - `bookTicker`: the L1 of each row, its `update_id` as the book's update id (so bookTicker `u`
   is Binance's), with levels 2..N per side **synthetic** (spec §5.3 (a): the archive has no
   depth): one tick apart behind L1, sizes drawn from each price (0.001-0.05 lots of size near
@@ -74,7 +76,7 @@ from userstream.market.types import (
 )
 from userstream.protocol.exchange_info import LotSize, PriceFilter, Symbol
 
-__all__ = ["ReplayMarket"]
+__all__ = ["ReplayMarket", "open_replay"]
 
 DEFAULT_DEPTH: Final = 50
 # spec §4: 0.01 % per 8 h, Binance's default when the premium is flat.
@@ -310,19 +312,13 @@ class _SymbolReplay:
         row = self.trades.pop()
         assert isinstance(row, TradeRow | AggTradeRow)
         now = to_server(file_ms)
+        updates: list[MarketUpdate]
         if isinstance(row, TradeRow):
-            trade = Trade(self.symbol, row.trade_id, row.price, row.qty, row.buyer_is_maker, now)
+            updates = [
+                Trade(self.symbol, row.trade_id, row.price, row.qty, row.buyer_is_maker, now)
+            ]
         else:
-            trade = Trade(
-                self.symbol,
-                row.last_trade_id,
-                row.price,
-                row.qty,
-                row.buyer_is_maker,
-                now,
-                aggregate_id=row.agg_trade_id,
-            )
-        updates: list[MarketUpdate] = [trade]
+            updates = list(self._fills(row, now))
         self.last_price = row.price
         if self.quotes is None:
             bids, asks = self._inferred(row)
@@ -330,6 +326,37 @@ class _SymbolReplay:
             if update is not None:
                 updates.append(update)
         return updates
+
+    def _fills(self, row: AggTradeRow, now: int) -> list[Trade]:
+        """The trades `first_trade_id..last_trade_id` of an aggTrades row, in its aggregate.
+
+        The archive keeps only their total: each fill but the first is given one lot step and
+        the first the rest, so the ids, the count and the sum are Binance's and the sizes of
+        the single fills are invented. A row whose quantity is less than a step per fill
+        (inconsistent data) becomes one trade with its last id.
+        """
+        count = row.last_trade_id - row.first_trade_id + 1
+        step = self.grid.step
+        if count < 1 or row.qty < count * step:
+            sizes = {row.last_trade_id: row.qty}
+        else:
+            sizes = {row.first_trade_id: row.qty - (count - 1) * step}
+            sizes.update(
+                (trade_id, step)
+                for trade_id in range(row.first_trade_id + 1, row.last_trade_id + 1)
+            )
+        return [
+            Trade(
+                self.symbol,
+                trade_id,
+                row.price,
+                qty,
+                row.buyer_is_maker,
+                now,
+                aggregate_id=row.agg_trade_id,
+            )
+            for trade_id, qty in sizes.items()
+        ]
 
     def _quote(self, row: BookTickerRow, now: int) -> list[MarketUpdate]:
         bids, asks = self._target(row.bid_price, row.bid_qty, row.ask_price, row.ask_qty)
@@ -563,3 +590,27 @@ class ReplayMarket:
 
     def mark(self, symbol: str) -> MarkUpdate:
         return self._marks[symbol]
+
+
+def open_replay(argument: str, symbols: Sequence[Symbol], start_ms: int) -> ReplayMarket:
+    """The replay `serve --market replay:DIR[?speed=N]` names: DIR's files shown from
+    `start_ms` on, N (default 1; a fraction like `0.5` or `1/2` slows it) times as fast.
+
+    Raises:
+        ConfigurationError: an unknown option or a speed that is not a positive number, or
+            anything `ReplayMarket` refuses.
+    """
+    directory, _, query = argument.partition("?")
+    if not directory:
+        raise ConfigurationError("replay:DIR needs a directory")
+    speed = "1"
+    for option in filter(None, query.split("&")):
+        name, _, value = option.partition("=")
+        if name != "speed":
+            raise ConfigurationError(f"replay:{argument}: unknown option {name!r} (speed=N)")
+        speed = value
+    try:
+        rate = Fraction(speed)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigurationError(f"replay:{argument}: speed {speed!r} is not a number") from None
+    return ReplayMarket(Path(directory), symbols, speed=rate, start_ms=start_ms)

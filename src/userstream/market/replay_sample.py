@@ -110,7 +110,7 @@ def _aggregate(trades: Sequence[TradeRow]) -> list[AggTradeRow]:
             last is not None
             and last.price == trade.price
             and last.buyer_is_maker == trade.buyer_is_maker
-            and trade.time_ms - last.time_ms <= 100
+            and trade.time_ms - last.time_ms < 100
         ):
             rows[-1] = AggTradeRow(
                 last.agg_trade_id,

@@ -81,19 +81,28 @@ async def test_ten_times_faster_replays_ten_times_the_file_time(
     ]
 
 
-def test_aggtrades_rows_become_trades_exactly(tmp_path: Path, symbols: tuple[Symbol, ...]) -> None:
+def test_aggtrades_rows_become_their_fills_in_one_aggregate(
+    tmp_path: Path, symbols: tuple[Symbol, ...]
+) -> None:
     sample = write_sample(tmp_path, datasets=(Dataset.AGG_TRADES,))
     market = _replay(tmp_path, symbols, start=START_MS)
-    trades = _of(market.advance(START_MS + 3_600_000), Trade)
+    trades = [u for u in market.advance(START_MS + 3_600_000) if isinstance(u, Trade)]
     first = sample.agg_trades[0].time_ms
-    assert [
-        (t.trade_id, t.price, t.qty, t.buyer_is_maker, t.time_ms)
-        for t in trades
-        if isinstance(t, Trade)
-    ] == [
-        (r.last_trade_id, r.price, r.qty, r.buyer_is_maker, START_MS + r.time_ms - first)
-        for r in sample.agg_trades
-    ]
+    assert [t.trade_id for t in trades] == list(
+        range(sample.agg_trades[0].first_trade_id, sample.agg_trades[-1].last_trade_id + 1)
+    )
+    by_aggregate: dict[int | None, list[Trade]] = {}
+    for trade in trades:
+        by_aggregate.setdefault(trade.aggregate_id, []).append(trade)
+    assert list(by_aggregate) == [r.agg_trade_id for r in sample.agg_trades]
+    for row in sample.agg_trades:
+        fills = by_aggregate[row.agg_trade_id]
+        assert [t.trade_id for t in fills] == list(range(row.first_trade_id, row.last_trade_id + 1))
+        assert sum(t.qty for t in fills) == row.qty
+        assert all(t.qty > 0 for t in fills)
+        assert {(t.price, t.buyer_is_maker, t.time_ms) for t in fills} == {
+            (row.price, row.buyer_is_maker, START_MS + row.time_ms - first)
+        }
 
 
 def test_raw_trades_are_preferred_to_aggtrades(tmp_path: Path, symbols: tuple[Symbol, ...]) -> None:
@@ -314,14 +323,15 @@ def test_a_replayed_aggtrades_file_comes_out_of_market_state_as_it_went_in(
         state.apply(market.advance(now), now)
     served = state.agg_trades("BTCUSDT", from_id=0, limit=10_000)
     first = sample.agg_trades[0].time_ms
-    # `f` is not carried by the seam (a Trade has one id): each row's trade is its last fill.
     assert [
-        (a.agg_id, a.price, a.qty, a.last_trade_id, a.time_ms, a.buyer_is_maker) for a in served
+        (a.agg_id, a.price, a.qty, a.first_trade_id, a.last_trade_id, a.time_ms, a.buyer_is_maker)
+        for a in served
     ] == [
         (
             r.agg_trade_id,
             r.price,
             r.qty,
+            r.first_trade_id,
             r.last_trade_id,
             START_MS + r.time_ms - first,
             r.buyer_is_maker,
