@@ -15,7 +15,7 @@ What each dataset becomes (spec §5.3):
 - else `aggTrades`: each row becomes its fills `first_trade_id..last_trade_id`, all in the
   row's aggregate (`Trade.aggregate_id`), so the aggTrades served are the file's rows exactly
   (ids, `f..l`, price, quantity, time, side); the split of the row's quantity between its
-  fills is invented (the archive has only the total): see `_SymbolReplay._fills`.
+  fills is invented (the archive has only the total): see `aggregate_fills`.
 - `bookTicker`: the L1 of each row, its `update_id` as the book's update id (so bookTicker `u`
   is Binance's), with levels 2..N per side **synthetic** (spec §5.3 (a): the archive has no
   depth): one tick apart behind L1, sizes drawn from each price (0.001-0.05 lots of size near
@@ -76,7 +76,7 @@ from userstream.market.types import (
 )
 from userstream.protocol.exchange_info import LotSize, PriceFilter, Symbol
 
-__all__ = ["ReplayMarket", "open_replay"]
+__all__ = ["ReplayMarket", "aggregate_fills", "open_replay"]
 
 DEFAULT_DEPTH: Final = 50
 # spec §4: 0.01 % per 8 h, Binance's default when the premium is flat.
@@ -328,35 +328,17 @@ class _SymbolReplay:
         return updates
 
     def _fills(self, row: AggTradeRow, now: int) -> list[Trade]:
-        """The trades `first_trade_id..last_trade_id` of an aggTrades row, in its aggregate.
-
-        The archive keeps only their total: each fill but the first is given one lot step and
-        the first the rest, so the ids, the count and the sum are Binance's and the sizes of
-        the single fills are invented. A row whose quantity is less than a step per fill
-        (inconsistent data) becomes one trade with its last id.
-        """
-        count = row.last_trade_id - row.first_trade_id + 1
-        step = self.grid.step
-        if count < 1 or row.qty < count * step:
-            sizes = {row.last_trade_id: row.qty}
-        else:
-            sizes = {row.first_trade_id: row.qty - (count - 1) * step}
-            sizes.update(
-                (trade_id, step)
-                for trade_id in range(row.first_trade_id + 1, row.last_trade_id + 1)
-            )
-        return [
-            Trade(
-                self.symbol,
-                trade_id,
-                row.price,
-                qty,
-                row.buyer_is_maker,
-                now,
-                aggregate_id=row.agg_trade_id,
-            )
-            for trade_id, qty in sizes.items()
-        ]
+        return aggregate_fills(
+            self.symbol,
+            row.agg_trade_id,
+            row.first_trade_id,
+            row.last_trade_id,
+            row.price,
+            row.qty,
+            row.buyer_is_maker,
+            now,
+            self.grid.step,
+        )
 
     def _quote(self, row: BookTickerRow, now: int) -> list[MarketUpdate]:
         bids, asks = self._target(row.bid_price, row.bid_qty, row.ask_price, row.ask_qty)
@@ -460,6 +442,36 @@ class _SymbolReplay:
             to_server(file_ms),
             premium_index=premium,
         )
+
+
+def aggregate_fills(
+    symbol: str,
+    agg_id: int,
+    first_id: int,
+    last_id: int,
+    price: Decimal,
+    qty: Decimal,
+    buyer_is_maker: bool,
+    time_ms: int,
+    step: Decimal,
+) -> list[Trade]:
+    """The trades `first_id..last_id` of one aggregate trade, all in aggregate `agg_id`.
+
+    An aggregate keeps only their total (aggTrades files, `@aggTrade`): each fill but the
+    first is given one lot `step` and the first the rest, so the ids, the count and the sum
+    are Binance's and the sizes of the single fills are invented. An aggregate whose quantity
+    is less than a step per fill (inconsistent data) becomes one trade with its last id.
+    """
+    count = last_id - first_id + 1
+    if count < 1 or qty < count * step:
+        sizes = {last_id: qty}
+    else:
+        sizes = {first_id: qty - (count - 1) * step}
+        sizes.update((trade_id, step) for trade_id in range(first_id + 1, last_id + 1))
+    return [
+        Trade(symbol, trade_id, price, size, buyer_is_maker, time_ms, aggregate_id=agg_id)
+        for trade_id, size in sizes.items()
+    ]
 
 
 def _curve(files: Sequence[FileInfo]) -> _Curve | None:
