@@ -1,6 +1,8 @@
 """Follow another venue's public market streams (Binance's own, or another userstream server) as
 a `MarketSource`: sans-I/O. The adapter (`server/market_feed.py`) owns the sockets and hands
-this module each frame and each REST depth snapshot, with the server's `now`.
+this module each frame and each REST depth snapshot as they come; they are decoded at once (a
+broken frame is the adapter's to act on) and folded in order at the next `advance(now_ms)`,
+so the book and the updates change only on the server's clock, as the seam requires.
 
 Decoding (market-data spec §2.2): raw frames and combined `{"stream","data"}` envelopes, arrays
 (`!markPrice@arr`); `aggTrade`, `trade`, `bookTicker`, `depthUpdate`, `markPriceUpdate` are
@@ -25,9 +27,11 @@ again after a reconnect is dropped. Mark, index and the funding estimate come fr
 the old instant with the last estimate and mark seen before it (the venue's settled rate is
 that estimate to within its last few seconds' drift).
 
-Times: an update carries the upstream's event time, never later than the `now` it was
-received at and never earlier than the previous update, so a skewed upstream clock cannot
-send time backwards.
+Times: an update carries the upstream's event time, never later than the `now` of the
+advance that folds it and never earlier than the previous update of its stream (book, trades,
+mark), so a skewed upstream clock cannot send time backwards. Streams interleave in arrival
+order: an aggregate's trades keep their match time though `@aggTrade` sends them up to 100 ms
+after the book changes that followed them, as on Binance.
 """
 
 from __future__ import annotations
@@ -211,6 +215,20 @@ def decode_snapshot(body: bytes) -> DepthSnapshotBody:
         raise TransportError(f"upstream depth snapshot is unreadable: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _SnapshotIn:
+    symbol: str
+    body: DepthSnapshotBody
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """The book's connection dropped (in the inbox, in order)."""
+
+
+_LOST: Final = _Lost()
+
+
 @dataclass
 class _Symbol:
     name: str
@@ -256,8 +274,10 @@ class UpstreamMarket:
             )
         self._trades = trades
         self._depth = depth
+        self._inbox: list[Frame | _SnapshotIn | _Lost] = []
+        self._snapshots_due: set[str] = set()
         self._pending: list[MarketUpdate] = []
-        self._last_time = 0
+        self._last_time: dict[str, int] = {}  # per stream: book, trade, mark
 
     # --- what the adapter subscribes to --------------------------------------------------
 
@@ -273,62 +293,39 @@ class UpstreamMarket:
         }
 
     def needs_snapshot(self) -> list[str]:
-        """Symbols whose book waits for a `GET /fapi/v1/depth` (give it to `receive_snapshot`)."""
+        """Symbols whose book waits for a `GET /fapi/v1/depth` (give it to `receive_snapshot`),
+        as of the last advance, less those with a snapshot received since."""
         if not self._depth:
             return []
-        return [s.name for s in self._symbols.values() if s.depth_state == "unsynced"]
+        return [
+            s.name
+            for s in self._symbols.values()
+            if s.depth_state == "unsynced" and s.name not in self._snapshots_due
+        ]
 
     # --- input -----------------------------------------------------------------------------
 
-    def receive(self, frame: bytes | str, now_ms: int) -> None:
-        """One WebSocket message from the upstream, received at server time `now_ms`.
+    def receive(self, frame: bytes | str) -> None:
+        """One WebSocket message from the upstream, folded at the next `advance`.
 
         Raises:
             TransportError: the message cannot be decoded (the adapter reconnects).
         """
-        for payload in decode_frame(frame):
-            state = self._symbols.get(payload.symbol)
-            if state is None:
-                continue
-            if isinstance(payload, DepthFrame):
-                if self._depth:
-                    self._diff(state, payload, now_ms)
-            elif isinstance(payload, AggTradeFrame | TradeFrame):
-                self._trade(state, payload, now_ms)
-            elif isinstance(payload, BookTickerFrame):
-                if not self._depth:
-                    self._top(state, payload, now_ms)
-            else:
-                self._mark(state, payload, now_ms)
+        self._inbox.extend(decode_frame(frame))
 
-    def receive_snapshot(self, symbol: str, body: bytes, now_ms: int) -> None:
-        """The answer to `GET /fapi/v1/depth?symbol=<symbol>&limit=1000`.
+    def receive_snapshot(self, symbol: str, body: bytes) -> None:
+        """The answer to `GET /fapi/v1/depth?symbol=<symbol>&limit=1000`, folded at the next
+        `advance`.
 
         Raises:
             TransportError: the body is not a depth snapshot.
         """
-        snapshot = decode_snapshot(body)
-        state = self._symbols[symbol]
-        if state.depth_state != "unsynced":
-            return
-        last = snapshot.last_update_id
-        state.buffer = [d for d in state.buffer if d.final_update_id >= last]
-        if state.buffer and not _spans(state.buffer[0], last):
-            return  # the snapshot is older than every buffered diff: fetch another
-        if last + state.offset <= state.book.last_update_id:
-            state.offset = state.book.last_update_id - last + 1
-        self._replace(state, snapshot, now_ms)
-        state.last_u = last
-        state.depth_state = "snapshot"
-        buffered, state.buffer = state.buffer, []
-        for diff in buffered:
-            self._diff(state, diff, now_ms)
+        self._inbox.append(_SnapshotIn(symbol, decode_snapshot(body)))
+        self._snapshots_due.add(symbol)
 
     def connection_lost(self) -> None:
         """The book's connection dropped: diffs were missed, every book needs a snapshot."""
-        for state in self._symbols.values():
-            state.depth_state = "unsynced"
-            state.buffer = []
+        self._inbox.append(_LOST)
 
     # --- MarketSource ----------------------------------------------------------------------
 
@@ -337,6 +334,17 @@ class UpstreamMarket:
         return list(self._symbols)
 
     def advance(self, now_ms: int) -> list[MarketUpdate]:
+        inbox, self._inbox = self._inbox, []
+        for item in inbox:
+            if isinstance(item, _Lost):
+                for state in self._symbols.values():
+                    state.depth_state = "unsynced"
+                    state.buffer = []
+            elif isinstance(item, _SnapshotIn):
+                self._snapshots_due.discard(item.symbol)
+                self._snapshot(self._symbols[item.symbol], item.body, now_ms)
+            else:
+                self._payload(item, now_ms)
         updates, self._pending = self._pending, []
         return updates
 
@@ -354,9 +362,41 @@ class UpstreamMarket:
 
     # --- folding ---------------------------------------------------------------------------
 
-    def _time(self, upstream_ms: int, now_ms: int) -> int:
-        self._last_time = max(self._last_time, min(upstream_ms, now_ms))
-        return self._last_time
+    def _payload(self, payload: Frame, now_ms: int) -> None:
+        state = self._symbols.get(payload.symbol)
+        if state is None:
+            return
+        if isinstance(payload, DepthFrame):
+            if self._depth:
+                self._diff(state, payload, now_ms)
+        elif isinstance(payload, AggTradeFrame | TradeFrame):
+            self._trade(state, payload, now_ms)
+        elif isinstance(payload, BookTickerFrame):
+            if not self._depth:
+                self._top(state, payload, now_ms)
+        else:
+            self._mark(state, payload, now_ms)
+
+    def _snapshot(self, state: _Symbol, snapshot: DepthSnapshotBody, now_ms: int) -> None:
+        if state.depth_state != "unsynced":
+            return
+        last = snapshot.last_update_id
+        state.buffer = [d for d in state.buffer if d.final_update_id >= last]
+        if state.buffer and not _spans(state.buffer[0], last):
+            return  # the snapshot is older than every buffered diff: fetch another
+        if last + state.offset <= state.book.last_update_id:
+            state.offset = state.book.last_update_id - last + 1
+        self._replace(state, snapshot, now_ms)
+        state.last_u = last
+        state.depth_state = "snapshot"
+        buffered, state.buffer = state.buffer, []
+        for diff in buffered:
+            self._diff(state, diff, now_ms)
+
+    def _time(self, stream: str, upstream_ms: int, now_ms: int) -> int:
+        time_ms = max(self._last_time.get(stream, 0), min(upstream_ms, now_ms))
+        self._last_time[stream] = time_ms
+        return time_ms
 
     def _diff(self, state: _Symbol, diff: DepthFrame, now_ms: int) -> None:
         if state.depth_state == "unsynced":
@@ -383,7 +423,7 @@ class UpstreamMarket:
             final,
             tuple(Level(p, q) for p, q in diff.bids),
             tuple(Level(p, q) for p, q in diff.asks),
-            self._time(diff.transaction_time or diff.event_time, now_ms),
+            self._time("book", diff.transaction_time or diff.event_time, now_ms),
         )
         book.apply(update)
         state.last_u = diff.final_update_id
@@ -407,7 +447,7 @@ class UpstreamMarket:
             final,
             changes[0],
             changes[1],
-            self._time(now_ms, now_ms),
+            self._time("book", now_ms, now_ms),
         )
         book.apply(update)
         self._pending.append(update)
@@ -430,13 +470,13 @@ class UpstreamMarket:
             final,
             tuple(bids),
             tuple(asks),
-            self._time(top.transaction_time or top.event_time, now_ms),
+            self._time("book", top.transaction_time or top.event_time, now_ms),
         )
         book.apply(update)
         self._pending.append(update)
 
     def _trade(self, state: _Symbol, frame: AggTradeFrame | TradeFrame, now_ms: int) -> None:
-        time_ms = self._time(frame.trade_time, now_ms)
+        time_ms = self._time("trade", frame.trade_time, now_ms)
         trades: list[Trade]
         if isinstance(frame, AggTradeFrame):
             if self._trades != "aggTrade":
@@ -472,7 +512,7 @@ class UpstreamMarket:
             self._pending.extend(fresh)
 
     def _mark(self, state: _Symbol, frame: MarkPriceFrame, now_ms: int) -> None:
-        time_ms = self._time(frame.event_time, now_ms)
+        time_ms = self._time("mark", frame.event_time, now_ms)
         previous = state.mark
         if (
             previous is not None

@@ -63,6 +63,7 @@ from userstream.protocol.market import (
     fmt,
 )
 from userstream.protocol.market import Kline as WireKline
+from userstream.server.market_feed import open_upstream
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
 
@@ -94,6 +95,8 @@ def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSo
     `synthetic[:SEED]` (seed 0 by default): the seeded synthetic market for every trading
     symbol of `symbols` (market-data spec §7).
     `replay:DIR[?speed=N]`: Binance's historical files under DIR (`market.replay`, spec §5).
+    `upstream:URL`: another venue's market streams (`server.market_feed`); the source is an
+    async context manager the server enters to run its connections.
 
     Raises:
         ConfigurationError: an unknown kind of source or a malformed seed.
@@ -105,7 +108,11 @@ def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSo
         return SyntheticMarket(symbols.symbols, seed=int(arg or 0), start_ms=now_ms)
     if kind == "replay":
         return open_replay(arg, symbols.symbols, now_ms)
-    raise ConfigurationError(f"--market {spec}: expected synthetic[:SEED] or replay:DIR")
+    if kind == "upstream":
+        return open_upstream(arg, symbols.symbols)
+    raise ConfigurationError(
+        f"--market {spec}: expected synthetic[:SEED], replay:DIR or upstream:URL"
+    )
 
 
 @runtime_checkable

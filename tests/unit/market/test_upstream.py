@@ -170,13 +170,12 @@ def test_the_book_follows_the_documented_snapshot_and_diff_procedure(
     consumer = OrderBook("BTCUSDT")
     assert market.needs_snapshot() == ["BTCUSDT", "ETHUSDT"]
     # buffered before the snapshot; the first is older than it and is dropped (step 3)
-    market.receive(_depth(90, 99, 80, bids=[("100.0", "9")]), NOW)
-    market.receive(_depth(100, 110, 99, bids=[("100.1", "1")], asks=[("100.3", "0")]), NOW)
+    market.receive(_depth(90, 99, 80, bids=[("100.0", "9")]))
+    market.receive(_depth(100, 110, 99, bids=[("100.1", "1")], asks=[("100.3", "0")]))
     assert market.advance(NOW) == []
     market.receive_snapshot(
         "BTCUSDT",
         _snapshot(105, [("100.0", "2"), ("99.9", "3")], [("100.2", "1"), ("100.3", "4")]),
-        NOW,
     )
     assert market.needs_snapshot() == ["ETHUSDT"]
     first, spanning = _mirror(market, consumer)
@@ -185,8 +184,8 @@ def test_the_book_follows_the_documented_snapshot_and_diff_procedure(
         106,
         110,
     )  # step 4: U <= 105 <= u
-    market.receive(_depth(115, 120, 110, asks=[("100.2", "0.5")]), NOW)
-    market.receive(_depth(121, 125, 120, bids=[("99.9", "0")]), NOW)
+    market.receive(_depth(115, 120, 110, asks=[("100.2", "0.5")]))
+    market.receive(_depth(121, 125, 120, bids=[("99.9", "0")]))
     _mirror(market, consumer)
     assert consumer.snapshot(10).bids == (
         Level(Decimal("100.1"), Decimal("1")),
@@ -197,12 +196,12 @@ def test_the_book_follows_the_documented_snapshot_and_diff_procedure(
     assert consumer.last_update_id == 125
 
     # step 5: a gap (pu is not the previous u) asks for a new snapshot; the book stays served
-    market.receive(_depth(140, 150, 130, bids=[("100.1", "5")]), NOW)
-    assert market.needs_snapshot() == ["BTCUSDT", "ETHUSDT"]
+    market.receive(_depth(140, 150, 130, bids=[("100.1", "5")]))
     assert _mirror(market, consumer) == []
-    market.receive(_depth(151, 160, 150, asks=[("100.4", "1")]), NOW)
+    assert market.needs_snapshot() == ["BTCUSDT", "ETHUSDT"]
+    market.receive(_depth(151, 160, 150, asks=[("100.4", "1")]))
     market.receive_snapshot(
-        "BTCUSDT", _snapshot(155, [("100.1", "5")], [("100.2", "0.5"), ("100.4", "2")]), NOW
+        "BTCUSDT", _snapshot(155, [("100.1", "5")], [("100.2", "0.5"), ("100.4", "2")])
     )
     resync, after = _mirror(market, consumer)
     assert resync.bids == (
@@ -218,21 +217,22 @@ def test_the_book_follows_the_documented_snapshot_and_diff_procedure(
 
 def test_a_snapshot_older_than_every_buffered_diff_is_not_used(symbols: tuple[Symbol, ...]) -> None:
     market = UpstreamMarket(symbols)
-    market.receive(_depth(200, 210, 190), NOW)
-    market.receive_snapshot("BTCUSDT", _snapshot(150, [("1.0", "1")], [("1.1", "1")]), NOW)
-    assert "BTCUSDT" in market.needs_snapshot()
+    market.receive(_depth(200, 210, 190))
+    market.receive_snapshot("BTCUSDT", _snapshot(150, [("1.0", "1")], [("1.1", "1")]))
+    assert "BTCUSDT" not in market.needs_snapshot()  # received, not yet folded
     assert market.advance(NOW) == []
+    assert "BTCUSDT" in market.needs_snapshot()
 
 
 def test_ids_keep_growing_when_a_new_upstream_starts_lower(symbols: tuple[Symbol, ...]) -> None:
     market = UpstreamMarket(symbols)
-    market.receive_snapshot("BTCUSDT", _snapshot(1000, [("1.0", "1")], [("1.1", "1")]), NOW)
-    market.receive(_depth(1001, 1005, 1000, bids=[("1.0", "2")]), NOW)
+    market.receive_snapshot("BTCUSDT", _snapshot(1000, [("1.0", "1")], [("1.1", "1")]))
+    market.receive(_depth(1001, 1005, 1000, bids=[("1.0", "2")]))
     consumer = OrderBook("BTCUSDT")
     _mirror(market, consumer)
     market.connection_lost()
-    market.receive(_depth(11, 20, 10, bids=[("0.9", "1")]), NOW)
-    market.receive_snapshot("BTCUSDT", _snapshot(15, [("1.0", "3")], [("1.1", "1")]), NOW)
+    market.receive(_depth(11, 20, 10, bids=[("0.9", "1")]))
+    market.receive_snapshot("BTCUSDT", _snapshot(15, [("1.0", "3")], [("1.1", "1")]))
     updates = _mirror(market, consumer)
     assert [u.final_update_id for u in updates] == [1006, 1011]
     assert consumer.best_bid() == Level(Decimal("1.0"), Decimal("3"))
@@ -243,9 +243,9 @@ def test_an_aggregate_becomes_its_fills_and_repeats_are_dropped(
     symbols: tuple[Symbol, ...],
 ) -> None:
     market = UpstreamMarket(symbols)
-    market.receive(CAPTURED_AGG_TRADE, NOW)
-    market.receive(CAPTURED_AGG_TRADE, NOW)  # sent again after a reconnect
-    market.receive(CAPTURED_TRADE, NOW)  # the other kind: not followed
+    market.receive(CAPTURED_AGG_TRADE)
+    market.receive(CAPTURED_AGG_TRADE)  # sent again after a reconnect
+    market.receive(CAPTURED_TRADE)  # the other kind: not followed
     trades = [u for u in market.advance(NOW) if isinstance(u, Trade)]
     assert [t.trade_id for t in trades] == list(range(7297376181, 7297376208))
     assert sum(t.qty for t in trades) == Decimal("2.695")
@@ -257,11 +257,11 @@ def test_an_aggregate_becomes_its_fills_and_repeats_are_dropped(
 def test_raw_trades_when_asked_and_off_book_prints_skipped(symbols: tuple[Symbol, ...]) -> None:
     market = UpstreamMarket(symbols, trades="trade")
     received = 1785701708200  # after the capture's trade time
-    market.receive(CAPTURED_AGG_TRADE, received)
+    market.receive(CAPTURED_AGG_TRADE)
     market.receive(
-        CAPTURED_TRADE.replace('"t":7947574407', '"t":7947574406').replace("MARKET", "ADL"), NOW
+        CAPTURED_TRADE.replace('"t":7947574407', '"t":7947574406').replace("MARKET", "ADL")
     )
-    market.receive(CAPTURED_TRADE, received)
+    market.receive(CAPTURED_TRADE)
     assert market.advance(received) == [
         Trade("BTCUSDT", 7947574407, Decimal("63437.30"), Decimal("0.003"), False, 1785701708156)
     ]
@@ -274,13 +274,13 @@ def test_mark_updates_and_a_settlement_when_the_funding_time_moves_on(
     market = UpstreamMarket(symbols)
     initial = market.mark("BTCUSDT")
     assert (initial.mark_price, initial.funding_rate) == (Decimal(0), Decimal("0.0001"))
-    market.receive(CAPTURED_MARK, 1771228800500)
+    market.receive(CAPTURED_MARK)
     after = (
         CAPTURED_MARK.replace('"E":1771200001000', '"E":1771228801000')
         .replace('"T":1771228800000', '"T":1771257600000')
         .replace('"r":"0.00010000"', '"r":"0.00003000"')
     )
-    market.receive(after, 1771228801200)
+    market.receive(after)
     first, settlement, second = market.advance(1771228801200)
     assert isinstance(first, MarkUpdate)
     assert (first.mark_price, first.next_funding_time_ms, first.time_ms) == (
@@ -300,12 +300,12 @@ def test_book_ticker_l1_when_there_is_no_depth_stream(symbols: tuple[Symbol, ...
     market = UpstreamMarket(symbols, depth=False)
     assert market.needs_snapshot() == []
     assert market.streams()["public"] == ["btcusdt@bookTicker", "ethusdt@bookTicker"]
-    market.receive(CAPTURED_BOOK_TICKER, NOW)
+    market.receive(CAPTURED_BOOK_TICKER)
     moved = CAPTURED_BOOK_TICKER.replace('"u":9900000000001', '"u":9900000000007').replace(
         '"b":"68005.00"', '"b":"68004.90"'
     )
-    market.receive(moved, NOW)
-    market.receive(CAPTURED_BOOK_TICKER, NOW)  # older than the book: ignored
+    market.receive(moved)
+    market.receive(CAPTURED_BOOK_TICKER)  # older than the book: ignored
     consumer = OrderBook("BTCUSDT")
     updates = _mirror(market, consumer)
     assert [u.final_update_id for u in updates] == [9900000000001, 9900000000007]
@@ -315,8 +315,13 @@ def test_book_ticker_l1_when_there_is_no_depth_stream(symbols: tuple[Symbol, ...
 
 def test_times_never_go_backwards_nor_past_now(symbols: tuple[Symbol, ...]) -> None:
     market = UpstreamMarket(symbols)
-    market.receive(CAPTURED_MARK, 1771200000500)  # the upstream's clock is ahead of ours
-    market.receive(CAPTURED_AGG_TRADE, 1771200000600)  # traded before the mark was sent
-    times = [u.time_ms for u in market.advance(1771200000600) if isinstance(u, MarkUpdate | Trade)]
-    assert times[0] == 1771200000500
-    assert set(times[1:]) == {1771200000500}
+    market.receive(CAPTURED_MARK)  # stamped 1771200001000: the upstream's clock is ahead
+    [mark] = market.advance(1771200000500)
+    assert isinstance(mark, MarkUpdate)
+    assert mark.time_ms == 1771200000500
+    earlier = CAPTURED_MARK.replace('"E":1771200001000', '"E":1771200000200')
+    market.receive(earlier)
+    market.receive(CAPTURED_AGG_TRADE)  # matched at 1771200000000, sent after the mark
+    updates = market.advance(1771200000600)
+    assert {u.time_ms for u in updates if isinstance(u, MarkUpdate)} == {1771200000500}
+    assert {u.time_ms for u in updates if isinstance(u, Trade)} == {1771200000000}
