@@ -28,8 +28,14 @@ FUNDING_MS = 8 * 3_600_000
 
 
 class TinyMarket:
-    def __init__(self, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"), seed: int = 1) -> None:
+    def __init__(
+        self,
+        symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
+        seed: int = 1,
+        funding_ms: int = FUNDING_MS,
+    ) -> None:
         self._symbols = list(symbols)
+        self._funding_ms = funding_ms
         self._rng = random.Random(seed)
         self._books = {s: OrderBook(s, 1_000_000) for s in self._symbols}
         self._mid = {s: Decimal(60_000 + 1000 * i) for i, s in enumerate(self._symbols)}
@@ -67,7 +73,7 @@ class TinyMarket:
             estimated_settle_price=mid,
             funding_rate=Decimal("0.0001"),
             interest_rate=Decimal("0.0001"),
-            next_funding_time_ms=now_ms - now_ms % FUNDING_MS + FUNDING_MS,
+            next_funding_time_ms=now_ms - now_ms % self._funding_ms + self._funding_ms,
             time_ms=now_ms,
         )
 
@@ -78,14 +84,15 @@ class TinyMarket:
         out: list[MarketUpdate] = []
         for symbol in self._symbols:
             out.extend(self._step(symbol, now_ms))
+            mark = self._marks[symbol]
             if previous // 1000 != now_ms // 1000:
                 mark = self._marks[symbol] = self._mark(symbol, now_ms - now_ms % 1000)
                 out.append(mark)
-            if previous // FUNDING_MS != now_ms // FUNDING_MS:
+            interval = self._funding_ms
+            if previous // interval != now_ms // interval:
+                funding_time = now_ms - now_ms % interval
                 out.append(
-                    FundingSettlement(
-                        symbol, now_ms - now_ms % FUNDING_MS, Decimal("0.0001"), mark.mark_price
-                    )
+                    FundingSettlement(symbol, funding_time, Decimal("0.0001"), mark.mark_price)
                 )
         return out
 

@@ -126,3 +126,37 @@ async def test_watch_trades(market: tuple[Harness, Any]) -> None:
     assert trades
     assert trades[0]["symbol"] == SYMBOL
     assert trades[0]["price"] > 0
+
+
+async def test_fetch_ticker_and_ohlcv(market: tuple[Harness, Any]) -> None:
+    server, exchange = market
+    await server.advance(130_000)
+    ticker = await exchange.fetch_ticker(SYMBOL)  # GET /fapi/v1/ticker/24hr
+    _, raw, _ = await get_json(server, "/fapi/v1/ticker/24hr?symbol=BTCUSDT")
+    assert ticker["last"] == float(raw["lastPrice"])
+    assert ticker["baseVolume"] == float(raw["volume"])
+    assert ticker["timestamp"] == raw["closeTime"]
+    bars = await exchange.fetch_ohlcv(SYMBOL, "1m", limit=3)  # GET /fapi/v1/klines
+    assert len(bars) == 3
+    assert bars[1][0] - bars[0][0] == 60_000
+    assert bars[-1][4] == ticker["last"]
+    marks = await exchange.fetch_ohlcv(SYMBOL, "1m", limit=2, params={"price": "mark"})
+    assert len(marks) == 2
+
+
+async def test_watch_ticker(market: tuple[Harness, Any]) -> None:
+    server, exchange = market
+    waiter = asyncio.ensure_future(exchange.watch_ticker(SYMBOL))  # <s>@ticker on /market
+    try:
+        for _ in range(int(TIMEOUT_S / 0.01)):
+            if waiter.done():
+                break
+            await server.advance(500)
+            await asyncio.sleep(0.01)
+        ticker = await asyncio.wait_for(waiter, TIMEOUT_S)
+    finally:
+        waiter.cancel()
+    _, raw, _ = await get_json(server, "/fapi/v1/ticker/24hr?symbol=BTCUSDT")
+    assert ticker["symbol"] == SYMBOL
+    assert ticker["last"] > 0
+    assert ticker["open"] == float(raw["openPrice"])

@@ -54,6 +54,14 @@ async def test_market_streams_parse_into_sdk_models(tmp_path: Path) -> None:
             "partialDepth": ws.partial_book_depth_streams(
                 symbol="btcusdt", levels=5, update_speed="100ms"
             ),
+            "kline": ws.kline_candlestick_streams(symbol="btcusdt", interval="1m"),
+            "continuousKline": ws.continuous_contract_kline_candlestick_streams(
+                pair="btcusdt", contract_type="perpetual", interval="1m"
+            ),
+            "ticker": ws.individual_symbol_ticker_streams(symbol="btcusdt"),
+            "miniTicker": ws.individual_symbol_mini_ticker_stream(symbol="btcusdt"),
+            "allTickers": ws.all_market_tickers_streams(),
+            "allMiniTickers": ws.all_market_mini_tickers_stream(),
         }
         streams.on_connection("error", errors.append)
         handles = {}
@@ -92,3 +100,7 @@ async def test_market_streams_parse_into_sdk_models(tmp_path: Path) -> None:
         assert {m.s for m in mark_all} == {"BTCUSDT", "ETHUSDT"}
         assert received["liquidation"][0].o.S == "BUY"
         assert len(received["partialDepth"][0].b) == 5
+        assert received["kline"][0].k.i == "1m"
+        assert received["continuousKline"][0].ps == "BTCUSDT"
+        assert received["ticker"][0].s == "BTCUSDT"
+        assert {t.s for t in received["allTickers"][0]} == {"BTCUSDT", "ETHUSDT"}

@@ -5,6 +5,7 @@ update speeds, SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -161,3 +162,48 @@ async def test_all_book_tickers_one_object_per_frame(market: Harness) -> None:
         frames = await _frames_until(market, ws, 4)
     assert {f["s"] for f in frames} == {"BTCUSDT", "ETHUSDT"}
     assert all(f["e"] == "bookTicker" for f in frames)
+
+
+async def test_kline_every_250ms_and_one_closed_bar(market: Harness) -> None:
+    target = "/stream?streams=btcusdt@kline_1m/btcusdt_perpetual@continuousKline_1m"
+    async with _open(market, target) as ws:
+        frames = await _frames_until(market, ws, 2 * 4 * 65, step_ms=1000)
+    klines = [f["data"] for f in frames if f["stream"] == "btcusdt@kline_1m"]
+    assert list(klines[0]) == ["e", "E", "s", "k"]
+    assert list(klines[0]["k"]) == [
+        "t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"
+    ]  # fmt: skip
+    open_bars = [k for k in klines if not k["k"]["x"]]
+    assert {b["E"] - a["E"] for a, b in itertools.pairwise(open_bars)} == {250}
+    closed = [k["k"] for k in klines if k["k"]["x"]]
+    assert len(closed) == 1  # exactly one final frame for the bar that ended
+    assert closed[0]["T"] == closed[0]["t"] + 59_999
+    nxt = klines[klines.index(next(k for k in klines if k["k"]["x"])) + 1]["k"]
+    assert nxt["t"] == closed[0]["T"] + 1
+    assert not nxt["x"]
+    continuous = [f["data"] for f in frames if f["stream"].endswith("continuousKline_1m")]
+    assert list(continuous[0]) == ["e", "E", "ps", "ct", "k"]
+    assert continuous[0]["e"] == "continuous_kline"
+    assert (continuous[0]["ps"], continuous[0]["ct"]) == ("BTCUSDT", "PERPETUAL")
+    assert "s" not in continuous[0]["k"]
+
+
+async def test_tickers_and_arrays(market: Harness) -> None:
+    target = "/stream?streams=btcusdt@ticker/btcusdt@miniTicker/!ticker@arr/!miniTicker@arr"
+    async with _open(market, target) as ws:
+        frames = await _frames_until(market, ws, 8, step_ms=500)
+    by_stream: dict[str, list[Any]] = {}
+    for frame in frames:
+        by_stream.setdefault(frame["stream"], []).append(frame["data"])
+    ticker = by_stream["btcusdt@ticker"][0]
+    assert list(ticker) == [
+        "e", "E", "s", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"
+    ]  # fmt: skip
+    assert ticker["E"] % 2000 == 0
+    assert list(by_stream["btcusdt@miniTicker"][0]) == [
+        "e", "E", "s", "c", "o", "h", "l", "v", "q"
+    ]  # fmt: skip
+    array = by_stream["!ticker@arr"][0]
+    assert {t["s"] for t in array} == {"BTCUSDT", "ETHUSDT"}
+    assert all(t["e"] == "24hrTicker" for t in array)
+    assert all(t["e"] == "24hrMiniTicker" for t in by_stream["!miniTicker@arr"][0])

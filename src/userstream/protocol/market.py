@@ -11,8 +11,6 @@ checks raise `BinanceAPIError` with Binance's codes and texts (§3.1 "Validation
 
 from __future__ import annotations
 
-import calendar
-import datetime
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,7 +50,6 @@ __all__ = [
     "TradeEvent",
     "depth_weight",
     "fmt",
-    "interval_open",
     "kline_row",
     "klines_weight",
     "parse_market_stream",
@@ -370,24 +367,6 @@ INTERVALS: Final = (
 )  # fmt: skip
 """Kline intervals on USDⓈ-M (no `1s`, §2.1 and §3.1)."""
 
-_INTERVAL_MS: Final = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-}
-_WEEK_MS: Final = 604_800_000
-_MONDAY_OFFSET_MS: Final = 259_200_000  # the epoch was a Thursday; weekly bars open on Monday
-
 DEPTH_SPEEDS_MS: Final = (100, 250, 500)
 DEFAULT_DEPTH_SPEED_MS: Final = 250
 DEPTH_PARTIAL_LEVELS: Final = (5, 10, 20)
@@ -413,21 +392,6 @@ class MarketStream:
     levels: int = 0
     contract_type: str = ""
 
-    @property
-    def public(self) -> bool:
-        """True for the streams Binance serves on `/public` (§1 routing table)."""
-        return self.kind in _PUBLIC_KINDS
-
-
-_PUBLIC_KINDS: Final = frozenset(
-    {
-        StreamKind.BOOK_TICKER,
-        StreamKind.BOOK_TICKER_ALL,
-        StreamKind.DEPTH,
-        StreamKind.DEPTH_PARTIAL,
-        StreamKind.TRADE,
-    }
-)
 
 _GLOBAL: Final = {
     "!markPrice@arr": MarketStream(StreamKind.MARK_PRICE_ALL, speed_ms=3000),
@@ -502,30 +466,6 @@ def parse_market_stream(name: str) -> MarketStream | None:
                 contract_type=contract.upper(),
             )
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Kline intervals
-
-
-def interval_open(interval: str, time_ms: int) -> tuple[int, int]:
-    """`(open, close)` of the `interval` bar holding `time_ms`; close is the bar's last
-    millisecond (open + length - 1, §2.2). Weekly bars open Monday 00:00 UTC, monthly bars
-    on the 1st."""
-    length = _INTERVAL_MS.get(interval)
-    if length is not None:
-        start = time_ms - time_ms % length
-        return start, start + length - 1
-    if interval == "1w":
-        start = time_ms - (time_ms - _MONDAY_OFFSET_MS) % _WEEK_MS
-        return start, start + _WEEK_MS - 1
-    if interval == "1M":
-        day = datetime.datetime.fromtimestamp(time_ms / 1000, datetime.UTC)
-        first = datetime.datetime(day.year, day.month, 1, tzinfo=datetime.UTC)
-        days = calendar.monthrange(day.year, day.month)[1]
-        start = int(first.timestamp()) * 1000
-        return start, start + days * 86_400_000 - 1
-    raise ValueError(f"unknown interval {interval!r}")
 
 
 # ---------------------------------------------------------------------------------------------

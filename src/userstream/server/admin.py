@@ -74,6 +74,8 @@ class AdminHooks:
     # the bus delivers elsewhere too (distributed mode).
     audience: Callable[[int, Sequence[EncodedEvent]], int | None]
     advance: Callable[[int, int], Awaitable[None]]
+    # `POST /admin/v1/market/<move>` (server/market_admin.py); None when no market is served.
+    market: Callable[[str, Request], Awaitable[Response]] | None = None
 
 
 class AdminApi:
@@ -153,6 +155,8 @@ class AdminApi:
                 return json_response(200, {"listenKey": listen_key, "accountId": record.account_id})
             case ["stats"] if method == "GET":
                 return json_response(200, self._hooks.stats())
+            case ["market", move] if self._hooks.market is not None:
+                return await self._hooks.market(move, request)
         raise NOT_FOUND
 
     @staticmethod

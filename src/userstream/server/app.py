@@ -49,7 +49,8 @@ from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.logs import LOG_FORMATS, prefix
 from userstream.server.logs import configure as configure_logging
-from userstream.server.market import MarketService
+from userstream.server.market import MarketService, open_market_source
+from userstream.server.market_admin import MarketAdmin
 from userstream.server.market_rest import mount_market_rest
 from userstream.server.ops import OpsApi, drain, log_closed, log_stream_opened
 from userstream.server.responses import error_response
@@ -115,6 +116,9 @@ class ServerConfig:
         bus: `nats://a:4222[,nats://b:4222]` runs the server as a node on NATS JetStream
             (needs `userstream[nats]`); None uses the embedded memory + SQLite backends.
         reconcile_interval_s: with `bus`, seconds between re-reads of the served keys.
+        market, market_source: the market served on `/market`, `/public` and the market
+            REST, and the venue's prices: a spec (`synthetic[:SEED]`) or a `MarketSource`
+            (which wins); neither serves no market.
         tune_gc: once started, freeze the start-up heap and raise the garbage collector's
             thresholds (`GC_THRESHOLDS`); for a process that runs one long-lived server.
     """
@@ -142,6 +146,7 @@ class ServerConfig:
     tls_key: Path | None = None
     metrics_port: int | None = None  # /metrics there instead of the main port (0: any)
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
+    market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
     market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
 
 
@@ -202,6 +207,8 @@ class Server:
         symbols = load_symbol_table(config.symbols_file)
         self._rest = RestApi(self.keys, self.limiter, self.clock, symbols)
         source = config.market_source
+        if source is None and config.market is not None:
+            source = open_market_source(config.market, symbols, self.clock.now_ms())
         self.market = (
             MarketService(source, symbols, self.clock, self.scheduler)
             if source is not None
@@ -260,6 +267,7 @@ class Server:
             advance=self.advance_clock
             if self._shared_clock is None
             else self._shared_clock.advance,
+            market=MarketAdmin(self.market).handle if self.market is not None else None,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
