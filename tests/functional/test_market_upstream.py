@@ -36,7 +36,9 @@ async def _rest(server: Harness, path: str) -> Any:
 
 
 @pytest.mark.parametrize("trades", ["aggTrade", "trade"])
-async def test_a_follower_serves_what_its_upstream_served(tmp_path: Path, trades: str) -> None:
+async def test_a_follower_serves_what_its_upstream_served_across_a_reconnect(
+    tmp_path: Path, trades: str
+) -> None:
     write_sample(tmp_path / "files")
     table = load_symbol_table()
     clock = ManualClock(START_MS)
@@ -51,8 +53,15 @@ async def test_a_follower_serves_what_its_upstream_served(tmp_path: Path, trades
         async with market_harness(tmp_path / "b", source, clock=clock) as follower:
             for connected in source.connected.values():
                 await asyncio.wait_for(connected.wait(), 5)
-            for _ in range(int(16_000 / STEP_MS)):  # 5 file minutes at 20x, and the rest
+            for step in range(int(16_000 / STEP_MS)):  # 5 file minutes at 20x, and the rest
                 await _step(clock, upstream, follower)
+                if step == 20:  # the upstream drops us: reconnect, resync the book, go on
+                    assert upstream.server.drop_connections(None, 1001) == 2
+                    for _ in range(500):
+                        if source.opened == {"public": 2, "market": 2}:
+                            break
+                        await asyncio.sleep(0.01)
+                    assert source.opened == {"public": 2, "market": 2}
             for _ in range(8):  # the replay is over: the last frames are flushed and folded
                 await _step(clock, upstream, follower)
             query = "?symbol=BTCUSDT&limit=1000"

@@ -79,6 +79,7 @@ class FollowedUpstream(UpstreamMarket):
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_wanted = asyncio.Event()
         self.connected = {"public": asyncio.Event(), "market": asyncio.Event()}
+        self.opened = {"public": 0, "market": 0}  # connections opened so far, per route
 
     async def __aenter__(self) -> FollowedUpstream:
         self._http = aiohttp.ClientSession()
@@ -126,6 +127,7 @@ class FollowedUpstream(UpstreamMarket):
                     ping_interval=None,  # the upstream pings; websockets answers
                 ) as ws:
                     self.connected[route].set()
+                    self.opened[route] += 1
                     if route == "public":
                         self._snapshot_wanted.set()
                     async for message in ws:
