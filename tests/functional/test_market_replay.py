@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from tests.conftest import START_MS
+from tests.conftest import START_MS, running_harness
 from tests.functional.market_helpers import get_json, market_harness
 from userstream.market.replay import ReplayMarket
 from userstream.market.replay_files import Dataset
@@ -70,3 +70,18 @@ async def test_a_replayed_aggtrades_file_comes_out_of_rest_aggtrades_exactly(
         }
         for r in sample.agg_trades
     ]
+
+
+async def test_serve_market_replay_spec_serves_the_directory(tmp_path: Path) -> None:
+    sample = write_sample(tmp_path / "files", datasets=(Dataset.TRADES, Dataset.FUNDING_RATE))
+    async with running_harness(
+        tmp_path / "data", market=f"replay:{tmp_path / 'files'}?speed=10"
+    ) as server:
+        await server.advance(60_000)  # ten file minutes: the whole sample
+        status, body, _ = await get_json(server, "/fapi/v1/trades?symbol=BTCUSDT&limit=1000")
+        assert status == 200
+        assert [t["id"] for t in body] == [r.trade_id for r in sample.trades][-1000:]
+        status, body, _ = await get_json(server, "/fapi/v1/fundingRate?symbol=BTCUSDT")
+        assert status == 200
+        settled = next(r for r in sample.funding_rates if r.calc_time_ms > sample.trades[0].time_ms)
+        assert [Decimal(f["fundingRate"]) for f in body] == [settled.funding_rate]

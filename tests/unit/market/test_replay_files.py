@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -240,3 +242,19 @@ def test_a_zip_must_hold_exactly_one_csv(tmp_path: Path) -> None:
 def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ReplayFileError, match="not a directory"):
         discover(tmp_path / "absent")
+
+
+def test_the_sample_script_writes_files_the_parser_reads(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[3] / "scripts" / "make_sample_market"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "--no-header", "--csv", "--flat"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "BTCUSDT" in done.stdout
+    found = discover(tmp_path)
+    assert sorted(info.dataset for info in found) == sorted(Dataset)
+    assert all(info.path.suffix == ".csv" for info in found)
+    assert all(read_file(info).rows for info in found)
