@@ -45,12 +45,13 @@ held in memory at once; the kline families and `fundingRate` (small) are read up
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 from userstream.exceptions import ConfigurationError
 from userstream.market.book import OrderBook
@@ -84,6 +85,7 @@ _INTEREST_RATE: Final = Decimal("0.0001")
 _DEFAULT_FUNDING_HOURS: Final = 8
 _HOUR_MS: Final = 3_600_000
 _PREMIUM_SAMPLE_MS: Final = 5_000
+_SHAPES_KEPT: Final = 4096
 _PRICE_PLACES: Final = Decimal("0.00000001")  # mark and index: 8 dp (spec §0)
 
 # Order of events at the same millisecond: a funding instant, then the mark, then the tape's
@@ -172,6 +174,10 @@ def _lots(price: Decimal, grid: _Grid, low: int, high: int) -> Decimal:
     return grid.step * (low + spread % (high - low))
 
 
+_Top: TypeAlias = tuple[Decimal, Decimal, Decimal, Decimal]  # bid, bid qty, ask, ask qty
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the same prices come back as L1 moves to and fro
 def _synthetic_size(price: Decimal, distance: int, grid: _Grid) -> Decimal:
     # spec §7: L2-L5 0.001-0.05, the top 10 levels ~1-2 per side, more further out.
     if distance < 5:
@@ -215,6 +221,9 @@ class _SymbolReplay:
         )
         self.book = OrderBook(self.symbol)
         self._levels: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
+        self._top: _Top | None = None
+        # levels 2..N for an L1 (bid, ask): the tape goes back and forth over few of them
+        self._behind: dict[tuple[Decimal, Decimal], tuple[list[Level], list[Level]]] = {}
         self.last_price: Decimal | None = None
         self.next_tick: int | None = None
         self.next_funding = 0
@@ -236,13 +245,9 @@ class _SymbolReplay:
         if self.quotes is not None and self.quotes.head is not None:
             row = self.quotes.pop()
             assert isinstance(row, BookTickerRow)
-            bids, asks = self._target(row.bid_price, row.bid_qty, row.ask_price, row.ask_qty)
-            self.book.replace(bids, asks, row.update_id)
-            self._remember(bids, asks)
+            self._prime((row.bid_price, row.bid_qty, row.ask_price, row.ask_qty), row.update_id)
         elif first_trade is not None:
-            bids, asks = self._inferred(first_trade)
-            self.book.replace(bids, asks, 1)
-            self._remember(bids, asks)
+            self._prime(self._inferred(first_trade), 1)
         self.next_tick = (first_ms // 1000 + 1) * 1000
         self.next_funding = bisect.bisect_left(
             [row.calc_time_ms for row in self.fundings], first_ms
@@ -321,8 +326,7 @@ class _SymbolReplay:
             updates = list(self._fills(row, now))
         self.last_price = row.price
         if self.quotes is None:
-            bids, asks = self._inferred(row)
-            update = self._change(bids, asks, self.book.last_update_id + 1, now)
+            update = self._set_top(self._inferred(row), self.book.last_update_id + 1, now)
             if update is not None:
                 updates.append(update)
         return updates
@@ -341,30 +345,55 @@ class _SymbolReplay:
         )
 
     def _quote(self, row: BookTickerRow, now: int) -> list[MarketUpdate]:
-        bids, asks = self._target(row.bid_price, row.bid_qty, row.ask_price, row.ask_qty)
-        update = self._change(bids, asks, max(row.update_id, self.book.last_update_id + 1), now)
+        top = (row.bid_price, row.bid_qty, row.ask_price, row.ask_qty)
+        update = self._set_top(top, max(row.update_id, self.book.last_update_id + 1), now)
         return [update] if update is not None else []
 
-    def _inferred(self, row: TradeRow | AggTradeRow) -> tuple[list[Level], list[Level]]:
+    def _inferred(self, row: TradeRow | AggTradeRow) -> _Top:
         tick = self.grid.tick
         bid = row.price if row.buyer_is_maker else row.price - tick
         ask = bid + tick
-        return self._target(
-            bid, _lots(bid, self.grid, 500, 6000), ask, _lots(ask, self.grid, 500, 6000)
-        )
+        return bid, _lots(bid, self.grid, 500, 6000), ask, _lots(ask, self.grid, 500, 6000)
 
-    def _target(
-        self, bid: Decimal, bid_qty: Decimal, ask: Decimal, ask_qty: Decimal
-    ) -> tuple[list[Level], list[Level]]:
-        tick = self.grid.tick
-        bids = [Level(bid, bid_qty)]
-        asks = [Level(ask, ask_qty)]
-        for k in range(1, self.depth):
-            below, above = bid - k * tick, ask + k * tick
-            if below > 0:
-                bids.append(Level(below, _synthetic_size(below, k, self.grid)))
-            asks.append(Level(above, _synthetic_size(above, k, self.grid)))
-        return bids, asks
+    def _prime(self, top: _Top, update_id: int) -> None:
+        bids, asks = self._target(top)
+        self.book.replace(bids, asks, update_id)
+        self._remember(bids, asks)
+        self._top = top
+
+    def _set_top(self, top: _Top, final_id: int, now: int) -> BookUpdate | None:
+        """Move L1 to `top` (the synthetic levels with it), applied; None if nothing changed.
+        Only L1 sizes changed: only they are in the update (the common case, and cheap)."""
+        previous = self._top
+        if top == previous:
+            return None
+        self._top = top
+        if previous is None or (top[0], top[2]) != (previous[0], previous[2]):
+            return self._change(*self._target(top), final_id, now)
+        bid, bid_qty, ask, ask_qty = top
+        bids = (Level(bid, bid_qty),) if bid_qty != previous[1] else ()
+        asks = (Level(ask, ask_qty),) if ask_qty != previous[3] else ()
+        self._levels[0][bid] = bid_qty
+        self._levels[1][ask] = ask_qty
+        update = BookUpdate(self.symbol, self.book.last_update_id + 1, final_id, bids, asks, now)
+        self.book.apply(update)
+        return update
+
+    def _target(self, top: _Top) -> tuple[list[Level], list[Level]]:
+        bid, bid_qty, ask, ask_qty = top
+        behind = self._behind.get((bid, ask))
+        if behind is None:
+            tick, grid = self.grid.tick, self.grid
+            below = [bid - k * tick for k in range(1, self.depth)]
+            above = [ask + k * tick for k in range(1, self.depth)]
+            behind = (
+                [Level(p, _synthetic_size(p, k, grid)) for k, p in enumerate(below, 1) if p > 0],
+                [Level(p, _synthetic_size(p, k, grid)) for k, p in enumerate(above, 1)],
+            )
+            if len(self._behind) >= _SHAPES_KEPT:
+                self._behind.clear()
+            self._behind[bid, ask] = behind
+        return [Level(bid, bid_qty), *behind[0]], [Level(ask, ask_qty), *behind[1]]
 
     def _remember(self, bids: list[Level], asks: list[Level]) -> None:
         self._levels = ({lv.price: lv.qty for lv in bids}, {lv.price: lv.qty for lv in asks})
