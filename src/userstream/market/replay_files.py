@@ -547,7 +547,7 @@ def _text(path: Path, data: bytes) -> tuple[str, str]:
 
 def _decode(name: str, data: bytes) -> str:
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a BOM (spreadsheet exports) is not a header byte
     except UnicodeDecodeError as exc:
         raise ReplayFileError(name, f"not UTF-8 text: {exc}") from None
 

@@ -258,3 +258,11 @@ def test_the_sample_script_writes_files_the_parser_reads(tmp_path: Path) -> None
     assert sorted(info.dataset for info in found) == sorted(Dataset)
     assert all(info.path.suffix == ".csv" for info in found)
     assert all(read_file(info).rows for info in found)
+
+
+def test_a_byte_order_mark_does_not_hide_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "BTCUSDT-aggTrades-2026-09-01.csv"
+    path.write_bytes(("\ufeff" + AGG_HEADER + "\n1,100,1,1,1,10,true\n").encode())
+    info = identify(path, tmp_path)
+    assert info is not None
+    assert read_file(info).rows == (AggTradeRow(1, Decimal(100), Decimal(1), 1, 1, 10, True),)
