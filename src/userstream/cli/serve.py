@@ -119,7 +119,9 @@ def add_parser(parsers: CommandParsers) -> None:
         default=None,
         metavar="SPEC",
         help="the market served on /market and /public and the market REST: "
-        "synthetic[:SEED] or none; default synthetic, but none with --clock virtual (a jump "
+        "synthetic[:SEED], replay:DIR[?speed=N] (Binance's historical files; "
+        "scripts/make_sample_market writes a sample), upstream:wss://HOST (follow another "
+        "venue's market streams) or none; default synthetic, but none with --clock virtual (a jump "
         "of hours would generate every 100 ms of market in it: pass --market to have one)",
     )
     serve.add_argument(

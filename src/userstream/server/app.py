@@ -244,6 +244,9 @@ class Server:
         """Open the backends, build the server on them and start listening."""
         async with contextlib.AsyncExitStack() as stack:
             self._build(await stack.enter_async_context(Backends.open(self.config)))
+            source = self.market.source if self.market is not None else None
+            if isinstance(source, contextlib.AbstractAsyncContextManager):
+                await stack.enter_async_context(source)  # e.g. an upstream's connections
             stack.push_async_callback(self._stop)
             await self._start()
             self._stack = stack.pop_all()

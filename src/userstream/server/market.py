@@ -36,6 +36,7 @@ import msgspec
 from userstream.clock import Clock
 from userstream.exceptions import ConfigurationError
 from userstream.market.book import OrderBook
+from userstream.market.replay import open_replay
 from userstream.market.state import AggTrade, Kline, KlineFamily, MarketState, Ticker24h
 from userstream.market.synthetic import SyntheticMarket
 from userstream.market.types import (
@@ -68,6 +69,7 @@ from userstream.protocol.market import (
     fmt,
 )
 from userstream.protocol.market import Kline as WireKline
+from userstream.server.market_feed import open_upstream
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
 
@@ -98,6 +100,9 @@ def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSo
 
     `synthetic[:SEED]` (seed 0 by default): the seeded synthetic market for every trading
     symbol of `symbols` (market-data spec §7).
+    `replay:DIR[?speed=N]`: Binance's historical files under DIR (`market.replay`, spec §5).
+    `upstream:URL`: another venue's market streams (`server.market_feed`); the source is an
+    async context manager the server enters to run its connections.
 
     Raises:
         ConfigurationError: an unknown kind of source or a malformed seed.
@@ -107,7 +112,13 @@ def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSo
         if arg and not arg.isdigit():
             raise ConfigurationError(f"--market {spec}: the seed must be a whole number")
         return SyntheticMarket(symbols.symbols, seed=int(arg or 0), start_ms=now_ms)
-    raise ConfigurationError(f"--market {spec}: expected synthetic[:SEED]")
+    if kind == "replay":
+        return open_replay(arg, symbols.symbols, now_ms)
+    if kind == "upstream":
+        return open_upstream(arg, symbols.symbols)
+    raise ConfigurationError(
+        f"--market {spec}: expected synthetic[:SEED], replay:DIR or upstream:URL"
+    )
 
 
 @runtime_checkable
