@@ -93,21 +93,16 @@ __all__ = ["DEFAULT_LEVERAGE", "Engine"]
 DEFAULT_LEVERAGE: Final = 20
 _MAX_MODIFY: Final = 10_000
 _CANCEL_ALL_MSG: Final = "The operation of cancel all open order is done."
-_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ID_SPACE: Final = 62**22
-_ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd and not a multiple of 31: a bijection mod 62**22
+_ID_SPACE: Final = 2**88
+_ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd: multiplying by it is a bijection modulo 2**88
 _STATE_ENCODER: Final = msgspec.json.Encoder()
 _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
 
 
 def _generated_client_id(order_id: int) -> str:
-    """A 22-character alphanumeric client order id (spec §2.3), unique per order id."""
-    value = order_id * _ID_MIX % _ID_SPACE
-    chars = []
-    for _ in range(22):
-        value, digit = divmod(value, 62)
-        chars.append(_BASE62[digit])
-    return "".join(chars)
+    """A 22-character alphanumeric client order id (spec §2.3), unique per order id: the id
+    times an odd constant modulo 2**88, in hex."""
+    return format(order_id * _ID_MIX % _ID_SPACE, "022x")
 
 
 class Engine:
@@ -585,12 +580,13 @@ class Engine:
             time=0,
             update_time=0,
         )
-        before = self._figures(account, rules.margin_asset)
-        with_order = self._figures(account, rules.margin_asset, probe)
-        need = with_order.open_order_initial_margin - before.open_order_initial_margin
+        orders = list(self._open_on(account.account_id, order.symbol).values())
+        need = self._order_margin(account, order.symbol, [*orders, probe]) - self._order_margin(
+            account, order.symbol, orders
+        )
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
-        if need > 0 and need > before.available_balance:
+        if need > 0 and need > self._figures(account, rules.margin_asset).available_balance:
             return VenueError.of(errors.MARGIN_NOT_SUFFICIENT)
         return None
 
@@ -726,7 +722,6 @@ class Engine:
         )
         self._state.next_trade_id += 1
         account.trades.append(trade)
-        figures = self._figures(account, rules.margin_asset)
         events: list[Event] = [
             emit.trade_lite(order, trade),
             self._order_event(account, order, ExecutionType.TRADE, now_ms, trade),
@@ -737,7 +732,7 @@ class Engine:
                     emit.balance_entry(
                         rules.margin_asset,
                         balance.wallet_balance,
-                        figures.cross_wallet_balance,
+                        self._cross_wallet(account, rules.margin_asset),
                         ZERO,
                     ),
                 ),
@@ -775,6 +770,17 @@ class Engine:
                 account, order, OrderStatus.EXPIRED, ExpiryReason.REDUCE_ONLY_KNOCKED_OUT, now_ms
             )
         return events
+
+    def _cross_wallet(self, account: AccountState, asset: str) -> Decimal:
+        """The wallet of `asset` minus the isolated wallets margined in it."""
+        balance = account.balances.get(asset)
+        cross = balance.wallet_balance if balance else ZERO
+        for symbol, settings in account.symbols.items():
+            if settings.margin_type is MarginType.ISOLATED and (
+                self._rules[symbol].margin_asset == asset
+            ):
+                cross -= sum((p.isolated_wallet for p in settings.positions.values()), ZERO)
+        return cross
 
     def _balance(self, account: AccountState, asset: str) -> AssetBalance:
         balance = account.balances.get(asset)
