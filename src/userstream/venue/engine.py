@@ -134,9 +134,14 @@ class Engine:
         self._resting = RestingBook()
         self._gtd: dict[int, tuple[int, Order]] = {}
         self._countdowns: dict[tuple[int, str], int] = {}
+        # The newest order per (account, symbol, client order id).
+        self._client_ids: dict[tuple[int, str, str], int] = {}
         for account in self._state.accounts.values():
             self._complete(account)
             for order in account.orders.values():
+                self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = (
+                    order.order_id
+                )
                 if order.is_open:
                     self._index(account.account_id, order)
             for symbol, settings in account.symbols.items():
@@ -426,10 +431,9 @@ class Engine:
         if order_id is not None:
             order = account.orders.get(order_id)
             return order if order is not None and order.symbol == symbol else None
-        for order in reversed(account.orders.values()):
-            if order.symbol == symbol and order.client_order_id == client_order_id:
-                return order
-        return None
+        assert client_order_id is not None
+        found = self._client_ids.get((account.account_id, symbol, client_order_id))
+        return account.orders[found] if found is not None else None
 
     def _next_priority(self) -> int:
         priority = self._state.next_priority
@@ -476,7 +480,14 @@ class Engine:
         )
 
     def _position(self, account: AccountState, order: Order) -> PositionState:
-        return account.symbols[order.symbol].positions[order.position_side]
+        """The position `order` trades, created on first use (hedge mode's LONG/SHORT)."""
+        positions = account.symbols[order.symbol].positions
+        position = positions.get(order.position_side)
+        if position is None:
+            position = positions[order.position_side] = PositionState(
+                symbol=order.symbol, position_side=order.position_side
+            )
+        return position
 
     def _notional(self, account: AccountState, symbol: str) -> tuple[Decimal, Decimal]:
         return open_notional(self._open_on(account.account_id, symbol).values())
@@ -541,6 +552,7 @@ class Engine:
         if order.order_type is OrderType.LIMIT:
             order.priority = self._next_priority()
         account.orders[order.order_id] = order
+        self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = order.order_id
         self._index(account.account_id, order)
         events: list[Event] = [self._order_event(account, order, ExecutionType.NEW, now_ms)]
         ack = OrderView.of(order)
@@ -723,7 +735,7 @@ class Engine:
         self._state.next_trade_id += 1
         account.trades.append(trade)
         events: list[Event] = [
-            emit.trade_lite(order, trade),
+            emit.trade_lite(order, trade, rules.price_precision, rules.quantity_precision),
             self._order_event(account, order, ExecutionType.TRADE, now_ms, trade),
             emit.account_update(
                 AccountUpdateReason.ORDER,

@@ -20,6 +20,7 @@ from userstream.venue import (
     Ack,
     BalanceView,
     CancelAllOrders,
+    CancelOrder,
     ChangeLeverage,
     ChangeMarginType,
     CommissionView,
@@ -447,13 +448,17 @@ def test_ids_continue_after_restore() -> None:
     engine, market = funded()
     engine.handle(1, limit(Side.BUY, "99000"), 2)
     engine.handle(1, market_order(Side.BUY, "0.01"), 3)
+    engine.handle(1, limit(Side.SELL, "105000", new_client_order_id="keep"), 3)
     raw = engine.encode_state()
     restored = Engine(venue_symbols(BTC), market, state=Engine.decode_state(raw))
     assert restored.snapshot(1) == engine.snapshot(1)
     nxt = restored.handle(1, market_order(Side.BUY, "0.01"), 4)
     assert isinstance(nxt.result, OrderView)
-    assert nxt.result.order_id == 3
+    assert nxt.result.order_id == 4
     assert restored.trades(1)[-1].trade_id == 2
+    cancel = restored.handle(1, CancelOrder(symbol=BTC, orig_client_order_id="keep"), 4)
+    assert isinstance(cancel.result, OrderView)
+    assert cancel.result.order_id == 3
     # The restored resting order still fills from the market.
     events = restored.on_market([market.trade(BTC, "98000", "1", buyer_is_maker=True)], 5)
     assert order_events(events[1]) == [("TRADE", "FILLED", "0")]
