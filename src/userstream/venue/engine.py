@@ -105,6 +105,10 @@ def _generated_client_id(order_id: int) -> str:
     return format(order_id * _ID_MIX % _ID_SPACE, "022x")
 
 
+def _order_id(order: Order) -> int:
+    return order.order_id
+
+
 class Engine:
     """The venue's accounts, trading against one market source.
 
@@ -231,9 +235,11 @@ class Engine:
         return OrderView.of(found)
 
     def open_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
+        """Open orders, oldest first (by order id, the same before and after a restore)."""
         by_symbol = self._open.get(account_id, {})
         chosen = [by_symbol.get(symbol, {})] if symbol is not None else by_symbol.values()
-        return [OrderView.of(o) for orders in chosen for o in orders.values()]
+        orders = sorted((o for group in chosen for o in group.values()), key=_order_id)
+        return [OrderView.of(o) for o in orders]
 
     def all_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
         account = self._state.accounts.get(account_id)
