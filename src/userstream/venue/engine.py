@@ -941,8 +941,6 @@ class Engine:
         order = self._find(account, command.symbol, command.order_id, command.orig_client_order_id)
         if order is None or not order.is_open:
             return Outcome(VenueError.of(errors.NO_SUCH_ORDER))
-        if order.order_type is not OrderType.LIMIT:
-            return Outcome(VenueError.of(errors.LIMIT_ORDER_ONLY))
         if order.modify_count >= _MAX_MODIFY:
             return Outcome(VenueError.of(errors.EXCEED_MAXIMUM_MODIFY_ORDER_LIMIT))
         book = self._market.book(command.symbol)
