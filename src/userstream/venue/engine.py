@@ -298,6 +298,7 @@ class Engine:
                         max_notional=brackets.max_notional(symbol, settings.leverage),
                         margin_asset=rules.margin_asset,
                         update_time=position.update_time,
+                        position_initial_margin=figures.initial_margin,
                     )
                 )
         return rows
