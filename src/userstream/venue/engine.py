@@ -522,7 +522,10 @@ class Engine:
         if isinstance(accepted, VenueError):
             return Outcome(accepted)
         assert settings is not None
-        assert position is not None
+        if position is None:  # a hedge-mode side's first order
+            position = settings.positions[position_side] = PositionState(
+                symbol=command.symbol, position_side=position_side
+            )
         order = Order(
             order_id=0,
             client_order_id=accepted.client_order_id or "",

@@ -12,6 +12,7 @@ from userstream.protocol.events import (
     MarginCallMarginType,
     OrderTradeUpdate,
     OrderType,
+    PositionSide,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -493,3 +494,23 @@ def test_position_and_balance_figures_by_hand() -> None:
     assert usdt.margin_balance == D("10018.997999")
     # available = 9998.999999 + 19.998 - 101 - 49.5
     assert usdt.available_balance == D("9868.497999")
+
+
+def test_hedge_mode_orders_need_long_or_short_and_open_their_own_row() -> None:
+    engine, _ = funded()
+    # No command switches the mode here (the risk engine's); the state carries the flag.
+    engine.export_state().accounts[1].dual_side_position = True
+    both = engine.handle(1, market_order(Side.BUY, "0.01"), 2)
+    assert both.result == VenueError(-4061, "Order's position side does not match user's setting.")
+    reduce = engine.handle(
+        1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG, reduce_only=False), 3
+    )
+    assert reduce.result == VenueError(-1106, "Parameter 'reduceOnly' sent when not required.")
+    outcome = engine.handle(1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG), 4)
+    account = outcome.events[-1]
+    assert isinstance(account, AccountUpdate)
+    assert account.update.positions[0].position_side == "LONG"
+    assert {(p.position_side, p.position_amt) for p in engine.positions(1)} == {
+        ("BOTH", D(0)),
+        ("LONG", D("0.01")),
+    }
