@@ -6,6 +6,7 @@ Python-level `syntax_error` scanner is the reference they are checked against he
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -127,7 +128,11 @@ def test_scalar_value_position_skips_whitespace() -> None:
 
 
 def python_lines(work: Callable[[], Any]) -> int:
-    """How many lines of Python run inside `work`."""
+    """How many lines of Python run inside `work`.
+
+    The collector is paused while counting: an allocation-triggered collection would run the
+    finalizers of objects other tests left behind, Python that is not the work measured.
+    """
     count = 0
 
     def tracer(frame: FrameType, event: str, arg: object) -> Callable[..., Any]:
@@ -136,11 +141,14 @@ def python_lines(work: Callable[[], Any]) -> int:
             count += 1
         return tracer
 
+    gc.collect()
+    gc.disable()
     sys.settrace(tracer)
     try:
         work()
     finally:
         sys.settrace(None)
+        gc.enable()
     return count
 
 
