@@ -14,12 +14,13 @@ closed (DELETE) on `aclose()`. Recovery:
   with 1011) is reopened at once, then with jittered backoff (`Reconnect.backoff`), unlimited
   by default and restarted as soon as a connection delivers a frame or answers a ping. The
   socket comes first: every request or event-loop turn before it reaches the server is time
-  in which events go to no socket. So an immediate redial starts from the transport's
-  `connection_lost`, before the reader (which may be waiting for the consumer) noticed, and
-  the key is checked with a keepalive only once the socket is open: a key that died while
-  no socket listened is then replaced (a socket on a dead key is accepted and stays silent,
-  §2.3). That check keeps the keepalive's retries and Retry-After. A redial waits out a
-  Retry-After its handshake was answered with, and an IP ban (418) announced on any request;
+  in which events go to no socket. So an immediate redial starts as soon as the server's
+  close frame or the transport's `connection_lost` arrives, before the reader (which may be
+  waiting for the consumer) noticed, and the key is checked with a keepalive only once the
+  socket is open: a key that died while no socket listened is then replaced (a socket on a
+  dead key is accepted and stays silent, §2.3). That check keeps the keepalive's retries
+  and Retry-After. A redial waits out a Retry-After its handshake was answered with, and an
+  IP ban (418) announced on any request;
 * `listenKeyExpired` for our key, -1125 from a keepalive, or keepalives failing until the
   key's 60 minutes ran out: a new key is issued and the stream reconnects at once;
 * before Binance's 24-hour cap (`Reconnect.rotate_after_ms`) a second connection is opened
@@ -130,20 +131,31 @@ _T = TypeVar("_T")
 
 
 class _StreamSocket(ClientConnection):
-    """websockets' client connection, telling the stream the moment its transport is gone:
-    the reader hears of it only one event-loop turn later, and the supervisor one more."""
+    """websockets' client connection, telling the stream the moment it is over: when the
+    server's close frame arrives (the TCP close comes after the closing handshake) or the
+    transport is gone. The reader hears of it one event-loop turn later, the supervisor one
+    more."""
 
     on_lost: Callable[[], None] | None = None
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.close_rcvd is not None:
+            self._over()
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost()
+        self._over()
+
+    def _over(self) -> None:
+        on_lost, self.on_lost = self.on_lost, None  # once
+        if on_lost is not None:
+            on_lost()
 
 
 @dataclass(frozen=True, slots=True)
 class _Predial:
-    """A redial started from `connection_lost`, for the supervisor to take over."""
+    """A redial started the moment the connection was over, for the supervisor to take."""
 
     conn: _Connection
     dialing: asyncio.Task[_StreamSocket]
@@ -593,7 +605,7 @@ class UserDataStream:
         return delay
 
     def _lost(self, conn: _Connection) -> None:
-        """The primary connection's transport is gone (called from `connection_lost`):
+        """The primary connection is over (its close frame or `connection_lost`):
         when the next attempt would go at once anyway, dial now. Every event-loop turn
         before the new socket reaches the server is a turn in which the server can publish
         an event to no socket; the supervisor, woken through the reader, would dial two

@@ -10,6 +10,9 @@ back the redial.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -162,6 +165,90 @@ async def test_a_drop_is_redialled_at_once_even_while_the_reader_waits_for_the_c
         assert any(isinstance(i, StreamGap) for i in items)  # the drop is still announced
         assert unannounced_losses(items, 5) == []
         assert stream.health.reconnects == 1
+
+
+class HalfCloser:
+    """A WebSocket endpoint on 127.0.0.1 whose `close_first()` sends a close frame on the
+    first connection and then never closes its TCP connection (the client's close timeout
+    ends it). It records, for each handshake, whether that TCP connection was still open."""
+
+    def __init__(self) -> None:
+        self.first_open = False
+        self.handshakes: list[bool] = []
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    async def aclose(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def close_first(self) -> None:
+        self._writers[0].write(b"\x88\x02\x03\xe8")  # close 1000; no TCP close after it
+
+    def end_first(self) -> None:
+        self._writers[0].close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        head = await reader.readuntil(b"\r\n\r\n")
+        first = not self.handshakes
+        self.handshakes.append(self.first_open)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        if first:
+            self.first_open = True
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(4096):
+                pass  # the client's close frame, pings: never answered
+        if first:
+            self.first_open = False
+
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+
+async def test_a_close_frame_starts_the_redial_before_the_tcp_connection_ends(
+    server: Harness,
+) -> None:
+    account = server.account()
+    half = HalfCloser()
+    await half.start()
+    direct = endpoints(server)
+    ends = Endpoints(direct.rest_url, direct.ws_api_url, f"ws://127.0.0.1:{half.port}")
+    try:
+        async with make_stream(server, account, endpoints=ends) as stream:
+            half.close_first()
+            # The redial reaches the server while the closed connection's TCP is still up:
+            # it starts from the close frame, not from the end of the closing handshake
+            # (which a server that never closes its side would put off indefinitely).
+            await wait_for(lambda: len(half.handshakes) == 2)
+            assert half.handshakes == [False, True]
+            half.end_first()
+            assert (await next_gap(stream)).reason is GapReason.DISCONNECTED
+            await wait_for(lambda: stream.health.reconnects == 1)
+            assert len(half.handshakes) == 2  # the supervisor took the redial over
+    finally:
+        await half.aclose()
 
 
 async def test_a_key_deleted_while_disconnected_is_found_and_replaced(
