@@ -54,6 +54,7 @@ from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.tls import server_context
+from userstream.server.venue_service import VenueService
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import DB_FILENAME, write_secret
@@ -203,7 +204,10 @@ class Server:
         self._ssl: ssl.SSLContext | None = None
         if config.tls_cert is not None or config.tls_key is not None:
             self._ssl = server_context(config.tls_cert, config.tls_key)
-        self.ops = OpsApi(self, self._rest.paths, config.metrics_port)
+        self.venue = VenueService(
+            self.accounts, self.limiter, self.clock, None if backends.shared else config.data_dir
+        )
+        self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:
             backends.on_reconnect(self.cluster.reconnected)
@@ -352,6 +356,7 @@ class Server:
             await self._server.wait_closed()
             self._server = None
         await self.ops.aclose()
+        await self.venue.aclose()
         await self.scheduler.aclose()
         await _bounded(self.keys.aclose(), "listenKey service")
         if self.cluster is not None:
@@ -414,6 +419,8 @@ class Server:
         started = time.perf_counter()
         if self._admin is not None and self._admin.claims(request.path):
             response = await self._admin.handle(request)
+        elif self.venue.trading.claims(request.path):
+            response = await self.venue.trading.handle(request)
         else:
             response = await self._rest.handle(request)
         self.ops.observe(request.path, time.perf_counter() - started)
