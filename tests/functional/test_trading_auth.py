@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote, urlencode
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import Harness
 from tests.functional.venue_helpers import signed, signed_query
@@ -87,3 +92,31 @@ async def test_futures_only_market_routes(server: Harness) -> None:
         assert (response.status, await response.json()) == (200, [])
     status, body, _ = await signed(server, account, "GET", "/sapi/v1/margin/isolated/allPairs")
     assert (status, body) == (200, [])
+
+
+async def test_ed25519_key_registered_through_admin_signs_requests(server: Harness) -> None:
+    account = server.account()
+    private = Ed25519PrivateKey.generate()
+    pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    status, body = await server.admin(
+        "POST", f"accounts/{account.id}/apiKeys", {"publicKey": pem.decode()}
+    )
+    assert status == 200, body
+    assert body["keyType"] == "ED25519"
+    api_key = body["apiKey"]
+    payload = urlencode({"timestamp": server.clock.now_ms()})
+    signature = quote(base64.b64encode(private.sign(payload.encode())).decode(), safe="")
+    headers = {"X-MBX-APIKEY": api_key}
+    url = f"{server.url}{GETALL}?{payload}&signature={signature}"
+    async with server.http.get(url, headers=headers) as response:
+        assert response.status == 200
+    forged = quote(base64.b64encode(b"\0" * 64).decode(), safe="")
+    url = f"{server.url}{GETALL}?{payload}&signature={forged}"
+    async with server.http.get(url, headers=headers) as response:
+        assert (response.status, (await response.json())["code"]) == (400, -1022)
+    status, body = await server.admin(
+        "POST", f"accounts/{account.id}/apiKeys", {"publicKey": "nope"}
+    )
+    assert status == 400
+    status, _ = await server.admin("POST", "accounts/999/apiKeys", {"publicKey": pem.decode()})
+    assert status == 404

@@ -74,6 +74,9 @@ class AdminHooks:
     # the bus delivers elsewhere too (distributed mode).
     audience: Callable[[int, Sequence[EncodedEvent]], int | None]
     advance: Callable[[int, int], Awaitable[None]]
+    # The venue's operator routes (deposit, withdraw, API keys, commission): an answer, or
+    # None when the path is not one of them.
+    venue: Callable[[list[str], Request], Awaitable[Response | None]] | None = None
 
 
 class AdminApi:
@@ -153,6 +156,10 @@ class AdminApi:
                 return json_response(200, {"listenKey": listen_key, "accountId": record.account_id})
             case ["stats"] if method == "GET":
                 return json_response(200, self._hooks.stats())
+        if self._hooks.venue is not None:
+            answer = await self._hooks.venue(parts, request)
+            if answer is not None:
+                return answer
         raise NOT_FOUND
 
     @staticmethod

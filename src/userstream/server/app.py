@@ -250,6 +250,7 @@ class Server:
             advance=self.advance_clock
             if self._shared_clock is None
             else self._shared_clock.advance,
+            venue=self.venue.admin,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks

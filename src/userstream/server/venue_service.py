@@ -15,7 +15,9 @@ from userstream.accounts import AccountStore
 from userstream.clock import Clock
 from userstream.protocol.limits import OrderCountLimiter, RequestWeightLimiter
 from userstream.server.apikeys import ApiKeys
+from userstream.server.http import Request, Response
 from userstream.server.trading import TradingApi
+from userstream.server.venue_admin import VenueAdmin
 from userstream.storage import open_database
 
 
@@ -32,6 +34,11 @@ class VenueService:
         )
         self.api_keys = ApiKeys(accounts, self._db)
         self.trading = TradingApi(self.api_keys, limiter, OrderCountLimiter(), clock)
+        self._admin = VenueAdmin(accounts, self.api_keys, clock)
+
+    async def admin(self, parts: list[str], request: Request) -> Response | None:
+        """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
+        return await self._admin.handle(parts, request)
 
     async def aclose(self) -> None:
         if self._db is not None:
