@@ -451,6 +451,7 @@ class Server:
                 return_limits,
                 self._session_closed,
                 self.ops.observe,
+                self.venue.ws,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()

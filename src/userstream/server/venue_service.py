@@ -18,6 +18,7 @@ from userstream.server.apikeys import ApiKeys
 from userstream.server.http import Request, Response
 from userstream.server.trading import TradingApi
 from userstream.server.venue_admin import VenueAdmin
+from userstream.server.wsapi import VenueMethod, WsVenue
 from userstream.storage import open_database
 
 
@@ -35,6 +36,8 @@ class VenueService:
         self.api_keys = ApiKeys(accounts, self._db)
         self.trading = TradingApi(self.api_keys, limiter, OrderCountLimiter(), clock)
         self._admin = VenueAdmin(accounts, self.api_keys, clock)
+        self.ws_methods: dict[str, VenueMethod] = {}
+        self.ws = WsVenue(self.api_keys, self.ws_methods)
 
     async def admin(self, parts: list[str], request: Request) -> Response | None:
         """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
