@@ -25,6 +25,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,7 @@ class ServerConfig:
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
     market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
     market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
+    initial_balance: Decimal | None = None  # USDT credited to each account the venue first sees
 
 
 @dataclass(slots=True)
@@ -223,7 +225,15 @@ class Server:
         if config.tls_cert is not None or config.tls_key is not None:
             self._ssl = server_context(config.tls_cert, config.tls_key)
         self.venue = VenueService(
-            self.accounts, self.limiter, self.clock, None if backends.shared else config.data_dir
+            self.accounts,
+            self.limiter,
+            self.clock,
+            None if backends.shared else config.data_dir,
+            symbols,
+            self.bus,
+            self.scheduler,
+            self.market,
+            config.initial_balance,
         )
         self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
@@ -277,6 +287,9 @@ class Server:
         self.keys.restore()
         if self.market is not None:
             self.market.start()
+        self.venue.start()
+        if self.demo_account is not None:
+            await self.venue.ensure(self.demo_account.id, self.clock.now_ms())
         self.scheduler.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
