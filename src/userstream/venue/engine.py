@@ -105,6 +105,10 @@ def _generated_client_id(order_id: int) -> str:
     return format(order_id * _ID_MIX % _ID_SPACE, "022x")
 
 
+def _order_id(order: Order) -> int:
+    return order.order_id
+
+
 class Engine:
     """The venue's accounts, trading against one market source.
 
@@ -231,9 +235,11 @@ class Engine:
         return OrderView.of(found)
 
     def open_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
+        """Open orders, oldest first (by order id, the same before and after a restore)."""
         by_symbol = self._open.get(account_id, {})
         chosen = [by_symbol.get(symbol, {})] if symbol is not None else by_symbol.values()
-        return [OrderView.of(o) for orders in chosen for o in orders.values()]
+        orders = sorted((o for group in chosen for o in group.values()), key=_order_id)
+        return [OrderView.of(o) for o in orders]
 
     def all_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
         account = self._state.accounts.get(account_id)
@@ -292,6 +298,7 @@ class Engine:
                         max_notional=brackets.max_notional(symbol, settings.leverage),
                         margin_asset=rules.margin_asset,
                         update_time=position.update_time,
+                        position_initial_margin=figures.initial_margin,
                     )
                 )
         return rows
@@ -515,7 +522,10 @@ class Engine:
         if isinstance(accepted, VenueError):
             return Outcome(accepted)
         assert settings is not None
-        assert position is not None
+        if position is None:  # a hedge-mode side's first order
+            position = settings.positions[position_side] = PositionState(
+                symbol=command.symbol, position_side=position_side
+            )
         order = Order(
             order_id=0,
             client_order_id=accepted.client_order_id or "",
@@ -935,8 +945,6 @@ class Engine:
         order = self._find(account, command.symbol, command.order_id, command.orig_client_order_id)
         if order is None or not order.is_open:
             return Outcome(VenueError.of(errors.NO_SUCH_ORDER))
-        if order.order_type is not OrderType.LIMIT:
-            return Outcome(VenueError.of(errors.LIMIT_ORDER_ONLY))
         if order.modify_count >= _MAX_MODIFY:
             return Outcome(VenueError.of(errors.EXCEED_MAXIMUM_MODIFY_ORDER_LIMIT))
         book = self._market.book(command.symbol)
