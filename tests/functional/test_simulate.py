@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,11 @@ from websockets.asyncio.client import ClientConnection
 from tests.conftest import (
     ADMIN_TOKEN,
     Harness,
+    ServerProcess,
     start_server_process,
     stop_server_process,
 )
+from tests.functional.venue_helpers import signed_query
 from tests.functional.wsclient import sync, ws_connect
 from userstream import cli
 from userstream.protocol.codec import decode_event, event_name
@@ -124,8 +128,32 @@ async def test_simulate_in_process_prints_the_keys_a_client_connects_with(
     assert summary["published"] >= 250
 
 
-async def test_serve_demo_streams_events_to_the_printed_demo_key(tmp_path: Path) -> None:
-    """First start and restart alike print the demo account's keys and feed it."""
+FINAL = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"}
+VENUE_EVENTS = {"ORDER_TRADE_UPDATE", "TRADE_LITE", "ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE"}
+
+
+async def rest_order(proc: ServerProcess, symbol: str, order_id: int) -> dict[str, Any]:
+    """`GET /fapi/v1/order`, signed with the demo account's secret."""
+    query = signed_query(
+        proc.secret_key, {"symbol": symbol, "orderId": order_id}, int(time.time() * 1000)
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{proc.url}/fapi/v1/order?{query}", headers={"X-MBX-APIKEY": proc.api_key}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_serve_demo_trades_through_the_venue_and_rest_agrees_with_the_events(
+    tmp_path: Path,
+) -> None:
+    """The demo account's stream carries the venue's answers to its own orders, and the
+    orders' REST state agrees with their last event; first start and restart alike print
+    the same demo keys."""
     demo_keys = []
     for _ in range(2):
         proc = await asyncio.to_thread(
@@ -134,11 +162,22 @@ async def test_serve_demo_streams_events_to_the_printed_demo_key(tmp_path: Path)
         try:
             demo_keys.append(proc.api_key)
             key = await listen_key(proc.url, proc.api_key)
+            last: dict[tuple[str, int], dict[str, Any]] = {}
             async with ws_connect(f"{proc.ws}/private/ws?listenKey={key}") as ws:
-                for _ in range(3):
+                while sum(o["X"] in FINAL for o in last.values()) < 5:
                     frame = await asyncio.wait_for(ws.recv(), FIRST_EVENT_TIMEOUT_S)
                     assert isinstance(frame, str)
-                    decode_event(frame)
+                    event = decode_event(frame)
+                    assert event_name(event) in VENUE_EVENTS, frame
+                    body = json.loads(frame)
+                    if body["e"] == "ORDER_TRADE_UPDATE":
+                        last[(body["o"]["s"], body["o"]["i"])] = body["o"]
+            for (symbol, order_id), order in last.items():
+                if order["X"] in FINAL:  # a final state no longer changes
+                    rest = await rest_order(proc, symbol, order_id)
+                    assert rest["status"] == order["X"]
+                    assert Decimal(rest["executedQty"]) == Decimal(order["z"])
+                    assert rest["clientOrderId"] == order["c"]
         finally:
             assert await asyncio.to_thread(stop_server_process, proc) == 0
     assert demo_keys[0] == demo_keys[1]

@@ -131,9 +131,13 @@ def add_parser(parsers: CommandParsers) -> None:
         help="credit each new account (the demo account too) with this many USDT",
     )
     serve.add_argument(
-        "--demo", action="store_true", help="feed the demo account simulated activity"
+        "--demo",
+        action="store_true",
+        help="the demo account trades through the venue (seeded orders, cancels, leverage)",
     )
-    serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
+    serve.add_argument(
+        "--demo-rate", type=float, default=2.0, help="orders (and cancels...)/s with --demo"
+    )
 
 
 def _amount(text: str) -> Decimal:

@@ -20,6 +20,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,14 +34,20 @@ from userstream import ConfigurationError, Server, ServerConfig, SystemClock
 from userstream.cli.account import remote_accounts
 from userstream.cli.common import CommandParsers, self_command
 from userstream.simulator import Simulator
-from userstream.simulator.driver import Feed, RunStats, Sink, drive
+from userstream.simulator.driver import RunStats, Sink, drive
 from userstream.simulator.publisher import AdminPublisher
+from userstream.simulator.trader import DemoTrader
+from userstream.simulator.trading import EnginePort, TraderFeed
+from userstream.symbols import load_symbol_table
+from userstream.venue import Command, Deposit
 
 __all__ = ["add_parser", "simulate", "start_demo"]
 
 TOP_ACCOUNTS = 10
 DEMO_SEED = 2026
 DEMO_NAME = "demo"
+DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEMO_FUNDS = Decimal(100_000)
 # On an empty data directory the server's first account is the demo account (id 1).
 FIRST_ACCOUNT_ID = 1
 
@@ -96,26 +103,51 @@ def simulate(args: argparse.Namespace) -> int:
     return uvloop.run(_simulate(args, account_ids, token or ""))
 
 
-async def start_demo(server: Server, rate: float) -> Feed:
-    """`userstream serve --demo`: feed the demo account `rate` simulated events/s through
-    `server.publish`, the intake the admin API uses. The feed paces on the real clock
-    even when the server's clock is virtual; stop it with `await feed.aclose()`.
+async def start_demo(server: Server, rate: float) -> TraderFeed:
+    """`userstream serve --demo`: the demo account trades through the venue, `rate`
+    decisions (orders, cancels, amends, leverage changes) per second on the real clock, so
+    every event on its stream is a consequence of its orders and its REST snapshots agree
+    with them. Stop it with `await feed.aclose()`. Fabricated events still go through the
+    admin intake (`POST /admin/v1/accounts/{id}/events`).
 
     On a restart the demo account made by the first start (account 1, named "demo") is
     found again, or a new one is made, and set as `server.demo_account` so that its keys are
-    announced every time.
+    announced every time. An account with less than a tenth of `DEMO_FUNDS` USDT is topped
+    up by a deposit (ACCOUNT_UPDATE m=DEPOSIT) first.
+
+    Raises:
+        ConfigurationError: the server serves no market to trade on.
     """
+    if server.market is None:
+        raise ConfigurationError(
+            "--demo trades on the served market: drop --market none "
+            "(with --clock virtual, pass --market synthetic)"
+        )
     account = server.demo_account
     if account is None:
         account = await server.account(FIRST_ACCOUNT_ID)
         if account is None or account.name != DEMO_NAME:
             account = await server.create_account(DEMO_NAME)
         server.demo_account = account
+    venue, account_id = server.venue, account.id
+
+    async def execute(command: Command, now_ms: int) -> object:
+        return await venue.execute(account_id, command, now_ms)
+
+    usdt = [b for b in venue.engine.balances(account_id) if b.asset == "USDT"]
+    if not usdt or usdt[0].wallet_balance < DEMO_FUNDS / 10:
+        await execute(Deposit(asset="USDT", amount=DEMO_FUNDS), server.clock.now_ms())
+    source = server.market.source
+    traded = set(source.symbols)
+    names = [n for n in DEMO_SYMBOLS if n in traded] or sorted(traded)[: len(DEMO_SYMBOLS)]
+    symbols = [
+        s for s in load_symbol_table(server.config.symbols_file).symbols if s.symbol in names
+    ]
     Console(stderr=True).print(
-        f"demo: simulated activity for account {account.id} at {rate:g} events/s"
+        f"demo: account {account.id} trades {', '.join(names)} through the venue, {rate:g} orders/s"
     )
-    simulator = Simulator([account.id], seed=DEMO_SEED, rate=rate)
-    return Feed(simulator, server.publish, SystemClock())
+    port = EnginePort(venue.engine, source, account_id, execute, server.clock)
+    return TraderFeed(DemoTrader(symbols, seed=DEMO_SEED), port, SystemClock(), rate)
 
 
 def _parse_ids(text: str | None) -> list[int] | None:

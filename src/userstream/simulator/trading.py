@@ -9,7 +9,12 @@ over the query string, trading spec §1). Its `timestamp` follows the server's c
 account then receives is the venue's answer to those orders, and the REST snapshots agree
 with the events by construction: the same engine produced both.
 
-`trade()` runs a `DemoTrader` against a port on a clock, `rate` decisions per second.
+`EnginePort` is the same bot inside the server's process (`serve --demo`): it reads the
+engine and the market directly and hands its commands to the venue's own entry point, which
+publishes the events and saves the state as for a REST order.
+
+`trade()` runs a `DemoTrader` against a port on a clock, `rate` decisions per second;
+`TraderFeed` does so in a task of its own until `aclose()`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import asyncio
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -29,8 +34,10 @@ import msgspec
 
 from userstream.clock import Clock
 from userstream.exceptions import BinanceAPIError, TransportError, UserStreamError
+from userstream.market.types import MarketSource
 from userstream.protocol.events import Side
-from userstream.simulator.trader import DemoTrader, OpenOrder, Quote, TraderView
+from userstream.simulator.trader import DemoTrader, OpenOrder, Quote, TraderView, engine_view
+from userstream.venue import Engine
 from userstream.venue.commands import (
     CancelOrder,
     ChangeLeverage,
@@ -39,7 +46,14 @@ from userstream.venue.commands import (
     NewOrder,
 )
 
-__all__ = ["RestTradingPort", "TradeStats", "TradingPort", "trade"]
+__all__ = [
+    "EnginePort",
+    "RestTradingPort",
+    "TradeStats",
+    "TraderFeed",
+    "TradingPort",
+    "trade",
+]
 
 RECV_WINDOW_MS = 5_000
 
@@ -163,6 +177,52 @@ async def _sleep_until(clock: Clock, due_ms: int, stop: asyncio.Event | None) ->
         for task in (sleeper, waiter):
             task.cancel()
         await asyncio.gather(sleeper, waiter, return_exceptions=True)
+
+
+class TraderFeed:
+    """`trade()` in a task until `aclose()` (`serve --demo`)."""
+
+    def __init__(self, trader: DemoTrader, port: TradingPort, clock: Clock, rate: float) -> None:
+        self._stop = asyncio.Event()
+        self.stats = TradeStats()
+        self._task = asyncio.get_running_loop().create_task(
+            trade(trader, port, clock, rate=rate, duration_s=None, stop=self._stop),
+            name="userstream-demo-trader",
+        )
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        self.stats = await self._task
+
+
+Execute = Callable[[Command, int], Awaitable[object]]
+"""The venue's entry point for one account: apply a command at `now_ms`, publish its events,
+return its result; raises `BinanceAPIError` when the venue refuses."""
+
+
+class EnginePort:
+    """An account of the engine in this process: views straight from `engine` and
+    `market`, commands through `execute` at `clock`'s time (the server's clock)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        market: MarketSource,
+        account_id: int,
+        execute: Execute,
+        clock: Clock,
+    ) -> None:
+        self._engine = engine
+        self._market = market
+        self._account_id = account_id
+        self._execute = execute
+        self._clock = clock
+
+    async def view(self) -> TraderView:
+        return engine_view(self._engine, self._market, self._account_id)
+
+    async def submit(self, command: Command) -> None:
+        await self._execute(command, self._clock.now_ms())
 
 
 # --- the venue over signed REST --------------------------------------------------------------
