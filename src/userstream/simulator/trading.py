@@ -88,6 +88,7 @@ class TradeStats:
     last_error: str | None = None
     elapsed_s: float = 0.0
     by_command: Counter[str] = field(default_factory=Counter)
+    """Accepted commands by kind."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -152,7 +153,6 @@ async def _decide(trader: DemoTrader, port: TradingPort, stats: TradeStats) -> N
     if command is None:
         return
     stats.decisions += 1
-    stats.by_command[command_name(command)] += 1
     try:
         await port.submit(command)
     except BinanceAPIError as exc:
@@ -163,6 +163,7 @@ async def _decide(trader: DemoTrader, port: TradingPort, stats: TradeStats) -> N
         stats.last_error = f"{command_name(command)}: {exc}"
     else:
         stats.accepted += 1
+        stats.by_command[command_name(command)] += 1
 
 
 async def _sleep_until(clock: Clock, due_ms: int, stop: asyncio.Event | None) -> None:
