@@ -49,8 +49,9 @@ RECOVERY_TOLERANCE_S = 0.1
 
 BEHAVIOUR = {
     "userstream": (
-        "Reconnects at once after a drop, checking the key with a keepalive while the "
-        "connection opens; if that fails, it retries with full-jitter backoff capped at 3 s "
+        "Reconnects at once after a drop (dialling from the transport's connection_lost), "
+        "then checks the key with a keepalive once the connection is open; if the dial "
+        "fails, it retries with full-jitter backoff capped at 3 s "
         "while the failure is young (90 s), 30 s after; the backoff restarts as soon as a "
         "connection delivers a frame or answers a ping. It pings every 5 s and drops a "
         "connection that has not answered within 4 s, so a half-open connection ends within "

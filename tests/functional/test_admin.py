@@ -25,9 +25,10 @@ from tests.functional.wsclient import (
     wait_closed,
     ws_connect,
 )
-from userstream.cli.simulate import start_demo
 from userstream.clock import SystemClock
 from userstream.server.app import ServerConfig, UserStreamServer
+from userstream.simulator import Simulator
+from userstream.simulator.driver import Feed
 
 MAX_ADVANCE_MS = 400 * 24 * 3600 * 1000
 
@@ -276,13 +277,13 @@ async def test_publish_answers_how_many_connections_it_reached(server: Harness) 
 
 
 async def test_stats_count_events_of_every_producer(server: Harness) -> None:
-    """Issue 15 item 14: the demo feed (`serve --demo`, published on the bus in process, as
-    `simulate --in-process` does) counts as accepted, like the admin API."""
+    """Issue 15 item 14: a feed published on the bus in process (as `simulate --fabricate
+    --in-process` does) counts as accepted, like the admin API."""
     demo = server.server.demo_account
     assert demo is not None
     key = await server.listen_key(demo)
     async with ws_connect(f"{server.ws}/private/ws?listenKey={key}") as ws:
-        feed = await start_demo(server.server, rate=200)
+        feed = Feed(Simulator([demo.id], seed=1, rate=200), server.server.publish, SystemClock())
         await recv_json(ws)  # the feed's first event: it is running
         run = await feed.aclose()
         await server.publish(demo, order())

@@ -249,7 +249,8 @@ def test_simulate_prints_keys_and_account_list_shows_them(tmp_path: Path) -> Non
                 re.MULTILINE,
             )
         table = run_cli("simulate", "--url", running.url, "--admin-token", ADMIN_TOKEN,
-                        "--account-ids", "2", "--rate", "10", "--duration", "0.5")  # fmt: skip
+                        "--fabricate", "--account-ids", "2", "--rate", "10",
+                        "--duration", "0.5")  # fmt: skip
         assert announced[0]["apiKey"] in table.stdout
         assert f"listen --local --port {running.url.rsplit(':', 1)[1]}" in table.stdout
 

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sqlite3
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -125,9 +126,30 @@ def add_parser(parsers: CommandParsers) -> None:
         "of hours would generate every 100 ms of market in it: pass --market to have one)",
     )
     serve.add_argument(
-        "--demo", action="store_true", help="feed the demo account simulated activity"
+        "--initial-balance",
+        type=_amount,
+        default=None,
+        metavar="USDT",
+        help="credit each new account (the demo account too) with this many USDT",
     )
-    serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo account trades through the venue (seeded orders, cancels, leverage)",
+    )
+    serve.add_argument(
+        "--demo-rate", type=float, default=2.0, help="orders (and cancels...)/s with --demo"
+    )
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount (e.g. 10000)") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError("the amount must be positive")
+    return value
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -157,6 +179,7 @@ def serve(args: argparse.Namespace) -> int:
         drain_s=drain_s,
         metrics_port=args.metrics_port,
         market=_market_spec(args.market, clock),
+        initial_balance=args.initial_balance,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")

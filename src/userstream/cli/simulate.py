@@ -1,4 +1,11 @@
-"""`userstream simulate`: drive simulated account activity into a server (issue 5).
+"""`userstream simulate`: accounts that trade through a server's venue (issue 12 item 9),
+or fabricated activity through the admin intake (issue 5).
+
+By default each account the run creates (funded with `--funds` USDT by an admin deposit)
+trades with the seeded demo strategy over signed REST, like any bot: limit orders around the
+market, market orders, cancels, amends, leverage changes, `--rate` decisions per second in
+total; every event on its stream is then the venue's answer to its orders. With
+`--fabricate`, events are made up instead, as below.
 
 Against a running server (`--url`, admin token from `--admin-token` or
 $USERSTREAM_ADMIN_TOKEN) the accounts are created with `POST /admin/v1/accounts` (or given
@@ -20,6 +27,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,15 +40,28 @@ from rich.table import Table
 from userstream import ConfigurationError, Server, ServerConfig, SystemClock
 from userstream.cli.account import remote_accounts
 from userstream.cli.common import CommandParsers, self_command
+from userstream.protocol.exchange_info import Symbol
 from userstream.simulator import Simulator
-from userstream.simulator.driver import Feed, RunStats, Sink, drive
+from userstream.simulator.driver import RunStats, Sink, drive
 from userstream.simulator.publisher import AdminPublisher
+from userstream.simulator.trader import DemoTrader
+from userstream.simulator.trading import (
+    EnginePort,
+    RestTradingPort,
+    TraderFeed,
+    TradeStats,
+    trade,
+)
+from userstream.symbols import load_symbol_table
+from userstream.venue import Command, Deposit
 
 __all__ = ["add_parser", "simulate", "start_demo"]
 
 TOP_ACCOUNTS = 10
 DEMO_SEED = 2026
 DEMO_NAME = "demo"
+DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEMO_FUNDS = Decimal(100_000)
 # On an empty data directory the server's first account is the demo account (id 1).
 FIRST_ACCOUNT_ID = 1
 
@@ -48,7 +69,7 @@ FIRST_ACCOUNT_ID = 1
 def add_parser(parsers: CommandParsers) -> None:
     sim = parsers.add(
         "simulate",
-        help="publish simulated account activity and print the accounts' API keys",
+        help="trade through the venue (or publish made-up events) and print the accounts' keys",
         example="userstream simulate --url http://127.0.0.1:8080 --admin-token "
         "$(cat data/admin-token) --accounts 5 --rate 100 --duration 60",
     )
@@ -65,9 +86,29 @@ def add_parser(parsers: CommandParsers) -> None:
     sim.add_argument("--data", type=Path, default=None, help="with --in-process; else a temp dir")
     sim.add_argument("--accounts", type=int, default=1, help="accounts to create")
     sim.add_argument(
-        "--account-ids", default=None, help="comma-separated existing account ids instead"
+        "--account-ids",
+        default=None,
+        help="with --fabricate: comma-separated existing account ids instead",
     )
-    sim.add_argument("--rate", type=float, default=50.0, help="events/s in total; 0 = unpaced")
+    sim.add_argument(
+        "--fabricate",
+        action="store_true",
+        help="publish made-up events through the admin intake instead of trading",
+    )
+    sim.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="decisions/s in total (with --fabricate: events/s; 0 = unpaced)",
+    )
+    sim.add_argument(
+        "--funds", type=_usdt, default=DEMO_FUNDS, help="USDT deposited into each account"
+    )
+    sim.add_argument(
+        "--symbols",
+        default=",".join(DEMO_SYMBOLS),
+        help="comma-separated symbols the accounts trade",
+    )
     sim.add_argument("--duration", type=float, default=10.0, help="seconds, then stop")
     sim.add_argument(
         "--seed", type=int, default=1, help="same seed, same events (for a given account list)"
@@ -80,12 +121,27 @@ def add_parser(parsers: CommandParsers) -> None:
     )
 
 
+def _usdt(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount (e.g. 10000)") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError("the amount must be positive")
+    return value
+
+
 def simulate(args: argparse.Namespace) -> int:
     account_ids = _parse_ids(args.account_ids)
     if account_ids is None and args.accounts < 1:
         raise ConfigurationError("--accounts must be at least 1")
     if args.rate < 0 or args.duration <= 0 or args.batch < 1:
         raise ConfigurationError("--rate must be >= 0, --duration > 0 and --batch >= 1")
+    if not args.fabricate:
+        if account_ids is not None:
+            raise ConfigurationError("--account-ids needs --fabricate (trading needs the keys)")
+        if args.rate == 0:
+            raise ConfigurationError("trading needs --rate > 0 (0 = unpaced is for --fabricate)")
     token = args.admin_token or os.environ.get("USERSTREAM_ADMIN_TOKEN")
     if args.url and not token:
         raise ConfigurationError("--url needs --admin-token or $USERSTREAM_ADMIN_TOKEN")
@@ -96,26 +152,51 @@ def simulate(args: argparse.Namespace) -> int:
     return uvloop.run(_simulate(args, account_ids, token or ""))
 
 
-async def start_demo(server: Server, rate: float) -> Feed:
-    """`userstream serve --demo`: feed the demo account `rate` simulated events/s through
-    `server.publish`, the intake the admin API uses. The feed paces on the real clock
-    even when the server's clock is virtual; stop it with `await feed.aclose()`.
+async def start_demo(server: Server, rate: float) -> TraderFeed:
+    """`userstream serve --demo`: the demo account trades through the venue, `rate`
+    decisions (orders, cancels, amends, leverage changes) per second on the real clock, so
+    every event on its stream is a consequence of its orders and its REST snapshots agree
+    with them. Stop it with `await feed.aclose()`. Fabricated events still go through the
+    admin intake (`POST /admin/v1/accounts/{id}/events`).
 
     On a restart the demo account made by the first start (account 1, named "demo") is
     found again, or a new one is made, and set as `server.demo_account` so that its keys are
-    announced every time.
+    announced every time. An account with less than a tenth of `DEMO_FUNDS` USDT is topped
+    up by a deposit (ACCOUNT_UPDATE m=DEPOSIT) first.
+
+    Raises:
+        ConfigurationError: the server serves no market to trade on.
     """
+    if server.market is None:
+        raise ConfigurationError(
+            "--demo trades on the served market: drop --market none "
+            "(with --clock virtual, pass --market synthetic)"
+        )
     account = server.demo_account
     if account is None:
         account = await server.account(FIRST_ACCOUNT_ID)
         if account is None or account.name != DEMO_NAME:
             account = await server.create_account(DEMO_NAME)
         server.demo_account = account
+    venue, account_id = server.venue, account.id
+
+    async def execute(command: Command, now_ms: int) -> object:
+        return await venue.execute(account_id, command, now_ms)
+
+    usdt = [b for b in venue.engine.balances(account_id) if b.asset == "USDT"]
+    if not usdt or usdt[0].wallet_balance < DEMO_FUNDS / 10:
+        await execute(Deposit(asset="USDT", amount=DEMO_FUNDS), server.clock.now_ms())
+    source = server.market.source
+    traded = set(source.symbols)
+    names = [n for n in DEMO_SYMBOLS if n in traded] or sorted(traded)[: len(DEMO_SYMBOLS)]
+    symbols = [
+        s for s in load_symbol_table(server.config.symbols_file).symbols if s.symbol in names
+    ]
     Console(stderr=True).print(
-        f"demo: simulated activity for account {account.id} at {rate:g} events/s"
+        f"demo: account {account.id} trades {', '.join(names)} through the venue, {rate:g} orders/s"
     )
-    simulator = Simulator([account.id], seed=DEMO_SEED, rate=rate)
-    return Feed(simulator, server.publish, SystemClock())
+    port = EnginePort(venue.engine, source, account_id, execute, server.clock)
+    return TraderFeed(DemoTrader(symbols, seed=DEMO_SEED), port, SystemClock(), rate)
 
 
 def _parse_ids(text: str | None) -> list[int] | None:
@@ -131,6 +212,8 @@ def _parse_ids(text: str | None) -> list[int] | None:
 
 
 async def _simulate(args: argparse.Namespace, account_ids: list[int] | None, token: str) -> int:
+    if not args.fabricate:
+        return await _simulate_trading(args, token)
     async with aiohttp.ClientSession() as session:
         if not args.in_process:
             publisher = AdminPublisher(session, args.url, token)
@@ -149,13 +232,112 @@ async def _simulate(args: argparse.Namespace, account_ids: list[int] | None, tok
     return 0 if stats.published and not stats.errors else 1
 
 
+async def _simulate_trading(args: argparse.Namespace, token: str) -> int:
+    names = [name.strip() for name in args.symbols.split(",") if name.strip()]
+    symbols = [s for s in load_symbol_table().symbols if s.symbol in names]
+    if not symbols:
+        raise ConfigurationError(f"--symbols: none of {names} is a known symbol")
+    async with aiohttp.ClientSession() as session:
+        if not args.in_process:
+            accounts, stats = await _trade_accounts(args, session, args.url, token, symbols)
+        else:
+            async with _in_process_server(args, market=True) as server:
+                accounts, stats = await _trade_accounts(
+                    args, session, server.url, server.admin_token, symbols
+                )
+    _report_trading(args, accounts, stats)
+    accepted = sum(s.accepted for s in stats.values())
+    return 0 if accepted and not any(s.failures for s in stats.values()) else 1
+
+
+async def _trade_accounts(
+    args: argparse.Namespace,
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    symbols: list[Symbol],
+) -> tuple[list[dict[str, Any]], dict[int, TradeStats]]:
+    publisher = AdminPublisher(session, url, token)
+    accounts = await _accounts(publisher, url, token, args.accounts, None)
+    for account in accounts:
+        await publisher.deposit(account["accountId"], "USDT", args.funds)
+    _announce_accounts(args, url, accounts)
+    clock = SystemClock()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    rate = args.rate / len(accounts)
+    runs = []
+    for n, account in enumerate(accounts):
+        port = RestTradingPort(
+            session,
+            url,
+            account["apiKey"],
+            account["secretKey"],
+            [s.symbol for s in symbols],
+            clock,
+        )
+        trader = DemoTrader(symbols, seed=args.seed + n)
+        runs.append(trade(trader, port, clock, rate=rate, duration_s=args.duration, stop=stop))
+    try:
+        results = await asyncio.gather(*runs)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return accounts, {a["accountId"]: r for a, r in zip(accounts, results, strict=True)}
+
+
+def _report_trading(
+    args: argparse.Namespace, accounts: list[dict[str, Any]], stats: dict[int, TradeStats]
+) -> None:
+    total = TradeStats()
+    for run in stats.values():
+        total.decisions += run.decisions
+        total.accepted += run.accepted
+        total.refused.update(run.refused)
+        total.failures += run.failures
+        total.by_command.update(run.by_command)
+        total.elapsed_s = max(total.elapsed_s, run.elapsed_s)
+        total.last_error = run.last_error or total.last_error
+    if args.json:
+        by_account = {str(i): run.decisions for i, run in stats.items()}
+        keys = [{"accountId": a["accountId"], "apiKey": a["apiKey"]} for a in accounts]
+        summary = {**total.to_dict(), "byAccount": by_account, "accounts": keys}
+        print(json.dumps(summary), flush=True)
+        return
+    table = Table(title="simulate (trading through the venue)", title_justify="left")
+    table.add_column("commands")
+    table.add_column("count", justify="right")
+    for name, count in total.by_command.most_common():
+        table.add_row(name, f"{count:,}")
+    table.add_section()
+    table.add_row("accepted", f"{total.accepted:,}")
+    for code, count in total.refused.most_common():
+        table.add_row(f"refused with {code}", f"{count:,}")
+    table.add_row("not delivered", f"{total.failures:,}")
+    table.add_row("elapsed", f"{total.elapsed_s:.2f} s")
+    Console().print(table)
+    if total.last_error:
+        Console(stderr=True).print(f"[red]last error:[/red] {total.last_error}")
+
+
 @contextlib.asynccontextmanager
-async def _in_process_server(args: argparse.Namespace) -> AsyncIterator[Server]:
+async def _in_process_server(
+    args: argparse.Namespace, market: bool = False
+) -> AsyncIterator[Server]:
     with contextlib.ExitStack() as stack:
         data = args.data
         if data is None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="userstream-")))
-        config = ServerConfig(host=args.host, port=args.port, data_dir=data, clock=SystemClock())
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            data_dir=data,
+            clock=SystemClock(),
+            market="synthetic" if market else None,
+        )
         async with Server(config) as server:
             print(f"userstream listening on {server.url}", flush=True)
             Console(stderr=True).print(

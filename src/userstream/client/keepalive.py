@@ -84,6 +84,14 @@ class KeepaliveSchedule:
         self.next_due_ms = min(now_ms + max(delay, retry_after_ms), self.valid_until_ms)
         return KeepaliveAction.WAIT
 
+    def check_soon(self, now_ms: int) -> None:
+        """The stream reconnected: the key may have died while no socket could hear its
+        `listenKeyExpired`, so extend it at `now_ms` instead of at the next interval. A
+        retry already planned after a failure keeps its time: it waits out the backoff
+        and any Retry-After the server asked for, and it checks the key as well."""
+        if self.failures == 0:
+            self.next_due_ms = min(self.next_due_ms, now_ms)
+
     def due(self, now_ms: int) -> KeepaliveAction:
         """What to do at `now_ms`."""
         if now_ms >= self.valid_until_ms:

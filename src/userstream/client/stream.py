@@ -12,9 +12,15 @@ closed (DELETE) on `aclose()`. Recovery:
 
 * a dropped connection (or one that stops answering pings: websockets' keepalive closes it
   with 1011) is reopened at once, then with jittered backoff (`Reconnect.backoff`), unlimited
-  by default and restarted as soon as a connection delivers a frame or answers a ping;
-  before reopening, the key is checked with a keepalive, so a key that died meanwhile is
-  replaced instead of reused (a socket on a dead key is accepted and stays silent, §2.3);
+  by default and restarted as soon as a connection delivers a frame or answers a ping. The
+  socket comes first: every request or event-loop turn before it reaches the server is time
+  in which events go to no socket. So an immediate redial starts as soon as the server's
+  close frame or the transport's `connection_lost` arrives, before the reader (which may be
+  waiting for the consumer) noticed, and the key is checked with a keepalive only once the
+  socket is open: a key that died while no socket listened is then replaced (a socket on a
+  dead key is accepted and stays silent, §2.3). That check keeps the keepalive's retries
+  and Retry-After. A redial waits out a Retry-After its handshake was answered with, and an
+  IP ban (418) announced on any request;
 * `listenKeyExpired` for our key, -1125 from a keepalive, or keepalives failing until the
   key's 60 minutes ran out: a new key is issued and the stream reconnects at once;
 * before Binance's 24-hour cap (`Reconnect.rotate_after_ms`) a second connection is opened
@@ -35,10 +41,10 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from userstream.client.buffer import EventBuffer, Item, Received, Record
 from userstream.client.dedupe import Overlap
@@ -121,15 +127,47 @@ class _Fatal:
 
 
 _Signal: TypeAlias = _Dropped | _KeyLost | _Fatal
+_T = TypeVar("_T")
+
+
+class _StreamSocket(ClientConnection):
+    """websockets' client connection, telling the stream the moment it is over: when the
+    server's close frame arrives (the TCP close comes after the closing handshake) or the
+    transport is gone. The reader hears of it one event-loop turn later, the supervisor one
+    more."""
+
+    on_lost: Callable[[], None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.close_rcvd is not None:
+            self._over()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._over()
+
+    def _over(self) -> None:
+        on_lost, self.on_lost = self.on_lost, None  # once
+        if on_lost is not None:
+            on_lost()
+
+
+@dataclass(frozen=True, slots=True)
+class _Predial:
+    """A redial started the moment the connection was over, for the supervisor to take."""
+
+    conn: _Connection
+    dialing: asyncio.Task[_StreamSocket]
 
 
 @dataclass(slots=True)
 class _Tasks:
     """The stream's background tasks: every one is cancelled and awaited on close."""
 
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[Any, Any, _T], name: str) -> asyncio.Task[_T]:
         # The task runs `coro` itself, not a wrapper awaiting it: a task cancelled before
         # its first step (aclose() right after a gap) then closes `coro` cleanly instead of
         # leaving it "never awaited" (a RuntimeWarning, and its body never runs).
@@ -219,6 +257,9 @@ class UserDataStream:
         self._primary: _Connection | None = None
         self._connections: set[_Connection] = set()
         self._delays: Iterator[int] = self._policy.backoff.delays(self._rng)
+        self._peeked_delay: int | None = None
+        """The next reconnect delay, drawn early to decide whether to redial at once."""
+        self._predial: _Predial | None = None
         # The rotation in progress: the connection being replaced and the frame matcher.
         self._rotating: _Connection | None = None
         self._overlap: Overlap | None = None
@@ -236,6 +277,10 @@ class UserDataStream:
         """Set when the reorderer holds events: the flush loop has a deadline to wait for."""
         self._key_changed = asyncio.Event()
         """Set (and replaced) each time a new key is issued."""
+        self._check_key = asyncio.Event()
+        """Set when the keepalive plan was moved earlier: the keepalive loop wakes up."""
+        self._banned_until_ms = 0
+        """The end of an IP ban (418) the server announced: no redial before it."""
         self._joined = asyncio.Event()
         """Set when a rotation's new connection delivered a frame the old one also had."""
 
@@ -334,6 +379,7 @@ class UserDataStream:
         if self._closed:
             return
         self._closed = True
+        await self._discard_predial()
         await self._tasks.cancel_all()
         # Events still held for E-ordering were received: hand them over, don't drop them.
         self._offer(self._reorder.flush())
@@ -376,13 +422,13 @@ class UserDataStream:
 
     async def _supervise(self, opened: asyncio.Future[None]) -> None:
         try:
-            self._primary = await self._reconnect(verify_key=False, reason="start")
+            self._primary = await self._reconnect(check_key=False, reason="start")
         except BaseException as exc:
             if not opened.done():
                 opened.set_exception(exc)
             raise
         opened.set_result(None)
-        self._delays = self._policy.backoff.delays(self._rng)  # the first drop reconnects at once
+        self._reset_backoff()  # the first drop reconnects at once
         while True:
             primary = self._primary
             deadline = primary.rotate_at_ms if primary is not None else None
@@ -416,16 +462,19 @@ class UserDataStream:
         conn = signal.conn
         self._connections.discard(conn)
         if conn is not self._primary or conn.retired:
+            if self._predial is not None and self._predial.conn is conn:
+                await self._discard_predial()
             return
         self._primary = None
         self._end_rotation()
         self._gap(conn.last_frame_ms, GapReason.DISCONNECTED, signal.detail)
         self._health.last_reason = f"disconnected: {signal.detail}"
         log.warning("stream connection lost (%s); reconnecting", signal.detail)
-        self._primary = await self._reconnect(verify_key=True, reason=signal.detail)
+        self._primary = await self._reconnect(check_key=True, reason=signal.detail)
         self._health.reconnects += 1
 
     async def _on_key_lost(self, signal: _KeyLost) -> None:
+        await self._discard_predial()  # a redial on the key being replaced
         old = self._primary
         since = signal.since_ms
         if since is None:
@@ -438,7 +487,7 @@ class UserDataStream:
         if old is not None:
             self._retire(old)
         await self._issue_key(retry=True)
-        self._primary = await self._reconnect(verify_key=False, reason=signal.reason.value)
+        self._primary = await self._reconnect(check_key=False, reason=signal.reason.value)
         self._health.reconnects += 1
 
     async def _rotate(self) -> None:
@@ -467,7 +516,7 @@ class UserDataStream:
     async def _finish_rotation(self, old: _Connection, new: _Connection, overlap: Overlap) -> None:
         """Close the old connection once the new one proved it carries the same events."""
         deadline = self._clock.now_ms() + self._policy.rotation_timeout_ms
-        await self._sleep_or(self._joined, deadline)
+        await self._sleep_or(deadline, self._joined)
         if self._overlap is not overlap:
             return  # ended by a drop or a lost key, which closed `old` and said so
         if not overlap.joined and overlap.old_frames:
@@ -499,84 +548,105 @@ class UserDataStream:
 
         self._tasks.spawn(retire(), "userstream-retire")
 
-    async def _reconnect(self, verify_key: bool, reason: str) -> _Connection:
+    async def _reconnect(self, check_key: bool, reason: str) -> _Connection:
         """Open a connection on the current key, retrying with backoff; never gives up
-        unless the backoff is finite. With `verify_key`, a keepalive first proves the key is
-        still alive (a stream on a dead key would be silently empty, spec §2.3)."""
+        unless the backoff is finite. With `check_key`, a keepalive checks the key once the
+        socket is open (a stream on a dead key would be silently empty, spec §2.3)."""
         first = True
-        retry_after = 0  # from the last 429/418: an earlier retry would earn an IP ban
+        retry_after = 0  # from a refused handshake: an earlier retry would earn an IP ban
         while True:
-            delay = next(self._delays, None)
+            delay = self._next_delay()
             if delay is None:
+                await self._discard_predial()
                 raise ReconnectGaveUp(f"no reconnect attempts left (last reason: {reason})")
-            delay = max(delay, retry_after)
+            delay = max(delay, retry_after, self._banned_until_ms - self._clock.now_ms())
             if not first or delay:
                 self._set_state(ConnectionState.RECONNECTING, reason)
             if delay:
                 await self._clock.sleep_until(self._clock.now_ms() + delay)
             first = False
             self._set_state(ConnectionState.CONNECTING, reason)
+            key = self._key
+            assert key is not None
+            predial, self._predial = self._predial, None
             try:
-                conn = await (self._open_verified() if verify_key else self._open_current())
-                verify_key = False
-            except InvalidAPIKey:
-                raise
-            except (*_CONNECT_ERRORS, TransportError, BinanceAPIError) as exc:
+                if predial is not None and predial.conn.key == key:
+                    ws = await predial.dialing
+                else:
+                    if predial is not None:
+                        await self._discard(predial)
+                    ws = await self._dial(key)
+            except _CONNECT_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("reconnect attempt failed: %s", reason)
-                retry_after = exc.retry_after_ms if isinstance(exc, RateLimited) else 0
+                retry_after = self._refused_for_ms(exc)
                 continue
+            conn = self._adopt(ws, key)
             self._health.connected_ms = conn.opened_ms
             self._set_state(ConnectionState.CONNECTED, reason)
+            if check_key:
+                self._plan.check_soon(self._clock.now_ms())
+                self._check_key.set()
             return conn
 
-    async def _open_current(self) -> _Connection:
-        assert self._key is not None
-        return await self._open(self._key)
+    def _reset_backoff(self) -> None:
+        self._delays = self._policy.backoff.delays(self._rng)
+        self._peeked_delay = None
 
-    async def _open_verified(self) -> _Connection:
-        """Open on the current key while a keepalive checks it, side by side: the check
-        costs no time when the key is alive (the usual case after a drop). A key that
-        died meanwhile is replaced and the connection reopened on the new one."""
-        key = self._key
-        opening = asyncio.ensure_future(self._open_current())
-        try:
-            await self._verify_key()
-        except BaseException:
-            await self._discard(opening)
-            raise
-        conn = await opening
-        if self._key != key:
-            self._discard_now(conn)
-            conn = await self._open_current()
-        return conn
+    def _peek_delay(self) -> int | None:
+        """The next reconnect delay without taking it; None once a finite backoff ran out."""
+        if self._peeked_delay is None:
+            self._peeked_delay = next(self._delays, -1)
+        return None if self._peeked_delay < 0 else self._peeked_delay
 
-    async def _discard(self, opening: asyncio.Future[_Connection]) -> None:
-        if not opening.done():
-            opening.cancel()
-        with contextlib.suppress(BaseException):
-            self._discard_now(await opening)
+    def _next_delay(self) -> int | None:
+        delay = self._peek_delay()
+        self._peeked_delay = None
+        return delay
 
-    def _discard_now(self, conn: _Connection) -> None:
-        self._connections.discard(conn)
-        self._retire(conn)
-
-    async def _verify_key(self) -> None:
-        key = self._key
-        assert key is not None
-        try:
-            extended = await self._listen_keys.keepalive(key)
-        except ListenKeyNotFound as exc:
-            self._health.keepalive(self._clock.now_ms(), str(exc))
-            self._health.last_reason = "key_rejected: listenKey gone while disconnected"
-            log.warning("listenKey %s is gone; issuing a new one", redact(key))
-            await self._issue_key(retry=False)
+    def _lost(self, conn: _Connection) -> None:
+        """The primary connection is over (its close frame or `connection_lost`):
+        when the next attempt would go at once anyway, dial now. Every event-loop turn
+        before the new socket reaches the server is a turn in which the server can publish
+        an event to no socket; the supervisor, woken through the reader, would dial two
+        turns later. The loss itself still travels that way (the reader may hold frames
+        that came before it), and the supervisor takes the dial over."""
+        if conn is not self._primary or conn.retired or self._closed or self._predial is not None:
             return
-        self._health.keepalive(self._clock.now_ms(), None)
-        if extended != key:
-            await self._issue_key(retry=False)
-        else:
-            self._plan.succeeded(self._clock.now_ms())
+        if self._peek_delay() != 0 or self._banned_until_ms > self._clock.now_ms():
+            return
+        self._predial = _Predial(conn, self._tasks.spawn(self._dial(conn.key), "userstream-dial"))
+
+    async def _discard_predial(self) -> None:
+        predial, self._predial = self._predial, None
+        if predial is not None:
+            await self._discard(predial)
+
+    @staticmethod
+    async def _discard(predial: _Predial) -> None:
+        predial.dialing.cancel()
+        (outcome,) = await asyncio.gather(predial.dialing, return_exceptions=True)
+        if isinstance(outcome, ClientConnection):
+            with contextlib.suppress(Exception):
+                await outcome.close()
+
+    def _refused_for_ms(self, exc: Exception) -> int:
+        """How long a handshake answered 429 or 418 asked us to stay away: its Retry-After
+        (Binance documents it for spot: the wait that avoids a ban after a 429, the rest of
+        the ban after a 418; spec §6.2), 0 for any other failure."""
+        if not isinstance(exc, InvalidStatus) or exc.response.status_code not in (418, 429):
+            return 0
+        value = exc.response.headers.get("Retry-After", "")
+        wait_ms = int(value) * 1000 if value.isdigit() else 0
+        if exc.response.status_code == 418:
+            self._banned_until_ms = max(self._banned_until_ms, self._clock.now_ms() + wait_ms)
+        return wait_ms
+
+    def _note_limit(self, exc: RateLimited) -> None:
+        """A 418 bans the IP for everything, stream handshakes included (spec §6.2)."""
+        if exc.status == 418:
+            until = self._clock.now_ms() + exc.retry_after_ms
+            self._banned_until_ms = max(self._banned_until_ms, until)
 
     async def _issue_key(self, retry: bool) -> None:
         delays = self._policy.key_backoff.delays(self._rng) if retry else iter(())
@@ -593,6 +663,7 @@ class UserDataStream:
                 if delay is None:
                     raise ReconnectGaveUp(f"could not issue a listenKey: {exc}") from exc
                 if isinstance(exc, RateLimited):  # as in `_reconnect`: honour Retry-After
+                    self._note_limit(exc)
                     delay = max(delay, exc.retry_after_ms)
                 log.warning("could not issue a listenKey (%s); retrying in %d ms", exc, delay)
                 self._set_state(ConnectionState.RECONNECTING, f"listenKey: {exc}")
@@ -607,9 +678,13 @@ class UserDataStream:
         log.info("listenKey %s issued", redact(key))
 
     async def _open(self, key: str) -> _Connection:
+        return self._adopt(await self._dial(key), key)
+
+    async def _dial(self, key: str) -> _StreamSocket:
         try:
             ws = await connect(
                 self._endpoints.user_data_url(key),
+                create_connection=_StreamSocket,
                 ping_interval=self._keepalive.ping_interval_s,
                 ping_timeout=self._keepalive.ping_timeout_s,
                 open_timeout=self._policy.open_timeout_s,
@@ -618,8 +693,13 @@ class UserDataStream:
             )
         except InvalidURI as exc:
             raise ConfigurationError(f"bad stream URL: {exc}") from None
+        assert isinstance(ws, _StreamSocket)  # what `create_connection` makes
+        return ws
+
+    def _adopt(self, ws: _StreamSocket, key: str) -> _Connection:
         now = self._clock.now_ms()
         conn = _Connection(ws, key, now, now, now + self._policy.rotate_after_ms)
+        ws.on_lost = lambda: self._lost(conn)
         self._connections.add(conn)
         conn.reader = self._tasks.spawn(self._read(conn), "userstream-reader")
         self._tasks.spawn(self._ping_once(conn), "userstream-prove")
@@ -639,7 +719,7 @@ class UserDataStream:
             return
         conn.proven = True
         if conn is self._primary or conn is self._rotating:
-            self._delays = self._policy.backoff.delays(self._rng)
+            self._reset_backoff()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -745,6 +825,7 @@ class UserDataStream:
 
     async def _keepalive_loop(self) -> None:
         while True:
+            self._check_key.clear()  # before reading the plan: a later check_soon wakes us
             generation, key = self._generation, self._key
             changed = self._key_changed
             now = self._clock.now_ms()
@@ -757,7 +838,7 @@ class UserDataStream:
                 )
                 await changed.wait()
             elif generation == self._generation:
-                await self._sleep_or(changed, self._plan.next_due_ms)
+                await self._sleep_or(self._plan.next_due_ms, changed, self._check_key)
 
     async def _keepalive_once(self, key: str, generation: int) -> KeepaliveAction:
         try:
@@ -780,7 +861,10 @@ class UserDataStream:
             if generation != self._generation:
                 return KeepaliveAction.WAIT
             # A 429/418 says when to come back; retrying sooner turns a 429 into an IP ban.
-            retry_after = exc.retry_after_ms if isinstance(exc, RateLimited) else 0
+            retry_after = 0
+            if isinstance(exc, RateLimited):
+                self._note_limit(exc)
+                retry_after = exc.retry_after_ms
             action = self._plan.failed(now, retry_after)
             log.warning("keepalive failed (%s); next try at %d", exc, self._plan.next_due_ms)
             return action
@@ -798,15 +882,18 @@ class UserDataStream:
         log.debug("listenKey %s extended", redact(key))
         return KeepaliveAction.WAIT
 
-    async def _sleep_or(self, event: asyncio.Event, deadline_ms: int) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline_ms))
-        waiter = asyncio.ensure_future(event.wait())
+    async def _sleep_or(self, deadline_ms: int, *events: asyncio.Event) -> None:
+        """Until `deadline_ms` or until one of `events` is set, whichever comes first."""
+        tasks: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._clock.sleep_until(deadline_ms))
+        ]
+        tasks += [asyncio.ensure_future(event.wait()) for event in events]
         try:
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, waiter):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(sleeper, waiter, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- state ------------------------------------------------------------------------------
 

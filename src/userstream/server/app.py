@@ -25,6 +25,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.tls import server_context
+from userstream.server.venue_service import VenueService
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import DB_FILENAME, write_secret
@@ -148,6 +150,7 @@ class ServerConfig:
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
     market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
     market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
+    initial_balance: Decimal | None = None  # USDT credited to each account the venue first sees
 
 
 @dataclass(slots=True)
@@ -221,7 +224,18 @@ class Server:
         self._ssl: ssl.SSLContext | None = None
         if config.tls_cert is not None or config.tls_key is not None:
             self._ssl = server_context(config.tls_cert, config.tls_key)
-        self.ops = OpsApi(self, self._rest.paths, config.metrics_port)
+        self.venue = VenueService(
+            self.accounts,
+            self.limiter,
+            self.clock,
+            None if backends.shared else config.data_dir,
+            symbols,
+            self.bus,
+            self.scheduler,
+            self.market,
+            config.initial_balance,
+        )
+        self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:
             backends.on_reconnect(self.cluster.reconnected)
@@ -268,6 +282,7 @@ class Server:
             if self._shared_clock is None
             else self._shared_clock.advance,
             market=MarketAdmin(self.market).handle if self.market is not None else None,
+            venue=self.venue.admin,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
@@ -275,6 +290,9 @@ class Server:
         self.keys.restore()
         if self.market is not None:
             self.market.start()
+        self.venue.start()
+        if self.demo_account is not None:
+            await self.venue.ensure(self.demo_account.id, self.clock.now_ms())
         self.scheduler.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -378,6 +396,7 @@ class Server:
         await self.ops.aclose()
         if self.market is not None:
             self.market.stop()
+        await self.venue.aclose()
         await self.scheduler.aclose()
         await _bounded(self.keys.aclose(), "listenKey service")
         if self.cluster is not None:
@@ -440,6 +459,8 @@ class Server:
         started = time.perf_counter()
         if self._admin is not None and self._admin.claims(request.path):
             response = await self._admin.handle(request)
+        elif self.venue.trading.claims(request.path):
+            response = await self.venue.trading.handle(request)
         else:
             response = await self._rest.handle(request)
         self.ops.observe(request.path, time.perf_counter() - started)
@@ -469,6 +490,7 @@ class Server:
                 return_limits,
                 self._session_closed,
                 self.ops.observe,
+                self.venue.ws,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()

@@ -8,6 +8,7 @@ publishes on its bus, exactly as `bus.publish` does in process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -37,6 +38,12 @@ class AdminPublisher:
         """Create an account; returns `{"accountId", "apiKey", "secretKey"}`."""
         body = msgspec.json.encode({"name": name})
         return await self._post("/accounts", body)
+
+    async def deposit(self, account_id: int, asset: str, amount: Decimal) -> None:
+        """Credit the account (`POST /admin/v1/accounts/{id}/deposit`: ACCOUNT_UPDATE
+        m=DEPOSIT on its stream)."""
+        body = msgspec.json.encode({"asset": asset, "amount": format(amount, "f")})
+        await self._post(f"/accounts/{account_id}/deposit", body)
 
     async def publish(self, account_id: int, events: Sequence[Event]) -> None:
         """Publish `events` for `account_id` as one batch (all or nothing)."""

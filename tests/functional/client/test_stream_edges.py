@@ -238,10 +238,11 @@ async def test_ws_api_transport_reopens_its_connection_after_a_drop(server: Harn
         assert (status, body) == (200, {"dropped": 2})
         gap = await next_gap(stream)
         assert gap.reason is GapReason.DISCONNECTED
-        # The reconnect's key check is a userDataStream.ping: it reopens the WS API. (If
-        # it raced the close of the old WS API connection, a retry follows on the clock.)
+        # The reconnect's key check (once the stream is open again) is a
+        # userDataStream.ping: it reopens the WS API. (If it raced the close of the old WS
+        # API connection, a retry follows on the clock.)
         async with asyncio.timeout(RECV_TIMEOUT_S):
-            while stream.health.reconnects == 0:
+            while stream.health.reconnects == 0 or stream.health.last_keepalive_ok is not True:
                 await advance(server, 250)
         assert stream.listen_key == key
         assert stream.health.last_keepalive_ok is True
@@ -351,7 +352,8 @@ async def test_server_restart_reconnects_on_the_same_key_with_one_gap(
             relay.restore()
             again = Harness(restarted, server.clock, http)
             async with asyncio.timeout(RECV_TIMEOUT_S):
-                while not connected(stream):
+                # Connected, and the key check that follows a reconnect has answered.
+                while not connected(stream) or stream.health.last_keepalive_ok is not True:
                     await advance(again, 250)
             assert stream.listen_key == key
             await again.publish(account, [leverage(2), leverage(3)])

@@ -80,3 +80,22 @@ def test_exhausted_retry_budget_is_key_lost() -> None:
 def test_interval_must_fit_inside_the_validity() -> None:
     with pytest.raises(ConfigurationError):
         KeepaliveSchedule(interval_ms=60 * MIN)
+
+
+def test_a_reconnect_moves_the_next_keepalive_to_now() -> None:
+    plan = KeepaliveSchedule()
+    plan.key_created(0)
+    plan.check_soon(5 * MIN)
+    assert plan.next_due_ms == 5 * MIN
+    assert plan.due(5 * MIN) is KeepaliveAction.PING
+    plan.check_soon(10 * MIN)  # already due earlier: stays
+    assert plan.next_due_ms == 5 * MIN
+
+
+def test_a_reconnect_keeps_a_retry_that_waits_for_retry_after() -> None:
+    plan = KeepaliveSchedule(retry=Backoff(first_ms=1000, jitter=0))
+    plan.key_created(0)
+    plan.failed(30 * MIN, retry_after_ms=30_000)
+    plan.check_soon(30 * MIN + 1_000)
+    assert plan.next_due_ms == 30 * MIN + 30_000
+    assert plan.due(30 * MIN + 1_000) is KeepaliveAction.WAIT
