@@ -89,7 +89,7 @@ async def test_logged_on_session_trades_and_reads_the_account(venue: Harness) ->
         market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
         placed = await call(ws, "order.place", {**market, "newOrderRespType": "RESULT"})
         assert placed["result"]["status"] == "FILLED", placed
-        seen = []
+        seen: list[dict[str, Any]] = []
         while not (seen and seen[-1]["e"] == "ACCOUNT_UPDATE" and seen[-1]["a"]["m"] == "ORDER"):
             seen.append(await asyncio.wait_for(recv_json(stream), 5))
         pa = Decimal(seen[-1]["a"]["P"][0]["pa"])
