@@ -74,6 +74,13 @@ class LiveVenue:
         assert isinstance(accounts, SqliteAccountStore)
         return accounts.create_now(name, self.server.clock.now_ms())
 
+    async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with self.http.request(
+            method, f"{self.url}/admin/v1/{path}", json=body, headers=headers
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
     async def wait_subscribed(self, account: Account, timeout_s: float = 5.0) -> str:
         """The account's listenKey once a stream connection is subscribed to it."""
         for _ in range(int(timeout_s / 0.01)):
