@@ -727,10 +727,22 @@ def mount(service: VenueService) -> None:
     methods["account.balance"] = r.ws(r.get_balance)
     methods["account.position"] = r.ws_versioned(r.get_position_risk_v2, r.get_position_risk_v3)
 
+    refusal = api.refusal
+    if refusal is not None:
+        for name in list(methods):
+            methods[name] = _refusing(refusal)
+        return
     actions = service.admin_routes.actions
     actions["deposit"] = r.deposit
     actions["withdraw"] = r.withdraw
     actions["commission"] = r.commission
+
+
+def _refusing(refusal: BinanceAPIError) -> Callable[[int, Params, str, int], Awaitable[object]]:
+    async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+        raise refusal
+
+    return method
 
 
 def _test_order(r: VenueRoutes) -> Callable[[Call], Awaitable[object]]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from userstream.accounts import AccountStore
 from userstream.bus.base import EventBus
 from userstream.clock import Clock
+from userstream.exceptions import BinanceAPIError
 from userstream.market.types import MarketSource, MarketUpdate
 from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import SymbolTable
@@ -94,6 +95,12 @@ class VenueService:
         self.trading = TradingApi(
             self.api_keys, limiter, OrderCountLimiter(order_limits or OrderLimits()), clock
         )
+        if data_dir is None:
+            self.trading.refusal = BinanceAPIError(
+                -1000,
+                "Order entry is single-node: trade on a server without --bus (docs/deployment.md).",
+                503,
+            )
         self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
         self.ws_methods: dict[str, VenueMethod] = {}
         self.ws = WsVenue(self.api_keys, self.ws_methods)
