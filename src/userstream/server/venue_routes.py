@@ -525,9 +525,36 @@ class VenueRoutes:
         return self.position_risk_v3(call.account_id, symbol)
 
     async def income(self, call: Call) -> object:
-        t.parse_income(call.params, self.s.rules)
-        # The engine keeps trades, not a ledger of income rows yet: an empty history.
-        return []
+        """Income rows derived from the account's fills: one COMMISSION row (negative) per
+        fill and one REALIZED_PNL row per fill that realized PnL (§2.6). Deposits, funding
+        and liquidation rows are not in the engine's trade history, so they are not listed."""
+        query = t.parse_income(call.params, self.s.rules)
+        rows: list[t.IncomeRow] = []
+        for tr in self.s.engine.trades(call.account_id, query.symbol):
+            pairs = [("COMMISSION", -tr.commission, 0)]
+            if tr.realized_pnl:
+                pairs.append(("REALIZED_PNL", tr.realized_pnl, 1))
+            for kind, value, offset in pairs:
+                if query.income_type is not None and kind != query.income_type:
+                    continue
+                if query.start_time is not None and tr.time < query.start_time:
+                    continue
+                if query.end_time is not None and tr.time > query.end_time:
+                    continue
+                rows.append(
+                    t.IncomeRow(
+                        symbol=tr.symbol,
+                        income_type=kind,
+                        income=amount(value),
+                        asset=tr.commission_asset,
+                        info=kind,
+                        time=tr.time,
+                        tran_id=tr.trade_id * 2 + offset,
+                        trade_id=str(tr.trade_id),
+                    )
+                )
+        page = max(query.page or 1, 1)
+        return rows[(page - 1) * query.limit : page * query.limit]
 
     async def commission_rate(self, call: Call) -> object:
         symbol = t.parse_symbol(call.params, self.s.rules)
