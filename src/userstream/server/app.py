@@ -242,6 +242,7 @@ class Server:
             config.initial_balance,
             config.order_limits,
         )
+        self.keys.other_keys = self.venue.api_keys.ed25519_owner
         self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:
