@@ -653,9 +653,15 @@ class VenueRoutes:
     # WebSocket API methods (trading spec §3): the same handlers on signed params
 
     def ws(
-        self, handler: Callable[[Call], Awaitable[object]]
+        self, handler: Callable[[Call], Awaitable[object]], orders: int = 0
     ) -> Callable[[int, Params, str, int], Awaitable[object]]:
+        """A WebSocket API method on a REST handler; `orders` counts against the account's
+        ORDERS limits, which REST and the WebSocket API share (§3, §7)."""
+        counts = self.s.trading.order_counts
+
         async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+            if orders:
+                counts.charge(account_id, orders, now_ms)
             return await handler(Call(account_id, params, now_ms))
 
         return method
@@ -746,8 +752,8 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v1/positionMargin", "POST", Route(trade, 1, r.position_margin))
 
     methods = service.ws_methods
-    methods["order.place"] = r.ws(r.new_order)
-    methods["order.modify"] = r.ws(r.modify_order)
+    methods["order.place"] = r.ws(r.new_order, orders=1)
+    methods["order.modify"] = r.ws(r.modify_order, orders=1)
     methods["order.cancel"] = r.ws(r.cancel_order)
     methods["order.status"] = r.ws(r.query_order)
     methods["account.status"] = r.ws_versioned(r.get_account_v2, r.get_account_v3)
