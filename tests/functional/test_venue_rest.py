@@ -170,8 +170,15 @@ async def test_limit_rest_cancel_and_open_orders(venue: Harness) -> None:
             venue, account, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 999}
         )
         assert (status, missing) == (400, {"code": -2013, "msg": "Order does not exist."})
-        status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        status, rows, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
         assert rows == []
+        used = int(headers["X-MBX-USED-WEIGHT-1M"])
+        _, _, headers = await signed(
+            venue, account, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}
+        )
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1
+        _, _, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1 + 40  # §2.5
     finally:
         await ws.close()
 
