@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -350,3 +351,41 @@ async def test_ed25519_keys_survive_a_restart(tmp_path: Path) -> None:
         url = f"{second.url}/fapi/v2/balance?{payload}&signature={signature}"
         async with second.http.get(url, headers={"X-MBX-APIKEY": body["apiKey"]}) as response:
             assert response.status == 200, await response.text()
+
+
+async def test_batch_orders_place_and_cancel_item_by_item(venue: Harness) -> None:
+    account = venue.account()
+    good = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+    }
+    batch = json.dumps([good, {**good, "side": "UP"}, {**good, "price": "10000.5"}])
+    status, items, headers = await signed(
+        venue, account, "POST", "/fapi/v1/batchOrders", {"batchOrders": batch}, in_body=True
+    )
+    assert status == 200, items
+    assert items[0]["status"] == "NEW"
+    assert items[1] == {"code": -1117, "msg": "Invalid side."}
+    assert items[2]["status"] == "NEW"
+    assert headers["X-MBX-ORDER-COUNT-10S"] == "5"
+    ids = json.dumps([items[0]["orderId"], 999])
+    status, cancelled, _ = await signed(
+        venue,
+        account,
+        "DELETE",
+        "/fapi/v1/batchOrders",
+        {"symbol": "BTCUSDT", "orderIdList": ids},
+    )
+    assert status == 200, cancelled
+    assert cancelled[0]["status"] == "CANCELED"
+    assert cancelled[1] == {"code": -2011, "msg": "Unknown order sent."}
+    status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+    assert [r["orderId"] for r in rows] == [items[2]["orderId"]]
+    status, done, _ = await signed(
+        venue, account, "DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}
+    )
+    assert done == {"code": 200, "msg": "The operation of cancel all open order is done."}
