@@ -290,7 +290,7 @@ async def measure(
         await fills.wait(before + counter[0] - failed)
         print(
             f"REST MARKET orders: {rest_rate:,.0f}/s ({rest_rate / ping_rate:.0%} of ping), "
-            f"{failed} refused, {fills.count - before} fills on the stream"
+            f"{failed} refused, {fills.count - before} of {counter[0]} fills on the stream"
         )
 
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
@@ -306,8 +306,8 @@ async def measure(
             cpu = cpu_seconds(pid) - cpu_before
             await fills.wait(before + count)
             print(
-                f"WS API MARKET orders: {ws_rate:,.0f}/s, {fills.count - before} fills on the "
-                f"stream; server CPU {cpu / count * 1e6:.0f} µs/order"
+                f"WS API MARKET orders: {ws_rate:,.0f}/s, {fills.count - before} of {count} "
+                f"fills on the stream; server CPU {cpu / count * 1e6:.0f} µs/order"
             )
 
             sends: dict[str, float] = {}
