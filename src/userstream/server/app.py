@@ -496,6 +496,7 @@ class Server:
                 self._session_closed,
                 self.ops.observe,
                 self.venue.ws,
+                self.flusher,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()

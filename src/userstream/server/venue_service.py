@@ -21,6 +21,7 @@ Built once by `Server` from the opened backends:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -76,7 +77,9 @@ class VenueService:
         self._db: sqlite3.Connection | None = (
             open_database(data_dir) if data_dir is not None else None
         )
-        self._store = VenueStore(self._db) if self._db is not None else None
+        # The store has its own connection: its writes run on a worker thread.
+        self._store = VenueStore(open_database(data_dir)) if data_dir is not None else None
+        self._writing: asyncio.Future[None] | None = None
         source: MarketSource = (
             market.source
             if market is not None
@@ -127,7 +130,13 @@ class VenueService:
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
-        self.save()
+        if self._writing is not None:
+            with contextlib.suppress(Exception):  # reported by `_report_write`
+                await self._writing
+        if self._store is not None:
+            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+            self._store.close()
+            self._store = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -199,24 +208,35 @@ class VenueService:
 
     def _save_due(self) -> None:
         self._save_handle = None
+        if self._writing is not None and not self._writing.done():
+            self._changed()  # the previous write is still going: try again later
+            return
         self.save()
 
     def save(self) -> None:
-        """Write the engine's state now (also done on shutdown).
+        """Encode the engine's state now and write it on a worker thread.
 
-        A save rewrites the whole export, so its cost grows with the history; the next one
-        waits at least `SAVE_SHARE` times as long as this one took, which keeps saving under
-        a tenth of the loop's time however large the state gets.
+        A save encodes the whole export, so its cost grows with the history; the next one
+        waits at least `SAVE_SHARE` times as long as this encoding took, which keeps saving
+        under a tenth of the loop's time however large the state gets.
         """
         if self._store is None:
             return
         started = time.perf_counter()
-        self._store.save(self.engine.encode_state(), self._clock.now_ms())
+        state = self.engine.encode_state()
         took = time.perf_counter() - started
         self._save_interval_s = max(SAVE_INTERVAL_S, took * SAVE_SHARE)
+        loop = asyncio.get_running_loop()
+        self._writing = loop.run_in_executor(None, self._store.save, state, self._clock.now_ms())
+        self._writing.add_done_callback(_report_write)
 
     # admin
 
     async def admin(self, parts: list[str], request: Request) -> Response | None:
         """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
         return await self.admin_routes.handle(parts, request)
+
+
+def _report_write(write: asyncio.Future[None]) -> None:
+    if not write.cancelled() and write.exception() is not None:
+        log.error("saving the venue's state failed", exc_info=write.exception())

@@ -33,6 +33,9 @@ class VenueStore:
         row = self._db.execute("SELECT state FROM venue_state WHERE id = 1").fetchone()
         return None if row is None else bytes(row[0])
 
+    def close(self) -> None:
+        self._db.close()
+
     def save(self, state: bytes, now_ms: int) -> None:
         self._db.execute(
             "INSERT INTO venue_state (id, saved_ms, state) VALUES (1, ?, ?) "

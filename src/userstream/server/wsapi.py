@@ -26,7 +26,7 @@ from userstream.server.apikeys import ApiKeys
 from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.logs import prefix
-from userstream.server.websocket import WebSocketConnection
+from userstream.server.websocket import Flusher, WebSocketConnection
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ class WsApiSession:
         on_closed: Callable[[WsApiSession], None],
         observe: Callable[[str, float], None] | None = None,
         venue: WsVenue | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self._keys = keys
         self._venue = venue
+        self._flusher = flusher
         # session.logon (trading spec §3): the Ed25519 key this connection logged on with.
         self._logged_on: tuple[str, int] | None = None  # (apiKey, account id)
         self._authorized_since: int | None = None
@@ -118,6 +120,11 @@ class WsApiSession:
             if self._observe is not None:
                 self._observe(WS_API_LABEL, time.perf_counter() - started)
             self.conn.send_text(reply)
+            if self._flusher is not None:
+                # The answer and the events the request published (fills on the account's
+                # streams) leave now, not after every request queued behind it, as REST
+                # answers do (server/http.py).
+                self._flusher.flush_now()
 
     async def _answer(self, payload: bytes) -> bytes:
         ip = self.conn.client_ip if self.conn is not None else "?"
