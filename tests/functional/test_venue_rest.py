@@ -7,19 +7,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import Harness, event_fixture, running_harness
-from tests.functional.venue_helpers import signed
+from tests.conftest import (
+    Harness,
+    ServerProcess,
+    event_fixture,
+    running_harness,
+    start_server_process,
+    stop_server_process,
+)
+from tests.functional.venue_helpers import signed, signed_query
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
 from userstream.protocol.limits import OrderLimits
@@ -389,3 +398,43 @@ async def test_batch_orders_place_and_cancel_item_by_item(venue: Harness) -> Non
         venue, account, "DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}
     )
     assert done == {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+async def test_state_survives_a_process_restart(tmp_path: Path) -> None:
+    """`userstream serve` stopped with SIGTERM and started again on the same --data."""
+    data = tmp_path / "data"
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+    }
+
+    async def call(proc: ServerProcess, method: str, path: str, extra: dict[str, Any]) -> Any:
+        query = signed_query(proc.secret_key, extra, int(time.time() * 1000))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method, f"{proc.url}{path}?{query}", headers={"X-MBX-APIKEY": proc.api_key}
+            ) as response,
+        ):
+            body = await response.json()
+            assert response.status == 200, body
+            return body
+
+    first = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        order = await call(first, "POST", "/fapi/v1/order", params)
+        before = await call(first, "GET", "/fapi/v2/balance", {})
+    finally:
+        assert stop_server_process(first) == 0
+    second = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        second.demo = first.demo  # the demo account exists already: its keys are not reprinted
+        rows = await call(second, "GET", "/fapi/v1/openOrders", {})
+        assert [r["orderId"] for r in rows] == [order["orderId"]]
+        assert await call(second, "GET", "/fapi/v2/balance", {}) == before
+    finally:
+        stop_server_process(second)
