@@ -109,7 +109,7 @@ class VenueService:
             )
         self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
         self.ws_methods: dict[str, VenueMethod] = {}
-        self.ws = WsVenue(self.api_keys, self.ws_methods)
+        self.ws = WsVenue(self.api_keys, self.ws_methods, self.trading.order_counts)
         # Imported here: the routes module builds on this service.
         from userstream.server.venue_routes import mount
 
