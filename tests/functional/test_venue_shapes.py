@@ -126,3 +126,75 @@ async def test_amend_then_countdown_cancels(venue: Harness) -> None:
         venue, account, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}
     )
     assert query["status"] == "CANCELED"
+
+
+ENDPOINTS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    # (method, path, good params, a wrongly typed variant)
+    (
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"},
+        {"quantity": "ten"},
+    ),
+    (
+        "PUT",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "orderId": 1, "side": "BUY", "quantity": "0.010", "price": "10000"},
+        {"orderId": "one"},
+    ),
+    ("DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 1}, {"orderId": "x"}),
+    ("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 1}, {"orderId": "1.5"}),
+    ("DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}, {"extra": "1"}),
+    (
+        "POST",
+        "/fapi/v1/countdownCancelAll",
+        {"symbol": "BTCUSDT", "countdownTime": 1000},
+        {"countdownTime": "soon"},
+    ),
+    ("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 3}, {"leverage": "x"}),
+    (
+        "POST",
+        "/fapi/v1/marginType",
+        {"symbol": "BTCUSDT", "marginType": "ISOLATED"},
+        {"marginType": "HALF"},
+    ),
+    ("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}, {"limit": "many"}),
+    ("GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"}, {"limit": "5000"}),
+    ("GET", "/fapi/v1/commissionRate", {"symbol": "BTCUSDT"}, {"extra": "1"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "wrong"), ENDPOINTS, ids=[f"{e[0]} {e[1]}" for e in ENDPOINTS]
+)
+async def test_bad_input_on_every_endpoint_changes_nothing(
+    venue: Harness, method: str, path: str, params: dict[str, Any], wrong: dict[str, Any]
+) -> None:
+    account = venue.account()
+    other = venue.account("other")
+
+    async def state() -> list[Any]:
+        reads = [
+            ("/fapi/v2/account", {}),
+            ("/fapi/v1/symbolConfig", {}),
+            ("/fapi/v1/allOrders", {"symbol": "BTCUSDT"}),
+        ]
+        return [(await signed(venue, account, "GET", p, q))[1] for p, q in reads]
+
+    before = await state()
+    now = venue.clock.now_ms()
+    cases = [
+        ({}, {"api_key": other.api_key}, -1022),
+        ({}, {"timestamp": now - 10_000}, -1021),
+        ({}, {"api_key": "Z" * 64}, -2015),
+        ({"symbol": "NOPEUSDT"}, {}, -1121),
+        (wrong, {}, None),
+    ]
+    for change, how, code in cases:
+        status, body, _ = await signed(venue, account, method, path, {**params, **change}, **how)
+        assert status in (400, 401), (change, body)
+        if code is not None:
+            assert body["code"] == code, (change, body)
+        else:
+            assert body["code"] in (-1100, -1104, -1130), (change, body)
+    assert await state() == before
