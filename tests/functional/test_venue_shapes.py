@@ -183,7 +183,7 @@ async def test_bad_input_on_every_endpoint_changes_nothing(
 
     before = await state()
     now = venue.clock.now_ms()
-    cases = [
+    cases: list[tuple[dict[str, Any], dict[str, Any], int | None]] = [
         ({}, {"api_key": other.api_key}, -1022),
         ({}, {"timestamp": now - 10_000}, -1021),
         ({}, {"api_key": "Z" * 64}, -2015),
