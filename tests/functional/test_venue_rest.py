@@ -327,6 +327,12 @@ async def test_order_count_limit_is_1015_with_counts_in_headers(tmp_path: Path) 
         tmp_path / "data", initial_balance=BALANCE, order_limits=limits
     ) as venue:
         account = venue.account()
+        async with venue.http.get(f"{venue.url}/fapi/v1/exchangeInfo") as response:
+            listed = (await response.json())["rateLimits"]
+        assert [(r["interval"], r["limit"]) for r in listed if r["rateLimitType"] == "ORDERS"] == [
+            ("MINUTE", 100),
+            ("SECOND", 3),
+        ]
         params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
         counts = []
         for _ in range(3):
