@@ -17,6 +17,7 @@ from tests.functional.test_wsapi_session import ed25519_params, register
 from tests.functional.venue_helpers import signed
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
+from userstream.protocol.limits import OrderLimits
 from userstream.protocol.signing import hmac_signature, ws_payload
 
 
@@ -48,6 +49,10 @@ async def test_place_status_cancel_with_hmac(venue: Harness) -> None:
     async with ws_connect(venue.ws + WS_API) as ws:
         placed = await call(ws, "order.place", hmac_params(account, now, **order))
         assert placed["status"] == 200, placed
+        # REQUEST_WEIGHT, then the account's ORDERS counts (shared with REST).
+        assert [(r["rateLimitType"], r["interval"], r["count"]) for r in placed["rateLimits"]][
+            1:
+        ] == [("ORDERS", "SECOND", 1), ("ORDERS", "MINUTE", 1)]
         order_id = placed["result"]["orderId"]
         assert placed["result"]["status"] == "NEW"
         status = await call(
@@ -89,7 +94,7 @@ async def test_logged_on_session_trades_and_reads_the_account(venue: Harness) ->
         market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
         placed = await call(ws, "order.place", {**market, "newOrderRespType": "RESULT"})
         assert placed["result"]["status"] == "FILLED", placed
-        seen = []
+        seen: list[dict[str, Any]] = []
         while not (seen and seen[-1]["e"] == "ACCOUNT_UPDATE" and seen[-1]["a"]["m"] == "ORDER"):
             seen.append(await asyncio.wait_for(recv_json(stream), 5))
         pa = Decimal(seen[-1]["a"]["P"][0]["pa"])
@@ -105,3 +110,17 @@ async def test_logged_on_session_trades_and_reads_the_account(venue: Harness) ->
         assert Decimal(usdt["balance"]) == wb
         positions = await call(ws, "v2/account.position", {"symbol": "BTCUSDT"})
         assert Decimal(positions["result"][0]["positionAmt"]) == pa
+
+
+async def test_rest_and_ws_api_share_the_order_count(tmp_path: Path) -> None:
+    async with running_harness(
+        tmp_path / "data", initial_balance=Decimal(10000), order_limits=OrderLimits(1, 100)
+    ) as venue:
+        account = venue.account()
+        market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+        status, body, _ = await signed(venue, account, "POST", "/fapi/v1/order", market)
+        assert status == 200, body
+        async with ws_connect(venue.ws + WS_API) as ws:
+            now = venue.clock.now_ms()
+            refused = await call(ws, "order.place", hmac_params(account, now, **market))
+            assert (refused["status"], refused["error"]["code"]) == (429, -1015)
