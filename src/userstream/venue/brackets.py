@@ -45,9 +45,12 @@ __all__ = [
     "Bracket",
     "BracketTable",
     "SymbolBrackets",
+    "bracket_for",
+    "brackets",
     "brackets_for",
     "encode_leverage_brackets",
     "exceeded_max_position",
+    "max_notional",
 ]
 
 EXCEEDED_MAX_POSITION: Final = -2027
@@ -233,3 +236,18 @@ def brackets_for(symbol: str) -> BracketTable:
     """The symbol's tiers: the packaged ones, else the 75× table under the symbol's name."""
     table = PACKAGED_BRACKETS.get(symbol)
     return table if table is not None else BracketTable(symbol, _X75)
+
+
+def brackets(symbol: str) -> tuple[Bracket, ...]:
+    """The symbol's tiers, lowest notional first."""
+    return brackets_for(symbol).brackets
+
+
+def bracket_for(symbol: str, notional: Decimal) -> Bracket:
+    """The tier a position of `notional` (absolute, at the mark price) falls into."""
+    return brackets_for(symbol).for_notional(notional)
+
+
+def max_notional(symbol: str, leverage: int) -> Decimal:
+    """`maxNotionalValue` at `leverage`; 0 if no tier allows it."""
+    return brackets_for(symbol).max_notional(leverage)

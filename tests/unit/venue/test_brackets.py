@@ -12,8 +12,11 @@ from userstream.venue.brackets import (
     PACKAGED_BRACKETS,
     Bracket,
     BracketTable,
+    bracket_for,
+    brackets,
     brackets_for,
     encode_leverage_brackets,
+    max_notional,
 )
 
 
@@ -111,3 +114,9 @@ def test_wire_shape_has_bare_numbers_in_binance_key_order() -> None:
         "maintMarginRatio": 0.004,
         "cum": 0,
     }
+
+
+def test_module_level_lookups_follow_the_symbol() -> None:
+    assert brackets("BTCUSDT") == PACKAGED_BRACKETS["BTCUSDT"].brackets
+    assert bracket_for("ETHUSDT", Decimal(10_000)).maint_margin_ratio == Decimal("0.0065")
+    assert max_notional("SOLUSDT", 75) == Decimal(10_000)
