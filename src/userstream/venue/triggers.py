@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 _HUNDRED: Final = Decimal(100)
+_NO_FIRE: Final = Decimal("-Infinity")
+_NO_LIFT: Final = Decimal("Infinity")
 
 
 class Direction(enum.Enum):
@@ -92,6 +94,15 @@ class _TrailGroup:
 
     factor: Decimal
     buckets: deque[_Bucket] = field(default_factory=deque)
+    # Cached from the buckets so that a tick that touches nothing costs two comparisons:
+    # the signed price at or below which the top bucket fires, and the lowest extreme.
+    fire_at: Decimal = _NO_FIRE
+    bottom: Decimal = _NO_LIFT
+
+    def refresh(self) -> None:
+        buckets = self.buckets
+        self.fire_at = buckets[0].extreme * self.factor if buckets else _NO_FIRE
+        self.bottom = buckets[-1].extreme if buckets else _NO_LIFT
 
 
 @dataclass(slots=True)
@@ -215,6 +226,7 @@ class TriggerIndex:
             group.buckets[-1].keys.append(key)
         else:
             group.buckets.append(_Bucket(signed, [key]))
+        group.refresh()
 
     def on_price(self, symbol: str, working_type: str, price: Decimal) -> list[Fired]:
         """Apply one working-price tick; returns what fired, removed from the index.
@@ -235,7 +247,9 @@ class TriggerIndex:
             else:
                 activated.append((key, pending))
         for (sign, _), group in book.groups.items():
-            self._trail(book, group, sign * price, price, out)
+            signed = price if sign == 1 else -price
+            if signed <= group.fire_at or signed >= group.bottom:
+                self._trail(book, group, signed, price, out)
         for key, pending in activated:
             self._activate(book, key, pending.sign, pending.factor, price)
             out.append(Fired(key, FiredKind.ACTIVATED, price))
@@ -284,3 +298,4 @@ class TriggerIndex:
         if merged is not None:
             merged.extreme = signed
             buckets.append(merged)
+        group.refresh()
