@@ -25,7 +25,6 @@ from userstream.protocol.events import (
     OrderUpdate,
     Position,
     TradeLite,
-    WorkingType,
 )
 from userstream.venue.numbers import ZERO, money, trim
 from userstream.venue.state import Order, PositionState, TradeRecord
@@ -66,7 +65,7 @@ def order_update(
             original_quantity=order.quantity,
             original_price=order.price,
             average_price=order.average_price,
-            stop_price=ZERO,
+            stop_price=order.stop_price,
             execution_type=execution,
             order_status=order.status,
             order_id=order.order_id,
@@ -81,13 +80,16 @@ def order_update(
             bids_notional=trim(money(bids)),
             ask_notional=trim(money(asks)),
             is_maker=fill.maker if fill else False,
-            reduce_only=order.reduce_only,
-            working_type=WorkingType.CONTRACT_PRICE,
-            original_order_type=order.order_type,
+            # Hedge mode: closing orders report R=true though reduceOnly cannot be sent (§4.4).
+            reduce_only=order.reduce_only
+            or (order.position_side == "LONG" and order.side == "SELL")
+            or (order.position_side == "SHORT" and order.side == "BUY"),
+            working_type=order.working_type,
+            original_order_type=order.original_type or order.order_type,
             position_side=order.position_side,
-            close_position=False,
+            close_position=order.close_position,
             realized_profit=fill.realized_pnl if fill else ZERO,
-            price_protection=False,
+            price_protection=order.price_protect,
             strategy_id=0,
             ignored_ss=0,
             self_trade_prevention_mode=order.self_trade_prevention_mode,
