@@ -5,6 +5,7 @@ with the fills) and some maker fills from the market's trades."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -42,7 +43,7 @@ def test_engine_on_the_synthetic_market(
     now = 1_000
     deposits = D(0)
 
-    def deliver(events: list[Event] | tuple[Event, ...]) -> None:
+    def deliver(events: Sequence[Event]) -> None:
         for event in events:
             fold.apply(event)
 

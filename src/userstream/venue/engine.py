@@ -27,6 +27,7 @@ from userstream.protocol.events import (
     OrderStatus,
     OrderType,
     PositionSide,
+    PriceMatch,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -104,6 +105,10 @@ def _generated_client_id(order_id: int) -> str:
     """A 22-character alphanumeric client order id (spec §2.3), unique per order id: the id
     times an odd constant modulo 2**88, in hex."""
     return format(order_id * _ID_MIX % _ID_SPACE, "022x")
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
 
 
 class Engine:
@@ -237,9 +242,11 @@ class Engine:
         return OrderView.of(found)
 
     def open_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
+        """Open orders, oldest first (by order id, the same before and after a restore)."""
         by_symbol = self._open.get(account_id, {})
         chosen = [by_symbol.get(symbol, {})] if symbol is not None else by_symbol.values()
-        return [OrderView.of(o) for orders in chosen for o in orders.values()]
+        orders = sorted((o for group in chosen for o in group.values()), key=_order_id)
+        return [OrderView.of(o) for o in orders]
 
     def all_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
         account = self._state.accounts.get(account_id)
@@ -298,6 +305,7 @@ class Engine:
                         max_notional=brackets.max_notional(symbol, settings.leverage),
                         margin_asset=rules.margin_asset,
                         update_time=position.update_time,
+                        position_initial_margin=figures.initial_margin,
                     )
                 )
         return rows
@@ -527,7 +535,10 @@ class Engine:
         if isinstance(accepted, VenueError):
             return Outcome(accepted)
         assert settings is not None
-        assert position is not None
+        if position is None:  # a hedge-mode side's first order
+            position = settings.positions[position_side] = PositionState(
+                symbol=command.symbol, position_side=position_side
+            )
         order = Order(
             order_id=0,
             client_order_id=accepted.client_order_id or "",
@@ -941,7 +952,8 @@ class Engine:
             return Outcome(VenueError(errors.MANDATORY_PARAM, errors.ORDER_IDS_BOTH_EMPTY))
         if command.quantity is None:
             return Outcome(VenueError.of(errors.MANDATORY_PARAM, "quantity"))
-        matching = command.price_match is not None and command.price_match != "NONE"
+        match = command.price_match or PriceMatch.NONE
+        matching = match is not PriceMatch.NONE
         if command.price is None and not matching:
             return Outcome(VenueError.of(errors.MANDATORY_PARAM, "price"))
         if command.price is not None and matching:
@@ -949,14 +961,11 @@ class Engine:
         order = self._find(account, command.symbol, command.order_id, command.orig_client_order_id)
         if order is None or not order.is_open:
             return Outcome(VenueError.of(errors.NO_SUCH_ORDER))
-        if order.order_type is not OrderType.LIMIT:
-            return Outcome(VenueError.of(errors.LIMIT_ORDER_ONLY))
         if order.modify_count >= _MAX_MODIFY:
             return Outcome(VenueError.of(errors.EXCEED_MAXIMUM_MODIFY_ORDER_LIMIT))
         book = self._market.book(command.symbol)
         if matching:
-            assert command.price_match is not None
-            resolved = match_price(book, order.side, command.price_match)
+            resolved = match_price(book, order.side, match)
             if isinstance(resolved, VenueError):
                 return Outcome(resolved)
             price = resolved
@@ -993,6 +1002,8 @@ class Engine:
         if price != old_price:
             order.priority = self._next_priority()
         order.price, order.quantity = price, quantity
+        # The amend's own priceMatch (or none, with an explicit price) is the order's now.
+        order.price_match = match
         order.modify_count += 1
         order.update_time = now_ms
         self._index(account.account_id, order)

@@ -12,6 +12,8 @@ from userstream.protocol.events import (
     MarginCallMarginType,
     OrderTradeUpdate,
     OrderType,
+    PositionSide,
+    PriceMatch,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -472,3 +474,68 @@ def test_resting_reduce_only_larger_than_the_position_fills_it_then_expires() ->
     events = engine.on_market([market.trade(BTC, "101001", "1", buyer_is_maker=False)], 4)[1]
     assert order_events(events) == [("TRADE", "PARTIALLY_FILLED", "0"), ("EXPIRED", "EXPIRED", "4")]
     assert engine.positions(1)[0].position_amt == 0
+
+
+def test_position_and_balance_figures_by_hand() -> None:
+    engine, market = funded()
+    engine.handle(1, market_order(Side.BUY, "0.02"), 2)  # entry 100000.1, fee 1.000001
+    engine.handle(1, limit(Side.BUY, "99000", "0.01"), 3)
+    market.set_mark(BTC, "101000")
+    (position,) = engine.positions(1)
+    # uPnL = 0.02 x (101000 - 100000.1) = 19.998; IM = 0.02 x 101000 / 20 = 101
+    assert position.unrealized_pnl == D("19.998")
+    assert position.position_initial_margin == D("101")
+    # open-order IM: the resting BUY adds exposure, 0.01 x 99000 / 20 = 49.5
+    assert position.open_order_initial_margin == D("49.5")
+    assert position.initial_margin == D("150.5")
+    assert position.bid_notional == D("990")
+    # MM = 2020 x 0.004 (first bracket) = 8.08
+    assert position.maint_margin == D("8.08")
+    (usdt,) = engine.balances(1)
+    assert usdt.wallet_balance == D("9998.999999")
+    assert usdt.margin_balance == D("10018.997999")
+    # available = 9998.999999 + 19.998 - 101 - 49.5
+    assert usdt.available_balance == D("9868.497999")
+
+
+def test_hedge_mode_orders_need_long_or_short_and_open_their_own_row() -> None:
+    engine, _ = funded()
+    # No command switches the mode here (the risk engine's); the state carries the flag.
+    engine.export_state().accounts[1].dual_side_position = True
+    both = engine.handle(1, market_order(Side.BUY, "0.01"), 2)
+    assert both.result == VenueError(-4061, "Order's position side does not match user's setting.")
+    reduce = engine.handle(
+        1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG, reduce_only=False), 3
+    )
+    assert reduce.result == VenueError(-1106, "Parameter 'reduceOnly' sent when not required.")
+    outcome = engine.handle(1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG), 4)
+    account = outcome.events[-1]
+    assert isinstance(account, AccountUpdate)
+    assert account.update.positions[0].position_side == "LONG"
+    assert {(p.position_side, p.position_amt) for p in engine.positions(1)} == {
+        ("BOTH", D(0)),
+        ("LONG", D("0.01")),
+    }
+
+
+def test_amend_with_price_match_resolves_and_records_it() -> None:
+    engine, _ = funded()
+    placed = engine.handle(1, limit(Side.BUY, "99000"), 2).result
+    assert isinstance(placed, OrderView)
+    outcome = engine.handle(
+        1,
+        ModifyOrder(
+            symbol=BTC,
+            side=Side.BUY,
+            order_id=placed.order_id,
+            quantity=D("0.01"),
+            price=None,
+            price_match=PriceMatch.QUEUE,
+        ),
+        3,
+    )
+    assert isinstance(outcome.result, OrderView)
+    assert (outcome.result.price, outcome.result.price_match) == (D("100000.0"), "QUEUE")
+    (event,) = outcome.events
+    assert isinstance(event, OrderTradeUpdate)
+    assert (event.order.original_price, event.order.price_match) == (D("100000.0"), "QUEUE")

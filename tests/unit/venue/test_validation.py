@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
-from tests.venue_fixtures import make_engine
+from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
 from userstream.protocol.events import (
     OrderType,
     PositionSide,
@@ -20,8 +21,10 @@ from userstream.venue import (
     ChangeLeverage,
     Deposit,
     Engine,
+    ModifyOrder,
     NewOrder,
     OrderView,
+    ResponseType,
     VenueError,
 )
 
@@ -284,3 +287,87 @@ def test_price_match_resolves_from_the_book() -> None:
     assert queue5.price_match == "QUEUE_5"
     opponent5 = engine.handle(1, order(price=None, price_match=PriceMatch.OPPONENT_5), 3)
     assert opponent5.result == VenueError(-5041, "No depth matches this BBO order")
+
+
+def test_symbol_not_trading() -> None:
+    symbols = [msgspec.structs.replace(s, status="SETTLING") for s in venue_symbols(BTC)]
+    market = HandMarket([BTC])
+    market.set_book(BTC, [("100000.0", "5")], [("100000.1", "5")], mark="100000")
+    engine = Engine(symbols, market)
+    assert engine.handle(1, order(), 1).result == VenueError(-1122, "Invalid symbol status.")
+
+
+def test_cancel_and_query_need_an_order_id_or_client_id() -> None:
+    engine = funded_engine()
+    both_empty = VenueError(
+        -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+    )
+    assert engine.handle(1, CancelOrder(symbol=BTC), 2).result == both_empty
+    assert engine.order(1, BTC) == both_empty
+    unknown = engine.handle(1, CancelOrder(symbol="NOPEUSDT", order_id=1), 3)
+    assert unknown.result == VenueError(-1121, "Invalid symbol.")
+
+
+def test_amend_limit_of_ten_thousand() -> None:
+    engine = funded_engine()
+    placed = engine.handle(1, order(quantity=D("0.001")), 2).result
+    assert isinstance(placed, OrderView)
+    for n in range(10_000):
+        amend = ModifyOrder(
+            symbol=BTC,
+            side=Side.BUY,
+            order_id=placed.order_id,
+            quantity=D("0.001"),
+            price=D(99000 + n % 2 + 1),
+        )
+        assert isinstance(engine.handle(1, amend, 3 + n).result, OrderView)
+    last = ModifyOrder(
+        symbol=BTC, side=Side.BUY, order_id=placed.order_id, quantity=D("0.002"), price=D(99000)
+    )
+    assert engine.handle(1, last, 20_000).result == VenueError(
+        -5026, "Exceed maximum modify order limit."
+    )
+
+
+def test_amend_below_min_notional() -> None:
+    engine = funded_engine()
+    placed = engine.handle(1, order(quantity=D("0.001")), 2).result
+    assert isinstance(placed, OrderView)
+    amend = ModifyOrder(
+        symbol=BTC, side=Side.BUY, order_id=placed.order_id, quantity=D("0.001"), price=D(40000)
+    )
+    assert engine.handle(1, amend, 3).result == VenueError(
+        -5029, "Order's notional must be no smaller than 50"
+    )
+
+
+def test_market_order_against_a_book_outside_the_band() -> None:
+    engine, market = make_engine()
+    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    market.set_book(BTC, [("99999.0", "1")], [("105100.0", "1")], mark="100000")
+    market_buy = order(order_type=OrderType.MARKET, price=None, time_in_force=None)
+    assert engine.handle(1, market_buy, 2).result == VenueError(
+        -4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit"
+    )
+    market_sell = order(order_type=OrderType.MARKET, price=None, time_in_force=None, side=Side.SELL)
+    assert isinstance(engine.handle(1, market_sell, 3).result, OrderView)
+
+
+def test_market_order_walks_no_further_than_the_band() -> None:
+    engine, market = make_engine()
+    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    market.set_book(
+        BTC, [("99999.0", "1")], [("100001.0", "0.004"), ("105001.0", "1")], mark="100000"
+    )
+    outcome = engine.handle(
+        1,
+        order(
+            order_type=OrderType.MARKET,
+            price=None,
+            time_in_force=None,
+            response_type=ResponseType.RESULT,
+        ),
+        2,
+    )
+    assert isinstance(outcome.result, OrderView)
+    assert (outcome.result.status, outcome.result.executed_qty) == ("EXPIRED", D("0.004"))
