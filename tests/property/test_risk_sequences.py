@@ -200,7 +200,7 @@ class Harness:
     def _move(self, action: Move) -> None:
         self.price = max((self.price * (1 + D(action.bps) / 10_000)).quantize(D("0.1")), D(1000))
         self._set_book()
-        updates = [
+        updates: list[MarketUpdate] = [
             self.market.mark(BTC),
             self.market.trade(BTC, str(self.price), "1", buyer_is_maker=action.bps < 0),
         ]
