@@ -1,6 +1,6 @@
 """Risk-side costs of the venue: trigger checks per market update and one funding settlement.
 
-    .venv/bin/python -m bench.risk [--orders 10000] [--accounts 100] [--ticks 2000]
+    PYTHONPATH=src:. .venv/bin/python -m bench.risk [--orders 10000] [--accounts 100] [--ticks 2000]
 
 1. Trigger checks. `--orders` resting conditional orders (STOP_MARKET / TAKE_PROFIT_MARKET
    both ways, and activated TRAILING_STOP_MARKET with 0.1-20 % callbacks) spread over
@@ -9,8 +9,10 @@
    through `AlgoBook.on_price` (the index) against checking every order on every tick (the
    direct scan the index replaces). The index is timed again at a tenth and at ten times the
    order count, to show the per-tick cost does not grow with orders that are far away.
-2. Funding. One `FundingSettlement` over `--orders` open positions: the engine's settlement
-   when the engine is available (`venue.engine`), else the per-position income alone.
+   Then the same through the engine (`Engine.on_market` with one MarkUpdate, which also
+   runs the margin check of every account).
+2. Funding. One `FundingSettlement` over `--orders` open positions (one per account) through
+   `Engine.on_market`: income, wallet, ACCOUNT_UPDATE and income row per position.
 
 Both are single-threaded and in-process; the figures are µs of this process's CPU per unit.
 """
@@ -23,8 +25,12 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
+from tests.venue_fixtures import HandMarket, venue_symbols
+
+from userstream.market.types import FundingSettlement
+from userstream.protocol.events import OrderType, Side
+from userstream.venue import Deposit, Engine, NewOrder
 from userstream.venue.algo import AlgoBook, NewAlgoOrder
-from userstream.venue.funding import funding_income
 from userstream.venue.triggers import Direction, direction_of, would_trigger
 
 SYMBOL = "BTCUSDT"
@@ -119,16 +125,46 @@ def bench_triggers(orders: int, accounts: int, ticks: int) -> None:
     print(f"  direct scan of the {len(stops)} stops alone, per tick: {us:8.2f} µs")
 
 
+def _engine(accounts: int) -> tuple[Engine, HandMarket]:
+    market = HandMarket([SYMBOL])
+    market.set_book(SYMBOL, [("59999.9", "1000000")], [("60000.0", "1000000")], mark="60000")
+    engine = Engine(venue_symbols(SYMBOL), market)
+    for account in range(accounts):
+        engine.handle(account, Deposit(asset="USDT", amount=Decimal(100_000)), 0)
+    return engine, market
+
+
+def bench_engine_triggers(orders: int, accounts: int, ticks: int) -> None:
+    engine, market = _engine(accounts)
+    for account, cmd in _orders(orders, accounts, seed=orders):
+        engine.risk.new_algo_order(account, cmd, 0)
+    prices = _walk(ticks, seed=1)
+
+    def tick(price: Decimal) -> int:
+        market.set_mark(SYMBOL, str(price))
+        return len(engine.on_market([market.mark(SYMBOL)], 1))
+
+    us, _ = _per_tick_us(tick, prices)
+    print(f"  engine, {orders:>6} orders, {accounts} accounts: {us:8.2f} µs per mark update")
+
+
 def bench_funding(positions: int) -> None:
+    engine, _ = _engine(positions)
     rng = random.Random(2)
-    amounts = [Decimal(rng.randint(-1000, 1000) or 1) / 1000 for _ in range(positions)]
-    mark, rate = Decimal("60123.4"), Decimal("0.00010000")
+    for account in range(positions):
+        side = Side.BUY if rng.random() < 0.5 else Side.SELL
+        qty = Decimal(rng.randint(1, 100)) / 1000
+        order = NewOrder(symbol=SYMBOL, side=side, order_type=OrderType.MARKET, quantity=qty)
+        engine.handle(account, order, 0)
+    settle = FundingSettlement(SYMBOL, 28_800_000, Decimal("0.00010000"), Decimal("60000"))
     start = time.process_time()
-    total = sum(funding_income(amount, mark, rate) for amount in amounts)
+    out = engine.on_market([settle], 28_800_000)
     elapsed = time.process_time() - start
+    paid = sum(len(events) for events in out.values())
     print(
-        f"funding income over {positions} positions: {elapsed * 1e3:.2f} ms "
-        f"({elapsed / positions * 1e6:.2f} µs each; net {total})"
+        f"one funding settlement over {positions} positions: {elapsed * 1e3:.1f} ms "
+        f"({elapsed / positions * 1e6:.1f} µs per position; {paid} ACCOUNT_UPDATEs, "
+        "margin check of every account included)"
     )
 
 
@@ -139,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=2_000)
     args = parser.parse_args(argv)
     bench_triggers(args.orders, args.accounts, args.ticks)
+    bench_engine_triggers(args.orders, args.accounts, max(args.ticks // 4, 1))
     bench_funding(args.orders)
     return 0
 
