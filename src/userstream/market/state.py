@@ -10,7 +10,8 @@ Aggregation (spec §2.1 aggTrade): consecutive trades merge while they have the 
 side and price and fall within 100 ms of the aggregate's first trade, so `f..l` is
 contiguous; a source that knows the aggregates (`Trade.aggregate_id`) is followed instead.
 The rolling 24 h ticker is kept on one-minute bars: the window is the current minute and the
-1439 before it.
+1439 before it; its open is the first of those bars' open (the last price before the window
+when that minute had no trade), its high and low come from the minutes that had trades.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class AggTrade:
     last_trade_id: int
     time_ms: int
     buyer_is_maker: bool
+    symbol: str  # which symbol `apply` finalised it for (`@aggTrade` publishes per symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,33 @@ class _Bar:
         self.count = 0
         self.first_id = self.last_id = -1
 
+    def merge(self, minute: _Bar) -> None:
+        """Fold a closed one-minute bar into this longer bar."""
+        if minute.count == 0:  # nothing happened: o = h = l = c = the close already here
+            return
+        if self.count == 0:
+            self.open, self.high, self.low = minute.open, minute.high, minute.low
+            self.first_id = minute.first_id
+        else:
+            if minute.high > self.high:
+                self.high = minute.high
+            if minute.low < self.low:
+                self.low = minute.low
+        self.close = minute.close
+        self.volume += minute.volume
+        self.quote += minute.quote
+        self.taker_base += minute.taker_base
+        self.taker_quote += minute.taker_quote
+        self.count += minute.count
+        self.last_id = minute.last_id
+
+    def copy(self) -> _Bar:
+        bar = _Bar(self.open_ms, self.close_ms, self.open)
+        bar.merge(self)
+        if self.count == 0:
+            bar.close = bar.high = bar.low = self.close
+        return bar
+
     def frozen(self, now_ms: int) -> Kline:
         return Kline(
             self.open_ms,
@@ -251,7 +280,8 @@ class _Series:
         return closed
 
     def bar_for(self, time_ms: int, price: Decimal) -> tuple[_Bar, list[_Bar]]:
-        """The bar holding `time_ms` (opened if needed) and the bars this closed."""
+        """The bar holding `time_ms` (opened if needed) and the bars this closed. Updates
+        come oldest first; one older than the open bar is counted in the open bar."""
         bars = self.bars
         if not bars:
             open_ms = bar_open(self.interval, time_ms)
@@ -259,10 +289,12 @@ class _Series:
             bars.append(bar)
             return bar, []
         closed = self.roll(time_ms)
-        bar = bars[-1]
-        if time_ms < bar.open_ms:  # a late update: the bar it belongs to, if still kept
-            bar = next((b for b in reversed(bars) if b.open_ms <= time_ms), bars[0])
-        return bar, closed
+        return bars[-1], closed
+
+    def fold(self, minute: _Bar) -> None:
+        """Fold a closed one-minute bar into this (longer) series."""
+        bar, _ = self.bar_for(minute.open_ms, minute.open)
+        bar.merge(minute)
 
     def add_trade(self, trade: Trade, quote: Decimal) -> list[_Bar]:
         bar, closed = self.bar_for(trade.time_ms, trade.price)
@@ -284,8 +316,8 @@ class _Series:
             bar.taker_quote += quote
         return closed
 
-    def add_sample(self, time_ms: int, price: Decimal) -> None:
-        bar, _ = self.bar_for(time_ms, price)
+    def add_sample(self, time_ms: int, price: Decimal) -> list[_Bar]:
+        bar, closed = self.bar_for(time_ms, price)
         if bar.count == 0:
             bar.open = bar.high = bar.low = price
         elif price > bar.high:
@@ -294,11 +326,17 @@ class _Series:
             bar.low = price
         bar.close = price
         bar.count += 1
+        return closed
 
     def query(
-        self, start_ms: int | None, end_ms: int | None, limit: int, now_ms: int
+        self,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+        now_ms: int,
+        bars: Iterable[_Bar] | None = None,
     ) -> list[Kline]:
-        bars: Iterable[_Bar] = self.bars
+        bars = self.bars if bars is None else bars
         if start_ms is not None:
             bars = [b for b in bars if b.open_ms >= start_ms]
         if end_ms is not None:
@@ -306,6 +344,52 @@ class _Series:
         chosen = list(bars)
         chosen = chosen[:limit] if start_ms is not None else chosen[-limit:]
         return [bar.frozen(now_ms) for bar in chosen]
+
+
+class _Family:
+    """One symbol's bars of one family for every interval. Updates go into the one-minute
+    bars only; a closed minute is folded into the longer intervals, and a query of a longer
+    interval adds the open minute to its open bar. So an update costs one bar, not fifteen."""
+
+    __slots__ = ("longer", "minute")
+
+    def __init__(self, minute_limit: int, limit: int) -> None:
+        self.minute = _Series("1m", minute_limit)
+        self.longer = {i: _Series(i, limit) for i in KLINE_INTERVALS if i != "1m"}
+
+    def fold(self, closed: list[_Bar]) -> list[_Bar]:
+        for series in self.longer.values():
+            for minute in closed:
+                series.fold(minute)
+        return closed
+
+    def add_trade(self, trade: Trade, quote: Decimal) -> list[_Bar]:
+        return self.fold(self.minute.add_trade(trade, quote))
+
+    def add_sample(self, time_ms: int, price: Decimal) -> None:
+        self.fold(self.minute.add_sample(time_ms, price))
+
+    def roll(self, time_ms: int) -> list[_Bar]:
+        return self.fold(self.minute.roll(time_ms))
+
+    def query(
+        self, interval: str, start_ms: int | None, end_ms: int | None, limit: int, now_ms: int
+    ) -> list[Kline]:
+        if interval == "1m":
+            return self.minute.query(start_ms, end_ms, limit, now_ms)
+        series = self.longer[interval]
+        bars = list(series.bars)
+        if self.minute.bars:
+            minute = self.minute.bars[-1]
+            if bars and minute.open_ms <= bars[-1].close_ms:
+                current = bars[-1].copy()
+            else:
+                open_ms = bar_open(interval, minute.open_ms)
+                current = _Bar(open_ms, bar_close(interval, open_ms), minute.close)
+                bars.append(current)
+            current.merge(minute)
+            bars[-1] = current
+        return series.query(start_ms, end_ms, limit, now_ms, bars[-series.limit :])
 
 
 class _Window:
@@ -326,6 +410,8 @@ class _Window:
         self.volume += bar.volume
         self.quote += bar.quote
         self.count += bar.count
+        if bar.count == 0:  # an empty bar's price is older than the window
+            return
         while self.highs and self.highs[-1].high <= bar.high:
             self.highs.pop()
         self.highs.append(bar)
@@ -339,22 +425,23 @@ class _Window:
             self.volume -= bar.volume
             self.quote -= bar.quote
             self.count -= bar.count
-            if self.highs[0] is bar:
+            if self.highs and self.highs[0] is bar:
                 self.highs.popleft()
-            if self.lows[0] is bar:
+            if self.lows and self.lows[0] is bar:
                 self.lows.popleft()
 
 
 class _SymbolState:
     __slots__ = (
         "aggregates",
+        "families",
         "fundings",
         "last_agg_id",
         "last_trade",
         "mark",
         "minute",
         "open_aggregate",
-        "series",
+        "tape",
         "trades",
         "window",
     )
@@ -364,14 +451,12 @@ class _SymbolState:
         self.aggregates: deque[AggTrade] = deque(maxlen=trades)
         self.open_aggregate = False  # the last aggregate may still grow
         self.last_agg_id = 0
-        self.series = {
-            (family, interval): _Series(interval, max(bars, _WINDOW_BARS))
-            if (family, interval) == (KlineFamily.TRADE, "1m")
-            else _Series(interval, bars)
+        self.families = {
+            family: _Family(max(bars, _WINDOW_BARS) if family is KlineFamily.TRADE else bars, bars)
             for family in KlineFamily
-            for interval in KLINE_INTERVALS
         }
-        self.minute = self.series[KlineFamily.TRADE, "1m"]
+        self.tape = self.families[KlineFamily.TRADE]
+        self.minute = self.tape.minute
         self.window = _Window()
         self.fundings: deque[FundingRecord] = deque(maxlen=fundings)
         self.mark: MarkUpdate | None = None
@@ -401,7 +486,6 @@ class MarketState:
             for symbol in symbols
         }
         self._now_ms = 0
-        self._trade_series = [(KlineFamily.TRADE, interval) for interval in KLINE_INTERVALS]
 
     @property
     def now_ms(self) -> int:
@@ -434,9 +518,9 @@ class MarketState:
                 )
         self._now_ms = max(self._now_ms, now_ms)
         for state in self._symbols.values():
-            for series in state.series.values():
-                closed = series.roll(now_ms)
-                if series is state.minute:
+            for family in state.families.values():
+                closed = family.roll(now_ms)
+                if family is state.tape:
                     self._window_push(state, closed)
             if state.open_aggregate and state.aggregates:
                 last = state.aggregates[-1]
@@ -449,11 +533,7 @@ class MarketState:
         state = self._symbols[trade.symbol]
         state.trades.append(trade)
         state.last_trade = trade
-        quote = trade.price * trade.qty
-        for key in self._trade_series:
-            closed = state.series[key].add_trade(trade, quote)
-            if closed and key[1] == "1m":
-                self._window_push(state, closed)
+        self._window_push(state, state.tape.add_trade(trade, trade.price * trade.qty))
         aggregates = state.aggregates
         last = aggregates[-1] if state.open_aggregate else None
         if last is not None and _merges(last, trade):
@@ -465,6 +545,7 @@ class MarketState:
                 trade.trade_id,
                 last.time_ms,
                 last.buyer_is_maker,
+                trade.symbol,
             )
             return
         if last is not None:
@@ -480,6 +561,7 @@ class MarketState:
                 trade.trade_id,
                 trade.time_ms,
                 trade.buyer_is_maker,
+                trade.symbol,
             )
         )
         state.open_aggregate = True
@@ -496,13 +578,11 @@ class MarketState:
     def _mark(self, update: MarkUpdate) -> None:
         state = self._symbols[update.symbol]
         state.mark = update
-        for interval in KLINE_INTERVALS:
-            series = state.series
-            series[KlineFamily.MARK, interval].add_sample(update.time_ms, update.mark_price)
-            series[KlineFamily.INDEX, interval].add_sample(update.time_ms, update.index_price)
-            if update.premium_index is not None:
-                premium = series[KlineFamily.PREMIUM, interval]
-                premium.add_sample(update.time_ms, update.premium_index)
+        families = state.families
+        families[KlineFamily.MARK].add_sample(update.time_ms, update.mark_price)
+        families[KlineFamily.INDEX].add_sample(update.time_ms, update.index_price)
+        if update.premium_index is not None:
+            families[KlineFamily.PREMIUM].add_sample(update.time_ms, update.premium_index)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -560,8 +640,8 @@ class MarketState:
         Raises:
             KeyError: An unknown symbol or interval.
         """
-        series = self._symbols[symbol].series[family, interval]
-        return series.query(start_ms, end_ms, limit, self._now_ms)
+        bars = self._symbols[symbol].families[family]
+        return bars.query(interval, start_ms, end_ms, limit, self._now_ms)
 
     def ticker(self, symbol: str) -> Ticker24h:
         """The rolling 24 h statistics as of the last `apply`."""
@@ -575,8 +655,12 @@ class MarketState:
             )
         window, current = state.window, state.minute.bars[-1]
         first = window.bars[0] if window.bars else current
-        high = max(window.highs[0].high, current.high) if window.highs else current.high
-        low = min(window.lows[0].low, current.low) if window.lows else current.low
+        highs = [window.highs[0].high] if window.highs else []
+        lows = [window.lows[0].low] if window.lows else []
+        if current.count or not highs:
+            highs.append(current.high)
+            lows.append(current.low)
+        high, low = max(highs), min(lows)
         count = window.count + current.count
         first_id = next((b.first_id for b in window.bars if b.count), current.first_id)
         return Ticker24h(

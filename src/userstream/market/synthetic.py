@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -54,7 +54,7 @@ from userstream.market.types import (
 )
 from userstream.protocol.exchange_info import LotSize, PriceFilter, Symbol
 
-__all__ = ["STEP_MS", "SyntheticMarket"]
+__all__ = ["STEP_MS", "SyntheticMarket", "funding_rate"]
 
 STEP_MS: Final = 100
 
@@ -82,6 +82,16 @@ _BASIS_WINDOW: Final = 60  # 5 s samples over 5 minutes for the mark's MA(basis)
 _FUNDING_HOURS: Final = 8
 _OPEN_INTEREST_USD: Final = 8e9  # BTCUSDT-like open interest in notional, × activity
 _EIGHT_DP: Final = Decimal("0.00000001")
+
+
+def funding_rate(average_premium: float, interest: float, floor: float, cap: float) -> float:
+    """F = P̄ + clamp(i − P̄, −0.05 %, +0.05 %), then held inside [floor, cap] (spec §4).
+
+    `average_premium` is P̄, the premium samples of the interval weighted 1, 2, …, n;
+    `interest` is i scaled to the funding interval.
+    """
+    rate = average_premium + min(max(interest - average_premium, -_PREMIUM_CLAMP), _PREMIUM_CLAMP)
+    return min(max(rate, floor), cap)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -183,7 +193,7 @@ class _Symbol:
         "update_id",
     )
 
-    def __init__(self, symbol: Symbol, seed: int, start_ms: int) -> None:
+    def __init__(self, symbol: Symbol, seed: int, start_ms: int, funding_hours: int) -> None:
         price_filter, lot = symbol.filter(PriceFilter), symbol.filter(LotSize)
         assert price_filter is not None
         assert lot is not None
@@ -195,8 +205,9 @@ class _Symbol:
         min_price, max_price = Decimal(price_filter.min_price), Decimal(price_filter.max_price)
         self.min_tick = int(-(-min_price // self.tick))
         self.max_tick = int(max_price // self.tick)
-        self.log_min = math.log(float(min_price))
-        self.log_max = math.log(float(max_price))
+        # The fair price stays a few ticks inside PRICE_FILTER so both touches exist.
+        self.log_min = math.log(float(min_price + 5 * self.tick))
+        self.log_max = math.log(float(max_price - 5 * self.tick))
         reference = float(reference_price(self.name, min_price, max_price))
         self.log_fair = min(max(math.log(reference), self.log_min), self.log_max)
         self.activity = ACTIVITY.get(self.name, DEFAULT_ACTIVITY)
@@ -216,8 +227,8 @@ class _Symbol:
         # Cap/floor ±0.75 × (IMR − MMR): the fit to the FAQ's example (spec §4, unverified).
         self.cap = 0.75 * (imr - mmr) if imr > mmr else 0.03
         self.floor = -self.cap
-        self.interval_ms = _FUNDING_HOURS * 3_600_000
-        self.interest = _INTEREST_8H * _FUNDING_HOURS / 8
+        self.interval_ms = funding_hours * 3_600_000
+        self.interest = _INTEREST_8H * funding_hours / 8  # spec §4: i scaled to the interval
         self.next_funding_ms = (start_ms // self.interval_ms + 1) * self.interval_ms
 
         def rng(component: str) -> random.Random:
@@ -262,7 +273,7 @@ class _Symbol:
     def tier_size(self, spacing: int, d_lo: int, d_hi: int, depth: float) -> int:
         levels = max(1, (d_hi - d_lo) // spacing)
         mean = depth / levels
-        return self._steps(mean * math.exp(self.rng_book.gauss(-0.125, 0.5)))
+        return self._steps(mean * math.exp(self.rng_book.gauss(-0.125, 0.5)))  # mean 1 × mean
 
     def tier1_size(self) -> int:
         return self.tier_size(self.g1, self.dense, self.r1, _TIER1_DEPTH)
@@ -292,48 +303,68 @@ class _Symbol:
             if self.in_range(tick):
                 side.put(tick, self.tier2_size())
 
+    def zone(self, distance: int) -> int:
+        """-1 inside the spread, 0 the touch, 1 dense, 2 the first tier, 3 the second, 4 out."""
+        if distance <= 0:
+            return -1 if distance < 0 else 0
+        if distance <= self.dense:
+            return 1
+        if distance <= self.r1:
+            return 2
+        return 3 if distance <= self.r2 else 4
+
     def recentre(self, side: _Side, touch: int) -> None:
-        """Move `side`'s anchor to `touch`, changing only the levels whose zone changed."""
+        """Move `side`'s anchor to `touch`, changing only the levels whose zone changed: the
+        ticks within the move's length of a zone edge."""
         moved = side.sgn * (touch - side.anchor)  # > 0: the side retreats toward its depth
         if abs(moved) >= self.r1:
             self.build(side, touch)
             return
-        dense, r1, r2, g1, g2 = self.dense, self.r1, self.r2, self.g1, self.g2
-        levels = side.levels
-        if moved > 0:
-            for tick in side.ticks(touch, -moved, -1, 1):  # now inside the spread
-                side.remove(tick)
-            for tick in side.ticks(touch, max(1, dense - moved + 1), dense, 1):
-                if tick not in levels and self.rng_book.random() < _DENSE_P and self.in_range(tick):
-                    side.put(tick, self.thin_size())
-            for tick in side.ticks(touch, max(dense + 1, r1 - moved + 1), r1, g1):
-                if tick not in levels and self.in_range(tick):
-                    side.put(tick, self.tier1_size())
-            for tick in side.ticks(touch, max(r1 + 1, r2 - moved + 1), r2, g2):
-                if tick not in levels and self.in_range(tick):
-                    side.put(tick, self.tier2_size())
-        elif moved < 0:
-            ahead = -moved
-            for tick in side.ticks(touch, 1, min(ahead - 1, dense), 1):
-                if self.rng_book.random() < _DENSE_P and self.in_range(tick):
-                    side.put(tick, self.thin_size())
-            for tick in side.ticks(touch, dense + 1, ahead - 1, g1):
-                if self.in_range(tick):
-                    side.put(tick, self.tier1_size())
-            for tick in side.ticks(touch, max(ahead, dense + 1), dense + ahead, 1):
-                if tick % g1 == 0:
-                    if self.in_range(tick):
-                        side.put(tick, self.tier1_size())
-                elif tick in levels:
-                    side.remove(tick)
-            for tick in side.ticks(touch, max(r1 + 1, dense + 1 + ahead), r1 + ahead, g1):
-                if tick % g2 != 0:
-                    side.remove(tick)
-            for tick in side.ticks(touch, max(r2 + 1, r1 + 1 + ahead), r2 + ahead, g2):
-                side.remove(tick)
+        if moved:
+            # Zone edges as the first distance of the farther zone, and the spacing that
+            # finds every tick that can hold a level on either side of the edge.
+            dense, r1, r2, g1 = self.dense, self.r1, self.r2, self.g1
+            spans: list[list[int]] = []  # [low, high, spacing] in distance, merged
+            for edge, spacing in ((0, 1), (dense + 1, 1), (r1 + 1, g1), (r2 + 1, g1)):
+                low = edge - moved if moved > 0 else edge
+                high = edge - 1 if moved > 0 else edge - moved - 1
+                if edge == 0:  # the touch's edge and the dense zone's (at 1) as one span
+                    high += 1
+                if spans and low <= spans[-1][1] + 1:
+                    spans[-1][1] = max(spans[-1][1], high)
+                    spans[-1][2] = min(spans[-1][2], spacing)
+                else:
+                    spans.append([low, high, spacing])
+            for low, high, spacing in spans:
+                for tick in side.ticks(touch, low, high, spacing):
+                    self.rezone(side, tick, side.sgn * (tick - touch), moved)
         side.anchor = touch
-        if levels.get(touch, 0) < self._steps(_L1[0]) and self.in_range(touch):
+        if side.levels.get(touch, 0) < self._steps(_L1[0]) and self.in_range(touch):
             side.put(touch, self.l1_size())
+
+    def rezone(self, side: _Side, tick: int, distance: int, moved: int) -> None:
+        """Give `tick`, now `distance` from the touch and `distance + moved` before, the
+        level its new zone calls for."""
+        new, old = self.zone(distance), self.zone(distance + moved)
+        if new == old or new == 0:  # the touch is sized by `recentre`
+            return
+        present = tick in side.levels
+        if new in (-1, 4):
+            side.remove(tick)
+        elif not self.in_range(tick):
+            return
+        elif new == 1:
+            if not present and self.rng_book.random() < _DENSE_P:
+                side.put(tick, self.thin_size())
+        elif new == 2:
+            if tick % self.g1:
+                side.remove(tick)
+            elif not present or old < 2:
+                side.put(tick, self.tier1_size())
+        elif tick % self.g2:
+            side.remove(tick)
+        elif not present or old < 2:
+            side.put(tick, self.tier2_size())
 
     def churn(self, side: _Side) -> None:
         """Poisson add/cancel among the thin levels, and the touch's queue changing size."""
@@ -410,16 +441,34 @@ class SyntheticMarket:
             priced, in the given order (`userstream.symbols.load_symbol_table().symbols`).
         seed: Same seed, same symbols and same advance times give the same updates.
         start_ms: The server time the market starts at; `advance` never goes before it.
+        funding_hours: Funding intervals other than 8 h, by symbol (`fundingInfo`'s
+            `fundingIntervalHours`); settlements fall on multiples of the interval (UTC).
+        max_catch_up_ms: When an advance covers more than this, only its last
+            `max_catch_up_ms` are traded step by step; before that the market moves in one
+            draw (and settles funding) as if trading had paused, so a clock jumping hours
+            ahead costs nothing. None (the default) always plays every step, which keeps the
+            market independent of how it is advanced.
     """
 
-    def __init__(self, symbols: Iterable[Symbol], seed: int = 0, start_ms: int = 0) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[Symbol],
+        seed: int = 0,
+        start_ms: int = 0,
+        *,
+        funding_hours: Mapping[str, int] | None = None,
+        max_catch_up_ms: int | None = None,
+    ) -> None:
+        hours = funding_hours or {}
+        self._max_catch_up_ms = max_catch_up_ms
         self._states: dict[str, _Symbol] = {}
         for symbol in symbols:
             if symbol.status != "TRADING":
                 continue
             if symbol.filter(PriceFilter) is None or symbol.filter(LotSize) is None:
                 continue
-            self._states[symbol.symbol] = _Symbol(symbol, seed, start_ms)
+            interval = hours.get(symbol.symbol, _FUNDING_HOURS)
+            self._states[symbol.symbol] = _Symbol(symbol, seed, start_ms, interval)
         self._symbols = tuple(self._states)
         self._next_step_ms = start_ms
         self._now_ms = start_ms
@@ -439,6 +488,11 @@ class SyntheticMarket:
         if now_ms < self._now_ms:
             raise ValueError(f"time went backwards: {now_ms} < {self._now_ms}")
         self._now_ms = now_ms
+        limit = self._max_catch_up_ms
+        if limit is not None and now_ms - self._next_step_ms > limit:
+            resume = self._next_step_ms + (now_ms - limit - self._next_step_ms) // STEP_MS * STEP_MS
+            self._skip(self._next_step_ms, resume)
+            self._next_step_ms = resume
         while self._next_step_ms <= now_ms:
             self._step(self._next_step_ms)
             self._next_step_ms += STEP_MS
@@ -468,9 +522,14 @@ class SyntheticMarket:
 
         Raises:
             KeyError: The command names a symbol this market does not price.
+            ValueError: A price or a book factor that is not positive, a negative duration,
+                a spread under one tick, or a crash of 100 % or more.
         """
         if command.symbol is not None and command.symbol not in self._states:
             raise KeyError(command.symbol)
+        problem = _invalid(command)
+        if problem:
+            raise ValueError(problem)
         self._controls.append((now_ms, command))
 
     def open_interest(self, symbol: str) -> Decimal:
@@ -526,7 +585,7 @@ class SyntheticMarket:
             target = min(max(target, state.log_min), state.log_max)
             state.path = (t0, steps, state.log_fair, target)
         elif isinstance(command, WidenSpread):
-            state.min_spread = max(1, command.ticks)
+            state.min_spread = command.ticks
         elif isinstance(command, ThinBook):
             state.depth_factor = command.factor
             state.rebuild = True
@@ -612,16 +671,35 @@ class SyntheticMarket:
             )
         premium = self._sample(state, second) if second % 5000 == 0 else None
         if second == state.next_funding_ms:
-            mark = self._mark_update(state, second, None)
-            out.append(
-                FundingSettlement(
-                    state.name, second, _dec8(self._funding_rate(state)), mark.mark_price
-                )
-            )
-            state.premium_n = state.premium_w = 0
-            state.premium_wp = 0.0
-            state.next_funding_ms += state.interval_ms
+            self._settle(state, second, out)
         out.append(self._mark_update(state, second, premium))
+
+    def _settle(self, state: _Symbol, time_ms: int, out: list[MarketUpdate]) -> None:
+        """Settle at the funding instant `time_ms`, start the next interval's average."""
+        mark = self._mark_update(state, time_ms, None)
+        rate = _dec8(self._funding_rate(state))
+        out.append(FundingSettlement(state.name, time_ms, rate, mark.mark_price))
+        state.premium_n = state.premium_w = 0
+        state.premium_wp = 0.0
+        state.next_funding_ms += state.interval_ms
+
+    def _skip(self, start_ms: int, end_ms: int) -> None:
+        """Pass the steps in `[start_ms, end_ms)` without trading (`max_catch_up_ms`): one
+        price draw for the whole span (or the end of an operator path), the funding
+        instants inside it settled at the last estimate."""
+        self._apply_controls(start_ms)
+        batch: list[MarketUpdate] = []
+        for state in self._states.values():
+            while state.next_funding_ms < end_ms:
+                self._settle(state, state.next_funding_ms, batch)
+            if state.path is not None:
+                state.log_fair = state.path[3]
+                state.path = None
+            elif not state.paused:
+                sigma = _SIGMA_PER_S * math.sqrt((end_ms - start_ms) / 1000)
+                state.log_fair += state.rng_price.gauss(0.0, sigma)
+                state.log_fair = min(max(state.log_fair, state.log_min), state.log_max)
+        self._pending.extend(batch)
 
     def _index(self, state: _Symbol) -> float:
         return math.exp(state.log_fair) * (1 + state.basis)
@@ -649,12 +727,10 @@ class SyntheticMarket:
         return _dec8(premium)
 
     def _funding_rate(self, state: _Symbol) -> float:
-        """F = P̄ + clamp(i − P̄, ±0.05 %), then capped to [floor, cap] (spec §4)."""
         if state.funding_override is not None:
             return state.funding_override
         average = state.premium_wp / state.premium_w if state.premium_w else 0.0
-        rate = average + min(max(state.interest - average, -_PREMIUM_CLAMP), _PREMIUM_CLAMP)
-        return min(max(rate, state.floor), state.cap)
+        return funding_rate(average, state.interest, state.floor, state.cap)
 
     def _mark_update(self, state: _Symbol, time_ms: int, premium: Decimal | None) -> MarkUpdate:
         index = self._index(state)
@@ -675,6 +751,20 @@ class SyntheticMarket:
             time_ms=time_ms,
             premium_index=premium,
         )
+
+
+def _invalid(command: MarketControl) -> str | None:
+    if isinstance(command, (SetPrice, DriftTo)) and command.price <= 0:
+        return f"price must be positive: {command.price}"
+    if isinstance(command, (DriftTo, Crash)) and command.seconds < 0:
+        return f"seconds must not be negative: {command.seconds}"
+    if isinstance(command, Crash) and command.percent >= 100:
+        return f"a crash must leave a price: {command.percent} %"
+    if isinstance(command, WidenSpread) and command.ticks < 1:
+        return f"the spread is at least one tick: {command.ticks}"
+    if isinstance(command, ThinBook) and not command.factor > 0:
+        return f"the depth factor must be positive: {command.factor}"
+    return None
 
 
 def _time_of(update: MarketUpdate) -> int:
