@@ -144,7 +144,9 @@ class VenueRoutes:
             price=order.price,
             time_in_force=TimeInForce(order.time_in_force) if order.time_in_force else None,
             position_side=PositionSide(order.position_side),
-            reduce_only=order.reduce_only,
+            # Absent and "false" both mean not reduce-only; only "true" is the parameter a
+            # hedge-mode account may not send (-1106, trading spec §2.3).
+            reduce_only=order.reduce_only or None,
             new_client_order_id=order.new_client_order_id,
             price_match=PriceMatch(order.price_match),
             self_trade_prevention_mode=SelfTradePreventionMode(order.self_trade_prevention_mode),
@@ -726,6 +728,11 @@ def mount(service: VenueService) -> None:
     methods["account.status"] = r.ws_versioned(r.get_account_v2, r.get_account_v3)
     methods["account.balance"] = r.ws(r.get_balance)
     methods["account.position"] = r.ws_versioned(r.get_position_risk_v2, r.get_position_risk_v3)
+
+    # Algo orders, income, position and multi-assets modes (issue 13).
+    from userstream.server.algo import mount_algo
+
+    mount_algo(service, r.f)
 
     actions = service.admin_routes.actions
     actions["deposit"] = r.deposit
