@@ -217,3 +217,41 @@ async def test_algo_refusals_cancel_and_modes(venue: Harness) -> None:
     ]
     status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/allAlgoOrders")
     assert [r["algoStatus"] for r in rows] == ["CANCELED"]
+
+
+async def test_a_crash_liquidates_and_feeds_force_order(venue: Harness) -> None:
+    account = venue.account()
+    ws = await _stream(venue, account)
+    market_ws = await ws_connect(f"{venue.ws}/market/stream?streams=btcusdt@forceOrder")
+    try:
+        status, body, _ = await signed(
+            venue,
+            account,
+            "POST",
+            "/fapi/v1/order",
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"},
+        )
+        assert status == 200, body
+        status, body = await venue.admin(
+            "POST", "market/crash", {"symbol": "BTCUSDT", "percent": "30", "seconds": 2}
+        )
+        assert status == 200, body
+        events = await _until(venue, ws, "ACCOUNT_UPDATE:ORDER", steps=80)
+        events += await _until(venue, ws, "ACCOUNT_UPDATE:ORDER", steps=80)
+        kinds = [_kind(e) for e in events]
+        assert "MARGIN_CALL" in kinds
+        forced = next(e for e in events if _kind(e) == "ORDER_TRADE_UPDATE:CALCULATED")["o"]
+        assert forced["c"].startswith("autoclose-")
+        assert (forced["o"], forced["X"], forced["f"]) == ("LIQUIDATION", "FILLED", "IOC")
+        assert events[-1]["a"]["P"][0]["pa"] == "0"
+        frame = await asyncio.wait_for(recv_json(market_ws), 5)
+        assert frame["data"]["o"]["S"] == "SELL"
+        assert frame["data"]["o"]["q"] == "1.000"
+        status, risk, _ = await signed(venue, account, "GET", "/fapi/v3/positionRisk")
+        assert risk == []
+        status, balance, _ = await signed(venue, account, "GET", "/fapi/v3/balance")
+        usdt = next(row for row in balance if row["asset"] == "USDT")
+        assert Decimal(usdt["balance"]) >= 0
+    finally:
+        await ws.close()
+        await market_ws.close()

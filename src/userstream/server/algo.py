@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from userstream.market.types import Side as MarketSide
 from userstream.protocol import algo as a
 from userstream.protocol import trading as t
 from userstream.protocol.events import Event
@@ -24,10 +25,11 @@ from userstream.venue.risk import RiskOutcome
 from userstream.venue.views import VenueError
 
 if TYPE_CHECKING:
+    from userstream.server.market import MarketService
     from userstream.server.venue_routes import Formats
     from userstream.server.venue_service import VenueService
 
-__all__ = ["AlgoRoutes", "mount_algo"]
+__all__ = ["AlgoRoutes", "mount_algo", "publish_force_orders"]
 
 
 class AlgoRoutes:
@@ -188,6 +190,19 @@ class AlgoRoutes:
         outcome = self.s.engine.risk.set_multi_assets(call.account_id, wanted, call.now_ms)
         await self._apply(call.account_id, outcome)
         return t.CodeMsg(200, "success")
+
+
+def publish_force_orders(service: VenueService, market: MarketService) -> None:
+    """Feed the liquidations of the last market batch to `@forceOrder` (issue 13 item 3)."""
+    for order in service.engine.risk.drain_force_orders():
+        market.publish_force_order(
+            order.symbol,
+            MarketSide(order.side),
+            order.quantity,
+            order.price,
+            order.average_price,
+            order.trade_time,
+        )
 
 
 def mount_algo(service: VenueService, formats: Formats) -> None:
