@@ -232,6 +232,10 @@ async def test_a_crash_liquidates_and_feeds_force_order(venue: Harness) -> None:
             {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"},
         )
         assert status == 200, body
+        status, rows, _ = await signed(venue, account, "GET", "/fapi/v3/positionRisk")
+        (row,) = rows
+        liquidation = Decimal(row["liquidationPrice"])
+        assert 0 < liquidation < Decimal(row["markPrice"])
         status, body = await venue.admin(
             "POST", "market/crash", {"symbol": "BTCUSDT", "percent": "30", "seconds": 2}
         )

@@ -445,6 +445,11 @@ class VenueRoutes:
             for b in self._balances(account_id)
         ]
 
+    def _liquidation(self, account_id: int, p: PositionView) -> str:
+        """`liquidationPrice`: the FAQ formula (venue/margin.py), "0" when unreachable."""
+        price = self.s.engine.risk.liquidation_price(account_id, p.symbol, str(p.position_side))
+        return self.f.price(p.symbol, price) if price else "0"
+
     def position_risk_v2(self, account_id: int, symbol: str | None) -> list[t.PositionRiskV2]:
         f = self.f
         return [
@@ -455,7 +460,7 @@ class VenueRoutes:
                 is_auto_add_margin="false",
                 isolated_margin=amount(p.isolated_margin),
                 leverage=str(p.leverage),
-                liquidation_price="0",
+                liquidation_price=self._liquidation(account_id, p),
                 mark_price=amount(p.mark_price),
                 max_notional_value=amount(p.max_notional),
                 position_amt=f.qty(p.symbol, p.position_amt),
@@ -482,7 +487,7 @@ class VenueRoutes:
                 break_even_price=f.avg(p.symbol, p.breakeven_price),
                 mark_price=amount(p.mark_price),
                 un_realized_profit=amount(p.unrealized_pnl),
-                liquidation_price="0",
+                liquidation_price=self._liquidation(account_id, p),
                 isolated_margin=amount(p.isolated_margin),
                 notional=amount(p.notional),
                 margin_asset=p.margin_asset,
