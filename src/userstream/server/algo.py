@@ -4,9 +4,10 @@
 Routes (weights per §2.4): `POST /fapi/v1/algoOrder` (order counts 1/1, IP 0), `DELETE` and
 `GET /fapi/v1/algoOrder` (1), `GET /fapi/v1/openAlgoOrders` (1), `GET /fapi/v1/allAlgoOrders`
 (5), `DELETE /fapi/v1/algoOpenOrders` (1); WS API `algoOrder.place` / `algoOrder.cancel`.
-They also take over `GET /fapi/v1/income`, `POST /fapi/v1/positionSide/dual` and
-`POST /fapi/v1/multiAssetsMargin` from the plain venue routes, now that the engine keeps an
-income ledger and supports both modes.
+They also take over `GET /fapi/v1/income`, `POST /fapi/v1/positionSide/dual`,
+`POST /fapi/v1/multiAssetsMargin` and `POST /fapi/v1/positionMargin` from the plain venue
+routes, now that the engine keeps an income ledger, supports both modes and moves isolated
+margin.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from userstream.protocol.signing import Params, Security
 from userstream.server.trading import Call, Route
 from userstream.venue.algo import AlgoRecord, CancelAlgoOrder, NewAlgoOrder
 from userstream.venue.risk import RiskOutcome
-from userstream.venue.views import VenueError
+from userstream.venue.views import Ack, VenueError
 
 if TYPE_CHECKING:
     from userstream.server.market import MarketService
@@ -185,6 +186,22 @@ class AlgoRoutes:
         self.s._changed()
         return t.CodeMsg(200, "success")
 
+    async def position_margin(self, call: Call) -> object:
+        change = t.parse_position_margin(call.params, self.s.rules)
+        outcome = self.s.engine.risk.position_margin(
+            call.account_id,
+            change.symbol,
+            change.position_side,
+            change.amount,
+            change.add,
+            call.now_ms,
+        )
+        result = await self._apply(call.account_id, outcome)
+        assert isinstance(result, Ack)
+        return t.PositionMarginResponse(
+            float(change.amount), 200, result.msg, 1 if change.add else 2
+        )
+
     async def set_multi(self, call: Call) -> object:
         wanted = t.parse_set_multi_assets(call.params)
         outcome = self.s.engine.risk.set_multi_assets(call.account_id, wanted, call.now_ms)
@@ -220,6 +237,7 @@ def mount_algo(service: VenueService, formats: Formats) -> None:
     api.add("/fapi/v1/income", "GET", Route(data, 30, r.income))
     api.add("/fapi/v1/positionSide/dual", "POST", Route(trade, 1, r.set_dual))
     api.add("/fapi/v1/multiAssetsMargin", "POST", Route(trade, 1, r.set_multi))
+    api.add("/fapi/v1/positionMargin", "POST", Route(trade, 1, r.position_margin))
 
     async def place(account_id: int, params: Params, version: str, now_ms: int) -> object:
         return await r.place(Call(account_id, params, now_ms))

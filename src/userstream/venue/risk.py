@@ -262,6 +262,53 @@ class Risk:
         )
         return RiskOutcome(Ack(200, "success"), [event])
 
+    def position_margin(
+        self,
+        account_id: int,
+        symbol: str,
+        position_side: str,
+        amount: Decimal,
+        add: bool,
+        now_ms: int,
+    ) -> RiskOutcome:
+        """`POST /fapi/v1/positionMargin`: move `amount` between the cross wallet and an
+        isolated position's wallet; ACCOUNT_UPDATE m=MARGIN_TRANSFER (spec §5.8)."""
+        engine = self._engine
+        account = engine._account(account_id)
+        settings = account.symbols.get(symbol)
+        if settings is None:
+            return RiskOutcome(VenueError(-1121, "Invalid symbol."))
+        if settings.margin_type is not MarginType.ISOLATED:
+            return RiskOutcome(VenueError(-4049, "Add margin only support for isolated position."))
+        position = settings.positions.get(position_side)
+        if position is None or not position.amount:
+            return RiskOutcome(VenueError(-4054, "Cannot add position margin: position is 0."))
+        rules = engine._rules[symbol]
+        asset = rules.margin_asset
+        if add:
+            if amount > engine._figures(account, asset).available_balance:
+                return RiskOutcome(VenueError(-4050, "Cross balance insufficient."))
+            position.isolated_wallet += amount
+        else:
+            f = position_figures(symbol, position, engine._mark(symbol), settings.leverage)
+            removable = position.isolated_wallet + min(f.unrealized_pnl, ZERO) - f.initial_margin
+            if amount > removable:
+                return RiskOutcome(VenueError(-4051, "Isolated balance insufficient."))
+            position.isolated_wallet -= amount
+        position.update_time = now_ms
+        balance = engine._balance(account, asset)
+        event = emit.account_update(
+            AccountUpdateReason.MARGIN_TRANSFER,
+            now_ms,
+            (
+                emit.balance_entry(
+                    asset, balance.wallet_balance, engine._cross_wallet(account, asset), ZERO
+                ),
+            ),
+            (emit.position_entry(position, settings.margin_type, engine._mark(symbol), asset),),
+        )
+        return RiskOutcome(Ack(200, "Successfully modify position margin."), [event])
+
     # --- figures for the REST views
 
     def liquidation_price(self, account_id: int, symbol: str, position_side: str) -> Decimal:

@@ -390,3 +390,38 @@ def test_algo_orders_survive_export_and_restore() -> None:
     events = restored.on_market([market.mark(BTC)], 3)[1]
     assert kinds(events)[0] == "ALGO:TRIGGERING"
     assert isinstance(market.mark(BTC), MarkUpdate)
+
+
+def test_position_margin_moves_isolated_wallet_with_a_margin_transfer() -> None:
+    engine, _ = funded()
+    assert engine.risk.position_margin(1, BTC, "BOTH", D(10), True, 2).result == VenueError(
+        -4049, "Add margin only support for isolated position."
+    )
+    engine.handle(1, ChangeMarginType(symbol=BTC, margin_type=MarginCallMarginType.ISOLATED), 2)
+    assert engine.risk.position_margin(1, BTC, "BOTH", D(10), True, 3).result == VenueError(
+        -4054, "Cannot add position margin: position is 0."
+    )
+    engine.handle(1, market_order(Side.BUY, "0.1"), 4)
+    fold = Folded(engine)
+    before = engine.snapshot(1)
+    iw = before.positions[(BTC, "BOTH")].isolated_wallet
+    added = engine.risk.position_margin(1, BTC, "BOTH", D(100), True, 5)
+    fold.apply(list(added.events))
+    (event,) = added.events
+    assert isinstance(event, AccountUpdate)
+    assert event.update.reason == "MARGIN_TRANSFER"
+    after = engine.snapshot(1)
+    assert after.positions[(BTC, "BOTH")].isolated_wallet == iw + 100
+    assert after.balances["USDT"].wallet_balance == before.balances["USDT"].wallet_balance
+    assert (
+        after.balances["USDT"].cross_wallet_balance
+        == before.balances["USDT"].cross_wallet_balance - 100
+    )
+    assert engine.risk.position_margin(1, BTC, "BOTH", D(10**6), True, 6).result == VenueError(
+        -4050, "Cross balance insufficient."
+    )
+    removed = engine.risk.position_margin(1, BTC, "BOTH", D(100), False, 7)
+    fold.apply(list(removed.events))
+    assert engine.risk.position_margin(1, BTC, "BOTH", iw, False, 8).result == VenueError(
+        -4051, "Isolated balance insufficient."
+    )
