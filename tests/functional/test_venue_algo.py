@@ -259,3 +259,38 @@ async def test_a_crash_liquidates_and_feeds_force_order(venue: Harness) -> None:
     finally:
         await ws.close()
         await market_ws.close()
+
+
+async def test_admin_drives_a_position_to_margin_call_then_liquidation(venue: Harness) -> None:
+    account = venue.account()
+    ws = await _stream(venue, account)
+    try:
+        status, body = await venue.admin(
+            "POST", f"accounts/{account.id}/liquidate", {"symbol": "BTCUSDT"}
+        )
+        assert status == 400, body  # no position yet
+        status, body, _ = await signed(
+            venue,
+            account,
+            "POST",
+            "/fapi/v1/order",
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"},
+        )
+        assert status == 200, body
+        status, body = await venue.admin(
+            "POST", f"accounts/{account.id}/marginCall", {"symbol": "BTCUSDT"}
+        )
+        assert status == 200, body
+        assert Decimal(body["price"]) < Decimal(body["target"])
+        events = await _until(venue, ws, "MARGIN_CALL", steps=120)
+        assert "ORDER_TRADE_UPDATE:CALCULATED" not in [_kind(e) for e in events]
+        call = events[-1]
+        assert call["p"][0]["mt"] == "CROSSED"
+        status, body = await venue.admin(
+            "POST", f"accounts/{account.id}/liquidate", {"symbol": "BTCUSDT"}
+        )
+        assert status == 200, body
+        events = await _until(venue, ws, "ORDER_TRADE_UPDATE:CALCULATED", steps=120)
+        assert events[-1]["o"]["c"].startswith("autoclose-")
+    finally:
+        await ws.close()

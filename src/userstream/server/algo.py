@@ -13,15 +13,26 @@ margin.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final
 
+import msgspec
+
+from userstream.accounts import Account
+from userstream.exceptions import BinanceAPIError
+from userstream.market.controls import SetPrice
+from userstream.market.synthetic import SyntheticMarket
 from userstream.market.types import Side as MarketSide
 from userstream.protocol import algo as a
 from userstream.protocol import trading as t
 from userstream.protocol.events import Event
 from userstream.protocol.signing import Params, Security
+from userstream.server.http import Request, Response
+from userstream.server.responses import json_response
 from userstream.server.trading import Call, Route
+from userstream.server.venue_admin import bad, decode
 from userstream.venue.algo import AlgoRecord, CancelAlgoOrder, NewAlgoOrder
+from userstream.venue.margin import MARGIN_CALL_RATIO
 from userstream.venue.risk import RiskOutcome
 from userstream.venue.views import Ack, VenueError
 
@@ -30,7 +41,7 @@ if TYPE_CHECKING:
     from userstream.server.venue_routes import Formats
     from userstream.server.venue_service import VenueService
 
-__all__ = ["AlgoRoutes", "mount_algo", "publish_force_orders"]
+__all__ = ["AlgoRoutes", "RiskAdmin", "mount_algo", "publish_force_orders"]
 
 
 class AlgoRoutes:
@@ -209,6 +220,69 @@ class AlgoRoutes:
         return t.CodeMsg(200, "success")
 
 
+class _Target(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: str
+    position_side: str = msgspec.field(default="BOTH", name="positionSide")
+
+
+# How far past the liquidation price the market is set, so the next mark crosses it.
+_OVERSHOOT: Final = Decimal("0.002")
+
+
+class RiskAdmin:
+    """`POST /admin/v1/accounts/{id}/marginCall` and `/liquidate` `{"symbol": "BTCUSDT"}`
+    (issue 13 item 6): jump the synthetic market's price between the account's margin-call
+    price (margin ratio 80 %) and its liquidation price, or just past the liquidation price,
+    on that symbol; the venue then sends MARGIN_CALL, or liquidates, on the market's next
+    mark updates. Answers the target and the
+    price set. 409 when the market takes no operator moves, 400 without a position."""
+
+    def __init__(self, service: VenueService) -> None:
+        self.s = service
+
+    async def margin_call(self, account: Account, request: Request) -> Response:
+        return await self._drive(account, request, MARGIN_CALL_RATIO)
+
+    async def liquidate(self, account: Account, request: Request) -> Response:
+        return await self._drive(account, request, Decimal(1))
+
+    async def _drive(self, account: Account, request: Request, ratio: Decimal) -> Response:
+        body = decode(request.body, _Target)
+        market = self.s._market
+        source = market.source if market is not None else None
+        if not isinstance(source, SyntheticMarket):
+            raise BinanceAPIError(-1000, "This market takes no operator moves.", 409)
+        if body.symbol not in self.s.rules:
+            raise bad(f"unknown symbol {body.symbol!r}")
+        now = self.s.clock_now()
+        await self.s.ensure(account.id, now)
+        engine = self.s.engine
+        risk = engine.risk
+        target = risk.liquidation_price(account.id, body.symbol, body.position_side, ratio)
+        if not target:
+            raise bad("no position whose margin can be driven there on this symbol")
+        liquidation = risk.liquidation_price(account.id, body.symbol, body.position_side)
+        if ratio < 1:
+            # A quarter of the way from the margin-call price to the liquidation price:
+            # with a low maintenance rate the two are close, and the call must not liquidate.
+            price = target + (liquidation - target) / 4
+        else:
+            mark = risk.mark_price(body.symbol)
+            price = target * (1 - _OVERSHOOT) if target < mark else target * (1 + _OVERSHOOT)
+        price = self.s.engine.risk.on_tick(body.symbol, price)
+        source.control(SetPrice(body.symbol, price), now)
+        return json_response(
+            200,
+            {
+                "accountId": account.id,
+                "symbol": body.symbol,
+                "target": f"{target.normalize():f}",
+                "price": f"{price.normalize():f}",
+                "time": now,
+            },
+        )
+
+
 def publish_force_orders(service: VenueService, market: MarketService) -> None:
     """Feed the liquidations of the last market batch to `@forceOrder` (issue 13 item 3)."""
     for order in service.engine.risk.drain_force_orders():
@@ -244,6 +318,10 @@ def mount_algo(service: VenueService, formats: Formats) -> None:
 
     async def cancel(account_id: int, params: Params, version: str, now_ms: int) -> object:
         return await r.cancel(Call(account_id, params, now_ms))
+
+    admin = RiskAdmin(service)
+    service.admin_routes.actions["marginCall"] = admin.margin_call
+    service.admin_routes.actions["liquidate"] = admin.liquidate
 
     service.ws_methods["algoOrder.place"] = place
     service.ws_methods["algoOrder.cancel"] = cancel

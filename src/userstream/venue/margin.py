@@ -84,14 +84,15 @@ def _solve(
     wallet: Decimal,
     other_maintenance: Decimal,
     other_unrealized: Decimal,
+    scale: Decimal,
 ) -> Decimal | None:
-    numerator = wallet - other_maintenance + other_unrealized
+    numerator = wallet - other_maintenance * scale + other_unrealized
     denominator = _ZERO
     for leg, tier in zip(legs, tiers, strict=True):
         size = abs(leg.amount)
         side = _direction(leg)
-        numerator += tier.cum - side * size * leg.entry_price
-        denominator += size * tier.maint_margin_ratio - side * size
+        numerator += tier.cum * scale - side * size * leg.entry_price
+        denominator += size * tier.maint_margin_ratio * scale - side * size
     return None if denominator == 0 else numerator / denominator
 
 
@@ -103,6 +104,7 @@ def liquidation_price(
     *,
     other_maintenance: Decimal = _ZERO,
     other_unrealized: Decimal = _ZERO,
+    margin_ratio: Decimal = _ONE,
 ) -> Decimal:
     """The mark price at which the contract's positions reach maintenance (FAQ formula).
 
@@ -113,6 +115,8 @@ def liquidation_price(
         wallet: cross wallet balance, or the isolated position's wallet.
         mark_price: the current mark, which picks the tier the FAQ starts from.
         other_maintenance, other_unrealized: `TMM₁` and `UPNL₁`; 0 for isolated.
+        margin_ratio: solve for this margin ratio instead of 100 % (maintenance ÷ margin
+            balance; `MARGIN_CALL_RATIO` gives where the margin call starts).
 
     Returns:
         The price, exact (round it with `round_price_for_user` or to the symbol's precision);
@@ -126,7 +130,9 @@ def liquidation_price(
     # The tier at the candidate price moves monotonically with it, so this ends within the
     # number of tiers; the bound only guards against a malformed table.
     for _ in range(len(table.brackets) + 1):
-        price = _solve(open_legs, tiers, wallet, other_maintenance, other_unrealized)
+        price = _solve(
+            open_legs, tiers, wallet, other_maintenance, other_unrealized, 1 / margin_ratio
+        )
         if price is None or price <= 0:
             return _ZERO
         at_price = [table.for_notional(abs(leg.amount) * price) for leg in open_legs]

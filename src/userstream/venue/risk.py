@@ -95,6 +95,7 @@ _REDUCE_ONLY_REJECT: Final = "Reduce Only reject"  # the doc example's ALGO_UPDA
 _DAY_MS: Final = 86_400_000
 _DERIVED_TRAN_IDS: Final = 10**12  # income rows made from fills: 10**12 + 2 × trade id (+1)
 _MONEY: Final = Decimal("0.00000001")
+ONE: Final = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,9 +312,13 @@ class Risk:
 
     # --- figures for the REST views
 
-    def liquidation_price(self, account_id: int, symbol: str, position_side: str) -> Decimal:
+    def liquidation_price(
+        self, account_id: int, symbol: str, position_side: str, margin_ratio: Decimal = ONE
+    ) -> Decimal:
         """`liquidationPrice` of positionRisk: the FAQ formula on the account as it is now
-        (hedge-mode cross positions of one symbol share one price); "0" when unreachable."""
+        (hedge-mode cross positions of one symbol share one price); 0 when unreachable.
+        With `margin_ratio` < 1: the mark at which that margin ratio is reached (0.8: the
+        margin call)."""
         engine = self._engine
         account = engine._account(account_id)
         settings = account.symbols[symbol]
@@ -324,7 +329,10 @@ class Risk:
             if position is None or not position.amount:
                 return ZERO
             leg = Leg(position.position_side, position.amount, position.entry_price)
-            return money(liquidation_price(table, [leg], position.isolated_wallet, mark))
+            price = liquidation_price(
+                table, [leg], position.isolated_wallet, mark, margin_ratio=margin_ratio
+            )
+            return money(price)
         legs = [
             Leg(p.position_side, p.amount, p.entry_price)
             for p in settings.positions.values()
@@ -340,9 +348,23 @@ class Risk:
                 other_up += figures.unrealized_pnl
         wallet = engine._cross_wallet(account, asset)
         price = liquidation_price(
-            table, legs, wallet, mark, other_maintenance=other_mm, other_unrealized=other_up
+            table,
+            legs,
+            wallet,
+            mark,
+            other_maintenance=other_mm,
+            other_unrealized=other_up,
+            margin_ratio=margin_ratio,
         )
         return money(price)
+
+    def mark_price(self, symbol: str) -> Decimal:
+        return self._engine._mark(symbol)
+
+    def on_tick(self, symbol: str, price: Decimal) -> Decimal:
+        """`price` on the symbol's tick grid (rounded down)."""
+        tick = self._engine._rules[symbol].tick_size
+        return (price / tick).to_integral_value(rounding=ROUND_DOWN) * tick
 
     def income(
         self,

@@ -159,3 +159,14 @@ def test_risk_levels() -> None:
     assert risk_level(Decimal(80), Decimal(100)) is RiskLevel.MARGIN_CALL
     assert risk_level(Decimal(100), Decimal(100)) is RiskLevel.LIQUIDATE
     assert risk_level(Decimal(1), Decimal(-1)) is RiskLevel.LIQUIDATE
+
+
+def test_margin_ratio_target_price() -> None:
+    # Where the margin call starts: maintenance ÷ margin balance = 80 %.
+    leg = Leg("BOTH", Decimal(1), Decimal(60000))
+    price = liquidation_price(
+        BTC, [leg], Decimal(3000), Decimal(60000), margin_ratio=Decimal("0.8")
+    )
+    balance = Decimal(3000) + unrealized_pnl(leg.amount, leg.entry_price, price)
+    assert abs(BTC.maintenance_margin(price) / balance - Decimal("0.8")) < Decimal("1e-20")
+    assert price > liquidation_price(BTC, [leg], Decimal(3000), Decimal(60000))
