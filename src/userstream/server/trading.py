@@ -80,6 +80,9 @@ class TradingApi:
         self.order_counts = order_counts
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = {}
+        # Set on a node of a distributed deployment: order entry is single-node
+        # (docs/deployment.md), so its routes answer this instead of trading.
+        self.refusal: BinanceAPIError | None = None
         self._futures_only_routes()
 
     def add(self, path: str, method: str, route: Route) -> None:
@@ -109,6 +112,8 @@ class TradingApi:
                 raise BinanceAPIError(
                     errors.NOT_FOUND, f"Method {request.method} is not allowed here.", 405
                 )
+            if self.refusal is not None and route.security.needs_key:
+                raise self.refusal
             call = await self._authorize(route, request, now)
             if route.counted:
                 count_10s, count_1m = self._count(route, call, now)

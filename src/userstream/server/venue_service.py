@@ -30,10 +30,11 @@ from pathlib import Path
 from userstream.accounts import AccountStore
 from userstream.bus.base import EventBus
 from userstream.clock import Clock
+from userstream.exceptions import BinanceAPIError
 from userstream.market.types import MarketSource, MarketUpdate
 from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import SymbolTable
-from userstream.protocol.limits import OrderCountLimiter, RequestWeightLimiter
+from userstream.protocol.limits import OrderCountLimiter, OrderLimits, RequestWeightLimiter
 from userstream.protocol.trading import SymbolRules
 from userstream.server.apikeys import ApiKeys
 from userstream.server.http import Request, Response
@@ -63,6 +64,7 @@ class VenueService:
         scheduler: Scheduler,
         market: MarketService | None,
         initial_balance: Decimal | None = None,
+        order_limits: OrderLimits | None = None,
     ) -> None:
         self._clock = clock
         self._bus = bus
@@ -90,7 +92,15 @@ class VenueService:
         self._save_handle: asyncio.TimerHandle | None = None
         self._ticking = False
         self.api_keys = ApiKeys(accounts, self._db)
-        self.trading = TradingApi(self.api_keys, limiter, OrderCountLimiter(), clock)
+        self.trading = TradingApi(
+            self.api_keys, limiter, OrderCountLimiter(order_limits or OrderLimits()), clock
+        )
+        if data_dir is None:
+            self.trading.refusal = BinanceAPIError(
+                -1000,
+                "Order entry is single-node: trade on a server without --bus (docs/deployment.md).",
+                503,
+            )
         self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
         self.ws_methods: dict[str, VenueMethod] = {}
         self.ws = WsVenue(self.api_keys, self.ws_methods)

@@ -80,10 +80,7 @@ def order_update(
             bids_notional=trim(money(bids)),
             ask_notional=trim(money(asks)),
             is_maker=fill.maker if fill else False,
-            # Hedge mode: closing orders report R=true though reduceOnly cannot be sent (§4.4).
-            reduce_only=order.reduce_only
-            or (order.position_side == "LONG" and order.side == "SELL")
-            or (order.position_side == "SHORT" and order.side == "BUY"),
+            reduce_only=order.reported_reduce_only,
             working_type=order.working_type,
             original_order_type=order.original_type or order.order_type,
             position_side=order.position_side,

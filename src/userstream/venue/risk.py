@@ -452,6 +452,9 @@ class Risk:
             self._last[update.symbol] = update.price
             self._triggers(update.symbol, WorkingType.CONTRACT_PRICE, update.price, now_ms, out)
         elif isinstance(update, MarkUpdate):
+            # Liquidation comes before the stops a mark tick fires: a gap through the
+            # liquidation price closes at the bankruptcy price, never at the gapped price.
+            self._check_margins(now_ms, out)
             self._triggers(update.symbol, WorkingType.MARK_PRICE, update.mark_price, now_ms, out)
         elif isinstance(update, FundingSettlement):
             self._funding(update, now_ms, out)
@@ -656,6 +659,7 @@ class Risk:
                 if position.amount
             ]
             if not open_positions:
+                self._clear_deficits(account, now_ms, out)
                 continue
             assets = {
                 engine._rules[symbol].margin_asset
@@ -667,7 +671,20 @@ class Risk:
             for symbol, settings, position in open_positions:
                 if settings.margin_type is MarginType.ISOLATED and position.amount:
                     self._check_isolated(account, symbol, position, now_ms, out)
+            self._clear_deficits(account, now_ms, out)
         self._state.margin_called = sorted(self._called)
+
+    def _clear_deficits(
+        self, account: AccountState, now_ms: int, out: dict[int, list[Event]]
+    ) -> None:
+        """A cross wallet below zero with no cross position left in its asset (a stop that
+        filled past the bankruptcy price in a gap) is cleared by the insurance fund."""
+        engine = self._engine
+        for asset in list(account.balances):
+            if any(True for _ in self._cross_figures(account, asset)):
+                continue
+            if engine._cross_wallet(account, asset) < 0:
+                self._insurance_clear(account, asset, now_ms, out[account.account_id])
 
     def _escalate(
         self,
@@ -786,26 +803,34 @@ class Risk:
                     ZERO,
                 )
             events += self._forced_close(account, position, wallet, others, now_ms)
+        if engine._cross_wallet(account, asset) < 0:
+            self._insurance_clear(account, asset, now_ms, events)
+
+    def _insurance_clear(
+        self, account: AccountState, asset: str, now_ms: int, events: list[Event]
+    ) -> None:
+        """Bring the cross wallet of `asset` back to zero: ACCOUNT_UPDATE m=INSURANCE_CLEAR,
+        income INSURANCE_CLEAR (trading spec §4.7, §5.9)."""
+        engine = self._engine
         balance = engine._balance(account, asset)
-        cross = engine._cross_wallet(account, asset)
-        if cross < 0:
-            balance.wallet_balance -= cross
-            balance.update_time = now_ms
-            self._record(account.account_id, "", "INSURANCE_CLEAR", -cross, asset, now_ms)
-            events.append(
-                emit.account_update(
-                    AccountUpdateReason.INSURANCE_CLEAR,
-                    now_ms,
-                    (
-                        emit.balance_entry(
-                            asset,
-                            balance.wallet_balance,
-                            engine._cross_wallet(account, asset),
-                            -cross,
-                        ),
+        deficit = -engine._cross_wallet(account, asset)
+        balance.wallet_balance += deficit
+        balance.update_time = now_ms
+        self._record(account.account_id, "", "INSURANCE_CLEAR", deficit, asset, now_ms)
+        events.append(
+            emit.account_update(
+                AccountUpdateReason.INSURANCE_CLEAR,
+                now_ms,
+                (
+                    emit.balance_entry(
+                        asset,
+                        balance.wallet_balance,
+                        engine._cross_wallet(account, asset),
+                        deficit,
                     ),
-                )
+                ),
             )
+        )
 
     def _forced_close(
         self,
