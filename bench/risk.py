@@ -1,6 +1,6 @@
 """Risk-side costs of the venue: trigger checks per market update and one funding settlement.
 
-    PYTHONPATH=src:. .venv/bin/python -m bench.risk [--orders 10000] [--accounts 100] [--ticks 2000]
+    PYTHONPATH=src .venv/bin/python -m bench.risk [--orders 10000] [--accounts 100] [--ticks 2000]
 
 1. Trigger checks. `--orders` resting conditional orders (STOP_MARKET / TAKE_PROFIT_MARKET
    both ways, and activated TRAILING_STOP_MARKET with 0.1-20 % callbacks) spread over
@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from tests.venue_fixtures import HandMarket, venue_symbols
-
-from userstream.market.types import FundingSettlement
+from userstream.market.book import OrderBook
+from userstream.market.types import FundingSettlement, Level, MarketUpdate, MarkUpdate
 from userstream.protocol.events import OrderType, Side
+from userstream.symbols import load_symbol_table
 from userstream.venue import Deposit, Engine, NewOrder
 from userstream.venue.algo import AlgoBook, NewAlgoOrder
 from userstream.venue.triggers import Direction, direction_of, would_trigger
@@ -125,10 +125,37 @@ def bench_triggers(orders: int, accounts: int, ticks: int) -> None:
     print(f"  direct scan of the {len(stops)} stops alone, per tick: {us:8.2f} µs")
 
 
-def _engine(accounts: int) -> tuple[Engine, HandMarket]:
-    market = HandMarket([SYMBOL])
-    market.set_book(SYMBOL, [("59999.9", "1000000")], [("60000.0", "1000000")], mark="60000")
-    engine = Engine(venue_symbols(SYMBOL), market)
+class _StillMarket:
+    """One symbol, a deep book around 60,000 and a mark the bench sets."""
+
+    def __init__(self) -> None:
+        self._book = OrderBook(SYMBOL)
+        self._book.replace(
+            [Level(Decimal("59999.9"), Decimal(10**6))],
+            [Level(Decimal("60000.0"), Decimal(10**6))],
+            1,
+        )
+        self.mark_price = PRICE
+
+    @property
+    def symbols(self) -> list[str]:
+        return [SYMBOL]
+
+    def advance(self, now_ms: int) -> list[MarketUpdate]:
+        return []
+
+    def book(self, symbol: str) -> OrderBook:
+        return self._book
+
+    def mark(self, symbol: str) -> MarkUpdate:
+        p = self.mark_price
+        return MarkUpdate(symbol, p, p, p, Decimal(0), Decimal(0), 0, 0)
+
+
+def _engine(accounts: int) -> tuple[Engine, _StillMarket]:
+    market = _StillMarket()
+    symbols = [s for s in load_symbol_table().symbols if s.symbol == SYMBOL]
+    engine = Engine(symbols, market)
     for account in range(accounts):
         engine.handle(account, Deposit(asset="USDT", amount=Decimal(100_000)), 0)
     return engine, market
@@ -141,7 +168,7 @@ def bench_engine_triggers(orders: int, accounts: int, ticks: int) -> None:
     prices = _walk(ticks, seed=1)
 
     def tick(price: Decimal) -> int:
-        market.set_mark(SYMBOL, str(price))
+        market.mark_price = price
         return len(engine.on_market([market.mark(SYMBOL)], 1))
 
     us, _ = _per_tick_us(tick, prices)

@@ -164,6 +164,8 @@ class Risk:
             if record.status == AlgoStatus.TRIGGERED
         }
         self._force_orders: list[ForceOrder] = []
+        # Set when fills or funding moved balances after the last margin check.
+        self._unchecked = False
         self._called = set(state.margin_called)
 
     # --- algo orders (POST/DELETE/GET /fapi/v1/algoOrder and the lists)
@@ -451,6 +453,7 @@ class Risk:
         if isinstance(update, Trade):
             self._last[update.symbol] = update.price
             self._triggers(update.symbol, WorkingType.CONTRACT_PRICE, update.price, now_ms, out)
+            self._unchecked = True  # resting orders may have filled
         elif isinstance(update, MarkUpdate):
             # Liquidation comes before the stops a mark tick fires: a gap through the
             # liquidation price closes at the bankruptcy price, never at the gapped price.
@@ -458,10 +461,14 @@ class Risk:
             self._triggers(update.symbol, WorkingType.MARK_PRICE, update.mark_price, now_ms, out)
         elif isinstance(update, FundingSettlement):
             self._funding(update, now_ms, out)
+            self._unchecked = True
 
     def after_market(self, now_ms: int, out: dict[int, list[Event]]) -> None:
+        """After a batch: report finished child orders, and check margins again if fills or
+        funding moved balances since the last check."""
         self._finish_children(now_ms, out)
-        self._check_margins(now_ms, out)
+        if self._unchecked:
+            self._check_margins(now_ms, out)
 
     def _working_price(self, symbol: str, working_type: str) -> Decimal:
         mark = self._engine._mark(symbol)
@@ -508,6 +515,8 @@ class Risk:
                 triggering[record.algo_id],
                 *self._place_child(record, now_ms),
             ]
+        if records:
+            self._unchecked = True  # the children may have filled
 
     def _place_child(self, record: AlgoRecord, now_ms: int) -> list[Event]:
         engine = self._engine
@@ -650,6 +659,7 @@ class Risk:
                     )
 
     def _check_margins(self, now_ms: int, out: dict[int, list[Event]]) -> None:
+        self._unchecked = False
         engine = self._engine
         for account in list(engine._state.accounts.values()):
             open_positions = [
