@@ -80,7 +80,7 @@ def order_update(
             bids_notional=trim(money(bids)),
             ask_notional=trim(money(asks)),
             is_maker=fill.maker if fill else False,
-            reduce_only=order.reported_reduce_only,
+            reduce_only=order.reduce_only,
             working_type=order.working_type,
             original_order_type=order.original_type or order.order_type,
             position_side=order.position_side,

@@ -375,7 +375,7 @@ class Engine:
                 average_price=o.average_price,
                 filled_quantity=o.executed_qty,
                 status=o.status,
-                reduce_only=o.reported_reduce_only,
+                reduce_only=o.reduce_only,
                 price_match=o.price_match,
                 self_trade_prevention_mode=o.self_trade_prevention_mode,
                 good_till_date=o.good_till_date,

@@ -87,16 +87,6 @@ class Order(msgspec.Struct, kw_only=True):
         return self.status in _OPEN
 
     @property
-    def reported_reduce_only(self) -> bool:
-        """`R` as Binance reports it: also true for a hedge-mode order that closes its side
-        (SELL on LONG, BUY on SHORT), which cannot send reduceOnly (trading spec §4.4)."""
-        return (
-            self.reduce_only
-            or (self.position_side is PositionSide.LONG and self.side is Side.SELL)
-            or (self.position_side is PositionSide.SHORT and self.side is Side.BUY)
-        )
-
-    @property
     def remaining(self) -> Decimal:
         return self.quantity - self.executed_qty
 

@@ -341,6 +341,12 @@ def test_position_mode_switch_rules_and_hedge_positions() -> None:
     close = engine.handle(1, market_order(Side.SELL, "0.01", position_side=PositionSide.LONG), 12)
     update = next(e for e in close.events if isinstance(e, OrderTradeUpdate))
     assert update.order.reduce_only is True  # closing orders report R=true (spec §4.4)
+    # A closing order larger than its side is trimmed to it: LONG never turns short (§5.10).
+    engine.handle(1, market_order(Side.SELL, "0.05", position_side=PositionSide.LONG), 13)
+    assert (BTC, "LONG") not in engine.snapshot(1).positions
+    assert engine.handle(
+        1, market_order(Side.SELL, "0.01", position_side=PositionSide.LONG), 14
+    ).result == VenueError(-2022, "ReduceOnly Order is rejected.")
 
 
 def test_multi_assets_mode() -> None:
