@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import START_MS, Harness
 from tests.functional.market_helpers import get_json, market_harness
+from tests.functional.test_wsapi_trading import WS_API, call, hmac_params
 from tests.functional.venue_helpers import signed
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
@@ -294,3 +295,25 @@ async def test_admin_drives_a_position_to_margin_call_then_liquidation(venue: Ha
         assert events[-1]["o"]["c"].startswith("autoclose-")
     finally:
         await ws.close()
+
+
+async def test_ws_api_algo_order_place_and_cancel(venue: Harness) -> None:
+    account = venue.account()
+    now = venue.clock.now_ms()
+    params = {
+        "algoType": "CONDITIONAL",
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "STOP_MARKET",
+        "quantity": "0.010",
+        "triggerPrice": "1000000",
+        "clientAlgoId": "ws-1",
+    }
+    async with ws_connect(venue.ws + WS_API) as ws:
+        placed = await call(ws, "algoOrder.place", hmac_params(account, now, **params))
+        assert placed["status"] == 200, placed
+        assert placed["result"]["algoStatus"] == "NEW"
+        cancelled = await call(
+            ws, "algoOrder.cancel", hmac_params(account, now, clientAlgoId="ws-1")
+        )
+        assert cancelled["result"]["code"] == "200", cancelled
