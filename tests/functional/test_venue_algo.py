@@ -15,7 +15,8 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import START_MS, Harness
 from tests.functional.market_helpers import get_json, market_harness
-from tests.functional.test_wsapi_trading import WS_API, call, hmac_params
+from tests.functional.test_wsapi import WS_API, call
+from tests.functional.test_wsapi_trading import hmac_params
 from tests.functional.venue_helpers import signed
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
