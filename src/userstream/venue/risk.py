@@ -546,6 +546,7 @@ class Risk:
             else None,
             price_match=PriceMatch(record.price_match) if limit and not record.price else None,
             self_trade_prevention_mode=SelfTradePreventionMode(record.self_trade_prevention_mode),
+            good_till_date=record.good_till_date if limit and record.good_till_date else None,
             response_type=ResponseType.RESULT,
         )
         origin = OrderOrigin(

@@ -431,3 +431,26 @@ def test_position_margin_moves_isolated_wallet_with_a_margin_transfer() -> None:
     assert engine.risk.position_margin(1, BTC, "BOTH", iw, False, 8).result == VenueError(
         -4051, "Isolated balance insufficient."
     )
+
+
+def test_a_gtd_stop_limit_places_a_gtd_child() -> None:
+    engine, market = funded()
+    deadline = 10_000_000
+    stop = NewAlgoOrder(
+        symbol=BTC,
+        side="BUY",
+        order_type="STOP",
+        trigger_price=D("101000"),
+        price=D("100500"),
+        quantity=D("0.01"),
+        time_in_force="GTD",
+        good_till_date=deadline,
+    )
+    engine.risk.new_algo_order(1, stop, 2)
+    market.set_book(BTC, [("101000", "5")], [("101000.1", "5")], mark="101000")
+    events = engine.on_market([market.trade(BTC, "101000", "1", buyer_is_maker=False)], 3)[1]
+    child = events[2]
+    assert isinstance(child, OrderTradeUpdate)
+    assert (child.order.time_in_force, child.order.good_till_date) == ("GTD", deadline)
+    events = engine.tick(deadline)[1]
+    assert kinds(events) == ["ORDER:EXPIRED", "ALGO:FINISHED"]
