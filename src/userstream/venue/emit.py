@@ -85,6 +85,8 @@ def order_update(
             original_order_type=order.original_type or order.order_type,
             position_side=order.position_side,
             close_position=order.close_position,
+            activation_price=order.activation_price,
+            callback_rate=order.callback_rate,
             realized_profit=fill.realized_pnl if fill else ZERO,
             price_protection=order.price_protect,
             strategy_id=0,

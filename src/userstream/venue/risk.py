@@ -107,6 +107,8 @@ class OrderOrigin:
     working_type: str
     close_position: bool
     price_protect: bool
+    activation_price: Decimal | None = None
+    callback_rate: Decimal | None = None
 
     def stamp(self, order: Order) -> None:
         order.original_type = self.original_type
@@ -114,6 +116,8 @@ class OrderOrigin:
         order.working_type = self.working_type
         order.close_position = self.close_position
         order.price_protect = self.price_protect
+        order.activation_price = self.activation_price
+        order.callback_rate = self.callback_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,6 +559,11 @@ class Risk:
             working_type=record.working_type,
             close_position=record.close_position,
             price_protect=record.price_protect,
+            # Trailing: the price it activated at (the given one, or the placement price).
+            activation_price=(
+                (record.activate_price or record.tracking_price) if record.is_trailing else None
+            ),
+            callback_rate=record.callback_rate if record.is_trailing else None,
         )
         outcome = engine._new_order(account, command, now_ms, origin)
         if not isinstance(outcome.result, OrderView):

@@ -81,6 +81,9 @@ class Order(msgspec.Struct, kw_only=True):
     working_type: str = "CONTRACT_PRICE"
     close_position: bool = False
     price_protect: bool = False
+    # A triggered trailing stop's activation price and callback rate (`AP`, `cr`).
+    activation_price: Decimal | None = None
+    callback_rate: Decimal | None = None
 
     @property
     def is_open(self) -> bool:

@@ -454,3 +454,35 @@ def test_a_gtd_stop_limit_places_a_gtd_child() -> None:
     assert (child.order.time_in_force, child.order.good_till_date) == ("GTD", deadline)
     events = engine.tick(deadline)[1]
     assert kinds(events) == ["ORDER:EXPIRED", "ALGO:FINISHED"]
+
+
+def test_trailing_stop_follows_the_high_and_its_child_carries_ap_and_cr() -> None:
+    engine, market = funded()
+    fold = Folded(engine)
+    fold.apply(list(engine.handle(1, market_order(Side.BUY, "0.1"), 2).events))
+    trailing = NewAlgoOrder(
+        symbol=BTC,
+        side="SELL",
+        order_type="TRAILING_STOP_MARKET",
+        quantity=D("0.1"),
+        reduce_only=True,
+        activate_price=D("101000"),
+        callback_rate=D("1"),
+        working_type="MARK_PRICE",
+    )
+    placed = engine.risk.new_algo_order(1, trailing, 3)
+    fold.apply(list(placed.events))
+    events = move(engine, market, "101500", 4)
+    assert [
+        (e.order.status, e.order.is_activated) for e in events if isinstance(e, AlgoUpdate)
+    ] == [("NEW", True)]
+    assert move(engine, market, "103000", 5) == []
+    assert move(engine, market, "102000", 6) == []  # above 103,000 × 0.99 = 101,970
+    events = move(engine, market, "101900", 7)
+    fold.apply(events)
+    assert kinds(events)[:3] == ["ALGO:TRIGGERING", "ALGO:TRIGGERED", "ORDER:NEW"]
+    child = events[2]
+    assert isinstance(child, OrderTradeUpdate)
+    assert child.order.original_order_type == "TRAILING_STOP_MARKET"
+    assert (child.order.activation_price, child.order.callback_rate) == (D("101000"), D("1"))
+    assert engine.snapshot(1).positions == {}
