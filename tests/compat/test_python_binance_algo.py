@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +20,21 @@ with warnings.catch_warnings():
 pytestmark = pytest.mark.compat
 
 
-def _client(proc: ServerProcess) -> Any:
+@pytest.fixture
+def client(server_process: ServerProcess) -> Iterator[Any]:
     class LocalClient(Client):  # type: ignore[misc]
-        API_URL = f"{proc.url}/api"
-        FUTURES_URL = f"{proc.url}/fapi"
+        API_URL = f"{server_process.url}/api"
+        FUTURES_URL = f"{server_process.url}/fapi"
 
-    return LocalClient(proc.api_key, proc.secret_key)
+    local = LocalClient(server_process.api_key, server_process.secret_key)
+    yield local
+    # The sync client opens an event loop of its own (`binance.helpers.get_loop`).
+    local.close_connection()
+    local.loop.close()
+    asyncio.set_event_loop(None)
 
 
-def test_create_get_cancel(server_process: ServerProcess) -> None:
-    client = _client(server_process)
+def test_create_get_cancel(client: Any) -> None:
     placed = client.futures_create_algo_order(
         algoType="CONDITIONAL",
         symbol="BTCUSDT",
