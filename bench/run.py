@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import connections, decode, intake, listenkeys, nchan
+from bench import connections, decode, intake, listenkeys, nchan, venue
 from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
 from bench.fanout import (
     NchanTarget,
@@ -51,6 +51,7 @@ REPEATS = 3  # runs of each side of the 70% target per shape; the median is repo
 # Where the throughput run used larger requests, their latency is reported too.
 LATENCY_BATCH = 25
 INTAKE_BATCH = 25  # events per body in the admin intake table (the fan-out's batch)
+VENUE_SECONDS = 5.0  # each rate run of bench/venue.py
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class Report:
     ops: list[listenkeys.OpsResult] = field(default_factory=list)
     decode: list[decode.DecodeRow] = field(default_factory=list)
     intake: list[tuple[str, float]] = field(default_factory=list)  # (what, µs per event)
+    venue: venue.VenueFigures | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
 async def run_all(plan: Plan) -> Report:
     report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.perf_counter()
-    steps = sum(shape_steps(row) for row in plan.shapes) + 5
+    steps = sum(shape_steps(row) for row in plan.shapes) + 6
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -238,6 +240,8 @@ async def run_all(plan: Plan) -> Report:
         )
         step("admin intake")
         _, report.intake = await asyncio.to_thread(intake.measure, INTAKE_BATCH, 2_000, 5)
+        step("venue")
+        report.venue = await venue.run(VENUE_SECONDS, 4, 32)
         progress.update(task, description="done", completed=steps)
     report.seconds = time.perf_counter() - start
     return report
@@ -546,6 +550,18 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "|---|---:|",
         *(f"| {name} | {us:.2f} |" for name, us in report.intake),
     ]
+    if report.venue is not None:
+        out += [
+            "",
+            "## Venue: orders per second and order-to-event latency (issue 12)",
+            "",
+            f"`{venue.COMMAND} --seconds {VENUE_SECONDS:g}`: signed MARKET orders on one "
+            "server core with every fill delivered to a connected user stream, beside the "
+            "same server's `GET /fapi/v1/ping`; latency from writing `order.place` to its "
+            "ORDER_TRADE_UPDATE (x=TRADE, X=FILLED) on the stream at half the WS API rate.",
+            "",
+            *(f"- {line}" for line in report.venue.lines()),
+        ]
     analysis = (ROOT / "bench" / "analysis.md").read_text()
     return "\n".join(out) + "\n\n" + analysis
 

@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -60,6 +61,37 @@ from userstream.venue import Deposit, Engine, NewOrder
 from userstream.venue.commands import ResponseType
 
 QTY = "0.001"
+COMMAND = ".venv/bin/python -m bench.venue"
+
+
+@dataclass
+class VenueFigures:
+    """One run's figures (rates per second, latencies in ms, CPU in µs per order)."""
+
+    ping_rate: float = 0.0
+    rest_rate: float = 0.0
+    ws_rate: float = 0.0
+    half_rate: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    server_cpu_us: float = 0.0
+    engine_cpu_us: float = 0.0
+    lost: int = 0  # orders whose fill never reached the stream
+
+    def lines(self) -> list[str]:
+        return [
+            f"GET /fapi/v1/ping: {self.ping_rate:,.0f} requests/s",
+            f"REST MARKET orders: {self.rest_rate:,.0f}/s "
+            f"({self.rest_rate / self.ping_rate:.0%} of ping)",
+            f"WS API MARKET orders: {self.ws_rate:,.0f}/s; server CPU "
+            f"{self.server_cpu_us:.0f} µs/order",
+            f"order -> ORDER_TRADE_UPDATE at {self.half_rate:,.0f} orders/s (WS API): "
+            f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms",
+            f"engine CPU per MARKET order (Engine.handle, no I/O): {self.engine_cpu_us:.0f} µs",
+            f"fills missing on the stream: {self.lost}",
+        ]
+
+
 FILLED = b'"X":"FILLED"'
 
 
@@ -203,8 +235,8 @@ def engine_cpu_per_order(orders: int) -> float:
     return (time.process_time() - started) / orders * 1e6
 
 
-async def run(seconds: float, connections: int, depth: int) -> None:
-    pin_load()
+async def run(seconds: float, connections: int, depth: int) -> VenueFigures:
+    """Start the server, measure, stop it (bench/run.py calls this too)."""
     seen: dict[str, str] = {}
 
     def ready(line: str) -> str | None:
@@ -239,7 +271,7 @@ async def run(seconds: float, connections: int, depth: int) -> None:
             ready,
         )
         try:
-            await measure(
+            return await measure(
                 process.pid,
                 seen["url"],
                 json.loads(line)["demoAccount"],
@@ -253,7 +285,8 @@ async def run(seconds: float, connections: int, depth: int) -> None:
 
 async def measure(
     pid: int, url: str, demo: dict[str, Any], seconds: float, connections: int, depth: int
-) -> None:
+) -> VenueFigures:
+    figures = VenueFigures()
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
     api_key, secret = demo["apiKey"], demo["secretKey"].encode()
@@ -277,7 +310,7 @@ async def measure(
     try:
         ping = http_request("GET", "/fapi/v1/ping", b"", {})
         ping_rate, _ = await pipelined_rate(port, lambda: ping, connections, depth, seconds)
-        print(f"GET /fapi/v1/ping: {ping_rate:,.0f} requests/s")
+        figures.ping_rate = ping_rate
 
         counter = [0]
 
@@ -288,10 +321,8 @@ async def measure(
         before = fills.count
         rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
         await fills.wait(before + counter[0] - failed)
-        print(
-            f"REST MARKET orders: {rest_rate:,.0f}/s ({rest_rate / ping_rate:.0%} of ping), "
-            f"{failed} refused, {fills.count - before} fills on the stream"
-        )
+        figures.rest_rate = rest_rate
+        figures.lost += counter[0] - failed - (fills.count - before)
 
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
         try:
@@ -305,10 +336,8 @@ async def measure(
             ws_rate = await ws_orders(ws, count, min(64, depth * connections), None, {})
             cpu = cpu_seconds(pid) - cpu_before
             await fills.wait(before + count)
-            print(
-                f"WS API MARKET orders: {ws_rate:,.0f}/s, {fills.count - before} fills on the "
-                f"stream; server CPU {cpu / count * 1e6:.0f} µs/order"
-            )
+            figures.ws_rate, figures.server_cpu_us = ws_rate, cpu / count * 1e6
+            figures.lost += count - (fills.count - before)
 
             sends: dict[str, float] = {}
             fills.timed = True
@@ -320,20 +349,17 @@ async def measure(
             latencies = sorted(
                 (fills.arrivals[c] - sent) * 1e3 for c, sent in sends.items() if c in fills.arrivals
             )
-            p50 = statistics.median(latencies)
-            p99 = latencies[int(len(latencies) * 0.99) - 1]
-            print(
-                f"order -> ORDER_TRADE_UPDATE at {ws_rate / 2:,.0f} orders/s (WS API): "
-                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(latencies)} of {half})"
-            )
+            figures.half_rate = ws_rate / 2
+            figures.p50_ms = statistics.median(latencies)
+            figures.p99_ms = latencies[int(len(latencies) * 0.99) - 1]
+            figures.lost += half - len(latencies)
         finally:
             await ws.close()
     finally:
         reader.cancel()
         await stream.close()
-    print(
-        f"engine CPU per MARKET order (Engine.handle, no I/O): {engine_cpu_per_order(2000):.0f} µs"
-    )
+    figures.engine_cpu_us = engine_cpu_per_order(2000)
+    return figures
 
 
 def main() -> None:
@@ -342,7 +368,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="REST keep-alive connections")
     parser.add_argument("--depth", type=int, default=32, help="requests in flight per connection")
     args = parser.parse_args()
-    asyncio.run(run(args.seconds, args.connections, args.depth))
+    pin_load()
+    figures = asyncio.run(run(args.seconds, args.connections, args.depth))
+    print("\n".join(figures.lines()))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from binance_common.errors import BadRequestError
 from binance_sdk_derivatives_trading_usds_futures.rest_api.models import (
+    ChangeMarginTypeMarginTypeEnum,
     NewOrderNewOrderRespTypeEnum,
     NewOrderSideEnum,
     NewOrderTimeInForceEnum,
@@ -74,6 +75,19 @@ async def test_sdk_trades_over_rest_and_ws_api(venue_process: ServerProcess) -> 
         handle = await asyncio.wait_for(streams.user_data(listenKey=key), TIMEOUT_S)
         handle.on("message", received.put_nowait)
         await _wait_subscribed(streams)
+
+        leverage = (
+            await asyncio.to_thread(rest.change_initial_leverage, symbol="ETHUSDT", leverage=5)
+        ).data()
+        assert (leverage.symbol, leverage.leverage) == ("ETHUSDT", 5)
+        await asyncio.to_thread(
+            rest.change_margin_type,
+            symbol="ETHUSDT",
+            margin_type=ChangeMarginTypeMarginTypeEnum.ISOLATED,
+        )
+        configs = await _events_until(received, lambda i: type(i).__name__ == "AccountConfigUpdate")
+        assert configs[-1].ac.s == "ETHUSDT"
+        assert configs[-1].ac.l == 5
 
         response = await asyncio.to_thread(
             rest.new_order,

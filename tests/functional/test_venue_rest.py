@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import Harness, event_fixture, running_harness
-from tests.functional.venue_helpers import signed
+from tests.conftest import (
+    Harness,
+    ServerProcess,
+    event_fixture,
+    running_harness,
+    start_server_process,
+    stop_server_process,
+)
+from tests.functional.venue_helpers import signed, signed_query
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
 from userstream.protocol.limits import OrderLimits
@@ -170,8 +180,15 @@ async def test_limit_rest_cancel_and_open_orders(venue: Harness) -> None:
             venue, account, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 999}
         )
         assert (status, missing) == (400, {"code": -2013, "msg": "Order does not exist."})
-        status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        status, rows, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
         assert rows == []
+        used = int(headers["X-MBX-USED-WEIGHT-1M"])
+        _, _, headers = await signed(
+            venue, account, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}
+        )
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1
+        _, _, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1 + 40  # §2.5
     finally:
         await ws.close()
 
@@ -310,6 +327,12 @@ async def test_order_count_limit_is_1015_with_counts_in_headers(tmp_path: Path) 
         tmp_path / "data", initial_balance=BALANCE, order_limits=limits
     ) as venue:
         account = venue.account()
+        async with venue.http.get(f"{venue.url}/fapi/v1/exchangeInfo") as response:
+            listed = (await response.json())["rateLimits"]
+        assert [(r["interval"], r["limit"]) for r in listed if r["rateLimitType"] == "ORDERS"] == [
+            ("MINUTE", 100),
+            ("SECOND", 3),
+        ]
         params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
         counts = []
         for _ in range(3):
@@ -343,3 +366,81 @@ async def test_ed25519_keys_survive_a_restart(tmp_path: Path) -> None:
         url = f"{second.url}/fapi/v2/balance?{payload}&signature={signature}"
         async with second.http.get(url, headers={"X-MBX-APIKEY": body["apiKey"]}) as response:
             assert response.status == 200, await response.text()
+
+
+async def test_batch_orders_place_and_cancel_item_by_item(venue: Harness) -> None:
+    account = venue.account()
+    good = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+    }
+    batch = json.dumps([good, {**good, "side": "UP"}, {**good, "price": "10000.5"}])
+    status, items, headers = await signed(
+        venue, account, "POST", "/fapi/v1/batchOrders", {"batchOrders": batch}, in_body=True
+    )
+    assert status == 200, items
+    assert items[0]["status"] == "NEW"
+    assert items[1] == {"code": -1117, "msg": "Invalid side."}
+    assert items[2]["status"] == "NEW"
+    assert headers["X-MBX-ORDER-COUNT-10S"] == "5"
+    ids = json.dumps([items[0]["orderId"], 999])
+    status, cancelled, _ = await signed(
+        venue,
+        account,
+        "DELETE",
+        "/fapi/v1/batchOrders",
+        {"symbol": "BTCUSDT", "orderIdList": ids},
+    )
+    assert status == 200, cancelled
+    assert cancelled[0]["status"] == "CANCELED"
+    assert cancelled[1] == {"code": -2011, "msg": "Unknown order sent."}
+    status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+    assert [r["orderId"] for r in rows] == [items[2]["orderId"]]
+    status, done, _ = await signed(
+        venue, account, "DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}
+    )
+    assert done == {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+async def test_state_survives_a_process_restart(tmp_path: Path) -> None:
+    """`userstream serve` stopped with SIGTERM and started again on the same --data."""
+    data = tmp_path / "data"
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+    }
+
+    async def call(proc: ServerProcess, method: str, path: str, extra: dict[str, Any]) -> Any:
+        query = signed_query(proc.secret_key, extra, int(time.time() * 1000))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method, f"{proc.url}{path}?{query}", headers={"X-MBX-APIKEY": proc.api_key}
+            ) as response,
+        ):
+            body = await response.json()
+            assert response.status == 200, body
+            return body
+
+    first = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        order = await call(first, "POST", "/fapi/v1/order", params)
+        before = await call(first, "GET", "/fapi/v2/balance", {})
+    finally:
+        assert stop_server_process(first) == 0
+    second = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        second.demo = first.demo  # the demo account exists already: its keys are not reprinted
+        rows = await call(second, "GET", "/fapi/v1/openOrders", {})
+        assert [r["orderId"] for r in rows] == [order["orderId"]]
+        assert await call(second, "GET", "/fapi/v2/balance", {}) == before
+    finally:
+        stop_server_process(second)

@@ -49,6 +49,10 @@ async def test_place_status_cancel_with_hmac(venue: Harness) -> None:
     async with ws_connect(venue.ws + WS_API) as ws:
         placed = await call(ws, "order.place", hmac_params(account, now, **order))
         assert placed["status"] == 200, placed
+        # REQUEST_WEIGHT, then the account's ORDERS counts (shared with REST).
+        assert [(r["rateLimitType"], r["interval"], r["count"]) for r in placed["rateLimits"]][
+            1:
+        ] == [("ORDERS", "SECOND", 1), ("ORDERS", "MINUTE", 1)]
         order_id = placed["result"]["orderId"]
         assert placed["result"]["status"] == "NEW"
         status = await call(

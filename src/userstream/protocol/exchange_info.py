@@ -190,10 +190,8 @@ _ENCODER: Final = msgspec.json.Encoder()
 _REQUIRED_FILTERS: Final = (PriceFilter, LotSize)  # what ccxt's parse_market reads (§2.2)
 
 # spec §2.2: REQUEST_WEIGHT follows the configured limit; the ORDERS limits are per account.
-_ORDERS_LIMITS: Final = (
-    RateLimit("ORDERS", "MINUTE", 1, 1200),
-    RateLimit("ORDERS", "SECOND", 10, 300),
-)
+ORDERS_PER_MINUTE: Final = 1200
+ORDERS_PER_10S: Final = 300
 # Binance's default entry for a margin asset (USDT's, spec §2.2).
 _DEFAULT_AUTO_ASSET_EXCHANGE: Final = "-10000"
 
@@ -241,7 +239,12 @@ def with_margin_assets(assets: list[Asset], symbols: list[Symbol]) -> SymbolTabl
     return SymbolTable(tuple(symbols), (*assets, *extra))
 
 
-def exchange_info(table: SymbolTable, server_time_ms: int, limits_per_minute: int) -> bytes:
+def exchange_info(
+    table: SymbolTable,
+    server_time_ms: int,
+    limits_per_minute: int,
+    orders: tuple[int, int] = (ORDERS_PER_MINUTE, ORDERS_PER_10S),
+) -> bytes:
     """Encode the `GET /fapi/v1/exchangeInfo` body.
 
     Args:
@@ -253,7 +256,11 @@ def exchange_info(table: SymbolTable, server_time_ms: int, limits_per_minute: in
         timezone="UTC",
         server_time=server_time_ms,
         futures_type="U_MARGINED",
-        rate_limits=[RateLimit("REQUEST_WEIGHT", "MINUTE", 1, limits_per_minute), *_ORDERS_LIMITS],
+        rate_limits=[
+            RateLimit("REQUEST_WEIGHT", "MINUTE", 1, limits_per_minute),
+            RateLimit("ORDERS", "MINUTE", 1, orders[0]),
+            RateLimit("ORDERS", "SECOND", 10, orders[1]),
+        ],
         exchange_filters=[],
         assets=list(table.assets),
         symbols=table.symbols,

@@ -159,6 +159,9 @@ def _split_part(part: str) -> list[tuple[str, str]]:
         if not field:
             continue
         name, _, value = field.partition("=")
+        if "%" not in field and "+" not in field:
+            pairs.append((name, value))  # nothing to decode: the common case
+            continue
         try:
             name = unquote(name.replace("+", " "), errors="strict")
             value = unquote(value.replace("+", " "), errors="strict")

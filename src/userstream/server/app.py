@@ -214,7 +214,7 @@ class Server:
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
         symbols = load_symbol_table(config.symbols_file)
-        self._rest = RestApi(self.keys, self.limiter, self.clock, symbols)
+        self._rest = RestApi(self.keys, self.limiter, self.clock, symbols, config.order_limits)
         source = config.market_source
         if source is None and config.market is not None:
             source = open_market_source(config.market, symbols, self.clock.now_ms())
@@ -496,6 +496,7 @@ class Server:
                 self._session_closed,
                 self.ops.observe,
                 self.venue.ws,
+                self.flusher,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()

@@ -15,7 +15,7 @@ from userstream.clock import Clock
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol.exchange_info import SymbolTable, exchange_info
-from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter
+from userstream.protocol.limits import USED_WEIGHT_HEADER, OrderLimits, RequestWeightLimiter
 from userstream.server.http import Request, Response
 from userstream.server.keys import ListenKeyService
 from userstream.server.logs import prefix
@@ -41,7 +41,9 @@ class RestApi:
         limiter: RequestWeightLimiter,
         clock: Clock,
         symbols: SymbolTable,
+        order_limits: OrderLimits | None = None,
     ) -> None:
+        self._order_limits = order_limits or OrderLimits()
         self._keys = keys
         self._limiter = limiter
         self._clock = clock
@@ -125,7 +127,13 @@ class RestApi:
         return json_response(200, {"serverTime": self._clock.now_ms()})
 
     async def _exchange_info(self, request: Request) -> Response:
-        body = exchange_info(self._symbols, self._clock.now_ms(), self._limiter.limits.per_minute)
+        orders = self._order_limits
+        body = exchange_info(
+            self._symbols,
+            self._clock.now_ms(),
+            self._limiter.limits.per_minute,
+            (orders.per_minute, orders.per_10s),
+        )
         return Response(200, body)
 
 

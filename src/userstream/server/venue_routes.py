@@ -736,7 +736,7 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v1/allOpenOrders", "DELETE", Route(trade, 1, r.cancel_all, counted=True))
     api.add("/fapi/v1/countdownCancelAll", "POST", Route(trade, 10, r.countdown))
     api.add("/fapi/v1/openOrder", "GET", Route(data, 1, r.open_order))
-    api.add("/fapi/v1/openOrders", "GET", Route(data, 1, r.open_orders))
+    api.add("/fapi/v1/openOrders", "GET", Route(data, 1, r.open_orders, weight_without_symbol=40))
     api.add("/fapi/v1/allOrders", "GET", Route(data, 5, r.all_orders))
     api.add("/fapi/v1/userTrades", "GET", Route(data, 5, r.user_trades))
     api.add("/fapi/v2/account", "GET", Route(data, 5, r.get_account_v2))

@@ -9,11 +9,11 @@ Built once by `Server` from the opened backends:
   (MARKET orders fill at its prices, resting LIMIT orders wait), and GTD/countdown deadlines
   are checked once a second.
 - **Events.** Every event the engine emits is published on the server's `EventBus`, the same
-  intake the admin API uses, so every gateway delivers it (distributed mode included).
+  intake the admin API uses.
 - **State.** The engine's export is saved in the data folder's SQLite database
-  (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change and on shutdown,
-  and restored on start. In distributed mode order entry is single-node: see
-  docs/deployment.md.
+  (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change (longer when a
+  save is slow, see `save`) and on shutdown, and restored on start. In distributed mode
+  order entry is single-node: see docs/deployment.md.
 - **Initial balance.** With `initial_balance`, an account is funded (ACCOUNT_UPDATE
   m=DEPOSIT) the first time the venue sees it, however it was created.
 """
@@ -21,8 +21,10 @@ Built once by `Server` from the opened backends:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +52,7 @@ from userstream.venue import Command, Deposit, Engine, Outcome, Result, VenueErr
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_MS = 1000
+SAVE_SHARE = 9  # wait 9x a save's duration before the next: saving takes <= 10% of the loop
 
 
 class VenueService:
@@ -74,7 +77,9 @@ class VenueService:
         self._db: sqlite3.Connection | None = (
             open_database(data_dir) if data_dir is not None else None
         )
-        self._store = VenueStore(self._db) if self._db is not None else None
+        # The store has its own connection: its writes run on a worker thread.
+        self._store = VenueStore(open_database(data_dir)) if data_dir is not None else None
+        self._writing: asyncio.Future[None] | None = None
         source: MarketSource = (
             market.source
             if market is not None
@@ -90,6 +95,7 @@ class VenueService:
         self._known: set[int] = set(self.engine.accounts())
         self._tasks: set[asyncio.Task[None]] = set()
         self._save_handle: asyncio.TimerHandle | None = None
+        self._save_interval_s = SAVE_INTERVAL_S
         self._ticking = False
         self.api_keys = ApiKeys(accounts, self._db)
         self.trading = TradingApi(
@@ -103,7 +109,7 @@ class VenueService:
             )
         self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
         self.ws_methods: dict[str, VenueMethod] = {}
-        self.ws = WsVenue(self.api_keys, self.ws_methods)
+        self.ws = WsVenue(self.api_keys, self.ws_methods, self.trading.order_counts)
         # Imported here: the routes module builds on this service.
         from userstream.server.venue_routes import mount
 
@@ -124,7 +130,13 @@ class VenueService:
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
-        self.save()
+        if self._writing is not None:
+            with contextlib.suppress(Exception):  # reported by `_report_write`
+                await self._writing
+        if self._store is not None:
+            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+            self._store.close()
+            self._store = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -196,19 +208,39 @@ class VenueService:
         if self._store is None or self._save_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        self._save_handle = loop.call_later(SAVE_INTERVAL_S, self._save_due)
+        self._save_handle = loop.call_later(self._save_interval_s, self._save_due)
 
     def _save_due(self) -> None:
         self._save_handle = None
+        if self._writing is not None and not self._writing.done():
+            self._changed()  # the previous write is still going: try again later
+            return
         self.save()
 
     def save(self) -> None:
-        """Write the engine's state now (also done on shutdown)."""
-        if self._store is not None:
-            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+        """Encode the engine's state now and write it on a worker thread.
+
+        A save encodes the whole export, so its cost grows with the history; the next one
+        waits at least `SAVE_SHARE` times as long as this encoding took, which keeps saving
+        under a tenth of the loop's time however large the state gets.
+        """
+        if self._store is None:
+            return
+        started = time.perf_counter()
+        state = self.engine.encode_state()
+        took = time.perf_counter() - started
+        self._save_interval_s = max(SAVE_INTERVAL_S, took * SAVE_SHARE)
+        loop = asyncio.get_running_loop()
+        self._writing = loop.run_in_executor(None, self._store.save, state, self._clock.now_ms())
+        self._writing.add_done_callback(_report_write)
 
     # admin
 
     async def admin(self, parts: list[str], request: Request) -> Response | None:
         """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
         return await self.admin_routes.handle(parts, request)
+
+
+def _report_write(write: asyncio.Future[None]) -> None:
+    if not write.cancelled() and write.exception() is not None:
+        log.error("saving the venue's state failed", exc_info=write.exception())

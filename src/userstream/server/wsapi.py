@@ -19,19 +19,21 @@ from userstream.accounts import Account, looks_like_api_key
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol import wsapi as api
-from userstream.protocol.limits import RequestWeightLimiter
+from userstream.protocol.limits import OrderCountLimiter, RequestWeightLimiter
 from userstream.protocol.signing import KeyKind, Params, verify_ws_params
 from userstream.protocol.wsframes import Opcode
 from userstream.server.apikeys import ApiKeys
 from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.logs import prefix
-from userstream.server.websocket import WebSocketConnection
+from userstream.server.websocket import Flusher, WebSocketConnection
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 100
 WS_API_LABEL = "/ws-fapi/v1"
+
+ORDER_METHODS = frozenset({"order.place", "order.modify"})
 
 VenueMethod = Callable[[int, Params, str, int], Awaitable[object]]
 """`(account_id, params, version, now_ms)`: a trading method's result (`version` is "v2" for
@@ -44,6 +46,7 @@ class WsVenue:
 
     api_keys: ApiKeys
     methods: Mapping[str, VenueMethod]
+    order_counts: OrderCountLimiter
 
 
 class WsApiSession:
@@ -56,13 +59,16 @@ class WsApiSession:
         on_closed: Callable[[WsApiSession], None],
         observe: Callable[[str, float], None] | None = None,
         venue: WsVenue | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self._keys = keys
         self._venue = venue
+        self._flusher = flusher
         # session.logon (trading spec §3): the Ed25519 key this connection logged on with.
         self._logged_on: tuple[str, int] | None = None  # (apiKey, account id)
         self._authorized_since: int | None = None
         self._connected_since = liveness.now_ms()
+        self._orders_of: int | None = None  # the account an order method just counted for
         self._limiter = limiter
         self._context = liveness
         self._return_rate_limits = return_rate_limits
@@ -118,6 +124,11 @@ class WsApiSession:
             if self._observe is not None:
                 self._observe(WS_API_LABEL, time.perf_counter() - started)
             self.conn.send_text(reply)
+            if self._flusher is not None:
+                # The answer and the events the request published (fills on the account's
+                # streams) leave now, not after every request queued behind it, as REST
+                # answers do (server/http.py).
+                self._flusher.flush_now()
 
     async def _answer(self, payload: bytes) -> bytes:
         ip = self.conn.client_ip if self.conn is not None else "?"
@@ -146,9 +157,12 @@ class WsApiSession:
             limits = self._rate_limits(ip, now, request.return_rate_limits)
             return api.response_error(request.id, error.status, error.code, error.msg, limits)
         limits = self._rate_limits(ip, now, request.return_rate_limits)
+        if limits is not None and self._orders_of is not None:
+            limits += self._order_limits(self._orders_of, now)
         return api.response_ok(request.id, result, limits)
 
     async def _dispatch(self, request: api.WsApiRequest, now: int) -> object:
+        self._orders_of = None
         method = self._methods.get(request.method)
         if method is not None:
             if self._logged_on is not None and "apiKey" not in request.params:
@@ -162,7 +176,10 @@ class WsApiSession:
         if venue_method is None:
             raise api.unknown_method(request)
         account_id, params = await self._signed(request, now)
-        return await venue_method(account_id, params, request.version, now)
+        result = await venue_method(account_id, params, request.version, now)
+        if request.method in ORDER_METHODS:
+            self._orders_of = account_id
+        return result
 
     async def _logged_on_account(self) -> Account:
         assert self._logged_on is not None
@@ -216,6 +233,16 @@ class WsApiSession:
     def _charge_quietly(self, ip: str, weight: int, now: int) -> None:
         with contextlib.suppress(RateLimited):
             self._limiter.charge(ip, weight, now)
+
+    def _order_limits(self, account_id: int, now: int) -> list[api.RateLimitStatus]:
+        """The ORDERS items an order method's answer adds (shared with REST, §3, §7)."""
+        assert self._venue is not None
+        counts = self._venue.order_counts
+        count_10s, count_1m = counts.counts(account_id, now)
+        return [
+            api.RateLimitStatus("ORDERS", "SECOND", 10, counts.limits.per_10s, count_10s),
+            api.RateLimitStatus("ORDERS", "MINUTE", 1, counts.limits.per_minute, count_1m),
+        ]
 
     def _rate_limits(
         self, ip: str, now: int, override: bool | None
