@@ -98,8 +98,7 @@ def parse_algo_order(
 ) -> AlgoOrderRequest:
     """`POST /fapi/v1/algoOrder` / `algoOrder.place`."""
     reader = _Reader(params)
-    for name in _ALGO_FIELDS:
-        reader.raw(name)
+    reader.expect(*_ALGO_FIELDS)
     reader.done()
     algo_type = reader.mandatory("algoType")
     side = reader.choice("side", SIDES)
@@ -151,8 +150,7 @@ class AlgoRef:
 def parse_algo_ref(params: Mapping[str, str]) -> AlgoRef:
     """`DELETE`/`GET /fapi/v1/algoOrder`: `algoId` or `clientAlgoId`."""
     reader = _Reader(params)
-    reader.raw("algoId")
-    reader.raw("clientAlgoId")
+    reader.expect("algoId", "clientAlgoId")
     reader.done()
     ref = AlgoRef(reader.integer("algoId"), reader.raw("clientAlgoId"))
     if ref.algo_id is None and ref.client_algo_id is None:
@@ -166,8 +164,7 @@ def parse_algo_list(
     """`openAlgoOrders`, `allAlgoOrders` (optional `symbol`, times and limit accepted) and
     `algoOpenOrders` cancel-all (`symbol` mandatory)."""
     reader = _Reader(params)
-    for name in ("symbol", "algoId", "startTime", "endTime", "page", "limit", "algoType"):
-        reader.raw(name)
+    reader.expect("symbol", "algoId", "startTime", "endTime", "page", "limit", "algoType")
     reader.done()
     symbol = reader.raw("symbol")
     if symbol is None:
