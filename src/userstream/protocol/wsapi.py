@@ -96,6 +96,8 @@ METHOD_WEIGHTS: Final[dict[str, int]] = {
     "account.status": 5,
     "account.balance": 5,
     "account.position": 5,
+    "algoOrder.place": 0,
+    "algoOrder.cancel": 1,
 }
 """Request weight of each method this server answers. Rejected requests cost weight too
 (spec §6.3: "a 400 still costs weight"); charge `METHOD_WEIGHTS.get(method, 1)`."""

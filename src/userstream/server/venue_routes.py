@@ -144,7 +144,9 @@ class VenueRoutes:
             price=order.price,
             time_in_force=TimeInForce(order.time_in_force) if order.time_in_force else None,
             position_side=PositionSide(order.position_side),
-            reduce_only=order.reduce_only,
+            # Absent and "false" both mean not reduce-only; only "true" is the parameter a
+            # hedge-mode account may not send (-1106, trading spec §2.3).
+            reduce_only=order.reduce_only or None,
             new_client_order_id=order.new_client_order_id,
             price_match=PriceMatch(order.price_match),
             self_trade_prevention_mode=SelfTradePreventionMode(order.self_trade_prevention_mode),
@@ -443,6 +445,11 @@ class VenueRoutes:
             for b in self._balances(account_id)
         ]
 
+    def _liquidation(self, account_id: int, p: PositionView) -> str:
+        """`liquidationPrice`: the FAQ formula (venue/margin.py), "0" when unreachable."""
+        price = self.s.engine.risk.liquidation_price(account_id, p.symbol, str(p.position_side))
+        return self.f.price(p.symbol, price) if price else "0"
+
     def position_risk_v2(self, account_id: int, symbol: str | None) -> list[t.PositionRiskV2]:
         f = self.f
         return [
@@ -453,7 +460,7 @@ class VenueRoutes:
                 is_auto_add_margin="false",
                 isolated_margin=amount(p.isolated_margin),
                 leverage=str(p.leverage),
-                liquidation_price="0",
+                liquidation_price=self._liquidation(account_id, p),
                 mark_price=amount(p.mark_price),
                 max_notional_value=amount(p.max_notional),
                 position_amt=f.qty(p.symbol, p.position_amt),
@@ -480,7 +487,7 @@ class VenueRoutes:
                 break_even_price=f.avg(p.symbol, p.breakeven_price),
                 mark_price=amount(p.mark_price),
                 un_realized_profit=amount(p.unrealized_pnl),
-                liquidation_price="0",
+                liquidation_price=self._liquidation(account_id, p),
                 isolated_margin=amount(p.isolated_margin),
                 notional=amount(p.notional),
                 margin_asset=p.margin_asset,
@@ -759,6 +766,11 @@ def mount(service: VenueService) -> None:
     methods["account.status"] = r.ws_versioned(r.get_account_v2, r.get_account_v3)
     methods["account.balance"] = r.ws(r.get_balance)
     methods["account.position"] = r.ws_versioned(r.get_position_risk_v2, r.get_position_risk_v3)
+
+    # Algo orders, income, position and multi-assets modes (issue 13).
+    from userstream.server.algo import mount_algo
+
+    mount_algo(service, r.f)
 
     refusal = api.refusal
     if refusal is not None:

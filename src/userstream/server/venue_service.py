@@ -176,6 +176,10 @@ class VenueService:
     def on_market(self, updates: Sequence[MarketUpdate], now_ms: int) -> None:
         """The market listener: fill resting orders, expire what is due, publish."""
         self._publish_all(self.engine.on_market(updates, now_ms))
+        if self._market is not None:
+            from userstream.server.algo import publish_force_orders
+
+            publish_force_orders(self, self._market)
 
     def _tick(self, now_ms: int) -> None:
         if not self._ticking:

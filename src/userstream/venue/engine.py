@@ -59,6 +59,7 @@ from userstream.venue.ledger import (
 )
 from userstream.venue.matching import RestingBook, TakerStep, plan_taker
 from userstream.venue.numbers import ZERO, money
+from userstream.venue.risk import OrderOrigin, Risk
 from userstream.venue.rules import SymbolRules
 from userstream.venue.state import (
     AccountState,
@@ -152,6 +153,8 @@ class Engine:
             for symbol, settings in account.symbols.items():
                 if settings.countdown_deadline:
                     self._countdowns[(account.account_id, symbol)] = settings.countdown_deadline
+        # Algo orders, funding, margin calls, liquidation, position modes, income.
+        self.risk = Risk(self, symbols, self._state.risk)
 
     # --- state export / import
 
@@ -201,13 +204,16 @@ class Engine:
         for update in updates:
             if isinstance(update, Trade):
                 self._trade(update, now_ms, out)
+            self.risk.on_update(update, now_ms, out)
         self._expire(now_ms, out)
+        self.risk.after_market(now_ms, out)
         return dict(out)
 
     def tick(self, now_ms: int) -> dict[int, list[Event]]:
         """Expire GTD orders and fire countdown cancel-alls due at `now_ms`."""
         out: dict[int, list[Event]] = defaultdict(list)
         self._expire(now_ms, out)
+        self.risk.after_market(now_ms, out)
         return dict(out)
 
     # --- read views
@@ -502,7 +508,13 @@ class Engine:
 
     # --- new orders
 
-    def _new_order(self, account: AccountState, command: NewOrder, now_ms: int) -> Outcome:
+    def _new_order(
+        self,
+        account: AccountState,
+        command: NewOrder,
+        now_ms: int,
+        origin: OrderOrigin | None = None,
+    ) -> Outcome:
         rules = self._rules.get(command.symbol)
         book = self._market.book(command.symbol) if rules is not None else None
         settings = account.symbols.get(command.symbol)
@@ -544,6 +556,8 @@ class Engine:
             time=now_ms,
             update_time=now_ms,
         )
+        if origin is not None:
+            origin.stamp(order)
         # Row 18: margin.
         error = self._check_margin(account, order, accepted.reference_price, position)
         if error is not None:
@@ -1083,6 +1097,7 @@ class Engine:
         balance = self._balance(account, asset)
         balance.wallet_balance += amount
         balance.update_time = now_ms
+        self.risk.record_transfer(account.account_id, asset, amount, now_ms)
         figures = self._figures(account, asset)
         reason = AccountUpdateReason.DEPOSIT if amount > 0 else AccountUpdateReason.WITHDRAW
         event = emit.account_update(

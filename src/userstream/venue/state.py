@@ -27,6 +27,7 @@ from userstream.protocol.events import (
     TimeInForce,
 )
 from userstream.venue.numbers import ZERO, money, trim
+from userstream.venue.risk_state import RiskState
 
 __all__ = [
     "DEFAULT_MAKER_RATE",
@@ -73,6 +74,16 @@ class Order(msgspec.Struct, kw_only=True):
     # Queue position among resting orders at one price: lower fills first.
     priority: int = 0
     expiry_reason: ExpiryReason = ExpiryReason.NONE
+    # What a triggered algo order or a liquidation stamps on the order it places
+    # (ORDER_TRADE_UPDATE `ot`, `sp`, `wt`, `cp`, `pP`; venue.risk).
+    original_type: str = ""
+    stop_price: Decimal = ZERO
+    working_type: str = "CONTRACT_PRICE"
+    close_position: bool = False
+    price_protect: bool = False
+    # A triggered trailing stop's activation price and callback rate (`AP`, `cr`).
+    activation_price: Decimal | None = None
+    callback_rate: Decimal | None = None
 
     @property
     def is_open(self) -> bool:
@@ -159,3 +170,5 @@ class EngineState(msgspec.Struct, kw_only=True):
     next_trade_id: int = 1
     next_priority: int = 1
     accounts: dict[int, AccountState] = msgspec.field(default_factory=dict)
+    # Algo orders, funding and transfer income, margin calls (venue.risk).
+    risk: RiskState = msgspec.field(default_factory=RiskState)

@@ -230,7 +230,13 @@ def check_new_order(
         if opposite is not None and check_band(rules, c.side, opposite.price, mark) is not None:
             return VenueError.of(errors.MARKET_ORDER_REJECT)
         reference = opposite.price if opposite is not None else mark
-    reduce_only = bool(c.reduce_only)
+    # Hedge mode: an order closing its side (SELL on LONG, BUY on SHORT) cannot send
+    # reduceOnly but is one: it reports R=true and never flips the side (trading spec §4.4,
+    # §5.10).
+    closes_side = (c.position_side is PositionSide.LONG and c.side is Side.SELL) or (
+        c.position_side is PositionSide.SHORT and c.side is Side.BUY
+    )
+    reduce_only = bool(c.reduce_only) or (dual_side_position and closes_side)
     # Row 13: MIN_NOTIONAL, waived for reduce-only orders.
     if not reduce_only and quantity * reference < rules.min_notional:
         return VenueError.of(errors.MIN_NOTIONAL, rules.min_notional_text)

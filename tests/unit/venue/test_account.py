@@ -114,7 +114,8 @@ def test_withdraw_is_limited_by_margin_in_use() -> None:
 def test_leverage_change_and_its_event() -> None:
     engine, _ = funded()
     outcome = engine.handle(1, ChangeLeverage(symbol=BTC, leverage=50), 5)
-    assert outcome.result == LeverageView(BTC, 50, D("12000000"))
+    # maxNotionalValue: the cap of the 50x tier of BTCUSDT (venue/brackets.py, FAQ tiers).
+    assert outcome.result == LeverageView(BTC, 50, D("1000000"))
     (event,) = outcome.events
     assert isinstance(event, AccountConfigUpdate)
     assert event.leverage_config is not None

@@ -1,0 +1,217 @@
+"""Algo Order API requests and responses, typed (trading spec §2.4; since 2025-12-09).
+
+Requests are read with `protocol.trading`'s parameter reader, so unknown parameters (-1104),
+enum values (-1116 `type`, -1117 `side`, -4060 `positionSide` …), bad numbers (-1100) and
+the symbol (-1121) fail the same way as on `/fapi/v1/order`. What needs account state
+(-2021, -4061, -20132 …) is `venue.algo`'s.
+
+Responses: `AlgoOrderResponse` is the algo object of POST/GET and the lists, keys in the SDK
+model's order; every price and quantity is a string, times and `algoId` integers, flags
+booleans. The query adds `actualOrderId` ("" until triggered), `actualPrice`, `actualType`
+and `actualQty`; `activatePrice` and `callbackRate` only appear on trailing orders. DELETE
+answers `{"algoId","clientAlgoId","code":"200","msg":"success"}` with `code` a **string**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+import msgspec
+
+from userstream.exceptions import BinanceAPIError
+from userstream.protocol import errors
+from userstream.protocol.trading import (
+    CONDITIONAL_TYPES,
+    POSITION_SIDES,
+    PRICE_MATCHES,
+    RESP_TYPES,
+    SIDES,
+    STP_MODES,
+    TIME_IN_FORCE,
+    WORKING_TYPES,
+    SymbolRules,
+    _Reader,
+)
+
+__all__ = [
+    "AlgoCancelResponse",
+    "AlgoOrderRequest",
+    "AlgoOrderResponse",
+    "AlgoRef",
+    "parse_algo_list",
+    "parse_algo_order",
+    "parse_algo_ref",
+]
+
+_ALGO_FIELDS: Final = (
+    "algoType",
+    "symbol",
+    "side",
+    "positionSide",
+    "type",
+    "timeInForce",
+    "quantity",
+    "price",
+    "triggerPrice",
+    "workingType",
+    "priceMatch",
+    "closePosition",
+    "priceProtect",
+    "reduceOnly",
+    "activatePrice",
+    "callbackRate",
+    "clientAlgoId",
+    "newOrderRespType",
+    "selfTradePreventionMode",
+    "goodTillDate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoOrderRequest:
+    algo_type: str
+    symbol: str
+    side: str
+    order_type: str
+    position_side: str | None
+    time_in_force: str | None
+    quantity: Decimal | None
+    price: Decimal | None
+    trigger_price: Decimal | None
+    working_type: str | None
+    price_match: str | None
+    close_position: bool | None
+    price_protect: bool | None
+    reduce_only: bool | None
+    activate_price: Decimal | None
+    callback_rate: Decimal | None
+    client_algo_id: str | None
+    self_trade_prevention_mode: str | None
+    good_till_date: int | None
+
+
+def parse_algo_order(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> AlgoOrderRequest:
+    """`POST /fapi/v1/algoOrder` / `algoOrder.place`."""
+    reader = _Reader(params)
+    reader.expect(*_ALGO_FIELDS)
+    reader.done()
+    algo_type = reader.mandatory("algoType")
+    side = reader.choice("side", SIDES)
+    order_type = reader.raw("type")
+    if side is None:
+        raise errors.mandatory_param("side")
+    if order_type is None:
+        raise errors.mandatory_param("type")
+    if order_type not in CONDITIONAL_TYPES:
+        raise _invalid_type()
+    symbol = reader.mandatory("symbol")
+    if symbol not in symbols:
+        raise BinanceAPIError(-1121, "Invalid symbol.", 400)
+    request = AlgoOrderRequest(
+        algo_type=algo_type,
+        symbol=symbol,
+        side=side,
+        order_type=order_type,
+        position_side=reader.choice("positionSide", POSITION_SIDES),
+        time_in_force=reader.choice("timeInForce", TIME_IN_FORCE),
+        quantity=reader.decimal("quantity"),
+        price=reader.decimal("price"),
+        trigger_price=reader.decimal("triggerPrice"),
+        working_type=reader.choice("workingType", WORKING_TYPES),
+        price_match=reader.choice("priceMatch", PRICE_MATCHES),
+        close_position=reader.boolean("closePosition"),
+        price_protect=reader.boolean("priceProtect"),
+        reduce_only=reader.boolean("reduceOnly"),
+        activate_price=reader.decimal("activatePrice"),
+        callback_rate=reader.decimal("callbackRate"),
+        client_algo_id=reader.raw("clientAlgoId"),
+        self_trade_prevention_mode=reader.choice("selfTradePreventionMode", STP_MODES),
+        good_till_date=reader.integer("goodTillDate"),
+    )
+    reader.choice("newOrderRespType", RESP_TYPES)
+    return request
+
+
+def _invalid_type() -> BinanceAPIError:
+    return BinanceAPIError(-1116, "Invalid orderType.", 400)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoRef:
+    algo_id: int | None
+    client_algo_id: str | None
+
+
+def parse_algo_ref(params: Mapping[str, str]) -> AlgoRef:
+    """`DELETE`/`GET /fapi/v1/algoOrder`: `algoId` or `clientAlgoId`."""
+    reader = _Reader(params)
+    reader.expect("algoId", "clientAlgoId")
+    reader.done()
+    ref = AlgoRef(reader.integer("algoId"), reader.raw("clientAlgoId"))
+    if ref.algo_id is None and ref.client_algo_id is None:
+        raise errors.mandatory_param("algoId")
+    return ref
+
+
+def parse_algo_list(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules], *, symbol_required: bool
+) -> str | None:
+    """`openAlgoOrders`, `allAlgoOrders` (optional `symbol`, times and limit accepted) and
+    `algoOpenOrders` cancel-all (`symbol` mandatory)."""
+    reader = _Reader(params)
+    reader.expect("symbol", "algoId", "startTime", "endTime", "page", "limit", "algoType")
+    reader.done()
+    symbol = reader.raw("symbol")
+    if symbol is None:
+        if symbol_required:
+            raise errors.mandatory_param("symbol")
+        return None
+    if symbol not in symbols:
+        raise BinanceAPIError(-1121, "Invalid symbol.", 400)
+    return symbol
+
+
+class AlgoOrderResponse(msgspec.Struct, omit_defaults=True):
+    """The algo object (SDK `NewAlgoOrderResponse` / `QueryAlgoOrderResponse`)."""
+
+    algo_id: int = msgspec.field(name="algoId")
+    client_algo_id: str = msgspec.field(name="clientAlgoId")
+    algo_type: str = msgspec.field(name="algoType")
+    order_type: str = msgspec.field(name="orderType")
+    symbol: str
+    side: str
+    position_side: str = msgspec.field(name="positionSide")
+    time_in_force: str = msgspec.field(name="timeInForce")
+    quantity: str
+    algo_status: str = msgspec.field(name="algoStatus")
+    trigger_price: str = msgspec.field(name="triggerPrice")
+    price: str
+    self_trade_prevention_mode: str = msgspec.field(name="selfTradePreventionMode")
+    working_type: str = msgspec.field(name="workingType")
+    price_match: str = msgspec.field(name="priceMatch")
+    close_position: bool = msgspec.field(name="closePosition")
+    price_protect: bool = msgspec.field(name="priceProtect")
+    reduce_only: bool = msgspec.field(name="reduceOnly")
+    create_time: int = msgspec.field(name="createTime")
+    update_time: int = msgspec.field(name="updateTime")
+    trigger_time: int = msgspec.field(name="triggerTime")
+    good_till_date: int = msgspec.field(name="goodTillDate")
+    iceberg_quantity: str | None = msgspec.field(default=None, name="icebergQuantity")
+    activate_price: str | None = msgspec.field(default=None, name="activatePrice")
+    callback_rate: str | None = msgspec.field(default=None, name="callbackRate")
+    actual_order_id: str | None = msgspec.field(default=None, name="actualOrderId")
+    actual_price: str | None = msgspec.field(default=None, name="actualPrice")
+    actual_type: str | None = msgspec.field(default=None, name="actualType")
+    actual_qty: str | None = msgspec.field(default=None, name="actualQty")
+
+
+class AlgoCancelResponse(msgspec.Struct):
+    algo_id: int = msgspec.field(name="algoId")
+    client_algo_id: str = msgspec.field(name="clientAlgoId")
+    code: str
+    msg: str
