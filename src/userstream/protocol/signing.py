@@ -255,7 +255,9 @@ def check_timestamp(params: Mapping[str, str], now_ms: int) -> int:
             -1021, "Timestamp for this request was 1000ms ahead of the server's time.", 400
         )
     if now_ms - timestamp > window:
-        raise BinanceAPIError(-1021, "Timestamp for this request is outside of the recvWindow.", 400)
+        raise BinanceAPIError(
+            -1021, "Timestamp for this request is outside of the recvWindow.", 400
+        )
     return timestamp
 
 
@@ -339,9 +341,6 @@ def verify_ws_params(key: SigningKey, params: Mapping[str, object], now_ms: int)
         ok = key.verifies(signature, ws_payload(params, python_bools=True))
     if not ok:
         raise bad_signature()
-    strings = {
-        k: _ws_value(v, False) for k, v in params.items() if k not in (SIGNATURE, "apiKey")
-    }
+    strings = {k: _ws_value(v, False) for k, v in params.items() if k not in (SIGNATURE, "apiKey")}
     check_timestamp(strings, now_ms)
     return strings
-
