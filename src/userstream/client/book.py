@@ -49,6 +49,7 @@ class Book:
         "_balances",
         "_closed",
         "_closed_limit",
+        "_fill_ids",
         "_leverage",
         "_margin_types",
         "_orders",
@@ -68,7 +69,8 @@ class Book:
         self.multi_assets: bool | None = None
         self._closed: OrderedDict[str, OrderView] = OrderedDict()
         self._closed_limit = closed_orders
-        self.fills: deque[OrderTradeUpdate] = deque(maxlen=_RECENT_FILLS)
+        self.fills: deque[OrderTradeUpdate] = deque()
+        self._fill_ids: set[tuple[str, int]] = set()
         self.versions = Versions()
 
     # --- views ------------------------------------------------------------------------------
@@ -119,7 +121,8 @@ class Book:
         book = cls(like._closed_limit if like is not None else 1_000)
         if like is not None:
             book._closed = OrderedDict(like._closed)
-            book.fills = deque(like.fills, maxlen=_RECENT_FILLS)
+            book.fills = deque(like.fills)
+            book._fill_ids = set(like._fill_ids)
         if snapshot.symbol_config is not None:
             for config in snapshot.symbol_config:
                 book._leverage[config.symbol] = config.leverage
@@ -275,7 +278,7 @@ class Book:
             update_time=o.trade_time,
         )
         if o.execution_type in ("TRADE", "CALCULATED"):
-            self.fills.append(event)
+            self._fill(event)
         if o.order_status in FINAL_ORDER_STATUSES:
             self._orders.pop(o.order_id, None)
             closed = self._closed
@@ -286,6 +289,18 @@ class Book:
         else:
             self._orders[o.order_id] = view
         return view
+
+    def _fill(self, event: OrderTradeUpdate) -> None:
+        # By trade id: a fill applied live while a snapshot was in flight is applied to the
+        # merged state again unless the snapshot contained it; it is listed once.
+        key = (event.order.symbol, event.order.trade_id)
+        if key in self._fill_ids:
+            return
+        self._fill_ids.add(key)
+        self.fills.append(event)
+        if len(self.fills) > _RECENT_FILLS:
+            old = self.fills.popleft().order
+            self._fill_ids.discard((old.symbol, old.trade_id))
 
     def _algo_order(self, event: AlgoUpdate) -> None:
         a = event.order

@@ -109,3 +109,15 @@ def test_trim_keeps_the_rows_newer_than_the_snapshot() -> None:
     assert trimmed.update.balances == ()
     assert trimmed.update.positions == event.update.positions
     assert trim(account_event(time=50, wallet="1", position="1"), versions) is None
+
+
+def test_a_fill_after_the_snapshot_is_listed_once() -> None:
+    # Applied live while the snapshot was in flight, then again on the merged state.
+    fill = order_event(8, time=300, x="TRADE", status="FILLED", filled="1", last="1", trade_id=77)
+    live = Book()
+    live.apply(order_event(8, time=290))
+    live.apply(fill)
+    book, kept = Book.merged(snapshot(orders=(open_order(8, time=290),)), [fill], like=live)
+    assert kept == 1
+    assert 8 not in book.open_orders
+    assert [f.order.trade_id for f in book.fills] == [77]
