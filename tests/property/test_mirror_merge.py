@@ -32,7 +32,7 @@ def history(draw: st.DrawFn) -> list[Event]:
     now = 1_000
     wallet = Decimal(1_000)
     positions = {"BTCUSDT": Decimal(0), "ETHUSDT": Decimal(0)}
-    filled = {i: -1 for i in range(1, ORDERS + 1)}  # -1: not placed yet; None: closed
+    filled: dict[int, int | None] = {i: -1 for i in range(1, ORDERS + 1)}  # -1: not placed; None: closed
     trade_id = 0
     for _ in range(draw(st.integers(0, 30))):
         now += draw(st.sampled_from([0, 0, 1, 2]))  # often several events in one millisecond
