@@ -13,30 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
 
 from userstream.protocol.events import Balance, MarginType, Position, PositionSide
+from userstream.venue.numbers import ZERO, money, trim
 
 __all__ = ["ZERO", "Ledger", "PositionState", "money", "trim"]
-
-ZERO: Final = Decimal(0)
-_MONEY: Final = Decimal("0.00000001")
-_ONE: Final = Decimal(1)
-
-
-def money(value: Decimal) -> Decimal:
-    """An amount in Binance's 8-decimal wallet precision (never `-0.00000000`)."""
-    amount = value.quantize(_MONEY)
-    return amount if amount else amount.copy_abs()
-
-
-def trim(value: Decimal) -> Decimal:
-    """`value` without trailing zeros, never in exponent notation (`100`, not `1E+2`)."""
-    if not value:
-        return ZERO
-    normal = value.normalize()
-    exponent = normal.as_tuple().exponent
-    return normal.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else normal
 
 
 @dataclass(slots=True)

@@ -1,0 +1,164 @@
+"""The user-data events of the venue, built from its state through the protocol models
+(user-data spec §5; trading spec §5 for which events each action sends, in which order).
+
+`T` and `E` are both the engine's `now`: the venue delivers at the instant it decides (the
+spec allows `E ≥ T`, usually equal). Inner `o.T` is the trade time for a TRADE and the
+update time otherwise, `t` is 0 unless a trade, `n`/`rp` are "0" outside trades, and `b`/`a`
+are the account's open bid/ask notional on the symbol after the event (spec §5 table).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from userstream.protocol.events import (
+    AccountConfigUpdate,
+    AccountUpdate,
+    AccountUpdateData,
+    AccountUpdateReason,
+    Balance,
+    ExecutionType,
+    ExpiryReason,
+    LeverageConfig,
+    MarginType,
+    OrderTradeUpdate,
+    OrderUpdate,
+    Position,
+    TradeLite,
+    WorkingType,
+)
+from userstream.venue.numbers import ZERO, money, trim
+from userstream.venue.state import Order, PositionState, TradeRecord
+
+__all__ = [
+    "account_update",
+    "balance_entry",
+    "leverage_update",
+    "order_update",
+    "position_entry",
+    "trade_lite",
+]
+
+
+def order_update(
+    order: Order,
+    execution: ExecutionType,
+    now_ms: int,
+    notional: tuple[Decimal, Decimal],
+    commission_asset: str,
+    fill: TradeRecord | None = None,
+    modify_id: str | None = None,
+) -> OrderTradeUpdate:
+    """ORDER_TRADE_UPDATE for `order` as it is now; `fill` for an `x=TRADE` execution."""
+    bids, asks = notional
+    expired = execution is ExecutionType.EXPIRED
+    return OrderTradeUpdate(
+        transaction_time=now_ms,
+        event_time=now_ms,
+        order=OrderUpdate(
+            symbol=order.symbol,
+            client_order_id=order.client_order_id,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            original_quantity=order.quantity,
+            original_price=order.price,
+            average_price=order.average_price,
+            stop_price=ZERO,
+            execution_type=execution,
+            order_status=order.status,
+            order_id=order.order_id,
+            modify_id=modify_id,
+            last_filled_quantity=fill.qty if fill else ZERO,
+            filled_accumulated_quantity=order.executed_qty,
+            last_filled_price=fill.price if fill else ZERO,
+            commission=fill.commission if fill else ZERO,
+            commission_asset=commission_asset,
+            trade_time=fill.time if fill else now_ms,
+            trade_id=fill.trade_id if fill else 0,
+            bids_notional=trim(money(bids)),
+            ask_notional=trim(money(asks)),
+            is_maker=fill.maker if fill else False,
+            reduce_only=order.reduce_only,
+            working_type=WorkingType.CONTRACT_PRICE,
+            original_order_type=order.order_type,
+            position_side=order.position_side,
+            close_position=False,
+            realized_profit=fill.realized_pnl if fill else ZERO,
+            price_protection=False,
+            strategy_id=0,
+            ignored_ss=0,
+            self_trade_prevention_mode=order.self_trade_prevention_mode,
+            price_match=order.price_match,
+            good_till_date=order.good_till_date,
+            expiry_reason=order.expiry_reason if expired else ExpiryReason.NONE,
+        ),
+    )
+
+
+def trade_lite(order: Order, fill: TradeRecord) -> TradeLite:
+    """TRADE_LITE, sent first for every fill (spec §5.1, §5.2)."""
+    return TradeLite(
+        event_time=fill.time,
+        transaction_time=fill.time,
+        symbol=order.symbol,
+        original_quantity=order.quantity,
+        original_price=order.price,
+        is_maker=fill.maker,
+        client_order_id=order.client_order_id,
+        side=order.side,
+        last_filled_price=fill.price,
+        last_filled_quantity=fill.qty,
+        trade_id=fill.trade_id,
+        order_id=order.order_id,
+    )
+
+
+def balance_entry(asset: str, wallet: Decimal, cross_wallet: Decimal, change: Decimal) -> Balance:
+    """`B[]`: `bc` is the change other than realized PnL and commission (spec §5.1)."""
+    return Balance(
+        asset=asset,
+        wallet_balance=money(wallet),
+        cross_wallet_balance=money(cross_wallet),
+        balance_change=money(change),
+    )
+
+
+def position_entry(
+    position: PositionState, margin_type: MarginType, mark: Decimal, margin_asset: str
+) -> Position:
+    """`P[]` for one position at `mark`."""
+    return Position(
+        symbol=position.symbol,
+        position_amount=trim(position.amount),
+        entry_price=position.entry_price,
+        accumulated_realized=money(position.accumulated_realized),
+        unrealized_pnl=money(position.amount * (mark - position.entry_price)),
+        margin_type=margin_type,
+        isolated_wallet=money(position.isolated_wallet),
+        position_side=position.position_side,
+        margin_asset=margin_asset,
+        breakeven_price=position.breakeven_price,
+    )
+
+
+def account_update(
+    reason: AccountUpdateReason,
+    now_ms: int,
+    balances: tuple[Balance, ...],
+    positions: tuple[Position, ...] = (),
+) -> AccountUpdate:
+    return AccountUpdate(
+        transaction_time=now_ms,
+        event_time=now_ms,
+        update=AccountUpdateData(balances=balances, positions=positions, reason=reason),
+    )
+
+
+def leverage_update(symbol: str, leverage: int, now_ms: int) -> AccountConfigUpdate:
+    """ACCOUNT_CONFIG_UPDATE `ac` (spec §5.8)."""
+    return AccountConfigUpdate(
+        event_time=now_ms,
+        transaction_time=now_ms,
+        leverage_config=LeverageConfig(symbol=symbol, leverage=leverage),
+    )

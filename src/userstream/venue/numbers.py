@@ -1,0 +1,39 @@
+"""Decimal helpers shared by the venue's ledger and its events.
+
+Wallet amounts are kept in Binance's 8-decimal precision (`"0.00000000"` in every `wb`, `cw`,
+`n`, `rp`), and every other amount is written without trailing zeros and never in exponent
+notation, so a value in the engine's state and the same value in an event compare equal
+and print the way Binance prints them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Final
+
+__all__ = ["ZERO", "decimal_places", "money", "trim"]
+
+ZERO: Final = Decimal(0)
+_MONEY: Final = Decimal("0.00000001")
+_ONE: Final = Decimal(1)
+
+
+def money(value: Decimal) -> Decimal:
+    """An amount in Binance's 8-decimal wallet precision (never `-0.00000000`)."""
+    amount = value.quantize(_MONEY)
+    return amount if amount else amount.copy_abs()
+
+
+def trim(value: Decimal) -> Decimal:
+    """`value` without trailing zeros, never in exponent notation (`100`, not `1E+2`)."""
+    if not value:
+        return ZERO
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else normal
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many decimals `value` needs once trailing zeros are dropped (`"0.100"` -> 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0

@@ -1,0 +1,161 @@
+"""The venue's state: accounts, their orders, positions, balances and trades.
+
+Plain mutable msgspec Structs, so the whole state encodes to JSON (or msgpack) in one call
+and decodes back (`Engine.export_state` / `Engine(..., state=...)`): the trading adapter
+stores it in SQLite and a restarted server continues with the same ids. Indexes the engine
+derives from it (open orders per symbol, client ids, the resting book) are rebuilt on load.
+
+Positions are keyed by symbol and position side (`BOTH` in one-way mode, `LONG`/`SHORT` in
+hedge mode, spec §4.4), so hedge mode adds rows without changing the shape.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from userstream.protocol.events import (
+    ExpiryReason,
+    MarginType,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    PriceMatch,
+    SelfTradePreventionMode,
+    Side,
+    TimeInForce,
+)
+from userstream.venue.numbers import ZERO, money, trim
+
+__all__ = [
+    "DEFAULT_MAKER_RATE",
+    "DEFAULT_TAKER_RATE",
+    "AccountState",
+    "AssetBalance",
+    "EngineState",
+    "Order",
+    "PositionState",
+    "SymbolState",
+    "TradeRecord",
+]
+
+# VIP 0 USDⓈ-M rates (spec §4.3; naut commissionRate fixture).
+DEFAULT_MAKER_RATE = Decimal("0.0002")
+DEFAULT_TAKER_RATE = Decimal("0.0005")
+
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """One order, open or final. `price` is the limit (or the price `price_match` resolved
+    to), 0 for MARKET; `cum_quote` is Σ fill qty x price, so `avg = cum_quote / executed`."""
+
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    position_side: PositionSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    price: Decimal
+    reduce_only: bool
+    price_match: PriceMatch
+    self_trade_prevention_mode: SelfTradePreventionMode
+    good_till_date: int
+    time: int
+    update_time: int
+    status: OrderStatus = OrderStatus.NEW
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    modify_count: int = 0
+    # Queue position among resting orders at one price: lower fills first.
+    priority: int = 0
+    expiry_reason: ExpiryReason = ExpiryReason.NONE
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in _OPEN
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.executed_qty
+
+    @property
+    def average_price(self) -> Decimal:
+        """`ap` / `avgPrice`: the fills' quantity-weighted price, 0 before the first."""
+        return trim(money(self.cum_quote / self.executed_qty)) if self.executed_qty else ZERO
+
+
+class TradeRecord(msgspec.Struct, kw_only=True):
+    """One fill of one of the account's orders (`GET /fapi/v1/userTrades`)."""
+
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: Side
+    position_side: PositionSide
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    realized_pnl: Decimal
+    commission: Decimal  # positive, in `commission_asset`
+    commission_asset: str
+    maker: bool
+    time: int
+
+
+class PositionState(msgspec.Struct, kw_only=True):
+    """One position; `amount` is signed (negative = short). Every amount is stored exactly
+    as the ACCOUNT_UPDATE `P[]` entry reports it."""
+
+    symbol: str
+    position_side: PositionSide
+    amount: Decimal = ZERO
+    entry_price: Decimal = ZERO
+    breakeven_price: Decimal = ZERO
+    accumulated_realized: Decimal = ZERO  # `cr`, before fees
+    isolated_wallet: Decimal = ZERO  # `iw`, isolated positions only
+    update_time: int = 0
+
+
+class SymbolState(msgspec.Struct, kw_only=True):
+    """An account's settings and positions on one symbol."""
+
+    leverage: int
+    margin_type: MarginType = MarginType.CROSS
+    positions: dict[str, PositionState] = msgspec.field(default_factory=dict)
+    # countdownCancelAll: the instant the symbol's open orders are cancelled (0 = off).
+    countdown_deadline: int = 0
+
+
+class AssetBalance(msgspec.Struct, kw_only=True):
+    """The wallet balance of one asset: deposits − withdrawals + realized PnL − fees."""
+
+    asset: str
+    wallet_balance: Decimal = ZERO
+    update_time: int = 0
+
+
+class AccountState(msgspec.Struct, kw_only=True):
+    """Everything the venue knows about one account."""
+
+    account_id: int
+    maker_rate: Decimal = DEFAULT_MAKER_RATE
+    taker_rate: Decimal = DEFAULT_TAKER_RATE
+    dual_side_position: bool = False
+    multi_assets_margin: bool = False
+    balances: dict[str, AssetBalance] = msgspec.field(default_factory=dict)
+    symbols: dict[str, SymbolState] = msgspec.field(default_factory=dict)
+    orders: dict[int, Order] = msgspec.field(default_factory=dict)
+    trades: list[TradeRecord] = msgspec.field(default_factory=list)
+
+
+class EngineState(msgspec.Struct, kw_only=True):
+    """The whole venue: accounts and the id counters (ids continue after a restore)."""
+
+    next_order_id: int = 1
+    next_trade_id: int = 1
+    next_priority: int = 1
+    accounts: dict[int, AccountState] = msgspec.field(default_factory=dict)
