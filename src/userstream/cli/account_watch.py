@@ -176,23 +176,22 @@ def _time(ms: int | None) -> str:
 def render(mirror: AccountMirror) -> Group:
     """The whole view: five tables and a health line."""
     balances = Table(title="balances", expand=True)
-    for column in ("asset", "wallet", "cross wallet", "updated"):
+    for column in ("asset", "wallet", "cross wallet"):
         balances.add_column(column, justify="right" if column != "asset" else "left")
     for b in sorted(mirror.balances.values(), key=lambda b: b.asset):
-        balances.add_row(
-            b.asset, str(b.wallet_balance), str(b.cross_wallet_balance), _time(b.update_time)
-        )
+        balances.add_row(b.asset, str(b.wallet_balance), str(b.cross_wallet_balance))
     positions = Table(title="positions", expand=True)
-    for column in ("symbol", "side", "amount", "entry", "mark", "uPnL", "margin"):
+    for column in ("symbol", "side", "amount", "entry", "mark", "uPnL at mark", "margin"):
         positions.add_column(column)
     for p in sorted(mirror.positions.values(), key=lambda p: (p.symbol, p.position_side)):
-        upnl = p.unrealized_at(p.mark_price) if p.mark_price else p.unrealized_pnl
+        mark = mirror.mark_prices.get(p.symbol)
+        upnl = mirror.unrealized_pnl(p)
         positions.add_row(
             p.symbol,
             p.position_side,
-            str(p.amount),
+            str(p.position_amount),
             str(p.entry_price),
-            str(p.mark_price or "-"),
+            str(mark or "-"),
             Text(str(upnl), style="green" if upnl >= 0 else "red"),
             p.margin_type or "-",
         )
@@ -208,7 +207,7 @@ def render(mirror: AccountMirror) -> Group:
             o.order_type,
             str(o.price),
             str(o.original_quantity),
-            str(o.executed_quantity),
+            str(o.filled_quantity),
             o.status,
         )
     fills = Table(title="recent fills", expand=True)

@@ -31,20 +31,18 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from userstream.client.book import Book
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import StreamGap
 from userstream.client.mirror_views import (
     AlgoOrderView,
-    BalanceView,
     Change,
     ChangeKind,
     Difference,
     MirrorHealth,
     MirrorState,
-    OrderView,
-    PositionView,
     differences,
 )
 from userstream.client.rest import SignedRest, Snapshot
@@ -66,6 +64,7 @@ from userstream.protocol.events import (
     MarginCall,
     OrderTradeUpdate,
 )
+from userstream.protocol.fold import FoldBalance, FoldOrder, FoldPosition
 from userstream.protocol.resync import FINAL_ORDER_STATUSES, SnapshotPlanner
 
 __all__ = ["AccountMirror"]
@@ -196,34 +195,47 @@ class AccountMirror:
     # --- views ------------------------------------------------------------------------------
 
     @property
-    def balances(self) -> Mapping[str, BalanceView]:
-        """Balances by asset (wallet and cross wallet balance)."""
+    def balances(self) -> Mapping[str, FoldBalance]:
+        """Balances by asset: wallet and cross wallet balance (the fold's records)."""
         return self._book.balances
 
     @property
-    def positions(self) -> Mapping[tuple[str, str], PositionView]:
+    def positions(self) -> Mapping[tuple[str, str], FoldPosition]:
         """Open positions by `(symbol, positionSide)`; flat positions are left out."""
         return self._book.positions
 
     @property
-    def open_orders(self) -> Mapping[int, OrderView]:
+    def open_orders(self) -> Mapping[int, FoldOrder]:
         """Open orders by order id."""
         return self._book.open_orders
 
     @property
     def algo_orders(self) -> Mapping[int, AlgoOrderView]:
         """Open algo (conditional) orders by algo id."""
-        return self._book.algo_orders
+        return self._book.algo or {}
 
     @property
     def leverage(self) -> Mapping[str, int]:
         """Leverage by symbol, as far as a snapshot or an ACCOUNT_CONFIG_UPDATE said."""
-        return self._book.leverage
+        return self._book.fold.state.leverages
 
     @property
-    def multi_assets(self) -> bool | None:
-        """Multi-Assets mode, if a snapshot or an ACCOUNT_CONFIG_UPDATE said."""
-        return self._book.multi_assets
+    def multi_assets(self) -> bool:
+        """Multi-Assets mode (False until a snapshot or an ACCOUNT_CONFIG_UPDATE says)."""
+        return self._book.fold.state.multi_assets_margin
+
+    @property
+    def mark_prices(self) -> Mapping[str, Decimal]:
+        """The mark price per symbol as of the last snapshot (for `unrealized_pnl`)."""
+        return self._book.marks
+
+    def unrealized_pnl(self, position: FoldPosition, mark_price: Decimal | None = None) -> Decimal:
+        """`amount × (mark − entry)` (spec trading §4.5) at `mark_price`, by default the
+        last snapshot's mark (mark price moves send no user-data event)."""
+        mark = mark_price if mark_price is not None else self._book.marks.get(position.symbol)
+        if mark is None:
+            return Decimal(0)
+        return position.position_amount * (mark - position.entry_price)
 
     @property
     def recent_fills(self) -> tuple[OrderTradeUpdate, ...]:
@@ -234,7 +246,7 @@ class AccountMirror:
         """The whole account as one value (what the self-check compares)."""
         return self._book.state()
 
-    def order(self, client_order_id: str) -> OrderView | None:
+    def order(self, client_order_id: str) -> FoldOrder | None:
         """The order with this client id as last seen, open or recently closed."""
         return self._book.order_by_client_id(client_order_id)
 
@@ -349,7 +361,7 @@ class AccountMirror:
         client_order_id: str,
         status: str | Collection[str] = "FILLED",
         timeout: float | None = None,  # noqa: ASYNC109 - the call every bot writes by hand
-    ) -> OrderView:
+    ) -> FoldOrder:
         """Wait until the order with `client_order_id` reaches `status` (or ends).
 
         Returns the order as seen then. An order that ends in another status (cancelled,
@@ -449,10 +461,10 @@ class AccountMirror:
         benchmarks). While a snapshot is in flight the event is also kept for its merge."""
         if self._pending is not None:
             self._pending.append(event)
-        order = self._book.apply(event)
+        order_changed = self._book.apply(event)
         self._events_total += 1
         self._events_applied += 1
-        if order is not None:
+        if order_changed:
             self._orders_changed.set()
             self._orders_changed = asyncio.Event()
         if self._readers:

@@ -1,94 +1,39 @@
-"""What an `AccountMirror` shows: read-only typed views, changes, differences and health.
+"""What an `AccountMirror` shows besides the fold's records: changes, differences, health.
 
-Everything here is plain data (frozen dataclasses, `Decimal` amounts, millisecond times);
-`differences()` is the field-by-field comparison the self-check and the tests use.
+Balances, positions and open orders are the fold's frozen records (`protocol/fold.py`:
+`FoldBalance`, `FoldPosition`, `FoldOrder`, `Decimal` amounts). Everything here is plain
+data too; `differences()` is the field-by-field comparison the self-check and the tests use.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+import msgspec
+
 from userstream.protocol.events import Event
+from userstream.protocol.fold import FoldBalance, FoldOrder, FoldPosition
 
 __all__ = [
     "AlgoOrderView",
-    "BalanceView",
     "Change",
     "ChangeKind",
     "Difference",
     "MirrorHealth",
     "MirrorState",
-    "OrderView",
-    "PositionView",
     "differences",
 ]
 
 ZERO: Final = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class BalanceView:
-    """One asset's balance: ACCOUNT_UPDATE `B[]` / `/fapi/v3/account` `assets[]`."""
-
-    asset: str
-    wallet_balance: Decimal
-    cross_wallet_balance: Decimal
-    update_time: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    """One open position (`positionSide` BOTH in one-way mode, LONG/SHORT in hedge mode).
-
-    `unrealized_pnl` is the venue's figure at `mark_price` when it last reported either (an
-    ACCOUNT_UPDATE or a snapshot); `unrealized_at(mark)` gives it at a newer mark price.
-    """
-
-    symbol: str
-    position_side: str
-    amount: Decimal
-    entry_price: Decimal
-    breakeven_price: Decimal
-    unrealized_pnl: Decimal
-    margin_type: str | None
-    """"cross" or "isolated" (the ACCOUNT_UPDATE spelling); None if no source said."""
-    isolated_wallet: Decimal
-    mark_price: Decimal | None = None
-    update_time: int = 0
-
-    def unrealized_at(self, mark_price: Decimal) -> Decimal:
-        """`q × (mark − entry)` (spec trading §4.5)."""
-        return self.amount * (mark_price - self.entry_price)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    """One order as last seen (open orders, and recently closed ones for `wait_for_order`)."""
-
-    symbol: str
-    order_id: int
-    client_order_id: str
-    side: str
-    position_side: str
-    order_type: str
-    time_in_force: str
-    status: str
-    price: Decimal
-    original_quantity: Decimal
-    executed_quantity: Decimal
-    average_price: Decimal
-    stop_price: Decimal
-    reduce_only: bool
-    update_time: int
-
-
-@dataclass(frozen=True, slots=True)
-class AlgoOrderView:
-    """One open algo (conditional) order: ALGO_UPDATE `o` / `openAlgoOrders` rows."""
+class AlgoOrderView(msgspec.Struct, frozen=True, kw_only=True):
+    """One open algo (conditional) order: ALGO_UPDATE `o` / `openAlgoOrders` rows. The fold
+    leaves algo orders out (they hold no balance or position), so the mirror keeps them."""
 
     symbol: str
     algo_id: int
@@ -105,13 +50,15 @@ class AlgoOrderView:
 
 @dataclass(frozen=True, slots=True)
 class MirrorState:
-    """A whole account as views: what the mirror holds, or what a REST snapshot says."""
+    """A whole account: what the mirror holds, or what a REST snapshot says. The views are
+    the fold's own records (`protocol/fold.py`); a part a source does not know is None."""
 
-    balances: Mapping[str, BalanceView]
-    positions: Mapping[tuple[str, str], PositionView]
-    open_orders: Mapping[int, OrderView]
+    balances: Mapping[str, FoldBalance]
+    positions: Mapping[tuple[str, str], FoldPosition]
+    open_orders: Mapping[int, FoldOrder]
     algo_orders: Mapping[int, AlgoOrderView] | None
     leverage: Mapping[str, int] | None
+    margin_types: Mapping[str, str] | None
     multi_assets: bool | None
 
 
@@ -128,66 +75,61 @@ class Difference:
         return f"{self.entity} {self.field}: mirror {self.mirror!s} != rest {self.rest!s}"
 
 
-# Fields that move without an event (the mark price moves uPnL) or that one side never has
-# (`update_time` of a zero row): they are shown, never compared.
-_NOT_COMPARED: Final = frozenset({"update_time", "unrealized_pnl", "mark_price"})
+# Fields that are not the account's state: when the row was last touched, and the
+# accumulated realized PnL `cr`, which only events carry (REST has no such field).
+_NOT_COMPARED: Final = frozenset({"update_time", "accumulated_realized"})
 
 
-def _compare(entity: str, mine: Any, theirs: Any, found: list[Difference]) -> None:
-    for f in fields(mine):
-        if f.name in _NOT_COMPARED:
+def _compare(
+    entity: str, mine: msgspec.Struct, theirs: msgspec.Struct, found: list[Difference]
+) -> None:
+    for name in mine.__struct_fields__:
+        if name in _NOT_COMPARED:
             continue
-        a, b = getattr(mine, f.name), getattr(theirs, f.name)
-        if a is None or b is None:
-            continue  # a source that does not carry the field (v3 rows have no margin type)
+        a, b = getattr(mine, name), getattr(theirs, name)
         if a != b:
-            found.append(Difference(entity, f.name, a, b))
+            found.append(Difference(entity, name, a, b))
 
 
 def _compare_maps(
     kind: str,
     mine: Mapping[Any, Any],
     rest: Mapping[Any, Any],
-    absent: Any,
     found: list[Difference],
+    absent_is_zero: bool = False,
 ) -> None:
     for key in sorted(set(mine) | set(rest), key=str):
         entity = f"{kind} {'/'.join(map(str, key)) if isinstance(key, tuple) else key}"
         a, b = mine.get(key), rest.get(key)
         if a is None or b is None:
-            if absent is None or (a or b) != absent(a or b):
-                found.append(Difference(entity, "present", a is not None, b is not None))
+            present: Any = a if a is not None else b
+            if absent_is_zero and not present.wallet_balance and not present.cross_wallet_balance:
+                continue
+            found.append(Difference(entity, "present", a is not None, b is not None))
             continue
         _compare(entity, a, b, found)
-
-
-def _zero_balance(b: BalanceView) -> BalanceView:
-    return BalanceView(b.asset, ZERO, ZERO, b.update_time)
 
 
 def differences(mirror: MirrorState, rest: MirrorState) -> list[Difference]:
     """Every field on which `mirror` and `rest` disagree, in a stable order.
 
-    An asset one side lacks counts as a zero balance; a part `rest` lacks (a venue that does
-    not serve `openAlgoOrders` or `symbolConfig`) is not compared.
+    An asset one side lacks counts as a zero balance (REST lists every asset, events only
+    those that moved); a part either side lacks (a venue that serves no `symbolConfig`) is
+    not compared.
     """
     found: list[Difference] = []
-    _compare_maps("balance", mirror.balances, rest.balances, _zero_balance, found)
-    _compare_maps("position", mirror.positions, rest.positions, None, found)
-    _compare_maps("order", mirror.open_orders, rest.open_orders, None, found)
+    _compare_maps("balance", mirror.balances, rest.balances, found, absent_is_zero=True)
+    _compare_maps("position", mirror.positions, rest.positions, found)
+    _compare_maps("order", mirror.open_orders, rest.open_orders, found)
     if rest.algo_orders is not None and mirror.algo_orders is not None:
-        _compare_maps("algo order", mirror.algo_orders, rest.algo_orders, None, found)
-    if rest.leverage is not None and mirror.leverage is not None:
-        for symbol in sorted(set(mirror.leverage) & set(rest.leverage)):
-            if mirror.leverage[symbol] != rest.leverage[symbol]:
-                found.append(
-                    Difference(
-                        f"symbol {symbol}",
-                        "leverage",
-                        mirror.leverage[symbol],
-                        rest.leverage[symbol],
-                    )
-                )
+        _compare_maps("algo order", mirror.algo_orders, rest.algo_orders, found)
+    for part in ("leverage", "margin_types"):
+        ours, theirs = getattr(mirror, part), getattr(rest, part)
+        if ours is None or theirs is None:
+            continue
+        for symbol in sorted(set(ours) & set(theirs)):
+            if ours[symbol] != theirs[symbol]:
+                found.append(Difference(f"symbol {symbol}", part, ours[symbol], theirs[symbol]))
     if (
         rest.multi_assets is not None
         and mirror.multi_assets is not None

@@ -118,6 +118,10 @@ class OpenOrder(_Row, frozen=True, kw_only=True):
     reduce_only: bool = msgspec.field(default=False, name="reduceOnly")
     close_position: bool = msgspec.field(default=False, name="closePosition")
     good_till_date: int = msgspec.field(default=0, name="goodTillDate")
+    price_match: str | None = msgspec.field(default=None, name="priceMatch")
+    self_trade_prevention_mode: str | None = msgspec.field(
+        default=None, name="selfTradePreventionMode"
+    )
     time: int = 0
     update_time: int = msgspec.field(default=0, name="updateTime")
 

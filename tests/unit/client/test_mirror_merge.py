@@ -16,7 +16,7 @@ def test_an_event_older_than_the_snapshot_is_ignored() -> None:
     older = account_event(time=150, wallet="950", position="1")
     book, kept = Book.merged(snap, [older])
     assert kept == 0
-    assert book.positions[("BTCUSDT", "BOTH")].amount == Decimal(2)
+    assert book.positions[("BTCUSDT", "BOTH")].position_amount == Decimal(2)
     assert book.balances["USDT"].wallet_balance == Decimal(900)
 
 
@@ -25,7 +25,7 @@ def test_a_newer_event_is_applied_row_by_row() -> None:
     snap = snapshot(wallet="900", wallet_time=300, positions=(("2", 200),))
     book, kept = Book.merged(snap, [account_event(time=250, wallet="950", position="3")])
     assert kept == 1
-    assert book.positions[("BTCUSDT", "BOTH")].amount == Decimal(3)
+    assert book.positions[("BTCUSDT", "BOTH")].position_amount == Decimal(3)
     assert book.balances["USDT"].wallet_balance == Decimal(900)
 
 
@@ -53,9 +53,9 @@ def test_a_fill_the_snapshot_contains_is_not_counted_twice() -> None:
     previous.apply(fill)  # the mirror applied it best-effort while the snapshot was in flight
     book, kept = Book.merged(snap, [fill, account], like=previous)
     assert kept == 1  # the ACCOUNT_UPDATE at the same ms rewrites the same values
-    assert book.open_orders[7].executed_quantity == Decimal(1)
+    assert book.open_orders[7].filled_quantity == Decimal(1)
     assert [f.order.trade_id for f in book.fills] == [55]
-    assert book.positions[("BTCUSDT", "BOTH")].amount == Decimal(-1)
+    assert book.positions[("BTCUSDT", "BOTH")].position_amount == Decimal(-1)
 
 
 def test_a_second_fill_in_the_same_millisecond_is_applied() -> None:
@@ -71,7 +71,7 @@ def test_a_second_fill_in_the_same_millisecond_is_applied() -> None:
         quantity="3",
     )
     book, _ = Book.merged(snap, [second])
-    assert book.open_orders[7].executed_quantity == Decimal(2)
+    assert book.open_orders[7].filled_quantity == Decimal(2)
 
 
 def test_an_order_seen_only_in_events_is_kept() -> None:
