@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.unit.client.mirror_events import account_event, order_event
-from userstream import AccountMirror, ChangeKind
+from userstream import AccountMirror, Change, ChangeKind
 from userstream.protocol.events import OrderTradeUpdate
 
 
@@ -113,12 +113,17 @@ async def test_changes_say_what_changed_and_why() -> None:
 
 async def test_a_slow_reader_loses_its_oldest_changes_and_health_counts_them() -> None:
     m = AccountMirror("k" * 64, "s" * 64, max_changes=2)
-    changes = m.changes()
-    first = asyncio.create_task(anext(changes))
+
+    async def first() -> Change:
+        async for change in m.changes():
+            return change
+        raise AssertionError("no change")
+
+    reader = asyncio.create_task(first())
     await asyncio.sleep(0)
     for i in range(5):
         m.apply(order_event(10 + i, time=10 + i))
-    got = await first
-    assert got.event is not None
+    got = await reader
+    assert isinstance(got.event, OrderTradeUpdate)
+    assert got.event.order.order_id == 13  # the two newest were kept
     assert m.health.dropped_changes == 3
-    await changes.aclose()
