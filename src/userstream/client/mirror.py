@@ -168,6 +168,8 @@ class AccountMirror:
         self._readers: set[_Reader] = set()
         self._wake = asyncio.Event()
         self._orders_changed = asyncio.Event()
+        self._health_changed = asyncio.Event()
+        """Set (and replaced) whenever a snapshot is wanted, merged or checked."""
         self._first = asyncio.Event()
         self._failure: UserStreamError | None = None
         self._started = False
@@ -322,6 +324,7 @@ class AccountMirror:
         for reader in self._readers:
             reader.ready.set()
         self._orders_changed.set()
+        self._health_changed.set()
         self._first.set()
 
     def _spawn(self, coro: object, name: str) -> None:
@@ -346,6 +349,7 @@ class AccountMirror:
             log.error("account mirror stopped: %s", error)
         self._first.set()
         self._orders_changed.set()
+        self._health_changed.set()
         for reader in self._readers:
             reader.ready.set()
 
@@ -398,9 +402,12 @@ class AccountMirror:
         """
         async with asyncio.timeout(timeout):
             while not self._consistent or self._wanted_since_ms is not None:
+                changed = self._health_changed
                 if self._failure is not None:
                     raise self._failure
-                await asyncio.sleep(0.01)
+                if self._closed:
+                    raise UserStreamError("the account mirror is closed")
+                await changed.wait()
         return self.health
 
     async def check(self) -> tuple[Difference, ...]:
@@ -412,9 +419,12 @@ class AccountMirror:
         done = self._checks
         self._request(_CHECK)
         while self._checks == done:
+            changed = self._health_changed
             if self._failure is not None:
                 raise self._failure
-            await asyncio.sleep(0.01)
+            if self._closed:
+                raise UserStreamError("the account mirror is closed")
+            await changed.wait()
         return self._last_check
 
     async def changes(self) -> AsyncIterator[Change]:
@@ -474,6 +484,10 @@ class AccountMirror:
 
     # --- snapshots --------------------------------------------------------------------------
 
+    def _notify_health(self) -> None:
+        self._health_changed.set()
+        self._health_changed = asyncio.Event()
+
     def _request(self, reason: str) -> None:
         if reason != _CHECK:
             self._consistent = False
@@ -481,6 +495,7 @@ class AccountMirror:
                 self._wanted_since_ms = self._clock.now_ms()
         self._planner.request(reason)
         self._wake.set()
+        self._notify_health()
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -539,6 +554,7 @@ class AccountMirror:
             self._last_check_ms = now
             self._last_check = found
             self._report_check(found)
+            self._notify_health()
             if not found:
                 self._settle(now)
                 return
@@ -568,6 +584,7 @@ class AccountMirror:
 
     def _settle(self, now: int) -> bool:
         """Consistent unless a gap came while the snapshot was in flight."""
+        self._notify_health()
         if any(reason != _CHECK for reason in self._planner.reasons):
             return False
         self._consistent = True
