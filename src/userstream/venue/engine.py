@@ -670,10 +670,6 @@ class Engine:
                 else ExpiryReason.IOC_NOT_FILLED
             )
             events += self._end(account, order, OrderStatus.EXPIRED, reason, now_ms)
-        elif order.reduce_only and self._cap(account, order) <= 0:
-            events += self._end(
-                account, order, OrderStatus.EXPIRED, ExpiryReason.REDUCE_ONLY_KNOCKED_OUT, now_ms
-            )
         return events
 
     # --- fills
@@ -756,22 +752,23 @@ class Engine:
         return events
 
     def _knock_out(self, account: AccountState, filled: Order, now_ms: int) -> list[Event]:
-        """Resting reduce-only orders the position no longer covers expire, newest first
-        (x=EXPIRED, er=4; spec §5.6)."""
+        """Resting reduce-only orders beyond what the position covers expire (x=EXPIRED,
+        er=4; spec §5.6): oldest first, an order is kept while the position is not yet
+        covered by the older ones (its excess is trimmed when it fills, `_cap`)."""
         events: list[Event] = []
         position = self._position(account, filled)
         amount = position.amount
         reduce_only = [
             o
             for o in self._open_on(account.account_id, filled.symbol).values()
-            if o.reduce_only and o is not filled and o.position_side == filled.position_side
+            if o.reduce_only and o.position_side == filled.position_side
         ]
         covered = ZERO
         for order in reduce_only:
             reduces = (amount > 0 and order.side is Side.SELL) or (
                 amount < 0 and order.side is Side.BUY
             )
-            if reduces and covered + order.remaining <= abs(amount):
+            if reduces and covered < abs(amount):
                 covered += order.remaining
                 continue
             events += self._end(
