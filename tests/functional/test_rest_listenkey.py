@@ -500,8 +500,8 @@ async def test_exchange_info_rate_limit_follows_the_configured_limit(tmp_path: P
         "/fapi/v2/listenKey",
         "/fapi/v1/listenkey",
         "/fapi/v1/ping/",
-        "/api/v3/exchangeInfo",
-        "/sapi/v1/capital/config/getall",
+        "/api/v3/order",
+        "/sapi/v1/capital/config/getalls",
         "/favicon.ico",
     ],
 )

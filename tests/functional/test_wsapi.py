@@ -195,11 +195,11 @@ BAD_REQUESTS: list[tuple[str, str | dict[str, Any], Any, int, int, str]] = [
     ),
     (
         "unknown method",
-        {"id": "m1", "method": "order.place", "params": {}},
+        {"id": "m1", "method": "algoOrder.place", "params": {}},
         "m1",
         400,
         ENVELOPE,
-        "Unknown method 'order.place'",
+        "Unknown method 'algoOrder.place'",
     ),
     ("invalid JSON", '{"id": 8, "method": ', None, 400, ENVELOPE, "Invalid JSON"),
     ("JSON array", "[1, 2]", None, 400, ENVELOPE, "Invalid JSON"),

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sqlite3
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,9 +116,34 @@ def add_parser(parsers: CommandParsers) -> None:
         help="with --bus: seconds between re-reads of the listenKeys this node serves",
     )
     serve.add_argument(
+        "--market",
+        default=None,
+        metavar="SPEC",
+        help="the market served on /market and /public and the market REST: "
+        "synthetic[:SEED] or none; default synthetic, but none with --clock virtual (a jump "
+        "of hours would generate every 100 ms of market in it: pass --market to have one)",
+    )
+    serve.add_argument(
+        "--initial-balance",
+        type=_amount,
+        default=None,
+        metavar="USDT",
+        help="credit each new account (the demo account too) with this many USDT",
+    )
+    serve.add_argument(
         "--demo", action="store_true", help="feed the demo account simulated activity"
     )
     serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount (e.g. 10000)") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError("the amount must be positive")
+    return value
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -146,6 +172,8 @@ def serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         drain_s=drain_s,
         metrics_port=args.metrics_port,
+        market=_market_spec(args.market, clock),
+        initial_balance=args.initial_balance,
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
@@ -159,6 +187,12 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(_run_server(config, demo_rate))
     return uvloop.run(_run_server(config, demo_rate))
+
+
+def _market_spec(given: str | None, clock: Clock) -> str | None:
+    if given is None:
+        return None if clock.is_virtual else "synthetic"
+    return None if given == "none" else given
 
 
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
@@ -283,6 +317,9 @@ def _announce(server: Server) -> None:
     table.add_row("REST", f"{server.url}/fapi/v1/listenKey")
     table.add_row("WebSocket API", f"{server.ws_url}/ws-fapi/v1")
     table.add_row("Streams", f"{server.ws_url}/private/ws?listenKey=<listenKey>")
+    if server.market is not None:
+        table.add_row("Market", f"{server.ws_url}/market/stream?streams=btcusdt@aggTrade")
+        table.add_row("Book", f"{server.ws_url}/public/ws/btcusdt@bookTicker")
     table.add_row("Admin", f"{server.url}/admin/v1/")
     table.add_row("Clock", "virtual" if server.clock.is_virtual else "real")
     table.add_row("Data", str(data))

@@ -9,7 +9,7 @@ O(log n) to find and a walk or a top-N snapshot reads the best levels in order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -32,47 +32,48 @@ class DepthSnapshot:
 class _Side:
     """One side's levels; `descending` for bids so index 0 is always the best price."""
 
-    __slots__ = ("_descending", "_keys", "_qty")
+    __slots__ = ("_descending", "_prices", "_qty")
 
     def __init__(self, *, descending: bool) -> None:
         self._descending = descending
         self._qty: dict[Decimal, Decimal] = {}
-        self._keys: list[Decimal] = []  # ascending prices, or negated prices for bids
-
-    def _key(self, price: Decimal) -> Decimal:
-        return -price if self._descending else price
+        self._prices: list[Decimal] = []  # ascending; the best bid is the last
 
     def set(self, price: Decimal, qty: Decimal) -> None:
         if qty < _ZERO:
             raise ValueError(f"negative quantity {qty} at {price}")
-        key = self._key(price)
         if qty == _ZERO:
             if self._qty.pop(price, None) is not None:
-                del self._keys[bisect.bisect_left(self._keys, key)]
+                del self._prices[bisect.bisect_left(self._prices, price)]
             return
         if price not in self._qty:
-            bisect.insort(self._keys, key)
+            bisect.insort(self._prices, price)
         self._qty[price] = qty
 
     def clear(self) -> None:
         self._qty.clear()
-        self._keys.clear()
+        self._prices.clear()
 
     def best(self) -> Level | None:
-        if not self._keys:
+        if not self._prices:
             return None
-        price = self._key(self._keys[0])
+        price = self._prices[-1] if self._descending else self._prices[0]
         return Level(price, self._qty[price])
 
     def top(self, limit: int) -> tuple[Level, ...]:
-        prices = (self._key(key) for key in self._keys[:limit])
-        return tuple(Level(price, self._qty[price]) for price in prices)
+        prices = self._prices
+        best = prices[: -limit - 1 : -1] if self._descending else prices[:limit]
+        qty = self._qty
+        return tuple(Level(price, qty[price]) for price in best)
 
     def qty_at(self, price: Decimal) -> Decimal:
         return self._qty.get(price, _ZERO)
 
-    def __len__(self) -> int:
-        return len(self._keys)
+    def levels(self) -> Iterator[tuple[Decimal, Decimal]]:
+        """(price, qty) best first, lazily: a walk reads only the levels it takes."""
+        qty = self._qty
+        for price in reversed(self._prices) if self._descending else self._prices:
+            yield price, qty[price]
 
 
 class OrderBook:
@@ -134,14 +135,13 @@ class OrderBook:
         book_side = self._asks if side is Side.BUY else self._bids
         fills: list[Fill] = []
         remaining = qty
-        for level in book_side.top(len(book_side)):
+        buy = side is Side.BUY
+        for price, resting in book_side.levels():
             if remaining <= _ZERO:
                 break
-            if limit_price is not None and (
-                level.price > limit_price if side is Side.BUY else level.price < limit_price
-            ):
+            if limit_price is not None and (price > limit_price if buy else price < limit_price):
                 break
-            take = min(remaining, level.qty)
-            fills.append(Fill(level.price, take))
+            take = resting if resting < remaining else remaining
+            fills.append(Fill(price, take))
             remaining -= take
         return fills

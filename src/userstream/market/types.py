@@ -70,6 +70,9 @@ class Trade:
     qty: Decimal
     buyer_is_maker: bool
     time_ms: int
+    # The aggTrade this trade belongs to when the source knows it (a replayed aggTrades file,
+    # an upstream @aggTrade); None lets `MarketState` aggregate by Binance's rule (spec §2.1).
+    aggregate_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,9 @@ class MarkUpdate:
     interest_rate: Decimal
     next_funding_time_ms: int
     time_ms: int
+    # The premium index (spec §4 `P`) when this update carries a new 5 s sample, else None;
+    # `premiumIndexKlines` are built from these samples.
+    premium_index: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

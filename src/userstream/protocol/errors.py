@@ -46,6 +46,16 @@ def too_many_requests(limit: int, retry_after_ms: int) -> RateLimited:
     )
 
 
+def too_many_orders(limit: int, interval: str, retry_after_ms: int) -> RateLimited:
+    """-1015 (USDⓈ-M "Error Codes": TOO_MANY_ORDERS); 429 as spot documents it."""
+    return RateLimited(
+        -1015,
+        f"Too many new orders; current limit is {limit} orders per {interval}.",
+        429,
+        retry_after_ms,
+    )
+
+
 def ip_banned(until_ms: int, retry_after_ms: int) -> RateLimited:
     return RateLimited(
         TOO_MANY_REQUESTS,

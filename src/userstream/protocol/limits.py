@@ -40,7 +40,11 @@ from userstream.protocol.wsapi import RateLimitStatus
 
 __all__ = [
     "MINUTE_MS",
+    "ORDER_COUNT_1M_HEADER",
+    "ORDER_COUNT_10S_HEADER",
     "USED_WEIGHT_HEADER",
+    "OrderCountLimiter",
+    "OrderLimits",
     "RequestWeightLimiter",
     "WeightLimits",
 ]
@@ -175,3 +179,61 @@ class RequestWeightLimiter:
         ]
         for ip in dead:
             del self._ips[ip]
+
+
+ORDER_COUNT_10S_HEADER: Final = "X-MBX-ORDER-COUNT-10S"
+ORDER_COUNT_1M_HEADER: Final = "X-MBX-ORDER-COUNT-1M"
+"""Order counts of the account, sent back on order placement, amend and cancel answers
+(trading spec §7; 3P-OBS ccxt #18051: `x-mbx-order-count-10s: 2`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLimits:
+    """The ORDERS limits exchangeInfo lists, per account (trading spec §7)."""
+
+    per_10s: int = 300
+    per_minute: int = 1200
+
+
+class OrderCountLimiter:
+    """ORDERS per account over a 10-second and a one-minute window, both fixed windows
+    aligned on the clock like REQUEST_WEIGHT's minute (trading spec §7).
+
+    An order over either limit is refused with -1015 "Too many new orders; current limit is
+    %s orders per %s." and HTTP 429 (the status is [UNCONFIRMED] for fapi, §8 q5; spot
+    documents 429). Refused orders still count, as refused requests count weight.
+    """
+
+    def __init__(self, limits: OrderLimits = OrderLimits()) -> None:
+        self.limits = limits
+        # account -> (10 s window, count in it, minute window, count in it)
+        self._counts: dict[int, tuple[int, int, int, int]] = {}
+
+    def charge(self, account_id: int, orders: int, now_ms: int) -> tuple[int, int]:
+        """Count `orders` new orders; return the (10 s, 1 min) counts after them.
+
+        Raises:
+            RateLimited: 429 -1015 when either window's limit is exceeded.
+        """
+        ten, minute = now_ms // 10_000, now_ms // MINUTE_MS
+        w10, c10, w60, c60 = self._counts.get(account_id, (ten, 0, minute, 0))
+        c10 = (c10 if w10 == ten else 0) + orders
+        c60 = (c60 if w60 == minute else 0) + orders
+        self._counts[account_id] = (ten, c10, minute, c60)
+        if len(self._counts) > 100_000:
+            self._counts = {a: c for a, c in self._counts.items() if c[2] == minute}
+        if c10 > self.limits.per_10s:
+            raise errors.too_many_orders(
+                self.limits.per_10s, "10 SECOND", (ten + 1) * 10_000 - now_ms
+            )
+        if c60 > self.limits.per_minute:
+            raise errors.too_many_orders(
+                self.limits.per_minute, "1 MINUTE", (minute + 1) * MINUTE_MS - now_ms
+            )
+        return c10, c60
+
+    def counts(self, account_id: int, now_ms: int) -> tuple[int, int]:
+        """The account's (10 s, 1 min) counts now, without counting anything."""
+        ten, minute = now_ms // 10_000, now_ms // MINUTE_MS
+        w10, c10, w60, c60 = self._counts.get(account_id, (ten, 0, minute, 0))
+        return (c10 if w10 == ten else 0), (c60 if w60 == minute else 0)

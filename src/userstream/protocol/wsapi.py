@@ -52,8 +52,10 @@ __all__ = [
     "ENVELOPE_ERROR_CODE",
     "HANDSHAKE_WEIGHT",
     "METHOD_WEIGHTS",
+    "SESSION_METHODS",
     "USER_DATA_STREAM_METHODS",
     "RateLimitStatus",
+    "SessionStatus",
     "WsApiRequest",
     "WsApiRequestError",
     "parse_request",
@@ -69,6 +71,9 @@ ENVELOPE_ERROR_CODE: Final = errors.UNKNOWN
 USER_DATA_STREAM_METHODS: Final[frozenset[str]] = frozenset(
     {"userDataStream.start", "userDataStream.ping", "userDataStream.stop"}
 )
+SESSION_METHODS: Final[frozenset[str]] = frozenset(
+    {"session.logon", "session.status", "session.logout"}
+)
 
 HANDSHAKE_WEIGHT: Final = 5
 """Request weight of opening a WebSocket API connection, charged to the IP's REQUEST_WEIGHT
@@ -79,6 +84,18 @@ METHOD_WEIGHTS: Final[dict[str, int]] = {
     "userDataStream.start": 1,
     "userDataStream.ping": 1,
     "userDataStream.stop": 1,
+    # Trading methods (trading spec §3; Binance "WebSocket API" pages of each method): orders
+    # cost no IP weight, as on REST (§7); account reads cost what their REST routes cost.
+    "session.logon": 2,
+    "session.status": 2,
+    "session.logout": 2,
+    "order.place": 0,
+    "order.modify": 0,
+    "order.cancel": 1,
+    "order.status": 1,
+    "account.status": 5,
+    "account.balance": 5,
+    "account.position": 5,
 }
 """Request weight of each method this server answers. Rejected requests cost weight too
 (spec §6.3: "a 400 still costs weight"); charge `METHOD_WEIGHTS.get(method, 1)`."""
@@ -124,6 +141,17 @@ class WsApiRequest:
     method: str
     params: dict[str, object]
     return_rate_limits: bool | None
+    version: str = ""  # "v2" for `v2/account.status` and the like
+
+
+class SessionStatus(msgspec.Struct, rename="camel"):
+    """The result of `session.logon` / `.status` / `.logout` (trading spec §3)."""
+
+    api_key: str | None
+    authorized_since: int | None
+    connected_since: int
+    return_rate_limits: bool
+    server_time: int
 
 
 class WsApiRequestError(BinanceAPIError):
@@ -221,9 +249,11 @@ def parse_request(message: bytes | str) -> WsApiRequest:
         raise _envelope_error(req_id, "params", "an object")
 
     name = method
+    version = ""
     prefix = _VERSION_PREFIX.match(name)
     if prefix is not None:
         name = name[prefix.end() :]
+        version = prefix.group()[:-1]
     if name not in METHOD_WEIGHTS:
         raise _unknown_method(req_id, method)
 
@@ -238,7 +268,11 @@ def parse_request(message: bytes | str) -> WsApiRequest:
         return_rate_limits = flag
 
     return WsApiRequest(
-        id=req_id, method=name, params=params, return_rate_limits=return_rate_limits
+        id=req_id,
+        method=name,
+        params=params,
+        return_rate_limits=return_rate_limits,
+        version=version,
     )
 
 

@@ -74,6 +74,11 @@ class AdminHooks:
     # the bus delivers elsewhere too (distributed mode).
     audience: Callable[[int, Sequence[EncodedEvent]], int | None]
     advance: Callable[[int, int], Awaitable[None]]
+    # `POST /admin/v1/market/<move>` (server/market_admin.py); None when no market is served.
+    market: Callable[[str, Request], Awaitable[Response]] | None = None
+    # The venue's operator routes (deposit, withdraw, API keys, commission): an answer, or
+    # None when the path is not one of them.
+    venue: Callable[[list[str], Request], Awaitable[Response | None]] | None = None
 
 
 class AdminApi:
@@ -153,6 +158,12 @@ class AdminApi:
                 return json_response(200, {"listenKey": listen_key, "accountId": record.account_id})
             case ["stats"] if method == "GET":
                 return json_response(200, self._hooks.stats())
+            case ["market", move] if self._hooks.market is not None:
+                return await self._hooks.market(move, request)
+        if self._hooks.venue is not None:
+            answer = await self._hooks.venue(parts, request)
+            if answer is not None:
+                return answer
         raise NOT_FOUND
 
     @staticmethod

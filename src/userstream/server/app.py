@@ -25,6 +25,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from userstream.accounts import Account, SqliteAccountStore
 from userstream.bus.backends import Backends
 from userstream.clock import Clock, ManualClock, SystemClock
 from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimited
+from userstream.market.types import MarketSource
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
 from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
@@ -48,12 +50,16 @@ from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import LivenessContext, LivenessPolicy, PongWatch
 from userstream.server.logs import LOG_FORMATS, prefix
 from userstream.server.logs import configure as configure_logging
+from userstream.server.market import MarketService, open_market_source
+from userstream.server.market_admin import MarketAdmin
+from userstream.server.market_rest import mount_market_rest
 from userstream.server.ops import OpsApi, drain, log_closed, log_stream_opened
 from userstream.server.responses import error_response
 from userstream.server.rest import RestApi
 from userstream.server.scheduler import Scheduler
 from userstream.server.streams import StreamSession
 from userstream.server.tls import server_context
+from userstream.server.venue_service import VenueService
 from userstream.server.websocket import Flusher, WebSocketHandler
 from userstream.server.wsapi import WsApiSession
 from userstream.storage import DB_FILENAME, write_secret
@@ -112,6 +118,9 @@ class ServerConfig:
         bus: `nats://a:4222[,nats://b:4222]` runs the server as a node on NATS JetStream
             (needs `userstream[nats]`); None uses the embedded memory + SQLite backends.
         reconcile_interval_s: with `bus`, seconds between re-reads of the served keys.
+        market, market_source: the market served on `/market`, `/public` and the market
+            REST, and the venue's prices: a spec (`synthetic[:SEED]`) or a `MarketSource`
+            (which wins); neither serves no market.
         tune_gc: once started, freeze the start-up heap and raise the garbage collector's
             thresholds (`GC_THRESHOLDS`); for a process that runs one long-lived server.
     """
@@ -139,6 +148,9 @@ class ServerConfig:
     tls_key: Path | None = None
     metrics_port: int | None = None  # /metrics there instead of the main port (0: any)
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
+    market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
+    market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
+    initial_balance: Decimal | None = None  # USDT credited to each account the venue first sees
 
 
 @dataclass(slots=True)
@@ -195,15 +207,35 @@ class Server:
         self.ws_api_sessions: set[WsApiSession] = set()
         self._drained = asyncio.Event()
         self._http_connections: set[HttpProtocol] = set()
-        self._rest = RestApi(
-            self.keys, self.limiter, self.clock, load_symbol_table(config.symbols_file)
+        symbols = load_symbol_table(config.symbols_file)
+        self._rest = RestApi(self.keys, self.limiter, self.clock, symbols)
+        source = config.market_source
+        if source is None and config.market is not None:
+            source = open_market_source(config.market, symbols, self.clock.now_ms())
+        self.market = (
+            MarketService(source, symbols, self.clock, self.scheduler)
+            if source is not None
+            else None
         )
+        if self.market is not None:
+            mount_market_rest(self._rest, self.market)
         self._nats_status = backends.nats_status
         self.draining = False  # /ready fails and upgrades get 503 (ops.drain)
         self._ssl: ssl.SSLContext | None = None
         if config.tls_cert is not None or config.tls_key is not None:
             self._ssl = server_context(config.tls_cert, config.tls_key)
-        self.ops = OpsApi(self, self._rest.paths, config.metrics_port)
+        self.venue = VenueService(
+            self.accounts,
+            self.limiter,
+            self.clock,
+            None if backends.shared else config.data_dir,
+            symbols,
+            self.bus,
+            self.scheduler,
+            self.market,
+            config.initial_balance,
+        )
+        self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:
             backends.on_reconnect(self.cluster.reconnected)
@@ -246,11 +278,18 @@ class Server:
             advance=self.advance_clock
             if self._shared_clock is None
             else self._shared_clock.advance,
+            market=MarketAdmin(self.market).handle if self.market is not None else None,
+            venue=self.venue.admin,
         )
         self._admin = AdminApi(
             self.admin_token, self.accounts, self.keys, self.bus, self.clock, hooks
         )
         self.keys.restore()
+        if self.market is not None:
+            self.market.start()
+        self.venue.start()
+        if self.demo_account is not None:
+            await self.venue.ensure(self.demo_account.id, self.clock.now_ms())
         self.scheduler.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -352,6 +391,9 @@ class Server:
             await self._server.wait_closed()
             self._server = None
         await self.ops.aclose()
+        if self.market is not None:
+            self.market.stop()
+        await self.venue.aclose()
         await self.scheduler.aclose()
         await _bounded(self.keys.aclose(), "listenKey service")
         if self.cluster is not None:
@@ -414,6 +456,8 @@ class Server:
         started = time.perf_counter()
         if self._admin is not None and self._admin.claims(request.path):
             response = await self._admin.handle(request)
+        elif self.venue.trading.claims(request.path):
+            response = await self.venue.trading.handle(request)
         else:
             response = await self._rest.handle(request)
         self.ops.observe(request.path, time.perf_counter() - started)
@@ -443,6 +487,7 @@ class Server:
                 return_limits,
                 self._session_closed,
                 self.ops.observe,
+                self.venue.ws,
             )
             self.ws_api_sessions.add(ws_api)
             self._drained.clear()
@@ -464,6 +509,7 @@ class Server:
             self.gateway,
             self.liveness,
             self._session_closed,
+            self.market.hub if self.market is not None else None,
         )
         self.streams.add(session)
         self._drained.clear()

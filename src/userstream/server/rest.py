@@ -24,6 +24,7 @@ from userstream.server.responses import error_response, json_response
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+Weigher = Callable[[Request], int]
 
 SPOT_PREFIX = "/api/v3/"
 SPOT_USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT"
@@ -58,6 +59,13 @@ class RestApi:
             "/api/v3/ping": {"GET": self._ping},
             "/api/v3/time": {"GET": self._time},
         }
+        self._weights: dict[tuple[str, str], Weigher] = {}
+
+    def mount(self, path: str, method: str, handler: Handler, weight: Weigher) -> None:
+        """Serve `method path` with `handler`, charging `weight(request)` (which must not
+        raise: a malformed parameter costs the endpoint's default weight)."""
+        self._routes.setdefault(path, {})[method] = handler
+        self._weights[path, method] = weight
 
     @property
     def paths(self) -> frozenset[str]:
@@ -65,8 +73,11 @@ class RestApi:
 
     async def handle(self, request: Request) -> Response:
         now = self._clock.now_ms()
+        weigh = self._weights.get((request.path, request.method))
         try:
-            used = self._limiter.charge(request.client_ip, 1, now)
+            used = self._limiter.charge(
+                request.client_ip, 1 if weigh is None else weigh(request), now
+            )
         except RateLimited as limited:
             _log_rejected(request, limited)
             used = self._limiter.used(request.client_ip, now)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from userstream.protocol.control import ControlState, IncomingRateLimit, handle_control
-from userstream.protocol.routes import Route
+from userstream.protocol.market import parse_market_stream
+from userstream.protocol.routes import Route, StreamName
 from userstream.protocol.wsframes import CloseCode, Opcode
 from userstream.server.gateway import StreamGateway
 from userstream.server.liveness import Liveness, LivenessContext
+from userstream.server.market_hub import MarketHub
 from userstream.server.websocket import WebSocketConnection
 
 
@@ -23,8 +25,10 @@ class StreamSession:
         gateway: StreamGateway,
         liveness: LivenessContext,
         on_closed: Callable[[StreamSession], None],
+        market: MarketHub | None = None,
     ) -> None:
         self.route = route
+        self._market = market
         self.state = ControlState(
             combined=route.combined, streams={s.name: s for s in route.streams}
         )
@@ -46,9 +50,27 @@ class StreamSession:
     def on_open(self, conn: WebSocketConnection) -> None:
         self.conn = conn
         self._liveness = self._context.watch(conn)
-        if self.route.delivers_user_data:
-            for stream in self.state.streams.values():
-                self._gateway.subscribe(self, stream)
+        for stream in self.state.streams.values():
+            self._subscribe(stream)
+
+    # Market streams are served on every path, user data only where the route delivers it
+    # (market-data spec §1: "route nothing — serve every stream on every path").
+
+    def _subscribe(self, stream: StreamName) -> None:
+        topic = parse_market_stream(stream.name) if self._market is not None else None
+        if topic is not None:
+            assert self._market is not None
+            self._market.subscribe(self, stream.name, topic)
+        elif self.route.delivers_user_data:
+            self._gateway.subscribe(self, stream)
+
+    def _unsubscribe(self, stream: StreamName) -> None:
+        topic = parse_market_stream(stream.name) if self._market is not None else None
+        if topic is not None:
+            assert self._market is not None
+            self._market.unsubscribe(self, stream.name, topic)
+        elif self.route.delivers_user_data:
+            self._gateway.unsubscribe(self, stream)
 
     def _over_rate(self, conn: WebSocketConnection) -> bool:
         """Count one incoming message; True (and the connection closing) when over the limit."""
@@ -63,11 +85,10 @@ class StreamSession:
         if self._over_rate(conn):
             return
         outcome = handle_control(payload, self.state)
-        if self.route.delivers_user_data:
-            for stream in outcome.unsubscribed:
-                self._gateway.unsubscribe(self, stream)
-            for stream in outcome.subscribed:
-                self._gateway.subscribe(self, stream)
+        for stream in outcome.unsubscribed:
+            self._unsubscribe(stream)
+        for stream in outcome.subscribed:
+            self._subscribe(stream)
         if outcome.reply is not None:
             conn.send_text(outcome.reply)
         if outcome.close:
@@ -92,4 +113,7 @@ class StreamSession:
         if self._liveness is not None:
             self._liveness.stop()
         self._gateway.detach(self, self.state.streams.values())
+        if self._market is not None:
+            topics = (parse_market_stream(s.name) for s in self.state.streams.values())
+            self._market.detach(self, [t for t in topics if t is not None])
         self._on_closed(self)

@@ -12,14 +12,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
-from userstream.accounts import Account
+from userstream.accounts import Account, looks_like_api_key
 from userstream.exceptions import BinanceAPIError, RateLimited
 from userstream.protocol import errors
 from userstream.protocol import wsapi as api
 from userstream.protocol.limits import RequestWeightLimiter
+from userstream.protocol.signing import KeyKind, Params, verify_ws_params
 from userstream.protocol.wsframes import Opcode
+from userstream.server.apikeys import ApiKeys
 from userstream.server.keys import ListenKeyService
 from userstream.server.liveness import Liveness, LivenessContext
 from userstream.server.logs import prefix
@@ -29,6 +32,18 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 100
 WS_API_LABEL = "/ws-fapi/v1"
+
+VenueMethod = Callable[[int, Params, str, int], Awaitable[object]]
+"""`(account_id, params, version, now_ms)`: a trading method's result (`version` is "v2" for
+`v2/account.status` and the like)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WsVenue:
+    """The venue's side of the WebSocket API: signing keys and the trading methods."""
+
+    api_keys: ApiKeys
+    methods: Mapping[str, VenueMethod]
 
 
 class WsApiSession:
@@ -40,8 +55,14 @@ class WsApiSession:
         return_rate_limits: bool,
         on_closed: Callable[[WsApiSession], None],
         observe: Callable[[str, float], None] | None = None,
+        venue: WsVenue | None = None,
     ) -> None:
         self._keys = keys
+        self._venue = venue
+        # session.logon (trading spec §3): the Ed25519 key this connection logged on with.
+        self._logged_on: tuple[str, int] | None = None  # (apiKey, account id)
+        self._authorized_since: int | None = None
+        self._connected_since = liveness.now_ms()
         self._limiter = limiter
         self._context = liveness
         self._return_rate_limits = return_rate_limits
@@ -115,11 +136,7 @@ class WsApiSession:
             return api.response_error(request.id, limited.status, limited.code, limited.msg, limits)
         limits = None
         try:
-            method = self._methods.get(request.method)
-            if method is None:
-                raise api.unknown_method(request)
-            account = await self._keys.authenticate(api.required_api_key(request))
-            result = await method(account)
+            result = await self._dispatch(request, now)
         except api.WsApiRequestError as bad:
             _log_rejected(request, ip, bad.status, bad.code)
             limits = self._rate_limits(ip, now, request.return_rate_limits)
@@ -130,6 +147,82 @@ class WsApiSession:
             return api.response_error(request.id, error.status, error.code, error.msg, limits)
         limits = self._rate_limits(ip, now, request.return_rate_limits)
         return api.response_ok(request.id, result, limits)
+
+    async def _dispatch(self, request: api.WsApiRequest, now: int) -> object:
+        method = self._methods.get(request.method)
+        if method is not None:
+            if self._logged_on is not None and "apiKey" not in request.params:
+                account = await self._logged_on_account()
+            else:
+                account = await self._authenticate(api.required_api_key(request))
+            return await method(account)
+        if request.method in api.SESSION_METHODS:
+            return await self._session(request, now)
+        venue_method = self._venue.methods.get(request.method) if self._venue else None
+        if venue_method is None:
+            raise api.unknown_method(request)
+        account_id, params = await self._signed(request, now)
+        return await venue_method(account_id, params, request.version, now)
+
+    async def _authenticate(self, api_key: str) -> Account:
+        """The account of an HMAC API key (the accounts' own keys) or a registered Ed25519
+        key; -2014 / -2015 as on REST."""
+        if self._venue is not None and looks_like_api_key(api_key):
+            account_id = self._venue.api_keys.ed25519_account(api_key)
+            if account_id is not None:
+                account = await self._keys.accounts.by_id(account_id)
+                if account is not None:
+                    return account
+        return await self._keys.authenticate(api_key)
+
+    async def _logged_on_account(self) -> Account:
+        assert self._logged_on is not None
+        account = await self._keys.accounts.by_id(self._logged_on[1])
+        if account is None:
+            raise errors.api_key_rejected()
+        return account
+
+    async def _signed(self, request: api.WsApiRequest, now: int) -> tuple[int, Params]:
+        """Verify a signed request, or take the logged-on session's account when the request
+        carries neither `apiKey` nor `signature` (trading spec §3)."""
+        assert self._venue is not None
+        params = request.params
+        if self._logged_on is not None and "apiKey" not in params and "signature" not in params:
+            strings = {k: _param_text(v) for k, v in params.items()}
+            return self._logged_on[1], strings
+        api_key = api.required_api_key(request)
+        key = await self._venue.api_keys.signing_key(api_key)
+        if not looks_like_api_key(api_key):
+            raise errors.api_key_format_invalid()
+        if key is None:
+            raise errors.api_key_rejected()
+        return key.account_id, verify_ws_params(key, params, now)
+
+    async def _session(self, request: api.WsApiRequest, now: int) -> object:
+        if request.method == "session.logon":
+            if self._venue is None:
+                raise api.unknown_method(request)
+            api_key = api.required_api_key(request)
+            key = await self._venue.api_keys.signing_key(api_key)
+            if not looks_like_api_key(api_key):
+                raise errors.api_key_format_invalid()
+            # session.logon takes Ed25519 keys only (trading spec §1.3); the answer to an HMAC
+            # key is [UNCONFIRMED]: -2015, as for a key without the permission.
+            if key is None or key.kind is not KeyKind.ED25519:
+                raise errors.api_key_rejected()
+            verify_ws_params(key, request.params, now)
+            self._logged_on = (api_key, key.account_id)
+            self._authorized_since = now
+        elif request.method == "session.logout":
+            self._logged_on = None
+            self._authorized_since = None
+        return api.SessionStatus(
+            api_key=self._logged_on[0] if self._logged_on is not None else None,
+            authorized_since=self._authorized_since,
+            connected_since=self._connected_since,
+            return_rate_limits=self._return_rate_limits,
+            server_time=now,
+        )
 
     def _charge_quietly(self, ip: str, weight: int, now: int) -> None:
         with contextlib.suppress(RateLimited):
@@ -162,3 +255,9 @@ def _log_rejected(request: api.WsApiRequest, ip: str, status: int, code: int) ->
         code,
         prefix(key if isinstance(key, str) else None),
     )
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)

@@ -10,25 +10,15 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Final
 
+from userstream.market.reference import reference_price
 from userstream.protocol.exchange_info import LotSize, MinNotional, PriceFilter, Symbol
 
-__all__ = ["REFERENCE_PRICES", "Instrument", "MarkPrices", "instruments_from_symbols"]
-
-# Where each packaged symbol's mark price starts and what it reverts to (symbols.json has no
-# prices). Other symbols start at the geometric middle of their PRICE_FILTER range.
-REFERENCE_PRICES: Final[Mapping[str, Decimal]] = {
-    "BTCUSDT": Decimal("65000"),
-    "ETHUSDT": Decimal("3400"),
-    "SOLUSDT": Decimal("150"),
-    "BNBUSDT": Decimal("600"),
-    "XRPUSDT": Decimal("0.6"),
-    "DOGEUSDT": Decimal("0.15"),
-}
+__all__ = ["Instrument", "MarkPrices", "instruments_from_symbols"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +78,7 @@ def instruments_from_symbols(symbols: Iterable[Symbol]) -> tuple[Instrument, ...
             continue
         min_price = Decimal(price_filter.min_price)
         max_price = Decimal(price_filter.max_price)
-        reference = REFERENCE_PRICES.get(symbol.symbol)
-        if reference is None:
-            middle = math.sqrt(float(max(min_price, Decimal("1e-8"))) * float(max_price))
-            reference = Decimal(str(middle))
+        reference = reference_price(symbol.symbol, min_price, max_price)
         min_notional = symbol.filter(MinNotional)
         instrument = Instrument(
             symbol=symbol.symbol,

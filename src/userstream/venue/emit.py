@@ -30,6 +30,8 @@ from userstream.protocol.events import (
 from userstream.venue.numbers import ZERO, money, trim
 from userstream.venue.state import Order, PositionState, TradeRecord
 
+_UNITS = [Decimal(1).scaleb(-places) for places in range(19)]
+
 __all__ = [
     "account_update",
     "balance_entry",
@@ -96,19 +98,25 @@ def order_update(
     )
 
 
-def trade_lite(order: Order, fill: TradeRecord) -> TradeLite:
-    """TRADE_LITE, sent first for every fill (spec §5.1, §5.2)."""
+def trade_lite(
+    order: Order, fill: TradeRecord, price_precision: int, quantity_precision: int
+) -> TradeLite:
+    """TRADE_LITE, sent first for every fill (spec §5.1, §5.2). Unlike ORDER_TRADE_UPDATE it
+    writes prices and quantities at the symbol's precisions (`"0.10"`, `"0.0000"`: user-data
+    spec §5.5, 2026-02-23 capture)."""
+    price_unit = _UNITS[price_precision]
+    qty_unit = _UNITS[quantity_precision]
     return TradeLite(
         event_time=fill.time,
         transaction_time=fill.time,
         symbol=order.symbol,
-        original_quantity=order.quantity,
-        original_price=order.price,
+        original_quantity=order.quantity.quantize(qty_unit),
+        original_price=order.price.quantize(price_unit),
         is_maker=fill.maker,
         client_order_id=order.client_order_id,
         side=order.side,
-        last_filled_price=fill.price,
-        last_filled_quantity=fill.qty,
+        last_filled_price=fill.price.quantize(price_unit),
+        last_filled_quantity=fill.qty.quantize(qty_unit),
         trade_id=fill.trade_id,
         order_id=order.order_id,
     )

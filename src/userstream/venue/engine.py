@@ -93,21 +93,20 @@ __all__ = ["DEFAULT_LEVERAGE", "Engine"]
 DEFAULT_LEVERAGE: Final = 20
 _MAX_MODIFY: Final = 10_000
 _CANCEL_ALL_MSG: Final = "The operation of cancel all open order is done."
-_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ID_SPACE: Final = 62**22
-_ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd and not a multiple of 31: a bijection mod 62**22
+_ID_SPACE: Final = 2**88
+_ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd: multiplying by it is a bijection modulo 2**88
 _STATE_ENCODER: Final = msgspec.json.Encoder()
 _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
 
 
 def _generated_client_id(order_id: int) -> str:
-    """A 22-character alphanumeric client order id (spec §2.3), unique per order id."""
-    value = order_id * _ID_MIX % _ID_SPACE
-    chars = []
-    for _ in range(22):
-        value, digit = divmod(value, 62)
-        chars.append(_BASE62[digit])
-    return "".join(chars)
+    """A 22-character alphanumeric client order id (spec §2.3), unique per order id: the id
+    times an odd constant modulo 2**88, in hex."""
+    return format(order_id * _ID_MIX % _ID_SPACE, "022x")
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
 
 
 class Engine:
@@ -139,9 +138,14 @@ class Engine:
         self._resting = RestingBook()
         self._gtd: dict[int, tuple[int, Order]] = {}
         self._countdowns: dict[tuple[int, str], int] = {}
+        # The newest order per (account, symbol, client order id).
+        self._client_ids: dict[tuple[int, str, str], int] = {}
         for account in self._state.accounts.values():
             self._complete(account)
             for order in account.orders.values():
+                self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = (
+                    order.order_id
+                )
                 if order.is_open:
                     self._index(account.account_id, order)
             for symbol, settings in account.symbols.items():
@@ -231,9 +235,11 @@ class Engine:
         return OrderView.of(found)
 
     def open_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
+        """Open orders, oldest first (by order id, the same before and after a restore)."""
         by_symbol = self._open.get(account_id, {})
         chosen = [by_symbol.get(symbol, {})] if symbol is not None else by_symbol.values()
-        return [OrderView.of(o) for orders in chosen for o in orders.values()]
+        orders = sorted((o for group in chosen for o in group.values()), key=_order_id)
+        return [OrderView.of(o) for o in orders]
 
     def all_orders(self, account_id: int, symbol: str | None = None) -> list[OrderView]:
         account = self._state.accounts.get(account_id)
@@ -292,6 +298,7 @@ class Engine:
                         max_notional=brackets.max_notional(symbol, settings.leverage),
                         margin_asset=rules.margin_asset,
                         update_time=position.update_time,
+                        position_initial_margin=figures.initial_margin,
                     )
                 )
         return rows
@@ -431,10 +438,9 @@ class Engine:
         if order_id is not None:
             order = account.orders.get(order_id)
             return order if order is not None and order.symbol == symbol else None
-        for order in reversed(account.orders.values()):
-            if order.symbol == symbol and order.client_order_id == client_order_id:
-                return order
-        return None
+        assert client_order_id is not None
+        found = self._client_ids.get((account.account_id, symbol, client_order_id))
+        return account.orders[found] if found is not None else None
 
     def _next_priority(self) -> int:
         priority = self._state.next_priority
@@ -481,7 +487,14 @@ class Engine:
         )
 
     def _position(self, account: AccountState, order: Order) -> PositionState:
-        return account.symbols[order.symbol].positions[order.position_side]
+        """The position `order` trades, created on first use (hedge mode's LONG/SHORT)."""
+        positions = account.symbols[order.symbol].positions
+        position = positions.get(order.position_side)
+        if position is None:
+            position = positions[order.position_side] = PositionState(
+                symbol=order.symbol, position_side=order.position_side
+            )
+        return position
 
     def _notional(self, account: AccountState, symbol: str) -> tuple[Decimal, Decimal]:
         return open_notional(self._open_on(account.account_id, symbol).values())
@@ -509,7 +522,10 @@ class Engine:
         if isinstance(accepted, VenueError):
             return Outcome(accepted)
         assert settings is not None
-        assert position is not None
+        if position is None:  # a hedge-mode side's first order
+            position = settings.positions[position_side] = PositionState(
+                symbol=command.symbol, position_side=position_side
+            )
         order = Order(
             order_id=0,
             client_order_id=accepted.client_order_id or "",
@@ -546,6 +562,7 @@ class Engine:
         if order.order_type is OrderType.LIMIT:
             order.priority = self._next_priority()
         account.orders[order.order_id] = order
+        self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = order.order_id
         self._index(account.account_id, order)
         events: list[Event] = [self._order_event(account, order, ExecutionType.NEW, now_ms)]
         ack = OrderView.of(order)
@@ -585,12 +602,13 @@ class Engine:
             time=0,
             update_time=0,
         )
-        before = self._figures(account, rules.margin_asset)
-        with_order = self._figures(account, rules.margin_asset, probe)
-        need = with_order.open_order_initial_margin - before.open_order_initial_margin
+        orders = list(self._open_on(account.account_id, order.symbol).values())
+        need = self._order_margin(account, order.symbol, [*orders, probe]) - self._order_margin(
+            account, order.symbol, orders
+        )
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
-        if need > 0 and need > before.available_balance:
+        if need > 0 and need > self._figures(account, rules.margin_asset).available_balance:
             return VenueError.of(errors.MARGIN_NOT_SUFFICIENT)
         return None
 
@@ -726,9 +744,8 @@ class Engine:
         )
         self._state.next_trade_id += 1
         account.trades.append(trade)
-        figures = self._figures(account, rules.margin_asset)
         events: list[Event] = [
-            emit.trade_lite(order, trade),
+            emit.trade_lite(order, trade, rules.price_precision, rules.quantity_precision),
             self._order_event(account, order, ExecutionType.TRADE, now_ms, trade),
             emit.account_update(
                 AccountUpdateReason.ORDER,
@@ -737,7 +754,7 @@ class Engine:
                     emit.balance_entry(
                         rules.margin_asset,
                         balance.wallet_balance,
-                        figures.cross_wallet_balance,
+                        self._cross_wallet(account, rules.margin_asset),
                         ZERO,
                     ),
                 ),
@@ -775,6 +792,17 @@ class Engine:
                 account, order, OrderStatus.EXPIRED, ExpiryReason.REDUCE_ONLY_KNOCKED_OUT, now_ms
             )
         return events
+
+    def _cross_wallet(self, account: AccountState, asset: str) -> Decimal:
+        """The wallet of `asset` minus the isolated wallets margined in it."""
+        balance = account.balances.get(asset)
+        cross = balance.wallet_balance if balance else ZERO
+        for symbol, settings in account.symbols.items():
+            if settings.margin_type is MarginType.ISOLATED and (
+                self._rules[symbol].margin_asset == asset
+            ):
+                cross -= sum((p.isolated_wallet for p in settings.positions.values()), ZERO)
+        return cross
 
     def _balance(self, account: AccountState, asset: str) -> AssetBalance:
         balance = account.balances.get(asset)
@@ -917,8 +945,6 @@ class Engine:
         order = self._find(account, command.symbol, command.order_id, command.orig_client_order_id)
         if order is None or not order.is_open:
             return Outcome(VenueError.of(errors.NO_SUCH_ORDER))
-        if order.order_type is not OrderType.LIMIT:
-            return Outcome(VenueError.of(errors.LIMIT_ORDER_ONLY))
         if order.modify_count >= _MAX_MODIFY:
             return Outcome(VenueError.of(errors.EXCEED_MAXIMUM_MODIFY_ORDER_LIMIT))
         book = self._market.book(command.symbol)

@@ -196,6 +196,7 @@ class PositionView:
     max_notional: Decimal
     margin_asset: str
     update_time: int
+    position_initial_margin: Decimal  # |amount| x mark / leverage; `initial_margin` adds orders
 
 
 @dataclass(frozen=True, slots=True)

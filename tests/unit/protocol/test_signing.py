@@ -69,8 +69,8 @@ def test_mixed_query_and_body_are_concatenated_without_separator() -> None:
     signed = verify_rest(key, True, query, f"{body}&signature={signature}".encode(), DOC_NOW)
     assert signed.params["timeInForce"] == "GTC"
     assert signed.params["quantity"] == "1"
-    with pytest.raises(BinanceAPIError) as joined:  # signing "query&body" is a different payload
-        bad = hmac_signature(DOC_SECRET.encode(), f"{query}&{body}".encode())
+    bad = hmac_signature(DOC_SECRET.encode(), f"{query}&{body}".encode())  # another payload
+    with pytest.raises(BinanceAPIError) as joined:
         verify_rest(key, True, query, f"{body}&signature={bad}".encode(), DOC_NOW)
     assert code_of(joined) == -1022
 
@@ -207,5 +207,7 @@ def test_ws_api_ed25519_logon_payload() -> None:
 
 def test_security_types() -> None:
     assert not Security.NONE.needs_key
-    assert Security.USER_STREAM.needs_key and not Security.USER_STREAM.signed
-    assert Security.TRADE.signed and Security.USER_DATA.signed
+    assert Security.USER_STREAM.needs_key
+    assert not Security.USER_STREAM.signed
+    assert Security.TRADE.signed
+    assert Security.USER_DATA.signed

@@ -116,9 +116,9 @@ def test_bad_method_echoes_the_id(method: object) -> None:
 
 
 def test_unknown_method() -> None:
-    err = _err('{"id":"q1","method":"order.place","params":{}}')
+    err = _err('{"id":"q1","method":"algoOrder.place","params":{}}')
     assert (err.id, err.status, err.code) == ("q1", 400, -1000)
-    assert err.msg == "Unknown method 'order.place'."
+    assert err.msg == "Unknown method 'algoOrder.place'."
     assert isinstance(err, BinanceAPIError)
 
 

@@ -12,6 +12,7 @@ from userstream.protocol.events import (
     MarginCallMarginType,
     OrderTradeUpdate,
     OrderType,
+    PositionSide,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -20,6 +21,7 @@ from userstream.venue import (
     Ack,
     BalanceView,
     CancelAllOrders,
+    CancelOrder,
     ChangeLeverage,
     ChangeMarginType,
     CommissionView,
@@ -447,13 +449,17 @@ def test_ids_continue_after_restore() -> None:
     engine, market = funded()
     engine.handle(1, limit(Side.BUY, "99000"), 2)
     engine.handle(1, market_order(Side.BUY, "0.01"), 3)
+    engine.handle(1, limit(Side.SELL, "105000", new_client_order_id="keep"), 3)
     raw = engine.encode_state()
     restored = Engine(venue_symbols(BTC), market, state=Engine.decode_state(raw))
     assert restored.snapshot(1) == engine.snapshot(1)
     nxt = restored.handle(1, market_order(Side.BUY, "0.01"), 4)
     assert isinstance(nxt.result, OrderView)
-    assert nxt.result.order_id == 3
+    assert nxt.result.order_id == 4
     assert restored.trades(1)[-1].trade_id == 2
+    cancel = restored.handle(1, CancelOrder(symbol=BTC, orig_client_order_id="keep"), 4)
+    assert isinstance(cancel.result, OrderView)
+    assert cancel.result.order_id == 3
     # The restored resting order still fills from the market.
     events = restored.on_market([market.trade(BTC, "98000", "1", buyer_is_maker=True)], 5)
     assert order_events(events[1]) == [("TRADE", "FILLED", "0")]
@@ -466,3 +472,45 @@ def test_resting_reduce_only_larger_than_the_position_fills_it_then_expires() ->
     events = engine.on_market([market.trade(BTC, "101001", "1", buyer_is_maker=False)], 4)[1]
     assert order_events(events) == [("TRADE", "PARTIALLY_FILLED", "0"), ("EXPIRED", "EXPIRED", "4")]
     assert engine.positions(1)[0].position_amt == 0
+
+
+def test_position_and_balance_figures_by_hand() -> None:
+    engine, market = funded()
+    engine.handle(1, market_order(Side.BUY, "0.02"), 2)  # entry 100000.1, fee 1.000001
+    engine.handle(1, limit(Side.BUY, "99000", "0.01"), 3)
+    market.set_mark(BTC, "101000")
+    (position,) = engine.positions(1)
+    # uPnL = 0.02 x (101000 - 100000.1) = 19.998; IM = 0.02 x 101000 / 20 = 101
+    assert position.unrealized_pnl == D("19.998")
+    assert position.position_initial_margin == D("101")
+    # open-order IM: the resting BUY adds exposure, 0.01 x 99000 / 20 = 49.5
+    assert position.open_order_initial_margin == D("49.5")
+    assert position.initial_margin == D("150.5")
+    assert position.bid_notional == D("990")
+    # MM = 2020 x 0.004 (first bracket) = 8.08
+    assert position.maint_margin == D("8.08")
+    (usdt,) = engine.balances(1)
+    assert usdt.wallet_balance == D("9998.999999")
+    assert usdt.margin_balance == D("10018.997999")
+    # available = 9998.999999 + 19.998 - 101 - 49.5
+    assert usdt.available_balance == D("9868.497999")
+
+
+def test_hedge_mode_orders_need_long_or_short_and_open_their_own_row() -> None:
+    engine, _ = funded()
+    # No command switches the mode here (the risk engine's); the state carries the flag.
+    engine.export_state().accounts[1].dual_side_position = True
+    both = engine.handle(1, market_order(Side.BUY, "0.01"), 2)
+    assert both.result == VenueError(-4061, "Order's position side does not match user's setting.")
+    reduce = engine.handle(
+        1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG, reduce_only=False), 3
+    )
+    assert reduce.result == VenueError(-1106, "Parameter 'reduceOnly' sent when not required.")
+    outcome = engine.handle(1, market_order(Side.BUY, "0.01", position_side=PositionSide.LONG), 4)
+    account = outcome.events[-1]
+    assert isinstance(account, AccountUpdate)
+    assert account.update.positions[0].position_side == "LONG"
+    assert {(p.position_side, p.position_amt) for p in engine.positions(1)} == {
+        ("BOTH", D(0)),
+        ("LONG", D("0.01")),
+    }

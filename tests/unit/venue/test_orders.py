@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.venue_fixtures import HandMarket, make_engine
+from userstream.protocol.codec import encode_event
 from userstream.protocol.events import (
     AccountUpdate,
     OrderTradeUpdate,
@@ -209,3 +210,17 @@ def test_position_flip_realizes_the_closed_part_and_reopens_at_the_fill() -> Non
     assert position.entry_price == D("101000")
     # bep of a short = entry x (1 - taker rate)
     assert position.breakeven_price == D("100949.5")
+
+
+def test_trade_lite_writes_prices_and_quantities_at_the_symbols_precision() -> None:
+    engine, _ = funded()
+    outcome = engine.handle(1, market_order(Side.BUY, "0.01"), 5)
+    lite = outcome.events[1]
+    assert isinstance(lite, TradeLite)
+    assert encode_event(lite) == (
+        b'{"e":"TRADE_LITE","E":5,"T":5,"s":"BTCUSDT","q":"0.010","p":"0.00","m":false,'
+        b'"c":"' + lite.client_order_id.encode() + b'","S":"BUY","L":"100000.10",'
+        b'"l":"0.010","t":1,"i":1}'
+    )
+    assert len(lite.client_order_id) == 22
+    assert lite.client_order_id.isalnum()

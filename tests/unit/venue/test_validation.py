@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
-from tests.venue_fixtures import make_engine
+from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
 from userstream.protocol.events import (
     OrderType,
     PositionSide,
@@ -20,6 +21,7 @@ from userstream.venue import (
     ChangeLeverage,
     Deposit,
     Engine,
+    ModifyOrder,
     NewOrder,
     OrderView,
     VenueError,
@@ -284,3 +286,55 @@ def test_price_match_resolves_from_the_book() -> None:
     assert queue5.price_match == "QUEUE_5"
     opponent5 = engine.handle(1, order(price=None, price_match=PriceMatch.OPPONENT_5), 3)
     assert opponent5.result == VenueError(-5041, "No depth matches this BBO order")
+
+
+def test_symbol_not_trading() -> None:
+    symbols = [msgspec.structs.replace(s, status="SETTLING") for s in venue_symbols(BTC)]
+    market = HandMarket([BTC])
+    market.set_book(BTC, [("100000.0", "5")], [("100000.1", "5")], mark="100000")
+    engine = Engine(symbols, market)
+    assert engine.handle(1, order(), 1).result == VenueError(-1122, "Invalid symbol status.")
+
+
+def test_cancel_and_query_need_an_order_id_or_client_id() -> None:
+    engine = funded_engine()
+    both_empty = VenueError(
+        -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+    )
+    assert engine.handle(1, CancelOrder(symbol=BTC), 2).result == both_empty
+    assert engine.order(1, BTC) == both_empty
+    unknown = engine.handle(1, CancelOrder(symbol="NOPEUSDT", order_id=1), 3)
+    assert unknown.result == VenueError(-1121, "Invalid symbol.")
+
+
+def test_amend_limit_of_ten_thousand() -> None:
+    engine = funded_engine()
+    placed = engine.handle(1, order(quantity=D("0.001")), 2).result
+    assert isinstance(placed, OrderView)
+    for n in range(10_000):
+        amend = ModifyOrder(
+            symbol=BTC,
+            side=Side.BUY,
+            order_id=placed.order_id,
+            quantity=D("0.001"),
+            price=D(99000 + n % 2 + 1),
+        )
+        assert isinstance(engine.handle(1, amend, 3 + n).result, OrderView)
+    last = ModifyOrder(
+        symbol=BTC, side=Side.BUY, order_id=placed.order_id, quantity=D("0.002"), price=D(99000)
+    )
+    assert engine.handle(1, last, 20_000).result == VenueError(
+        -5026, "Exceed maximum modify order limit."
+    )
+
+
+def test_amend_below_min_notional() -> None:
+    engine = funded_engine()
+    placed = engine.handle(1, order(quantity=D("0.001")), 2).result
+    assert isinstance(placed, OrderView)
+    amend = ModifyOrder(
+        symbol=BTC, side=Side.BUY, order_id=placed.order_id, quantity=D("0.001"), price=D(40000)
+    )
+    assert engine.handle(1, amend, 3).result == VenueError(
+        -5029, "Order's notional must be no smaller than 50"
+    )

@@ -1,0 +1,1174 @@
+"""Trading and account REST requests and responses, typed (trading spec §1.1, §1.7, §2, §4.1).
+
+Requests: each endpoint's parameters are read from a `Params` mapping (query and form body
+merged by `protocol.signing.parse_params`) into a typed request, with Binance's parameter
+errors, checked in the order of §4.1 rows 2-9: unknown parameters (-1104), enum values (-1116
+`type`, -1117 `side`, -1115 `timeInForce`, -4060 `positionSide` …), mandatory parameters
+(-1102), parameters not allowed (-1106), conditional types on `/fapi/v1/order` (-4120),
+the symbol (-1121), client order ids (-4015), illegal characters (-1100: exponent notation,
+letters in numbers), values out of range (-1130), option combinations (-1128) and decimal
+places beyond the symbol's precision (-1111). What needs account state (filters, margin,
+positions) is the engine's.
+
+Responses: one msgspec Struct per body, keys in Binance's order and types as Binance sends
+them (§2.3-§2.6): every price, quantity, amount, rate and balance is a JSON string; times and
+ids are integers; flags are booleans. Exceptions: `leverageBracket` numbers are bare JSON
+numbers, `positionMargin.amount` is a number, `countdownTime` is a string, v2 positionRisk
+`isAutoAddMargin` and `leverage` are strings. Decimals are formatted by `fmt` at the
+symbol's precision before they reach a struct.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final, TypeVar
+
+import msgspec
+
+from userstream.exceptions import BinanceAPIError
+from userstream.protocol import errors
+
+__all__ = [
+    "AccountConfig",
+    "AccountV2",
+    "AccountV2Asset",
+    "AccountV2Position",
+    "AccountV3",
+    "AccountV3Asset",
+    "AccountV3Position",
+    "AllOrdersQuery",
+    "BalanceRow",
+    "Bracket",
+    "CancelBatch",
+    "CodeMsg",
+    "CommissionRate",
+    "Countdown",
+    "CountdownResponse",
+    "DualSideMode",
+    "ErrorItem",
+    "IncomeQuery",
+    "IncomeRow",
+    "LeverageResponse",
+    "ModifyOrder",
+    "MultiAssetsMode",
+    "NewOrder",
+    "Order",
+    "OrderRef",
+    "PositionMargin",
+    "PositionMarginResponse",
+    "PositionRiskV2",
+    "PositionRiskV3",
+    "SetLeverage",
+    "SetMarginType",
+    "SymbolBrackets",
+    "SymbolConfig",
+    "SymbolRules",
+    "UserTrade",
+    "UserTradesQuery",
+    "encode",
+    "fmt",
+    "parse_all_orders",
+    "parse_batch_orders",
+    "parse_cancel_batch",
+    "parse_countdown",
+    "parse_income",
+    "parse_modify_order",
+    "parse_new_order",
+    "parse_open_orders",
+    "parse_order_ref",
+    "parse_position_margin",
+    "parse_set_dual_side",
+    "parse_set_leverage",
+    "parse_set_margin_type",
+    "parse_set_multi_assets",
+    "parse_symbol",
+    "parse_user_trades",
+]
+
+T = TypeVar("T")
+
+# Always accepted, read by the signing layer (§1.4).
+COMMON_PARAMS: Final = frozenset({"timestamp", "recvWindow", "signature"})
+
+SIDES: Final = frozenset({"BUY", "SELL"})
+POSITION_SIDES: Final = frozenset({"BOTH", "LONG", "SHORT"})
+ORDER_TYPES: Final = frozenset({"LIMIT", "MARKET"})
+CONDITIONAL_TYPES: Final = frozenset(
+    {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
+)
+TIME_IN_FORCE: Final = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
+RESP_TYPES: Final = frozenset({"ACK", "RESULT"})
+WORKING_TYPES: Final = frozenset({"MARK_PRICE", "CONTRACT_PRICE"})
+# OPPONENT_10/20 were withdrawn from place/amend on 2025-10-23 (§2.3).
+PRICE_MATCHES: Final = frozenset(
+    {"NONE", "OPPONENT", "OPPONENT_5", "QUEUE", "QUEUE_5", "QUEUE_10", "QUEUE_20"}
+)
+STP_MODES: Final = frozenset({"NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"})
+MARGIN_TYPES: Final = frozenset({"ISOLATED", "CROSSED"})
+INCOME_TYPES: Final = frozenset(
+    {
+        "TRANSFER",
+        "WELCOME_BONUS",
+        "REALIZED_PNL",
+        "FUNDING_FEE",
+        "COMMISSION",
+        "INSURANCE_CLEAR",
+        "REFERRAL_KICKBACK",
+        "COMMISSION_REBATE",
+        "API_REBATE",
+        "CONTEST_REWARD",
+        "CROSS_COLLATERAL_TRANSFER",
+        "OPTIONS_PREMIUM_FEE",
+        "OPTIONS_SETTLE_PROFIT",
+        "INTERNAL_TRANSFER",
+        "AUTO_EXCHANGE",
+        "DELIVERED_SETTELMENT",
+        "COIN_SWAP_DEPOSIT",
+        "COIN_SWAP_WITHDRAW",
+        "POSITION_LIMIT_INCREASE_FEE",
+        "STRATEGY_UMFUTURES_TRANSFER",
+        "FEE_RETURN",
+        "BFUSD_REWARD",
+    }
+)
+CLIENT_ORDER_ID: Final = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+_DECIMAL: Final = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+_INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
+MAX_LIMIT: Final = 1000
+SEVEN_DAYS_MS: Final = 7 * 24 * 3600 * 1000
+MAX_BATCH_ORDERS: Final = 5
+MAX_CANCEL_BATCH: Final = 10
+
+
+# Errors (trading spec §1.7, §2.3, §4.1)
+
+
+def _error(code: int, msg: str) -> BinanceAPIError:
+    return BinanceAPIError(code, msg, 400)
+
+
+def illegal_characters(name: str) -> BinanceAPIError:
+    return _error(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^.*$'.")
+
+
+def too_many_parameters(read: int, sent: int) -> BinanceAPIError:
+    return _error(
+        -1104,
+        f"Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'.",
+    )
+
+
+def not_required(name: str) -> BinanceAPIError:
+    return _error(-1106, f"Parameter '{name}' sent when not required.")
+
+
+def invalid_symbol() -> BinanceAPIError:
+    return _error(-1121, "Invalid symbol.")
+
+
+def bad_combination() -> BinanceAPIError:
+    return _error(-1128, "Combination of optional parameters invalid.")
+
+
+def precision_over() -> BinanceAPIError:
+    return _error(-1111, "Precision is over the maximum defined for this asset.")
+
+
+def use_algo_api() -> BinanceAPIError:
+    return _error(
+        -4120,
+        "Order type not supported for this endpoint. Please use the Algo Order API "
+        "endpoints instead.",
+    )
+
+
+def bad_client_order_id() -> BinanceAPIError:
+    return _error(-4015, "Client order id length should not be more than 36 chars")
+
+
+def order_ref_missing() -> BinanceAPIError:
+    return _error(
+        -1102,
+        "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+    )
+
+
+_ENUM_ERRORS: Final[dict[str, Callable[[], BinanceAPIError]]] = {
+    "side": lambda: _error(-1117, "Invalid side."),
+    "type": lambda: _error(-1116, "Invalid orderType."),
+    "timeInForce": lambda: _error(-1115, "Invalid timeInForce."),
+    "positionSide": lambda: _error(-4060, "Invalid position side."),
+    "workingType": lambda: _error(-4031, "Invalid workingType."),
+    "newOrderRespType": lambda: _error(-1136, "Invalid newOrderRespType."),
+    "selfTradePreventionMode": lambda: _error(-5039, "Invalid self trade prevention mode."),
+}
+
+
+# Symbols: what request checks need to know of a symbol
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """The part of a symbol's exchangeInfo row the parameter checks use."""
+
+    symbol: str
+    price_precision: int
+    quantity_precision: int
+
+
+# Field readers
+
+
+class _Reader:
+    """Reads one endpoint's parameters, remembering which names were read (-1104)."""
+
+    __slots__ = ("params", "read")
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self.params = params
+        self.read: set[str] = set(COMMON_PARAMS)
+
+    def raw(self, name: str) -> str | None:
+        self.read.add(name)
+        value = self.params.get(name)
+        return None if value is None or value == "" else value
+
+    def sent(self, name: str) -> bool:
+        return self.params.get(name, "") != ""
+
+    def mandatory(self, name: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            raise errors.mandatory_param(name)
+        return value
+
+    def choice(self, name: str, allowed: Container[str], default: str | None = None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value not in allowed:
+            raise _ENUM_ERRORS.get(name, lambda: errors.invalid_parameter(name))()
+        return value
+
+    def decimal(self, name: str) -> Decimal | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        # Exponent notation (`1e-05`, the official SDK's float rendering) is not a legal
+        # decimal on Binance: -1100 (§1.1).
+        if _DECIMAL.fullmatch(value) is None:
+            raise illegal_characters(name)
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise illegal_characters(name) from None
+
+    def integer(self, name: str) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if _INTEGER.fullmatch(value) is None:
+            raise illegal_characters(name)
+        return int(value)
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        # Case-insensitive: hummingbot sends Python's `True`, the doc `true` (§1.1).
+        lowered = value.lower()
+        if lowered not in ("true", "false"):
+            raise errors.invalid_parameter(name)
+        return lowered == "true"
+
+    def done(self) -> None:
+        unread = [name for name in self.params if name not in self.read]
+        if unread:
+            sent = len(self.params)
+            raise too_many_parameters(sent - len(unread), sent)
+
+
+def _symbol(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> SymbolRules:
+    name = reader.mandatory("symbol")
+    rules = symbols.get(name)
+    if rules is None:
+        raise invalid_symbol()
+    return rules
+
+
+def _optional_symbol(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> str | None:
+    name = reader.raw("symbol")
+    if name is not None and name not in symbols:
+        raise invalid_symbol()
+    return name
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _check_precision(value: Decimal | None, places: int) -> None:
+    if value is not None and _places(value) > places:
+        raise precision_over()
+
+
+def _limit(reader: _Reader, default: int, maximum: int = MAX_LIMIT) -> int:
+    limit = reader.integer("limit")
+    if limit is None:
+        return default
+    if not 0 < limit <= maximum:
+        raise errors.invalid_parameter("limit")
+    return limit
+
+
+def _client_order_id(reader: _Reader, name: str) -> str | None:
+    value = reader.raw(name)
+    if value is not None and CLIENT_ORDER_ID.fullmatch(value) is None:
+        raise bad_client_order_id()
+    return value
+
+
+def _non_negative(reader: _Reader, name: str) -> int | None:
+    value = reader.integer(name)
+    if value is not None and value < 0:
+        raise errors.invalid_parameter(name)
+    return value
+
+
+# Requests
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """`POST /fapi/v1/order` (and `order.place`, batch items), LIMIT or MARKET (§2.3)."""
+
+    symbol: str
+    side: str
+    type: str
+    position_side: str
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: str | None
+    reduce_only: bool
+    new_client_order_id: str | None
+    new_order_resp_type: str
+    price_match: str
+    self_trade_prevention_mode: str
+    good_till_date: int
+
+
+_NEW_ORDER_PARAMS: Final = (
+    "symbol",
+    "side",
+    "positionSide",
+    "type",
+    "timeInForce",
+    "quantity",
+    "reduceOnly",
+    "price",
+    "newClientOrderId",
+    "stopPrice",
+    "closePosition",
+    "activationPrice",
+    "callbackRate",
+    "workingType",
+    "priceProtect",
+    "newOrderRespType",
+    "priceMatch",
+    "selfTradePreventionMode",
+    "goodTillDate",
+)
+
+
+def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> NewOrder:
+    """Read a new order (§2.3), in the check order of §4.1 rows 2-9.
+
+    Raises:
+        BinanceAPIError: -1104, -1117, -1116, -1115, -4060, -4031, -1136, -5039, -1130, -1102,
+            -1106, -4120, -1121, -4015, -1100, -1111.
+    """
+    reader = _Reader(params)
+    for name in _NEW_ORDER_PARAMS:
+        reader.raw(name)
+    reader.done()
+    side = reader.choice("side", SIDES)
+    order_type = reader.raw("type")
+    if order_type is not None and order_type not in ORDER_TYPES | CONDITIONAL_TYPES:
+        raise _ENUM_ERRORS["type"]()
+    tif = reader.choice("timeInForce", TIME_IN_FORCE)
+    position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH")
+    reader.choice("workingType", WORKING_TYPES)
+    resp_type = reader.choice("newOrderRespType", RESP_TYPES, "ACK")
+    stp = reader.choice("selfTradePreventionMode", STP_MODES, "EXPIRE_MAKER")
+    price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE")
+    reduce_only = reader.boolean("reduceOnly")
+    close_position = reader.boolean("closePosition")
+    reader.boolean("priceProtect")
+    if side is None:
+        raise errors.mandatory_param("side")
+    if order_type is None:
+        raise errors.mandatory_param("type")
+    if order_type in CONDITIONAL_TYPES:
+        raise use_algo_api()
+    quantity = reader.decimal("quantity")
+    price = reader.decimal("price")
+    good_till = reader.integer("goodTillDate")
+    if quantity is None:
+        raise errors.mandatory_param("quantity")
+    if order_type == "LIMIT":
+        if tif is None:
+            raise errors.mandatory_param("timeInForce")
+        if price is None and price_match == "NONE":
+            raise errors.mandatory_param("price")
+        if price is not None and price_match != "NONE":
+            raise not_required("priceMatch")
+        if tif == "GTD" and good_till is None:
+            raise errors.mandatory_param("goodTillDate")
+    else:
+        for name in ("price", "timeInForce", "priceMatch", "goodTillDate"):
+            if reader.sent(name):
+                raise not_required(name)
+    for name in ("stopPrice", "activationPrice", "callbackRate"):
+        if reader.sent(name):
+            raise not_required(name)
+    if close_position is not None:
+        raise not_required("closePosition")
+    if good_till is not None and tif != "GTD":
+        raise not_required("goodTillDate")
+    rules = _symbol(reader, symbols)
+    client_id = _client_order_id(reader, "newClientOrderId")
+    _check_precision(quantity, rules.quantity_precision)
+    _check_precision(price, rules.price_precision)
+    return NewOrder(
+        symbol=rules.symbol,
+        side=side,
+        type=order_type,
+        position_side=position_side or "BOTH",
+        quantity=quantity,
+        price=price,
+        time_in_force=tif,
+        reduce_only=bool(reduce_only),
+        new_client_order_id=client_id,
+        new_order_resp_type=resp_type or "ACK",
+        price_match=price_match or "NONE",
+        self_trade_prevention_mode=stp or "EXPIRE_MAKER",
+        # Milliseconds are truncated to seconds (§2.3).
+        good_till_date=0 if good_till is None else good_till // 1000 * 1000,
+    )
+
+
+def parse_batch_orders(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> list[NewOrder | BinanceAPIError]:
+    """`POST /fapi/v1/batchOrders`: `batchOrders` is a JSON array (≤5) of orders with string
+    values (§2.5); each item is parsed alone, a bad one becomes its error in place.
+
+    Raises:
+        BinanceAPIError: -1102 when `batchOrders` is missing; -1130 when it is not a JSON
+            array of 1..5 objects of strings; -1104 for other parameters.
+    """
+    reader = _Reader(params)
+    raw = reader.mandatory("batchOrders")
+    reader.done()
+    try:
+        items = msgspec.json.decode(raw, type=list[dict[str, str | int | float | bool]])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise errors.invalid_parameter("batchOrders") from None
+    if not 0 < len(items) <= MAX_BATCH_ORDERS:
+        raise errors.invalid_parameter("batchOrders")
+    parsed: list[NewOrder | BinanceAPIError] = []
+    for item in items:
+        as_text = {k: _text(v) for k, v in item.items()}
+        try:
+            parsed.append(parse_new_order(as_text, symbols))
+        except BinanceAPIError as error:
+            parsed.append(error)
+    return parsed
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRef:
+    """An order named by `orderId` or `origClientOrderId` (orderId wins, §2.5)."""
+
+    symbol: str
+    order_id: int | None
+    orig_client_order_id: str | None
+
+
+def _order_ref(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> OrderRef:
+    order_id = _non_negative(reader, "orderId")
+    client_id = reader.raw("origClientOrderId")
+    rules = _symbol(reader, symbols)
+    if order_id is None and client_id is None:
+        raise order_ref_missing()
+    return OrderRef(rules.symbol, order_id, None if order_id is not None else client_id)
+
+
+def parse_order_ref(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> OrderRef:
+    """`GET`/`DELETE /fapi/v1/order`, `GET /fapi/v1/openOrder` (§2.5)."""
+    reader = _Reader(params)
+    reader.raw("orderId")
+    reader.raw("origClientOrderId")
+    reader.raw("symbol")
+    reader.done()
+    return _order_ref(reader, symbols)
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyOrder:
+    """`PUT /fapi/v1/order` / `order.modify`: quantity and price both mandatory (§2.5)."""
+
+    ref: OrderRef
+    side: str
+    quantity: Decimal
+    price: Decimal | None
+    price_match: str
+
+
+def parse_modify_order(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> ModifyOrder:
+    reader = _Reader(params)
+    for name in (
+        "orderId",
+        "origClientOrderId",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "priceMatch",
+        "modifyId",
+    ):
+        reader.raw(name)
+    reader.done()
+    side = reader.choice("side", SIDES)
+    price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
+    if side is None:
+        raise errors.mandatory_param("side")
+    quantity = reader.decimal("quantity")
+    price = reader.decimal("price")
+    if quantity is None:
+        raise errors.mandatory_param("quantity")
+    if price is None and price_match == "NONE":
+        raise errors.mandatory_param("price")
+    if price is not None and price_match != "NONE":
+        raise not_required("priceMatch")
+    ref = _order_ref(reader, symbols)
+    rules = symbols[ref.symbol]
+    _check_precision(quantity, rules.quantity_precision)
+    _check_precision(price, rules.price_precision)
+    return ModifyOrder(ref, side, quantity, price, price_match)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBatch:
+    """`DELETE /fapi/v1/batchOrders`: JSON lists of ids (≤10) in the param (§2.5)."""
+
+    symbol: str
+    order_ids: tuple[int, ...]
+    client_order_ids: tuple[str, ...]
+
+
+def parse_cancel_batch(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> CancelBatch:
+    reader = _Reader(params)
+    ids_raw = reader.raw("orderIdList")
+    client_raw = reader.raw("origClientOrderIdList")
+    reader.raw("symbol")
+    reader.done()
+    rules = _symbol(reader, symbols)
+    if ids_raw is not None and client_raw is not None:
+        raise bad_combination()
+    if ids_raw is None and client_raw is None:
+        raise errors.mandatory_param("orderIdList")
+    ids: tuple[int, ...] = ()
+    clients: tuple[str, ...] = ()
+    name = "orderIdList" if ids_raw is not None else "origClientOrderIdList"
+    try:
+        if ids_raw is not None:
+            ids = tuple(msgspec.json.decode(ids_raw, type=list[int]))
+        if client_raw is not None:
+            clients = tuple(msgspec.json.decode(client_raw, type=list[str]))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise errors.invalid_parameter(name) from None
+    if not 0 < len(ids) + len(clients) <= MAX_CANCEL_BATCH:
+        raise errors.invalid_parameter(name)
+    return CancelBatch(rules.symbol, ids, clients)
+
+
+def parse_symbol(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> str:
+    """Endpoints whose only parameter is a mandatory `symbol` (`allOpenOrders`,
+    `commissionRate`)."""
+    reader = _Reader(params)
+    reader.raw("symbol")
+    reader.done()
+    return _symbol(reader, symbols).symbol
+
+
+def parse_open_orders(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> str | None:
+    """Endpoints with an optional `symbol` (`openOrders`, `leverageBracket`, `symbolConfig`,
+    positionRisk, `/account`, `/balance`)."""
+    reader = _Reader(params)
+    reader.raw("symbol")
+    reader.done()
+    return _optional_symbol(reader, symbols)
+
+
+def parse_no_params(params: Mapping[str, str]) -> None:
+    """Endpoints without parameters (`accountConfig`, `positionSide/dual` GET, …)."""
+    _Reader(params).done()
+
+
+@dataclass(frozen=True, slots=True)
+class AllOrdersQuery:
+    symbol: str
+    order_id: int | None
+    start_time: int | None
+    end_time: int | None
+    limit: int
+
+
+def _time_range(reader: _Reader) -> tuple[int | None, int | None]:
+    start = _non_negative(reader, "startTime")
+    end = _non_negative(reader, "endTime")
+    if start is not None and end is not None and (end < start or end - start > SEVEN_DAYS_MS):
+        raise errors.invalid_parameter("endTime")
+    return start, end
+
+
+def parse_all_orders(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> AllOrdersQuery:
+    """`GET /fapi/v1/allOrders` (§2.5): limit ≤1000 (default 500), a window ≤7 days."""
+    reader = _Reader(params)
+    for name in ("symbol", "orderId", "startTime", "endTime", "limit"):
+        reader.raw(name)
+    reader.done()
+    order_id = _non_negative(reader, "orderId")
+    start, end = _time_range(reader)
+    limit = _limit(reader, 500)
+    return AllOrdersQuery(_symbol(reader, symbols).symbol, order_id, start, end, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class UserTradesQuery:
+    symbol: str
+    order_id: int | None
+    start_time: int | None
+    end_time: int | None
+    from_id: int | None
+    limit: int
+
+
+def parse_user_trades(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> UserTradesQuery:
+    """`GET /fapi/v1/userTrades` (§2.5): `fromId` with a time range is -1128."""
+    reader = _Reader(params)
+    for name in ("symbol", "orderId", "startTime", "endTime", "fromId", "limit"):
+        reader.raw(name)
+    reader.done()
+    order_id = _non_negative(reader, "orderId")
+    start, end = _time_range(reader)
+    from_id = _non_negative(reader, "fromId")
+    limit = _limit(reader, 500)
+    if from_id is not None and (start is not None or end is not None):
+        raise bad_combination()
+    rules = _symbol(reader, symbols)
+    return UserTradesQuery(rules.symbol, order_id, start, end, from_id, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Countdown:
+    symbol: str
+    countdown_ms: int
+
+
+def parse_countdown(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> Countdown:
+    """`POST /fapi/v1/countdownCancelAll` (§2.5): `countdownTime` ms, 0 disables."""
+    reader = _Reader(params)
+    reader.raw("symbol")
+    reader.raw("countdownTime")
+    reader.done()
+    countdown = reader.integer("countdownTime")
+    if countdown is None:
+        raise errors.mandatory_param("countdownTime")
+    if countdown < 0:
+        raise errors.invalid_parameter("countdownTime")
+    return Countdown(_symbol(reader, symbols).symbol, countdown)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomeQuery:
+    symbol: str | None
+    income_type: str | None
+    start_time: int | None
+    end_time: int | None
+    page: int | None
+    limit: int
+
+
+def parse_income(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> IncomeQuery:
+    """`GET /fapi/v1/income` (§2.6): limit ≤1000 (default 100)."""
+    reader = _Reader(params)
+    for name in ("symbol", "incomeType", "startTime", "endTime", "page", "limit"):
+        reader.raw(name)
+    reader.done()
+    income_type = reader.choice("incomeType", INCOME_TYPES)
+    start = _non_negative(reader, "startTime")
+    end = _non_negative(reader, "endTime")
+    if start is not None and end is not None and end < start:
+        raise errors.invalid_parameter("endTime")
+    page = _non_negative(reader, "page")
+    limit = _limit(reader, 100)
+    symbol = _optional_symbol(reader, symbols)
+    return IncomeQuery(symbol, income_type, start, end, page, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeverage:
+    symbol: str
+    leverage: int
+
+
+def parse_set_leverage(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> SetLeverage:
+    """`POST /fapi/v1/leverage`: 1..125; the engine answers -4028 above the bracket's max."""
+    reader = _Reader(params)
+    reader.raw("symbol")
+    reader.raw("leverage")
+    reader.done()
+    leverage = reader.integer("leverage")
+    if leverage is None:
+        raise errors.mandatory_param("leverage")
+    rules = _symbol(reader, symbols)
+    if not 1 <= leverage <= 125:
+        raise _error(-4028, f"Leverage {leverage} is not valid")
+    return SetLeverage(rules.symbol, leverage)
+
+
+@dataclass(frozen=True, slots=True)
+class SetMarginType:
+    symbol: str
+    margin_type: str  # ISOLATED or CROSSED
+
+
+def parse_set_margin_type(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> SetMarginType:
+    reader = _Reader(params)
+    reader.raw("symbol")
+    reader.raw("marginType")
+    reader.done()
+    raw = reader.mandatory("marginType")
+    # Binance takes the value case-insensitively (ccxt sends `ISOLATED`/`CROSSED`; some
+    # bots send `isolated`).
+    margin_type = raw.upper()
+    if margin_type not in MARGIN_TYPES:
+        raise errors.invalid_parameter("marginType")
+    return SetMarginType(_symbol(reader, symbols).symbol, margin_type)
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    reader = _Reader(params)
+    reader.raw(name)
+    reader.done()
+    value = reader.boolean(name)
+    if value is None:
+        raise errors.mandatory_param(name)
+    return value
+
+
+def parse_set_dual_side(params: Mapping[str, str]) -> bool:
+    """`POST /fapi/v1/positionSide/dual`: `dualSidePosition` "true"/"false"."""
+    return _flag(params, "dualSidePosition")
+
+
+def parse_set_multi_assets(params: Mapping[str, str]) -> bool:
+    """`POST /fapi/v1/multiAssetsMargin`: `multiAssetsMargin` "true"/"false"."""
+    return _flag(params, "multiAssetsMargin")
+
+
+@dataclass(frozen=True, slots=True)
+class PositionMargin:
+    symbol: str
+    position_side: str
+    amount: Decimal
+    add: bool  # type 1 adds, 2 reduces
+
+
+def parse_position_margin(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> PositionMargin:
+    reader = _Reader(params)
+    for name in ("symbol", "positionSide", "amount", "type"):
+        reader.raw(name)
+    reader.done()
+    position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH") or "BOTH"
+    amount = reader.decimal("amount")
+    kind = reader.integer("type")
+    if amount is None:
+        raise errors.mandatory_param("amount")
+    if kind is None:
+        raise errors.mandatory_param("type")
+    if kind not in (1, 2):
+        raise errors.invalid_parameter("type")
+    if amount <= 0:
+        raise errors.invalid_parameter("amount")
+    return PositionMargin(_symbol(reader, symbols).symbol, position_side, amount, kind == 1)
+
+
+# Responses (§2.3-§2.6), keys in Binance's order
+
+
+def fmt(value: Decimal, places: int) -> str:
+    """`value` at exactly `places` decimals, plain notation (`"0.4720"`, `"0"` for places=0)."""
+    quantum = Decimal(1).scaleb(-places)
+    return f"{value.quantize(quantum):f}" if places > 0 else f"{value.quantize(Decimal(1)):f}"
+
+
+class Order(msgspec.Struct, omit_defaults=True):
+    """An order, as `POST`/`PUT`/`GET`/`DELETE /fapi/v1/order`, `openOrder(s)`, `allOrders`,
+    batch items and the WebSocket API's `order.*` answer it (§2.3, §2.5)."""
+
+    order_id: int = msgspec.field(name="orderId")
+    symbol: str
+    status: str
+    client_order_id: str = msgspec.field(name="clientOrderId")
+    price: str
+    avg_price: str = msgspec.field(name="avgPrice")
+    orig_qty: str = msgspec.field(name="origQty")
+    executed_qty: str = msgspec.field(name="executedQty")
+    cum_qty: str = msgspec.field(name="cumQty")
+    cum_quote: str = msgspec.field(name="cumQuote")
+    time_in_force: str = msgspec.field(name="timeInForce")
+    type: str
+    reduce_only: bool = msgspec.field(name="reduceOnly")
+    close_position: bool = msgspec.field(name="closePosition")
+    side: str
+    position_side: str = msgspec.field(name="positionSide")
+    stop_price: str = msgspec.field(name="stopPrice")
+    working_type: str = msgspec.field(name="workingType")
+    price_protect: bool = msgspec.field(name="priceProtect")
+    orig_type: str = msgspec.field(name="origType")
+    price_match: str = msgspec.field(name="priceMatch")
+    self_trade_prevention_mode: str = msgspec.field(name="selfTradePreventionMode")
+    good_till_date: int = msgspec.field(name="goodTillDate")
+    update_time: int = msgspec.field(name="updateTime")
+    # Query answers (GET order, openOrder(s), allOrders) carry the creation time.
+    time: int | None = None
+
+
+class ErrorItem(msgspec.Struct):
+    """A failed batch item, in place (§2.5: `{"code":-5022,"msg":"…"}`)."""
+
+    code: int
+    msg: str
+
+
+class CodeMsg(msgspec.Struct):
+    """`{"code":200,"msg":"success"}` and friends (marginType, positionSide/dual, …)."""
+
+    code: int
+    msg: str
+
+
+class CountdownResponse(msgspec.Struct):
+    symbol: str
+    countdown_time: str = msgspec.field(name="countdownTime")  # a string (§2.5)
+
+
+class UserTrade(msgspec.Struct):
+    """One `GET /fapi/v1/userTrades` row (§2.5; SDK AccountTradeListResponseInner)."""
+
+    buyer: bool
+    commission: str
+    commission_asset: str = msgspec.field(name="commissionAsset")
+    id: int
+    maker: bool
+    order_id: int = msgspec.field(name="orderId")
+    price: str
+    qty: str
+    quote_qty: str = msgspec.field(name="quoteQty")
+    realized_pnl: str = msgspec.field(name="realizedPnl")
+    side: str
+    position_side: str = msgspec.field(name="positionSide")
+    symbol: str
+    time: int
+
+
+class AccountV2Asset(msgspec.Struct):
+    asset: str
+    wallet_balance: str = msgspec.field(name="walletBalance")
+    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
+    margin_balance: str = msgspec.field(name="marginBalance")
+    maint_margin: str = msgspec.field(name="maintMargin")
+    initial_margin: str = msgspec.field(name="initialMargin")
+    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
+    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
+    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
+    available_balance: str = msgspec.field(name="availableBalance")
+    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    margin_available: bool = msgspec.field(name="marginAvailable")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class AccountV3Asset(msgspec.Struct):
+    """v2's asset row minus `marginAvailable` (§2.6)."""
+
+    asset: str
+    wallet_balance: str = msgspec.field(name="walletBalance")
+    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
+    margin_balance: str = msgspec.field(name="marginBalance")
+    maint_margin: str = msgspec.field(name="maintMargin")
+    initial_margin: str = msgspec.field(name="initialMargin")
+    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
+    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
+    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
+    available_balance: str = msgspec.field(name="availableBalance")
+    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class AccountV2Position(msgspec.Struct):
+    """Every symbol, zero rows too; `leverage` is a string, `isolated` a bool (§2.6)."""
+
+    symbol: str
+    initial_margin: str = msgspec.field(name="initialMargin")
+    maint_margin: str = msgspec.field(name="maintMargin")
+    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
+    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
+    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    leverage: str
+    isolated: bool
+    entry_price: str = msgspec.field(name="entryPrice")
+    break_even_price: str = msgspec.field(name="breakEvenPrice")
+    max_notional: str = msgspec.field(name="maxNotional")
+    bid_notional: str = msgspec.field(name="bidNotional")
+    ask_notional: str = msgspec.field(name="askNotional")
+    position_side: str = msgspec.field(name="positionSide")
+    position_amt: str = msgspec.field(name="positionAmt")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class AccountV3Position(msgspec.Struct):
+    """Only non-zero positions (§2.6)."""
+
+    symbol: str
+    position_side: str = msgspec.field(name="positionSide")
+    position_amt: str = msgspec.field(name="positionAmt")
+    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
+    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    notional: str
+    isolated_wallet: str = msgspec.field(name="isolatedWallet")
+    initial_margin: str = msgspec.field(name="initialMargin")
+    maint_margin: str = msgspec.field(name="maintMargin")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class AccountV2(msgspec.Struct):
+    """`GET /fapi/v2/account` (§2.6); nautilus requires `feeTier`, `canTrade`, `canDeposit`,
+    `canWithdraw`, `updateTime` and full `assets` rows."""
+
+    fee_tier: int = msgspec.field(name="feeTier")
+    fee_burn: bool = msgspec.field(name="feeBurn")
+    can_trade: bool = msgspec.field(name="canTrade")
+    can_deposit: bool = msgspec.field(name="canDeposit")
+    can_withdraw: bool = msgspec.field(name="canWithdraw")
+    update_time: int = msgspec.field(name="updateTime")
+    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
+    trade_group_id: int = msgspec.field(name="tradeGroupId")
+    total_initial_margin: str = msgspec.field(name="totalInitialMargin")
+    total_maint_margin: str = msgspec.field(name="totalMaintMargin")
+    total_wallet_balance: str = msgspec.field(name="totalWalletBalance")
+    total_unrealized_profit: str = msgspec.field(name="totalUnrealizedProfit")
+    total_margin_balance: str = msgspec.field(name="totalMarginBalance")
+    total_position_initial_margin: str = msgspec.field(name="totalPositionInitialMargin")
+    total_open_order_initial_margin: str = msgspec.field(name="totalOpenOrderInitialMargin")
+    total_cross_wallet_balance: str = msgspec.field(name="totalCrossWalletBalance")
+    total_cross_un_pnl: str = msgspec.field(name="totalCrossUnPnl")
+    available_balance: str = msgspec.field(name="availableBalance")
+    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    assets: list[AccountV2Asset]
+    positions: list[AccountV2Position]
+
+
+class AccountV3(msgspec.Struct):
+    """`GET /fapi/v3/account` (§2.6): no `feeTier`/`canTrade` (moved to accountConfig)."""
+
+    total_initial_margin: str = msgspec.field(name="totalInitialMargin")
+    total_maint_margin: str = msgspec.field(name="totalMaintMargin")
+    total_wallet_balance: str = msgspec.field(name="totalWalletBalance")
+    total_unrealized_profit: str = msgspec.field(name="totalUnrealizedProfit")
+    total_margin_balance: str = msgspec.field(name="totalMarginBalance")
+    total_position_initial_margin: str = msgspec.field(name="totalPositionInitialMargin")
+    total_open_order_initial_margin: str = msgspec.field(name="totalOpenOrderInitialMargin")
+    total_cross_wallet_balance: str = msgspec.field(name="totalCrossWalletBalance")
+    total_cross_un_pnl: str = msgspec.field(name="totalCrossUnPnl")
+    available_balance: str = msgspec.field(name="availableBalance")
+    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    assets: list[AccountV3Asset]
+    positions: list[AccountV3Position]
+
+
+class BalanceRow(msgspec.Struct):
+    """One `GET /fapi/v2/balance` / `v3/balance` row (§2.6)."""
+
+    account_alias: str = msgspec.field(name="accountAlias")
+    asset: str
+    balance: str
+    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
+    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
+    available_balance: str = msgspec.field(name="availableBalance")
+    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    margin_available: bool = msgspec.field(name="marginAvailable")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class PositionRiskV2(msgspec.Struct):
+    """`GET /fapi/v2/positionRisk` row: every symbol; `marginType` lower-case, `leverage` and
+    `isAutoAddMargin` strings (§2.6)."""
+
+    entry_price: str = msgspec.field(name="entryPrice")
+    break_even_price: str = msgspec.field(name="breakEvenPrice")
+    margin_type: str = msgspec.field(name="marginType")
+    is_auto_add_margin: str = msgspec.field(name="isAutoAddMargin")
+    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    leverage: str
+    liquidation_price: str = msgspec.field(name="liquidationPrice")
+    mark_price: str = msgspec.field(name="markPrice")
+    max_notional_value: str = msgspec.field(name="maxNotionalValue")
+    position_amt: str = msgspec.field(name="positionAmt")
+    notional: str
+    isolated_wallet: str = msgspec.field(name="isolatedWallet")
+    symbol: str
+    un_realized_profit: str = msgspec.field(name="unRealizedProfit")
+    position_side: str = msgspec.field(name="positionSide")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class PositionRiskV3(msgspec.Struct):
+    """`GET /fapi/v3/positionRisk` row: symbols with a position or open orders (§2.6)."""
+
+    symbol: str
+    position_side: str = msgspec.field(name="positionSide")
+    position_amt: str = msgspec.field(name="positionAmt")
+    entry_price: str = msgspec.field(name="entryPrice")
+    break_even_price: str = msgspec.field(name="breakEvenPrice")
+    mark_price: str = msgspec.field(name="markPrice")
+    un_realized_profit: str = msgspec.field(name="unRealizedProfit")
+    liquidation_price: str = msgspec.field(name="liquidationPrice")
+    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    notional: str
+    margin_asset: str = msgspec.field(name="marginAsset")
+    isolated_wallet: str = msgspec.field(name="isolatedWallet")
+    initial_margin: str = msgspec.field(name="initialMargin")
+    maint_margin: str = msgspec.field(name="maintMargin")
+    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
+    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    adl: int
+    bid_notional: str = msgspec.field(name="bidNotional")
+    ask_notional: str = msgspec.field(name="askNotional")
+    update_time: int = msgspec.field(name="updateTime")
+
+
+class IncomeRow(msgspec.Struct):
+    """`GET /fapi/v1/income` row: `income` signed, `tradeId` a string (`""` if none)."""
+
+    symbol: str
+    income_type: str = msgspec.field(name="incomeType")
+    income: str
+    asset: str
+    info: str
+    time: int
+    tran_id: int = msgspec.field(name="tranId")
+    trade_id: str = msgspec.field(name="tradeId")
+
+
+class CommissionRate(msgspec.Struct):
+    symbol: str
+    maker_commission_rate: str = msgspec.field(name="makerCommissionRate")
+    taker_commission_rate: str = msgspec.field(name="takerCommissionRate")
+    rpi_commission_rate: str = msgspec.field(name="rpiCommissionRate")
+
+
+class Bracket(msgspec.Struct):
+    """Bare JSON numbers, not strings (§2.6; SDK int/float)."""
+
+    bracket: int
+    initial_leverage: int = msgspec.field(name="initialLeverage")
+    notional_cap: float = msgspec.field(name="notionalCap")
+    notional_floor: float = msgspec.field(name="notionalFloor")
+    maint_margin_ratio: float = msgspec.field(name="maintMarginRatio")
+    cum: float
+
+
+class SymbolBrackets(msgspec.Struct):
+    symbol: str
+    brackets: list[Bracket]
+
+
+class SymbolConfig(msgspec.Struct):
+    """`isAutoAddMargin` is a bool here (SDK and nautilus decode a bool, §8 q4)."""
+
+    symbol: str
+    margin_type: str = msgspec.field(name="marginType")
+    is_auto_add_margin: bool = msgspec.field(name="isAutoAddMargin")
+    leverage: int
+    max_notional_value: str = msgspec.field(name="maxNotionalValue")
+
+
+class AccountConfig(msgspec.Struct):
+    fee_tier: int = msgspec.field(name="feeTier")
+    can_trade: bool = msgspec.field(name="canTrade")
+    can_deposit: bool = msgspec.field(name="canDeposit")
+    can_withdraw: bool = msgspec.field(name="canWithdraw")
+    dual_side_position: bool = msgspec.field(name="dualSidePosition")
+    update_time: int = msgspec.field(name="updateTime")
+    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
+    trade_group_id: int = msgspec.field(name="tradeGroupId")
+
+
+class DualSideMode(msgspec.Struct):
+    dual_side_position: bool = msgspec.field(name="dualSidePosition")
+
+
+class MultiAssetsMode(msgspec.Struct):
+    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
+
+
+class LeverageResponse(msgspec.Struct):
+    leverage: int
+    max_notional_value: str = msgspec.field(name="maxNotionalValue")
+    symbol: str
+
+
+class PositionMarginResponse(msgspec.Struct):
+    """`amount` is a number here (§2.6)."""
+
+    amount: float
+    code: int
+    msg: str
+    type: int
+
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+def encode(body: object) -> bytes:
+    """A response body's JSON bytes."""
+    return _encoder.encode(body)

@@ -1,0 +1,200 @@
+"""The venue on the server: the engine, its market, its events, its state on disk, API keys,
+signed REST and the WebSocket API methods, and the admin operations around them.
+
+Built once by `Server` from the opened backends:
+
+- **Market.** With a served market (`serve --market`, the default on a real clock) the engine
+  fills against that source and `MarketService.add_listener` hands it every advance. Without
+  one, the engine prices against a synthetic source that is never advanced: a still book
+  (MARKET orders fill at its prices, resting LIMIT orders wait), and GTD/countdown deadlines
+  are checked once a second.
+- **Events.** Every event the engine emits is published on the server's `EventBus`, the same
+  intake the admin API uses, so every gateway delivers it (distributed mode included).
+- **State.** The engine's export is saved in the data folder's SQLite database
+  (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change and on shutdown,
+  and restored on start. In distributed mode order entry is single-node: see
+  docs/deployment.md.
+- **Initial balance.** With `initial_balance`, an account is funded (ACCOUNT_UPDATE
+  m=DEPOSIT) the first time the venue sees it, however it was created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from userstream.accounts import AccountStore
+from userstream.bus.base import EventBus
+from userstream.clock import Clock
+from userstream.market.types import MarketSource, MarketUpdate
+from userstream.protocol.events import Event
+from userstream.protocol.exchange_info import SymbolTable
+from userstream.protocol.limits import OrderCountLimiter, RequestWeightLimiter
+from userstream.protocol.trading import SymbolRules
+from userstream.server.apikeys import ApiKeys
+from userstream.server.http import Request, Response
+from userstream.server.market import MarketService, open_market_source
+from userstream.server.scheduler import Scheduler
+from userstream.server.trading import TradingApi
+from userstream.server.venue_admin import VenueAdmin
+from userstream.server.venue_store import SAVE_INTERVAL_S, VenueStore
+from userstream.server.wsapi import VenueMethod, WsVenue
+from userstream.storage import open_database
+from userstream.venue import Command, Deposit, Engine, Outcome, Result, VenueError
+
+log = logging.getLogger(__name__)
+
+TICK_INTERVAL_MS = 1000
+
+
+class VenueService:
+    def __init__(
+        self,
+        accounts: AccountStore,
+        limiter: RequestWeightLimiter,
+        clock: Clock,
+        data_dir: Path | None,
+        symbols: SymbolTable,
+        bus: EventBus,
+        scheduler: Scheduler,
+        market: MarketService | None,
+        initial_balance: Decimal | None = None,
+    ) -> None:
+        self._clock = clock
+        self._bus = bus
+        self._scheduler = scheduler
+        self._market = market
+        self.initial_balance = initial_balance
+        self._db: sqlite3.Connection | None = (
+            open_database(data_dir) if data_dir is not None else None
+        )
+        self._store = VenueStore(self._db) if self._db is not None else None
+        source: MarketSource = (
+            market.source
+            if market is not None
+            else open_market_source("synthetic", symbols, clock.now_ms())
+        )
+        traded = [s for s in symbols.symbols if s.symbol in set(source.symbols)]
+        self.rules: Mapping[str, SymbolRules] = {
+            s.symbol: SymbolRules(s.symbol, s.price_precision, s.quantity_precision) for s in traded
+        }
+        saved = self._store.load() if self._store is not None else None
+        state = Engine.decode_state(saved) if saved is not None else None
+        self.engine = Engine(traded, source, state=state)
+        self._known: set[int] = set(self.engine.accounts())
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._ticking = False
+        self.api_keys = ApiKeys(accounts, self._db)
+        self.trading = TradingApi(self.api_keys, limiter, OrderCountLimiter(), clock)
+        self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
+        self.ws_methods: dict[str, VenueMethod] = {}
+        self.ws = WsVenue(self.api_keys, self.ws_methods)
+        # Imported here: the routes module builds on this service.
+        from userstream.server.venue_routes import mount
+
+        mount(self)
+
+    def start(self) -> None:
+        if self._market is not None:
+            self._market.add_listener(self.on_market)
+        else:
+            self._ticking = True
+            now = self._clock.now_ms()
+            self._scheduler.call_at(now - now % TICK_INTERVAL_MS + TICK_INTERVAL_MS, self._tick)
+
+    async def aclose(self) -> None:
+        self._ticking = False
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
+        self.save()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def clock_now(self) -> int:
+        return self._clock.now_ms()
+
+    # commands and events
+
+    async def ensure(self, account_id: int, now_ms: int) -> None:
+        """Fund an account the venue has not seen yet with the initial balance."""
+        if account_id in self._known:
+            return
+        self._known.add(account_id)
+        if self.initial_balance and account_id not in self.engine.accounts():
+            deposit = Deposit(asset="USDT", amount=self.initial_balance)
+            await self.execute(account_id, deposit, now_ms)
+
+    async def execute(self, account_id: int, command: Command, now_ms: int) -> Result:
+        """Apply `command`, publish its events, and return its result.
+
+        Raises:
+            BinanceAPIError: the engine refused it (its code and message, HTTP 400).
+        """
+        await self.ensure(account_id, now_ms)
+        outcome: Outcome = self.engine.handle(account_id, command, now_ms)
+        if outcome.events:
+            self._changed()
+            await self._bus.publish(account_id, list(outcome.events))
+        result = outcome.result
+        if isinstance(result, VenueError):
+            raise result.to_api_error()
+        if not outcome.events:
+            self._changed()  # settings changes (leverage to the same value) emit nothing
+        return result
+
+    def on_market(self, updates: Sequence[MarketUpdate], now_ms: int) -> None:
+        """The market listener: fill resting orders, expire what is due, publish."""
+        self._publish_all(self.engine.on_market(updates, now_ms))
+
+    def _tick(self, now_ms: int) -> None:
+        if not self._ticking:
+            return
+        self._publish_all(self.engine.tick(now_ms))
+        self._scheduler.call_at(now_ms + TICK_INTERVAL_MS, self._tick)
+
+    def _publish_all(self, by_account: dict[int, list[Event]]) -> None:
+        if not by_account:
+            return
+        self._changed()
+        task = asyncio.get_running_loop().create_task(self._publish_batches(by_account))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_batches(self, by_account: dict[int, list[Event]]) -> None:
+        for account_id, events in by_account.items():
+            try:
+                await self._bus.publish(account_id, events)
+            except Exception:
+                log.exception("publishing the venue's events for account %d failed", account_id)
+
+    # persistence
+
+    def _changed(self) -> None:
+        if self._store is None or self._save_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._save_handle = loop.call_later(SAVE_INTERVAL_S, self._save_due)
+
+    def _save_due(self) -> None:
+        self._save_handle = None
+        self.save()
+
+    def save(self) -> None:
+        """Write the engine's state now (also done on shutdown)."""
+        if self._store is not None:
+            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+
+    # admin
+
+    async def admin(self, parts: list[str], request: Request) -> Response | None:
+        """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
+        return await self.admin_routes.handle(parts, request)

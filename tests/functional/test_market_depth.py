@@ -1,0 +1,75 @@
+"""The depth diff streams against the REST snapshot (market-data spec §2.3): a local book kept
+from each speed's diffs equals `GET /fapi/v1/depth` taken at the same update id, over a long
+virtual run, and every speed's `pu` chain is gap-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from tests.functional.market_helpers import LocalBook, get_json, market_harness, recv_json
+
+STEPS = 300  # 300 × 500 ms: two and a half virtual minutes
+
+
+async def test_local_books_from_every_speed_equal_the_snapshot(tmp_path: Path) -> None:
+    async with market_harness(tmp_path / "data") as server:
+        speeds = ("btcusdt@depth@100ms", "btcusdt@depth", "btcusdt@depth@500ms")
+        target = "/stream?streams=" + "/".join(speeds)
+        async with connect(server.ws + target, ping_interval=None, max_size=None) as ws:
+            status, snapshot, _ = await get_json(server, "/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
+            assert status == 200
+            books = {name: LocalBook(snapshot) for name in speeds}
+            for step in range(STEPS):
+                await server.advance(500)
+                # Each speed closes its batch on the 500 ms boundary: its last frame ends at
+                # the book's id now.
+                _, current, _ = await get_json(server, "/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
+                for name in speeds:
+                    book = books[name]
+                    while book.last_u < current["lastUpdateId"]:
+                        frame = await recv_json(ws)
+                        books[frame["stream"]].apply(frame["data"])
+                    assert book.last_u == current["lastUpdateId"]
+                if step % 50 == 0 or step == STEPS - 1:
+                    for name in speeds:
+                        assert books[name].synced
+                        assert books[name].matches(current), name
+
+
+async def test_depth_snapshot_shape_and_errors(tmp_path: Path) -> None:
+    async with market_harness(tmp_path / "data") as server:
+        await server.advance(1000)
+        status, body, headers = await get_json(server, "/fapi/v1/depth?symbol=BTCUSDT&limit=5")
+        assert status == 200
+        assert list(body) == ["lastUpdateId", "E", "T", "bids", "asks"]
+        assert isinstance(body["lastUpdateId"], int)
+        assert len(body["bids"]) == len(body["asks"]) == 5
+        price, qty = body["bids"][0]
+        assert len(price.split(".")[1]) == 2  # pricePrecision 2
+        assert len(qty.split(".")[1]) == 3  # quantityPrecision 3
+        assert float(body["bids"][0][0]) < float(body["asks"][0][0])
+        assert headers["X-MBX-USED-WEIGHT-1M"] == "2"
+        _, _, headers = await get_json(server, "/fapi/v1/depth?symbol=BTCUSDT")
+        assert headers["X-MBX-USED-WEIGHT-1M"] == "12"  # default limit 500 weighs 10
+
+        cases = {
+            "/fapi/v1/depth?symbol=NOPE": (-1121, "Invalid symbol."),
+            "/fapi/v1/depth": (
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            ),
+            "/fapi/v1/depth?symbol=BTCUSDT&limit=3": (-4021, "3 is not valid depth limit"),
+            "/fapi/v1/depth?symbol=BTCUSDT&limit=1500": (
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ),
+            "/fapi/v1/depth?symbol=BTCUSDT&limit=x": (
+                -1100,
+                "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+            ),
+        }
+        for path, (code, msg) in cases.items():
+            status, body, _ = await get_json(server, path)
+            assert (status, body) == (400, {"code": code, "msg": msg}), path
