@@ -27,6 +27,7 @@ Every task belongs to the mirror and is cancelled and awaited by `aclose()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -35,7 +36,7 @@ from decimal import Decimal
 
 from userstream.client.book import Book
 from userstream.client.endpoints import Endpoints
-from userstream.client.health import StreamGap
+from userstream.client.health import ConnectionState, StreamGap
 from userstream.client.mirror_views import (
     AlgoOrderView,
     Change,
@@ -72,6 +73,7 @@ __all__ = ["AccountMirror"]
 log = logging.getLogger("userstream.mirror")
 
 _CHECK = "self-check"
+_STREAM_POLL_S = 0.05
 _KEPT_REASONS = 20
 
 
@@ -188,6 +190,7 @@ class AccountMirror:
         self._checks = 0
         self._last_check_ms: int | None = None
         self._last_check: tuple[Difference, ...] = ()
+        self._checks_differing = 0
         self._dropped_changes = 0
 
     def __repr__(self) -> str:
@@ -256,7 +259,7 @@ class AccountMirror:
     def health(self) -> MirrorHealth:
         """How fresh the mirror is: snapshots, events applied since, resyncs and why."""
         return MirrorHealth(
-            consistent=self._consistent,
+            consistent=self._consistent and self._stream_up(),
             resyncing=self._wanted_since_ms is not None,
             last_snapshot_ms=self._last_snapshot_ms,
             events_applied=self._events_applied,
@@ -269,6 +272,7 @@ class AccountMirror:
             checks=self._checks,
             last_check_ms=self._last_check_ms,
             last_check_differences=self._last_check,
+            checks_differing=self._checks_differing,
             dropped_changes=self._dropped_changes,
         )
 
@@ -401,13 +405,17 @@ class AccountMirror:
             TimeoutError: not within `timeout` seconds.
         """
         async with asyncio.timeout(timeout):
-            while not self._consistent or self._wanted_since_ms is not None:
+            while not (self._consistent and self._stream_up()) or self._wanted_since_ms is not None:
                 changed = self._health_changed
                 if self._failure is not None:
                     raise self._failure
                 if self._closed:
                     raise UserStreamError("the account mirror is closed")
-                await changed.wait()
+                # The stream's state is its own (it may belong to the caller): look again
+                # soon even without a health change, as a reconnect says nothing here.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_STREAM_POLL_S):
+                        await changed.wait()
         return self.health
 
     async def check(self) -> tuple[Difference, ...]:
@@ -484,6 +492,11 @@ class AccountMirror:
 
     # --- snapshots --------------------------------------------------------------------------
 
+    def _stream_up(self) -> bool:
+        """While the stream is down, events may be missing already: the gap marker only
+        comes with the reconnection."""
+        return self._stream.health.state in (ConnectionState.CONNECTED, ConnectionState.ROTATING)
+
     def _notify_health(self) -> None:
         self._health_changed.set()
         self._health_changed = asyncio.Event()
@@ -506,6 +519,12 @@ class AccountMirror:
                     await self._sleep_or_wake(self._planner.next_start_ms())
                 else:
                     await self._wake.wait()
+                continue
+            if not self._stream_up():
+                # A gap is yielded when the connection is lost, before the stream is back:
+                # a snapshot taken now would miss what happens until it is (those events
+                # never arrive). The fence must come after the reconnection.
+                await asyncio.sleep(_STREAM_POLL_S)
                 continue
             reasons = self._planner.started(now)
             self._pending = []
@@ -553,6 +572,7 @@ class AccountMirror:
             self._checks += 1
             self._last_check_ms = now
             self._last_check = found
+            self._checks_differing += bool(found)
             self._report_check(found)
             self._notify_health()
             if not found:

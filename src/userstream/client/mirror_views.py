@@ -87,8 +87,22 @@ def _compare(
         if name in _NOT_COMPARED:
             continue
         a, b = getattr(mine, name), getattr(theirs, name)
-        if a != b:
+        if a != b and not _same_at_coarser_precision(a, b):
             found.append(Difference(entity, name, a, b))
+
+
+def _same_at_coarser_precision(a: object, b: object) -> bool:
+    """Two decimals that agree to the last place the coarser one shows. Events and REST
+    format some prices at different precisions (an entry price `100000.07125506` in
+    ACCOUNT_UPDATE, `100000.07126` in positionRisk; TRADE_LITE and ORDER_TRADE_UPDATE differ
+    likewise, spec UDS §5.5): that is one value, not a difference."""
+    if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
+        return False
+    exponents = (a.as_tuple().exponent, b.as_tuple().exponent)
+    if not all(isinstance(e, int) for e in exponents):
+        return False
+    unit = Decimal(1).scaleb(max(e for e in exponents if isinstance(e, int)))
+    return abs(a - b) < unit
 
 
 def _compare_maps(
@@ -189,7 +203,8 @@ class MirrorHealth:
     """How fresh the mirror is.
 
     Attributes:
-        consistent: the last snapshot was merged and no gap happened since.
+        consistent: the last snapshot was merged, no gap happened since and the stream is
+            connected (while it is down, events may be missing before the gap is known).
         resyncing: a snapshot is wanted or in flight.
         last_snapshot_ms: when the last merged snapshot was requested (client clock).
         events_applied: events applied to the state since that snapshot.
@@ -202,6 +217,7 @@ class MirrorHealth:
         checks: self-checks done.
         last_check_ms: when the last self-check finished.
         last_check_differences: what it found (empty: the mirror equalled REST).
+        checks_differing: self-checks that found a difference (each then replaced the state).
         dropped_changes: changes dropped because a `changes()` reader fell behind.
     """
 
@@ -218,4 +234,5 @@ class MirrorHealth:
     checks: int
     last_check_ms: int | None
     last_check_differences: tuple[Difference, ...]
+    checks_differing: int
     dropped_changes: int

@@ -162,6 +162,8 @@ class SignedRest:
             try:
                 error = msgspec.json.decode(body, type=_ErrorBody)
             except msgspec.MsgspecError:
+                if status == 404:  # a venue without this endpoint, whatever its body says
+                    raise BinanceAPIError(0, "Not found.", 404) from None
                 raise TransportError(f"GET {path}: HTTP {status}") from None
             retry_ms = int(retry_after) * 1000 if retry_after.isdigit() else 0
             raise api_error(error.code, error.msg, status, retry_ms)
