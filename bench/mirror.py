@@ -1,15 +1,16 @@
 """The account mirror's speed: events applied per second, and a gap's cost.
 
-    .venv/bin/python -m bench.mirror [--events 200000] [--repeat 3] [--gap-rounds 5]
+    .venv/bin/python -m bench.mirror [--events 200000] [--repeat 3] [--gap-rounds 5] [--burst 5]
 
 1. **Apply rate** (one core, no I/O): a mixed stream of ORDER_TRADE_UPDATE (NEW, partial
    and full fills) and ACCOUNT_UPDATE (m=ORDER, one balance and one position row) for 50
    symbols, decoded once up front, is fed to `AccountMirror.apply`, the call the mirror's
    stream reader makes per event. The best of `--repeat` runs is reported. Target: 200,000
    events/s (issue 14).
-2. **Gap to consistent** (needs the venue's account endpoints): against a local
-   `userstream serve`, the time from a `StreamGap` (the stream connection dropped with 1006)
-   to `mirror.health.consistent`, median of `--gap-rounds`.
+2. **Gap to consistent**: against a local venue (`Server` in this process, real clock), the
+   time from dropping the mirror's stream connection with 1006 to `mirror.health.consistent`
+   (reconnect, snapshot of 5 requests, merge), median of `--gap-rounds`; then `--burst` drops
+   10 ms apart and the number of snapshots they cost (coalescing).
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import statistics
+import tempfile
 import time
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import aiohttp
+
+from userstream import Endpoints, Server, ServerConfig
 from userstream.client.mirror import AccountMirror
 from userstream.protocol.events import (
     AccountUpdate,
@@ -156,6 +164,59 @@ def apply_rate(events: list[Event], repeat: int) -> float:
     return best
 
 
+TOKEN = "bench-mirror-token"
+
+
+async def _admin(http: aiohttp.ClientSession, url: str, path: str, body: Any) -> Any:
+    async with http.post(
+        f"{url}/admin/v1/{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as response:
+        answer = await response.json(content_type=None)
+        assert response.status == 200, answer
+        return answer
+
+
+async def _until_consistent(mirror: AccountMirror, resyncs: int) -> None:
+    while mirror.health.resyncs <= resyncs or not mirror.health.consistent:  # noqa: ASYNC110 - health is data
+        await asyncio.sleep(0.001)
+
+
+async def gap_to_consistent(rounds: int, burst: int) -> tuple[list[float], int, int]:
+    """Against a local venue (this process, real clock): drop the mirror's stream with 1006
+    and time the drop -> consistent mirror; then `burst` drops in a row and count snapshots."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = ServerConfig(port=0, data_dir=Path(tmp), admin_token=TOKEN, market="synthetic:1")
+        async with Server(config) as server, aiohttp.ClientSession() as http:
+            url = server.http_url
+            account = await _admin(http, url, "accounts", {"name": "bench"})
+            deposit = {"asset": "USDT", "amount": "10000"}
+            await _admin(http, url, f"accounts/{account['accountId']}/deposit", deposit)
+            ws = url.replace("http://", "ws://")
+            mirror = AccountMirror(
+                account["apiKey"],
+                account["secretKey"],
+                endpoints=Endpoints(url, f"{ws}/ws-fapi/v1", ws),
+                min_resync_interval_ms=0,
+            )
+            async with mirror:
+                times = []
+                drop = {"code": 1006, "accountId": account["accountId"]}
+                for _ in range(rounds):
+                    resyncs = mirror.health.resyncs
+                    started = time.perf_counter()
+                    await _admin(http, url, "connections/drop", drop)
+                    await asyncio.wait_for(_until_consistent(mirror, resyncs), 30)
+                    times.append(time.perf_counter() - started)
+                before = mirror.health.resyncs
+                gaps = mirror.stream.health.gaps
+                for _ in range(burst):
+                    await _admin(http, url, "connections/drop", drop)
+                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(_until_consistent(mirror, before), 30)
+                await asyncio.sleep(0.5)  # a late extra snapshot would show up here
+                return times, mirror.health.resyncs - before, mirror.stream.health.gaps - gaps
+
+
 async def main_async(args: argparse.Namespace) -> None:
     events = mixed_events(args.events)
     rate = apply_rate(events, args.repeat)
@@ -163,6 +224,12 @@ async def main_async(args: argparse.Namespace) -> None:
         f"apply: {rate:,.0f} events/s ({len(events):,} mixed ORDER_TRADE_UPDATE/ACCOUNT_UPDATE,"
         f" best of {args.repeat}; target 200,000)"
     )
+    times, burst_resyncs, gaps = await gap_to_consistent(args.gap_rounds, args.burst)
+    print(
+        f"gap -> consistent: median {statistics.median(times) * 1000:.1f} ms, "
+        f"max {max(times) * 1000:.1f} ms over {len(times)} drops (1006, local venue)"
+    )
+    print(f"burst of {args.burst} drops 10 ms apart: {gaps} gaps, {burst_resyncs} snapshot(s)")
 
 
 def main() -> None:
@@ -170,6 +237,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gap-rounds", type=int, default=5)
+    parser.add_argument("--burst", type=int, default=5)
     asyncio.run(main_async(parser.parse_args()))
 
 
