@@ -33,12 +33,14 @@ from userstream import (
     Keepalive,
     ManualClock,
     MirrorHealth,
+    Reconnect,
     Server,
     ServerConfig,
     UserDataStream,
 )
 from userstream.accounts import Account
 from userstream.client.rest import SignedRest
+from userstream.protocol.liveness import LivenessPolicy
 from userstream.protocol.signing import hmac_signature
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -46,6 +48,8 @@ MID = {"BTCUSDT": Decimal("100000.0"), "ETHUSDT": Decimal("3000.00")}
 TICK = {"BTCUSDT": Decimal("0.1"), "ETHUSDT": Decimal("0.01")}
 QTY = {"BTCUSDT": Decimal("0.001"), "ETHUSDT": Decimal("0.01")}
 WAIT_S = 10.0
+MINUTE = 60_000
+HOUR = 60 * MINUTE
 
 
 def book_for(market: HandMarket, symbol: str, offset: int) -> None:
@@ -61,8 +65,9 @@ def book_for(market: HandMarket, symbol: str, offset: int) -> None:
 class Venue:
     """The in-process server with a hand-set market, restartable on the same data and port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, liveness: LivenessPolicy | None = None) -> None:
         self.data_dir = data_dir
+        self.liveness = liveness or LivenessPolicy()
         self.clock = ManualClock(START_MS)
         self.market = HandMarket(SYMBOLS)
         for symbol in SYMBOLS:
@@ -78,6 +83,7 @@ class Venue:
             clock=self.clock,
             admin_token=ADMIN_TOKEN,
             market_source=self.market,
+            liveness=self.liveness,
         )
 
     async def start(self) -> None:
@@ -135,8 +141,8 @@ class Venue:
 
 
 @asynccontextmanager
-async def venue(tmp_path: Path) -> AsyncIterator[Venue]:
-    v = Venue(tmp_path / "data")
+async def venue(tmp_path: Path, liveness: LivenessPolicy | None = None) -> AsyncIterator[Venue]:
+    v = Venue(tmp_path / "data", liveness)
     await v.start()
     try:
         yield v
@@ -273,25 +279,50 @@ async def caught_up(v: Venue, mirror: AccountMirror) -> MirrorHealth:
                 await v.clock.advance(100)
 
 
+def mirror_of(v: Venue, account: Account, **stream: Any) -> AccountMirror:
+    return AccountMirror(
+        account.api_key,
+        account.secret_key,
+        endpoints=v.endpoints(),
+        stream=make_stream_for(v, account, **stream),
+        clock=v.clock,
+        min_resync_interval_ms=0,
+        self_check=True,
+    )
+
+
+async def funded(v: Venue) -> Account:
+    account = await v.account()
+    await v.admin("POST", f"accounts/{account.id}/deposit", {"asset": "USDT", "amount": "50000"})
+    return account
+
+
+async def assert_equals_the_venue(
+    v: Venue, account: Account, mirror: AccountMirror, trader: Trader
+) -> MirrorHealth:
+    """Caught up, the mirror equals a fresh REST snapshot, and no self-check ever repaired."""
+    health = await caught_up(v, mirror)
+    found = await asyncio.wait_for(mirror.check(), WAIT_S)
+    assert found == (), "\n".join([*map(str, found), *trader.done])
+    assert mirror.health.checks >= 2
+    assert mirror.health.checks_differing == 0
+    rest = SignedRest(account.api_key, account.secret_key, v.url, clock=v.clock)
+    try:
+        snapshot = await rest.take_snapshot()
+    finally:
+        await rest.aclose()
+    assert {o.order_id for o in snapshot.orders} == set(mirror.open_orders)
+    return health
+
+
 @pytest.mark.parametrize("seed", range(1, 9))
 async def test_the_mirror_equals_the_venue_after_trading_with_faults(
     tmp_path: Path, seed: int
 ) -> None:
     rng = random.Random(seed)
     async with venue(tmp_path) as v:
-        account = await v.account()
-        await v.admin(
-            "POST", f"accounts/{account.id}/deposit", {"asset": "USDT", "amount": "50000"}
-        )
-        mirror = AccountMirror(
-            account.api_key,
-            account.secret_key,
-            endpoints=v.endpoints(),
-            stream=make_stream_for(v, account),
-            clock=v.clock,
-            min_resync_interval_ms=0,
-            self_check=True,
-        )
+        account = await funded(v)
+        mirror = mirror_of(v, account)
         trader = Trader(v, account, rng)
         async with mirror:
             for _fault in range(8):
@@ -301,27 +332,39 @@ async def test_the_mirror_equals_the_venue_after_trading_with_faults(
                 await fault(v, account, mirror, rng.choice(["drop", "expire", "delete", "restart"]))
                 for _ in range(rng.randint(3, 8)):
                     await trader.step()  # while the mirror reconnects and resyncs
-            health = await caught_up(v, mirror)
-            found = await asyncio.wait_for(mirror.check(), WAIT_S)
-            assert found == (), "\n".join([*map(str, found), *trader.done])
+            health = await assert_equals_the_venue(v, account, mirror, trader)
             assert health.resyncs >= 2
-            assert mirror.health.checks >= 2
-            assert mirror.health.checks_differing == 0  # no self-check ever had to repair
-            rest = SignedRest(account.api_key, account.secret_key, v.url, clock=v.clock)
-            try:
-                snapshot = await rest.take_snapshot()
-            finally:
-                await rest.aclose()
-            assert snapshot.orders is not None
-            assert {o.order_id for o in snapshot.orders} == set(mirror.open_orders)
 
 
-def make_stream_for(v: Venue, account: Account) -> UserDataStream:
-    return UserDataStream(
-        account.api_key,
-        endpoints=v.endpoints(),
-        clock=v.clock,
-        delivery=Delivery(reorder_window_ms=0),
-        keepalive=Keepalive(ping_interval_s=None),
-        rng=random.Random(7),
-    )
+async def test_the_mirror_stays_equal_across_the_24_hour_rotation(tmp_path: Path) -> None:
+    """Hours of virtual time with trading every 10 minutes, across the connection cap: the
+    keepalives, the server's pings and the make-before-break rotation run as in a day. The
+    cap is compressed to 2 hours (rotation at 1.5) because the venue's market advances every
+    100 ms of virtual time, so a real day would take minutes here."""
+    rng = random.Random(24)
+    cap = LivenessPolicy(max_lifetime_ms=2 * HOUR)
+    async with venue(tmp_path, cap) as v:
+        account = await funded(v)
+        mirror = mirror_of(v, account, reconnect=Reconnect(rotate_after_ms=90 * MINUTE))
+        trader = Trader(v, account, rng)
+        async with mirror:
+            for _ in range(15):  # 2.5 hours
+                for _ in range(3):
+                    await trader.step()
+                for _ in range(5):
+                    await v.clock.advance(2 * MINUTE)
+                    await asyncio.sleep(0.002)
+            assert mirror.stream.health.rotations >= 1
+            await assert_equals_the_venue(v, account, mirror, trader)
+
+
+def make_stream_for(v: Venue, account: Account, **options: Any) -> UserDataStream:
+    settings: dict[str, Any] = {
+        "endpoints": v.endpoints(),
+        "clock": v.clock,
+        "delivery": Delivery(reorder_window_ms=0),
+        "keepalive": Keepalive(ping_interval_s=None),
+        "rng": random.Random(7),
+    }
+    settings.update(options)
+    return UserDataStream(account.api_key, **settings)
