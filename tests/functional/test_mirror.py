@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -23,7 +24,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, START_MS
+from tests.conftest import ADMIN_TOKEN, START_MS, start_server_process, stop_server_process
 from tests.venue_fixtures import HandMarket
 from userstream import (
     AccountMirror,
@@ -368,3 +369,79 @@ def make_stream_for(v: Venue, account: Account, **options: Any) -> UserDataStrea
     }
     settings.update(options)
     return UserDataStream(account.api_key, **settings)
+
+
+class ProcessTrader:
+    """Signed orders against a `userstream serve` process (real clock, synthetic market)."""
+
+    def __init__(self, url: str, account: Account, rng: random.Random) -> None:
+        self.url = url
+        self.account = account
+        self.rng = rng
+        self.done: list[str] = []
+
+    async def step(self, http: aiohttp.ClientSession) -> None:
+        async with http.get(f"{self.url}/fapi/v1/premiumIndex?symbol=BTCUSDT") as response:
+            mark = Decimal((await response.json())["markPrice"])
+        side = self.rng.choice(["BUY", "SELL"])
+        params: dict[str, str] = {"symbol": "BTCUSDT", "side": side, "quantity": "0.002"}
+        if self.rng.random() < 0.5:
+            params["type"] = "MARKET"
+        else:
+            away = Decimal("0.98") if side == "BUY" else Decimal("1.02")
+            params.update(
+                type="LIMIT", timeInForce="GTC", price=str((mark * away).quantize(TICK["BTCUSDT"]))
+            )
+        query = urlencode({**params, "timestamp": str(time.time_ns() // 1_000_000)})
+        signature = hmac_signature(self.account.secret_key.encode(), query.encode())
+        async with http.post(
+            f"{self.url}/fapi/v1/order?{query}&signature={signature}",
+            headers={"X-MBX-APIKEY": self.account.api_key},
+        ) as response:
+            self.done.append(f"{params} -> {response.status}")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+async def test_the_mirror_equals_the_venue_after_process_restarts(
+    tmp_path: Path, signal_name: str
+) -> None:
+    """`userstream serve` killed (SIGKILL: no goodbye, no final save) or stopped (SIGTERM) and
+    started again on the same data and port, twice, with trading in between."""
+    data = tmp_path / "data"
+    extra = ("--initial-balance", "50000", "--market", "synthetic:7")
+    proc = await asyncio.to_thread(start_server_process, data, *extra)
+    port = proc.url.rsplit(":", 1)[1]
+    account = Account(1, "demo", proc.api_key, proc.secret_key)
+    ws = proc.url.replace("http://", "ws://")
+    mirror = AccountMirror(
+        account.api_key,
+        account.secret_key,
+        endpoints=Endpoints(proc.url, f"{ws}/ws-fapi/v1", ws),
+        min_resync_interval_ms=0,
+        self_check=True,
+    )
+    trader = ProcessTrader(proc.url, account, random.Random(5))
+    try:
+        async with aiohttp.ClientSession() as http, mirror:
+            for _ in range(2):
+                for _ in range(6):
+                    await trader.step(http)
+                await mirror.wait_consistent(WAIT_S)  # each restart hits a live mirror
+                if signal_name == "SIGKILL":
+                    proc.process.kill()
+                    proc.process.wait(timeout=10)
+                    assert proc.process.stdout is not None
+                    proc.process.stdout.close()
+                else:
+                    await asyncio.to_thread(stop_server_process, proc)
+                proc = await asyncio.to_thread(start_server_process, data, *extra, "--port", port)
+                for _ in range(6):
+                    await trader.step(http)
+            await mirror.wait_consistent(WAIT_S)
+            found = await asyncio.wait_for(mirror.check(), WAIT_S)
+            assert found == (), "\n".join([*map(str, found), *trader.done])
+            assert mirror.health.checks_differing == 0
+            assert mirror.health.resyncs >= 3
+            assert sum(line.endswith("-> 200") for line in trader.done) >= 18, trader.done
+    finally:
+        await asyncio.to_thread(stop_server_process, proc)
