@@ -16,8 +16,12 @@ from typing import Any
 import ccxt.pro as ccxtpro
 import pytest
 
-from tests.conftest import Harness
+from tests.conftest import START_MS, Harness
 from tests.functional.market_helpers import get_json, market_harness
+from tests.market_source import TinyMarket
+from userstream.market.synthetic import SyntheticMarket
+from userstream.market.types import MarketSource
+from userstream.symbols import load_symbol_table
 
 pytestmark = pytest.mark.compat
 
@@ -35,9 +39,17 @@ def _exchange(server: Harness) -> Any:
     return exchange
 
 
-@pytest.fixture
-async def market(tmp_path: Path) -> AsyncIterator[tuple[Harness, Any]]:
-    async with market_harness(tmp_path / "data") as server:
+def _source(kind: str) -> MarketSource:
+    if kind == "synthetic":
+        return SyntheticMarket(load_symbol_table().symbols, seed=5, start_ms=START_MS)
+    return TinyMarket()
+
+
+@pytest.fixture(params=["tiny"])
+async def market(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Harness, Any]]:
+    async with market_harness(tmp_path / "data", _source(request.param)) as server:
         exchange = _exchange(server)
         try:
             await server.advance(1000)
@@ -56,6 +68,7 @@ async def test_fetch_order_book_matches_the_rest_snapshot(market: tuple[Harness,
     assert len(book["bids"]) == 20
 
 
+@pytest.mark.parametrize("market", ["tiny", "synthetic"], indirect=True)
 async def test_watch_order_book_runs_minutes_without_resync(market: tuple[Harness, Any]) -> None:
     server, exchange = market
     updates = 0
@@ -80,6 +93,7 @@ async def test_watch_order_book_runs_minutes_without_resync(market: tuple[Harnes
             await server.advance(100)
             await asyncio.sleep(0.01)
         assert updates, "ccxt never produced an order book"
+        assert list(exchange.clients) == [f"{server.ws}/public/ws/0"]  # its derived URL form
         for _ in range(1200):  # two virtual minutes of 100 ms frames
             await server.advance(100)
             await asyncio.sleep(0.002)

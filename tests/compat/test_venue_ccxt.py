@@ -121,3 +121,33 @@ async def test_ccxt_sees_binance_errors(venue: LiveVenue, trader: tuple[Account,
         await exchange.cancel_order("12345", SYMBOL)
     with pytest.raises(ccxtpro.MarginModeAlreadySet):
         await exchange.set_margin_mode("cross", SYMBOL)
+
+
+async def test_generic_binance_class_loads_markets_from_a_futures_only_venue(
+    venue: LiveVenue,
+) -> None:
+    """ccxt's generic `binance` (what many bots use for futures too) loads spot, margin and
+    coin-M markets at start-up (`/api/v3/exchangeInfo`, `/sapi/v1/margin/allPairs`,
+    `/sapi/v1/margin/isolated/allPairs`, `/dapi/v1/exchangeInfo`; `capital/config/getall`
+    for currencies): the venue answers them as a futures-only venue, so it starts."""
+    account = venue.account()
+    exchange = ccxtpro.binance({"apiKey": account.api_key, "secret": account.secret_key})
+    try:
+        api = exchange.urls["api"]
+        for name, url in list(api.items()):
+            if isinstance(url, str):
+                for host in (
+                    "https://api.binance.com",
+                    "https://fapi.binance.com",
+                    "https://dapi.binance.com",
+                ):
+                    api[name] = api[name].replace(host, venue.url)
+        markets = await exchange.load_markets()
+        assert SYMBOL in markets
+        assert all(m["swap"] for m in markets.values())
+        currencies = await exchange.fetch_currencies()
+        assert currencies == {} or currencies is None
+        order = await exchange.create_order(SYMBOL, "market", "buy", 0.01)
+        assert order["status"] == "closed"
+    finally:
+        await exchange.close()

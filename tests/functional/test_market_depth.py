@@ -4,17 +4,35 @@ virtual run, and every speed's `pu` chain is gap-free."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect
 
+from tests.conftest import START_MS
 from tests.functional.market_helpers import LocalBook, get_json, market_harness, recv_json
+from tests.market_source import TinyMarket
+from userstream.market.synthetic import SyntheticMarket
+from userstream.market.types import MarketSource
+from userstream.symbols import load_symbol_table
 
 STEPS = 300  # 300 × 500 ms: two and a half virtual minutes
 
 
-async def test_local_books_from_every_speed_equal_the_snapshot(tmp_path: Path) -> None:
-    async with market_harness(tmp_path / "data") as server:
+def _tiny() -> MarketSource:
+    return TinyMarket()
+
+
+def _synthetic() -> MarketSource:
+    return SyntheticMarket(load_symbol_table().symbols, seed=11, start_ms=START_MS)
+
+
+@pytest.mark.parametrize("make_source", [_tiny, _synthetic], ids=["tiny", "synthetic"])
+async def test_local_books_from_every_speed_equal_the_snapshot(
+    tmp_path: Path, make_source: Callable[[], MarketSource]
+) -> None:
+    async with market_harness(tmp_path / "data", make_source()) as server:
         speeds = ("btcusdt@depth@100ms", "btcusdt@depth", "btcusdt@depth@500ms")
         target = "/stream?streams=" + "/".join(speeds)
         async with connect(server.ws + target, ping_interval=None, max_size=None) as ws:

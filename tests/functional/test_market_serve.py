@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import start_server_process, stop_server_process
@@ -17,8 +18,13 @@ from tests.conftest import start_server_process, stop_server_process
 TIMEOUT_S = 5.0
 
 
-async def test_serve_synthetic_market_live_on_market_and_public(tmp_path: Path) -> None:
-    proc = start_server_process(tmp_path / "data", "--market", "synthetic:7")
+@pytest.mark.parametrize(
+    "extra", [[], ["--market", "synthetic:7"]], ids=["default (scripts/serve)", "seeded"]
+)
+async def test_serve_synthetic_market_live_on_market_and_public(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    proc = start_server_process(tmp_path / "data", *extra)
     try:
         async with (
             connect(f"{proc.ws}/market/stream?streams=btcusdt@aggTrade") as market,

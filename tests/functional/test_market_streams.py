@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Harness
 from tests.functional.market_helpers import market_harness, recv_json
@@ -44,6 +45,11 @@ async def _frames_until(
         if len(frames) >= count:
             return frames
     raise AssertionError(f"only {len(frames)} frames arrived")
+
+
+async def _read_until_closed(ws: ClientConnection) -> None:
+    while True:
+        await recv_json(ws)
 
 
 @pytest.mark.parametrize(
@@ -207,3 +213,19 @@ async def test_tickers_and_arrays(market: Harness) -> None:
     assert {t["s"] for t in array} == {"BTCUSDT", "ETHUSDT"}
     assert all(t["e"] == "24hrTicker" for t in array)
     assert all(t["e"] == "24hrMiniTicker" for t in by_stream["!miniTicker@arr"][0])
+
+
+async def test_market_connections_have_the_user_stream_limits(market: Harness) -> None:
+    names = [f"s{n}usdt@aggTrade" for n in range(1025)]
+    async with _open(market, "/market/ws") as ws:
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": names, "id": 1}))
+        assert await recv_json(ws) == {
+            "error": {"code": 4, "msg": "Too many subscriptions"},
+            "id": 1,
+        }
+        for n in range(11):  # over 10 incoming messages per second: disconnected
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": n + 2}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await _read_until_closed(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008

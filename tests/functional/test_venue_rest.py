@@ -5,18 +5,24 @@ input gets Binance's error and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import Harness, event_fixture, running_harness
 from tests.functional.venue_helpers import signed
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
+from userstream.protocol.limits import OrderLimits
 
 BALANCE = Decimal("10000")
 
@@ -105,6 +111,12 @@ async def test_market_order_events_agree_with_rest(venue: Harness) -> None:
         assert sum(Decimal(tr["qty"]) for tr in trades) == Decimal("0.01")
         fees = sum(Decimal(tr["commission"]) for tr in trades)
         assert Decimal(usdt["walletBalance"]) == BALANCE - fees
+        status, income, _ = await signed(
+            venue, account, "GET", "/fapi/v1/income", {"incomeType": "COMMISSION"}
+        )
+        assert status == 200
+        assert sum(Decimal(row["income"]) for row in income) == -fees
+        assert {row["tradeId"] for row in income} == {str(tr["id"]) for tr in trades}
         status, queried, _ = await signed(
             venue,
             account,
@@ -159,8 +171,15 @@ async def test_limit_rest_cancel_and_open_orders(venue: Harness) -> None:
             venue, account, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 999}
         )
         assert (status, missing) == (400, {"code": -2013, "msg": "Order does not exist."})
-        status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        status, rows, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
         assert rows == []
+        used = int(headers["X-MBX-USED-WEIGHT-1M"])
+        _, _, headers = await signed(
+            venue, account, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}
+        )
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1
+        _, _, headers = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used + 1 + 40  # §2.5
     finally:
         await ws.close()
 
@@ -291,3 +310,82 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert [r["orderId"] for r in rows] == [resting["orderId"]]
         status, next_order, _ = await signed(second, account, "POST", "/fapi/v1/order", market)
         assert next_order["orderId"] > sold["orderId"]
+
+
+async def test_order_count_limit_is_1015_with_counts_in_headers(tmp_path: Path) -> None:
+    limits = OrderLimits(per_10s=3, per_minute=100)
+    async with running_harness(
+        tmp_path / "data", initial_balance=BALANCE, order_limits=limits
+    ) as venue:
+        account = venue.account()
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+        counts = []
+        for _ in range(3):
+            status, body, headers = await signed(venue, account, "POST", "/fapi/v1/order", params)
+            assert status in (200, 400), body
+            counts.append(headers["X-MBX-ORDER-COUNT-10S"])
+        assert counts == ["1", "2", "3"]
+        status, body, _ = await signed(venue, account, "POST", "/fapi/v1/order", params)
+        assert (status, body["code"]) == (429, -1015)
+        assert "3 orders per 10 SECOND" in body["msg"]
+        await venue.advance(10_000)
+        status, body, headers = await signed(venue, account, "POST", "/fapi/v1/order", params)
+        assert headers["X-MBX-ORDER-COUNT-10S"] == "1"
+        assert headers["X-MBX-ORDER-COUNT-1M"] == "5"
+
+
+async def test_ed25519_keys_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    private = Ed25519PrivateKey.generate()
+    pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    async with running_harness(data) as first:
+        account = first.account()
+        status, body = await first.admin(
+            "POST", f"accounts/{account.id}/apiKeys", {"publicKey": pem.decode()}
+        )
+        assert status == 200, body
+        clock = first.clock
+    async with running_harness(data, clock=clock) as second:
+        payload = urlencode({"timestamp": second.clock.now_ms()})
+        signature = quote(base64.b64encode(private.sign(payload.encode())).decode(), safe="")
+        url = f"{second.url}/fapi/v2/balance?{payload}&signature={signature}"
+        async with second.http.get(url, headers={"X-MBX-APIKEY": body["apiKey"]}) as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_batch_orders_place_and_cancel_item_by_item(venue: Harness) -> None:
+    account = venue.account()
+    good = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+    }
+    batch = json.dumps([good, {**good, "side": "UP"}, {**good, "price": "10000.5"}])
+    status, items, headers = await signed(
+        venue, account, "POST", "/fapi/v1/batchOrders", {"batchOrders": batch}, in_body=True
+    )
+    assert status == 200, items
+    assert items[0]["status"] == "NEW"
+    assert items[1] == {"code": -1117, "msg": "Invalid side."}
+    assert items[2]["status"] == "NEW"
+    assert headers["X-MBX-ORDER-COUNT-10S"] == "5"
+    ids = json.dumps([items[0]["orderId"], 999])
+    status, cancelled, _ = await signed(
+        venue,
+        account,
+        "DELETE",
+        "/fapi/v1/batchOrders",
+        {"symbol": "BTCUSDT", "orderIdList": ids},
+    )
+    assert status == 200, cancelled
+    assert cancelled[0]["status"] == "CANCELED"
+    assert cancelled[1] == {"code": -2011, "msg": "Unknown order sent."}
+    status, rows, _ = await signed(venue, account, "GET", "/fapi/v1/openOrders")
+    assert [r["orderId"] for r in rows] == [items[2]["orderId"]]
+    status, done, _ = await signed(
+        venue, account, "DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}
+    )
+    assert done == {"code": 200, "msg": "The operation of cancel all open order is done."}

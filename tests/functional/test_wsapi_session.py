@@ -71,3 +71,12 @@ async def test_logon_refuses_hmac_keys_and_bad_signatures(server: Harness) -> No
         assert stale["error"]["code"] == -1021
         status = await call(ws, "session.status")
         assert status["result"]["apiKey"] is None
+
+
+async def test_rest_listen_key_with_an_ed25519_api_key(server: Harness) -> None:
+    account = server.account()
+    _, api_key = await register(server, account)
+    headers = {"X-MBX-APIKEY": api_key}
+    async with server.http.post(f"{server.url}/fapi/v1/listenKey", headers=headers) as response:
+        assert response.status == 200
+        assert (await response.json())["listenKey"] == await server.listen_key(account)

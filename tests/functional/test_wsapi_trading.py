@@ -17,6 +17,7 @@ from tests.functional.test_wsapi_session import ed25519_params, register
 from tests.functional.venue_helpers import signed
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
+from userstream.protocol.limits import OrderLimits
 from userstream.protocol.signing import hmac_signature, ws_payload
 
 
@@ -105,3 +106,17 @@ async def test_logged_on_session_trades_and_reads_the_account(venue: Harness) ->
         assert Decimal(usdt["balance"]) == wb
         positions = await call(ws, "v2/account.position", {"symbol": "BTCUSDT"})
         assert Decimal(positions["result"][0]["positionAmt"]) == pa
+
+
+async def test_rest_and_ws_api_share_the_order_count(tmp_path: Path) -> None:
+    async with running_harness(
+        tmp_path / "data", initial_balance=Decimal(10000), order_limits=OrderLimits(1, 100)
+    ) as venue:
+        account = venue.account()
+        market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+        status, body, _ = await signed(venue, account, "POST", "/fapi/v1/order", market)
+        assert status == 200, body
+        async with ws_connect(venue.ws + WS_API) as ws:
+            now = venue.clock.now_ms()
+            refused = await call(ws, "order.place", hmac_params(account, now, **market))
+            assert (refused["status"], refused["error"]["code"]) == (429, -1015)

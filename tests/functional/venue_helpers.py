@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from tests.conftest import ADMIN_TOKEN, Harness
 from userstream import Server, ServerConfig, SystemClock
@@ -49,7 +50,8 @@ async def signed(
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         request = harness.http.request(method, url, data=query, headers=headers)
     else:
-        request = harness.http.request(method, f"{url}?{query}", headers=headers)
+        # encoded=True: the bytes signed are the bytes sent (yarl would requote `%2C` etc.).
+        request = harness.http.request(method, URL(f"{url}?{query}", encoded=True), headers=headers)
     async with request as response:
         return response.status, await response.json(content_type=None), response.headers
 

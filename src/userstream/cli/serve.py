@@ -31,6 +31,7 @@ from userstream import (
 from userstream.cli import simulate
 from userstream.cli.account import DEFAULT_DATA, describe
 from userstream.cli.common import CommandParsers, self_command, self_python
+from userstream.protocol.limits import OrderLimits
 
 DEFAULT_GATEWAY_DRAIN_S = 10.0
 
@@ -131,6 +132,18 @@ def add_parser(parsers: CommandParsers) -> None:
         help="credit each new account (the demo account too) with this many USDT",
     )
     serve.add_argument(
+        "--orders-per-10s",
+        type=int,
+        default=OrderLimits().per_10s,
+        help="ORDERS limit per account per 10 seconds (exchangeInfo lists it)",
+    )
+    serve.add_argument(
+        "--orders-per-minute",
+        type=int,
+        default=OrderLimits().per_minute,
+        help="ORDERS limit per account per minute",
+    )
+    serve.add_argument(
         "--demo", action="store_true", help="feed the demo account simulated activity"
     )
     serve.add_argument("--demo-rate", type=float, default=2.0, help="events/s with --demo")
@@ -174,9 +187,12 @@ def serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         market=_market_spec(args.market, clock),
         initial_balance=args.initial_balance,
+        order_limits=OrderLimits(args.orders_per_10s, args.orders_per_minute),
     )
     if args.weight_per_minute < 1 or args.max_unsent_bytes < 1024:
         raise ConfigurationError("--weight-per-minute must be >= 1, --max-unsent-bytes >= 1024")
+    if args.orders_per_10s < 1 or args.orders_per_minute < 1:
+        raise ConfigurationError("--orders-per-10s and --orders-per-minute must be >= 1")
     if args.demo_rate <= 0:
         raise ConfigurationError("--demo-rate must be > 0")
     if args.bus is not None:

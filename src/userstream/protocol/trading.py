@@ -231,8 +231,11 @@ class _Reader:
         self.params = params
         self.read: set[str] = set(COMMON_PARAMS)
 
+    def expect(self, *names: str) -> None:
+        """Declare the endpoint's parameters; any other name sent is -1104 (`done`)."""
+        self.read.update(names)
+
     def raw(self, name: str) -> str | None:
-        self.read.add(name)
         value = self.params.get(name)
         return None if value is None or value == "" else value
 
@@ -285,6 +288,8 @@ class _Reader:
         return lowered == "true"
 
     def done(self) -> None:
+        if self.params.keys() <= self.read:
+            return
         unread = [name for name in self.params if name not in self.read]
         if unread:
             sent = len(self.params)
@@ -393,7 +398,7 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
     """
     reader = _Reader(params)
     for name in _NEW_ORDER_PARAMS:
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     side = reader.choice("side", SIDES)
     order_type = reader.raw("type")
@@ -472,8 +477,9 @@ def parse_batch_orders(
             array of 1..5 objects of strings; -1104 for other parameters.
     """
     reader = _Reader(params)
-    raw = reader.mandatory("batchOrders")
+    reader.expect("batchOrders")
     reader.done()
+    raw = reader.mandatory("batchOrders")
     try:
         items = msgspec.json.decode(raw, type=list[dict[str, str | int | float | bool]])
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -517,9 +523,9 @@ def _order_ref(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> OrderRef:
 def parse_order_ref(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> OrderRef:
     """`GET`/`DELETE /fapi/v1/order`, `GET /fapi/v1/openOrder` (§2.5)."""
     reader = _Reader(params)
-    reader.raw("orderId")
-    reader.raw("origClientOrderId")
-    reader.raw("symbol")
+    reader.expect("orderId")
+    reader.expect("origClientOrderId")
+    reader.expect("symbol")
     reader.done()
     return _order_ref(reader, symbols)
 
@@ -549,7 +555,7 @@ def parse_modify_order(
         "priceMatch",
         "modifyId",
     ):
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     side = reader.choice("side", SIDES)
     price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
@@ -583,10 +589,10 @@ def parse_cancel_batch(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> CancelBatch:
     reader = _Reader(params)
+    reader.expect("orderIdList", "origClientOrderIdList", "symbol")
+    reader.done()
     ids_raw = reader.raw("orderIdList")
     client_raw = reader.raw("origClientOrderIdList")
-    reader.raw("symbol")
-    reader.done()
     rules = _symbol(reader, symbols)
     if ids_raw is not None and client_raw is not None:
         raise bad_combination()
@@ -611,7 +617,7 @@ def parse_symbol(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) 
     """Endpoints whose only parameter is a mandatory `symbol` (`allOpenOrders`,
     `commissionRate`)."""
     reader = _Reader(params)
-    reader.raw("symbol")
+    reader.expect("symbol")
     reader.done()
     return _symbol(reader, symbols).symbol
 
@@ -620,7 +626,7 @@ def parse_open_orders(params: Mapping[str, str], symbols: Mapping[str, SymbolRul
     """Endpoints with an optional `symbol` (`openOrders`, `leverageBracket`, `symbolConfig`,
     positionRisk, `/account`, `/balance`)."""
     reader = _Reader(params)
-    reader.raw("symbol")
+    reader.expect("symbol")
     reader.done()
     return _optional_symbol(reader, symbols)
 
@@ -653,7 +659,7 @@ def parse_all_orders(
     """`GET /fapi/v1/allOrders` (§2.5): limit ≤1000 (default 500), a window ≤7 days."""
     reader = _Reader(params)
     for name in ("symbol", "orderId", "startTime", "endTime", "limit"):
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     order_id = _non_negative(reader, "orderId")
     start, end = _time_range(reader)
@@ -677,7 +683,7 @@ def parse_user_trades(
     """`GET /fapi/v1/userTrades` (§2.5): `fromId` with a time range is -1128."""
     reader = _Reader(params)
     for name in ("symbol", "orderId", "startTime", "endTime", "fromId", "limit"):
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     order_id = _non_negative(reader, "orderId")
     start, end = _time_range(reader)
@@ -698,8 +704,8 @@ class Countdown:
 def parse_countdown(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> Countdown:
     """`POST /fapi/v1/countdownCancelAll` (§2.5): `countdownTime` ms, 0 disables."""
     reader = _Reader(params)
-    reader.raw("symbol")
-    reader.raw("countdownTime")
+    reader.expect("symbol")
+    reader.expect("countdownTime")
     reader.done()
     countdown = reader.integer("countdownTime")
     if countdown is None:
@@ -723,7 +729,7 @@ def parse_income(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) 
     """`GET /fapi/v1/income` (§2.6): limit ≤1000 (default 100)."""
     reader = _Reader(params)
     for name in ("symbol", "incomeType", "startTime", "endTime", "page", "limit"):
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     income_type = reader.choice("incomeType", INCOME_TYPES)
     start = _non_negative(reader, "startTime")
@@ -747,8 +753,8 @@ def parse_set_leverage(
 ) -> SetLeverage:
     """`POST /fapi/v1/leverage`: 1..125; the engine answers -4028 above the bracket's max."""
     reader = _Reader(params)
-    reader.raw("symbol")
-    reader.raw("leverage")
+    reader.expect("symbol")
+    reader.expect("leverage")
     reader.done()
     leverage = reader.integer("leverage")
     if leverage is None:
@@ -769,8 +775,8 @@ def parse_set_margin_type(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> SetMarginType:
     reader = _Reader(params)
-    reader.raw("symbol")
-    reader.raw("marginType")
+    reader.expect("symbol")
+    reader.expect("marginType")
     reader.done()
     raw = reader.mandatory("marginType")
     # Binance takes the value case-insensitively (ccxt sends `ISOLATED`/`CROSSED`; some
@@ -783,7 +789,7 @@ def parse_set_margin_type(
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
     reader = _Reader(params)
-    reader.raw(name)
+    reader.expect(name)
     reader.done()
     value = reader.boolean(name)
     if value is None:
@@ -814,7 +820,7 @@ def parse_position_margin(
 ) -> PositionMargin:
     reader = _Reader(params)
     for name in ("symbol", "positionSide", "amount", "type"):
-        reader.raw(name)
+        reader.expect(name)
     reader.done()
     position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH") or "BOTH"
     amount = reader.decimal("amount")

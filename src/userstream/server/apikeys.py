@@ -84,6 +84,11 @@ class ApiKeys:
             return None
         return SigningKey.for_hmac(account.id, account.secret_key)
 
+    async def ed25519_owner(self, api_key: str) -> Account | None:
+        """The account an Ed25519 API key was registered for (listenKey routes take it)."""
+        account_id = self.ed25519_account(api_key)
+        return None if account_id is None else await self._accounts.by_id(account_id)
+
     def ed25519_account(self, api_key: str) -> int | None:
         key = self._ed25519.get(api_key)
         return None if key is None else key.account_id

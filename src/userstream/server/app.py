@@ -38,7 +38,12 @@ from userstream.exceptions import BinanceAPIError, ConfigurationError, RateLimit
 from userstream.market.types import MarketSource
 from userstream.protocol import errors
 from userstream.protocol.codec import Deliverable, EncodedEvent, event_name
-from userstream.protocol.limits import USED_WEIGHT_HEADER, RequestWeightLimiter, WeightLimits
+from userstream.protocol.limits import (
+    USED_WEIGHT_HEADER,
+    OrderLimits,
+    RequestWeightLimiter,
+    WeightLimits,
+)
 from userstream.protocol.routes import RouteNotFound, parse_route
 from userstream.protocol.wsapi import HANDSHAKE_WEIGHT
 from userstream.protocol.wsframes import CloseCode
@@ -151,6 +156,7 @@ class ServerConfig:
     market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
     market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
     initial_balance: Decimal | None = None  # USDT credited to each account the venue first sees
+    order_limits: OrderLimits = field(default_factory=OrderLimits)  # ORDERS per account
 
 
 @dataclass(slots=True)
@@ -234,7 +240,9 @@ class Server:
             self.scheduler,
             self.market,
             config.initial_balance,
+            config.order_limits,
         )
+        self.keys.other_keys = self.venue.api_keys.ed25519_owner
         self.ops = OpsApi(self, self._rest.paths | self.venue.trading.paths, config.metrics_port)
         self.bus.subscribe(self._deliver)
         if self.cluster is not None:

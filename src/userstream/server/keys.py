@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from userstream.accounts import Account, AccountStore, looks_like_api_key
@@ -62,6 +62,8 @@ class ListenKeyService:
         self._pending: set[asyncio.Task[object]] = set()
         self._announced: set[str] = set()  # ended here, the store's end not yet seen
         self.expired = 0
+        # Keys that are not an account's own (the venue's registered Ed25519 keys).
+        self.other_keys: Callable[[str], Awaitable[Account | None]] | None = None
         store.on_change(self._changed)
 
     async def authenticate(self, api_key: str | None) -> Account:
@@ -69,6 +71,8 @@ class ListenKeyService:
         if not api_key or not looks_like_api_key(api_key):
             raise errors.api_key_format_invalid()
         account = await self.accounts.by_api_key(api_key)
+        if account is None and self.other_keys is not None:
+            account = await self.other_keys(api_key)
         if account is None:
             raise errors.api_key_rejected()
         return account

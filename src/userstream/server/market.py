@@ -9,12 +9,18 @@ of server time, virtual or real, folds the updates into per-symbol feeds, calls 
 - `@depth[@100ms|@250ms|@500ms]` diffs and `@depth<N>` partial books at their speed, from one
   batch per (symbol, speed) so each speed's `pu` chain is gap-free and the REST snapshot's
   `lastUpdateId` always falls inside a coming frame's `[U, u]` or equals its `pu` (§2.3);
-- `@aggTrade` every 100 ms (trades of one price and taker side inside the 100 ms merged);
+- `@aggTrade` as each aggregate becomes final in `MarketState` (a trade that does not merge
+  into it, or 100 ms after its first trade: one price and taker side inside 100 ms merge);
+- `@kline_<i>` / `@continuousKline_<i>` every 250 ms (a bar that closed gets one `x: true`
+  frame first), `@ticker` / `@miniTicker` every 2 s, `!ticker@arr` / `!miniTicker@arr` each
+  second with the symbols that traded;
 - `@markPrice@1s` / `!markPrice@arr@1s` each second, `@markPrice` / `!markPrice@arr` every
   3 s, `E` on whole seconds; `@forceOrder` / `!forceOrder@arr` each second: the latest
   liquidation per symbol in that second.
 
-Every payload is encoded once and the bytes fanned out by `MarketHub`. The REST handlers and
+Every payload is encoded once and the tick's bytes fanned out by `MarketHub.flush`, one call
+per connection. The source's first advance (at `start`) takes the same path, so every depth
+chain starts at the book's id before it. The REST handlers and
 the venue read the same state at the same `now`: `sync()` first runs every tick due.
 """
 
@@ -329,7 +335,9 @@ class MarketService:
         """Start advancing at the next `TICK_MS` boundary of the server's clock."""
         now = self._clock.now_ms()
         self._next_tick = now - now % TICK_MS + TICK_MS
-        self.state.apply(self.source.advance(now), now)
+        # What the source did up to now goes through the same path as every tick, so the
+        # depth batches start from the book's id before it (their first `pu`).
+        self._tick(now)
         self._scheduler.call_at(self._next_tick, self._on_timer)
 
     def stop(self) -> None:
@@ -429,6 +437,7 @@ class MarketService:
             except Exception:
                 log.exception("market listener failed")
         self._emit(now_ms, final)
+        hub.flush()
 
     def _emit(self, now_ms: int, aggs: list[AggTrade]) -> None:
         hub = self.hub

@@ -1,9 +1,12 @@
 """Fan-out of market frames to stream connections (DESIGN.md rule 3, issue 11 item 3).
 
 Connections are indexed by topic (`protocol.market.MarketStream`); every name a connection
-subscribed with is kept, so a combined envelope echoes the name as given. A topic's payload is
-encoded once by the caller, its raw frame is built once, each combined frame once per distinct
-name, and the same bytes are queued on every subscribed connection.
+subscribed with is kept, so a combined envelope echoes the name as given. A tick's payloads
+are queued with `publish` (each encoded once by the caller) and handed out by `flush` at the
+end of the tick: connections with the same subscriptions form a group, whose frames for the
+tick are framed and joined once; each connection of the group then gets that one chunk list
+in one call. A market connection's cost per tick is therefore one call, however many
+messages it receives, and each raw frame is built once, each combined frame once per name.
 """
 
 from __future__ import annotations
@@ -17,12 +20,32 @@ from userstream.server.gateway import Subscriber
 
 __all__ = ["MarketHub"]
 
+_View = frozenset[tuple[MarketStream, tuple[str, ...]]]
+
+
+class _Group:
+    """Connections with one view: the same names on the same topics."""
+
+    __slots__ = ("names", "subscribers", "view")
+
+    def __init__(self, view: _View) -> None:
+        self.view = view
+        self.names = dict(view)
+        self.subscribers: dict[Subscriber, None] = {}
+
 
 class MarketHub:
     def __init__(self) -> None:
         self._topics: dict[MarketStream, dict[Subscriber, list[str]]] = {}
         self._by_kind: dict[StreamKind, set[MarketStream]] = {}
+        self._mine: dict[Subscriber, dict[MarketStream, list[str]]] = {}
+        self._group_of: dict[Subscriber, _Group] = {}
+        self._groups: dict[_View, _Group] = {}
+        self._dirty: set[Subscriber] = set()
+        self._pending: list[tuple[MarketStream, bytes]] = []
         self.delivered = 0  # frames queued (/metrics)
+
+    # subscriptions
 
     def subscribe(self, subscriber: Subscriber, name: str, topic: MarketStream) -> None:
         subscribers = self._topics.get(topic)
@@ -32,6 +55,8 @@ class MarketHub:
         names = subscribers.setdefault(subscriber, [])
         if name not in names:
             names.append(name)
+            self._mine.setdefault(subscriber, {})[topic] = names
+            self._dirty.add(subscriber)
 
     def unsubscribe(self, subscriber: Subscriber, name: str, topic: MarketStream) -> None:
         subscribers = self._topics.get(topic)
@@ -41,8 +66,10 @@ class MarketHub:
         if names is None or name not in names:
             return
         names.remove(name)
+        self._dirty.add(subscriber)
         if not names:
             del subscribers[subscriber]
+            del self._mine[subscriber][topic]
             if not subscribers:
                 self._forget(topic)
 
@@ -53,14 +80,36 @@ class MarketHub:
                 subscribers.pop(subscriber, None)
                 if not subscribers:
                     self._forget(topic)
+        self._mine.pop(subscriber, None)
+        self._dirty.discard(subscriber)
+        self._leave_group(subscriber)
 
     def _forget(self, topic: MarketStream) -> None:
         del self._topics[topic]
         self._by_kind[topic.kind].discard(topic)
 
-    def topics(self, kind: StreamKind) -> list[MarketStream]:
-        """The topics of `kind` someone is subscribed to (for the streams built per topic)."""
-        return list(self._by_kind.get(kind, ()))
+    def _leave_group(self, subscriber: Subscriber) -> None:
+        group = self._group_of.pop(subscriber, None)
+        if group is not None:
+            del group.subscribers[subscriber]
+            if not group.subscribers:
+                del self._groups[group.view]
+
+    def _regroup(self) -> None:
+        for subscriber in self._dirty:
+            self._leave_group(subscriber)
+            mine = self._mine.get(subscriber)
+            if not mine:
+                continue
+            view = frozenset((topic, tuple(names)) for topic, names in mine.items())
+            group = self._groups.get(view)
+            if group is None:
+                group = self._groups[view] = _Group(view)
+            group.subscribers[subscriber] = None
+            self._group_of[subscriber] = group
+        self._dirty.clear()
+
+    # queries
 
     def active(self, topic: MarketStream) -> bool:
         """True when some connection would receive a frame of `topic`: build it only then."""
@@ -69,29 +118,58 @@ class MarketHub:
     def subscribers(self, topic: MarketStream) -> int:
         return len(self._topics.get(topic, ()))
 
-    def publish(self, topic: MarketStream, payload: bytes) -> int:
-        """Queue `payload` (one encoded message) on every connection subscribed to `topic`;
-        returns the frames queued."""
-        subscribers = self._topics.get(topic)
-        if not subscribers:
+    def topics(self, kind: StreamKind) -> list[MarketStream]:
+        """The topics of `kind` someone is subscribed to (for the streams built per topic)."""
+        return list(self._by_kind.get(kind, ()))
+
+    # delivery
+
+    def publish(self, topic: MarketStream, payload: bytes) -> None:
+        """Queue `payload` (one encoded message) for every connection subscribed to `topic`;
+        it goes out, in publishing order, at the next `flush`."""
+        if topic in self._topics:
+            self._pending.append((topic, payload))
+
+    def flush(self) -> int:
+        """Hand every queued message to its connections; returns the frames queued."""
+        pending = self._pending
+        if not pending:
             return 0
-        raw: list[bytes] | None = None
-        combined: dict[str, list[bytes]] = {}
+        self._pending = []
+        if self._dirty:
+            self._regroup()
+        raw: list[bytes | None] = [None] * len(pending)
+        combined: dict[tuple[int, str], bytes] = {}
         queued = 0
-        for subscriber, names in subscribers.items():
-            if subscriber.combined:
-                for name in names:
-                    frame = combined.get(name)
-                    if frame is None:
-                        frame = combined[name] = [
-                            wsframes.text_frame(combined_envelope(name, payload))
-                        ]
-                    subscriber.send_frames(frame)
-            else:
-                if raw is None:
-                    raw = [wsframes.text_frame(payload)]
-                for _ in names:
-                    subscriber.send_frames(raw)
-            queued += len(names)
+        for group in self._groups.values():
+            names_of = group.names
+            raw_chunks: list[bytes] | None = None
+            combined_chunks: list[bytes] | None = None
+            for subscriber in group.subscribers:
+                if subscriber.combined:
+                    if combined_chunks is None:
+                        combined_chunks = []
+                        for index, (topic, payload) in enumerate(pending):
+                            for name in names_of.get(topic, ()):
+                                frame = combined.get((index, name))
+                                if frame is None:
+                                    frame = wsframes.text_frame(combined_envelope(name, payload))
+                                    combined[index, name] = frame
+                                combined_chunks.append(frame)
+                    chunks = combined_chunks
+                else:
+                    if raw_chunks is None:
+                        raw_chunks = []
+                        for index, (topic, payload) in enumerate(pending):
+                            names = names_of.get(topic)
+                            if names:
+                                frame = raw[index]
+                                if frame is None:
+                                    frame = raw[index] = wsframes.text_frame(payload)
+                                raw_chunks.extend([frame] * len(names))
+                    chunks = raw_chunks
+                if chunks:
+                    subscriber.send_frames(chunks)
+                    queued += len(chunks)
         self.delivered += queued
         return queued

@@ -224,6 +224,17 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "userstream_ready", "1 when /ready answers 200", value=self._ops.not_ready() is None
         )
+        if server.market is not None:
+            yield CounterMetricFamily(
+                "userstream_market_updates",
+                "Market updates folded from the source",
+                value=server.market.updates,
+            )
+            yield CounterMetricFamily(
+                "userstream_market_frames_delivered",
+                "Market stream frames queued to connections",
+                value=server.market.hub.delivered,
+            )
         nats = server.nats_status()
         if nats is not None:
             yield GaugeMetricFamily(

@@ -63,6 +63,7 @@ class Route:
     handler: Handler
     orders: int = 0
     counted: bool = False  # send the order-count headers (placement, amend, cancel)
+    weight_without_symbol: int | None = None  # e.g. openOrders: 1 with a symbol, 40 without
 
 
 class TradingApi:
@@ -80,6 +81,9 @@ class TradingApi:
         self.order_counts = order_counts
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = {}
+        # Set on a node of a distributed deployment: order entry is single-node
+        # (docs/deployment.md), so its routes answer this instead of trading.
+        self.refusal: BinanceAPIError | None = None
         self._futures_only_routes()
 
     def add(self, path: str, method: str, route: Route) -> None:
@@ -96,10 +100,12 @@ class TradingApi:
         now = self._clock.now_ms()
         route = self._routes[request.path].get(request.method)
         headers: list[tuple[str, str]] = []
+        weight = 1 if route is None else route.weight
+        unscoped = None if route is None else route.weight_without_symbol
+        if unscoped is not None and not _names_symbol(request):
+            weight = unscoped
         try:
-            used = self._limiter.charge(
-                request.client_ip, route.weight if route is not None else 1, now
-            )
+            used = self._limiter.charge(request.client_ip, weight, now)
         except RateLimited as limited:
             _log_rejected(request, limited)
             used = self._limiter.used(request.client_ip, now)
@@ -109,6 +115,8 @@ class TradingApi:
                 raise BinanceAPIError(
                     errors.NOT_FOUND, f"Method {request.method} is not allowed here.", 405
                 )
+            if self.refusal is not None and route.security.needs_key:
+                raise self.refusal
             call = await self._authorize(route, request, now)
             if route.counted:
                 count_10s, count_1m = self._count(route, call, now)
@@ -193,6 +201,16 @@ class _EmptyExchangeInfo(msgspec.Struct):
 
 async def _no_rows(call: Call) -> object:
     return []
+
+
+def _names_symbol(request: Request) -> bool:
+    """Whether the request sends a `symbol` parameter (weights that depend on it, §2)."""
+    parts = (request.query, request.body.decode("latin-1"))
+    return any(
+        field.startswith("symbol=") and len(field) > 7
+        for part in parts
+        for field in part.split("&")
+    )
 
 
 def _log_rejected(request: Request, error: BinanceAPIError) -> None:

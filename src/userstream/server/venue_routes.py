@@ -525,9 +525,36 @@ class VenueRoutes:
         return self.position_risk_v3(call.account_id, symbol)
 
     async def income(self, call: Call) -> object:
-        t.parse_income(call.params, self.s.rules)
-        # The engine keeps trades, not a ledger of income rows yet: an empty history.
-        return []
+        """Income rows derived from the account's fills: one COMMISSION row (negative) per
+        fill and one REALIZED_PNL row per fill that realized PnL (§2.6). Deposits, funding
+        and liquidation rows are not in the engine's trade history, so they are not listed."""
+        query = t.parse_income(call.params, self.s.rules)
+        rows: list[t.IncomeRow] = []
+        for tr in self.s.engine.trades(call.account_id, query.symbol):
+            pairs = [("COMMISSION", -tr.commission, 0)]
+            if tr.realized_pnl:
+                pairs.append(("REALIZED_PNL", tr.realized_pnl, 1))
+            for kind, value, offset in pairs:
+                if query.income_type is not None and kind != query.income_type:
+                    continue
+                if query.start_time is not None and tr.time < query.start_time:
+                    continue
+                if query.end_time is not None and tr.time > query.end_time:
+                    continue
+                rows.append(
+                    t.IncomeRow(
+                        symbol=tr.symbol,
+                        income_type=kind,
+                        income=amount(value),
+                        asset=tr.commission_asset,
+                        info=kind,
+                        time=tr.time,
+                        tran_id=tr.trade_id * 2 + offset,
+                        trade_id=str(tr.trade_id),
+                    )
+                )
+        page = max(query.page or 1, 1)
+        return rows[(page - 1) * query.limit : page * query.limit]
 
     async def commission_rate(self, call: Call) -> object:
         symbol = t.parse_symbol(call.params, self.s.rules)
@@ -626,9 +653,15 @@ class VenueRoutes:
     # WebSocket API methods (trading spec §3): the same handlers on signed params
 
     def ws(
-        self, handler: Callable[[Call], Awaitable[object]]
+        self, handler: Callable[[Call], Awaitable[object]], orders: int = 0
     ) -> Callable[[int, Params, str, int], Awaitable[object]]:
+        """A WebSocket API method on a REST handler; `orders` counts against the account's
+        ORDERS limits, which REST and the WebSocket API share (§3, §7)."""
+        counts = self.s.trading.order_counts
+
         async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+            if orders:
+                counts.charge(account_id, orders, now_ms)
             return await handler(Call(account_id, params, now_ms))
 
         return method
@@ -696,7 +729,7 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v1/allOpenOrders", "DELETE", Route(trade, 1, r.cancel_all, counted=True))
     api.add("/fapi/v1/countdownCancelAll", "POST", Route(trade, 10, r.countdown))
     api.add("/fapi/v1/openOrder", "GET", Route(data, 1, r.open_order))
-    api.add("/fapi/v1/openOrders", "GET", Route(data, 1, r.open_orders))
+    api.add("/fapi/v1/openOrders", "GET", Route(data, 1, r.open_orders, weight_without_symbol=40))
     api.add("/fapi/v1/allOrders", "GET", Route(data, 5, r.all_orders))
     api.add("/fapi/v1/userTrades", "GET", Route(data, 5, r.user_trades))
     api.add("/fapi/v2/account", "GET", Route(data, 5, r.get_account_v2))
@@ -719,18 +752,30 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v1/positionMargin", "POST", Route(trade, 1, r.position_margin))
 
     methods = service.ws_methods
-    methods["order.place"] = r.ws(r.new_order)
-    methods["order.modify"] = r.ws(r.modify_order)
+    methods["order.place"] = r.ws(r.new_order, orders=1)
+    methods["order.modify"] = r.ws(r.modify_order, orders=1)
     methods["order.cancel"] = r.ws(r.cancel_order)
     methods["order.status"] = r.ws(r.query_order)
     methods["account.status"] = r.ws_versioned(r.get_account_v2, r.get_account_v3)
     methods["account.balance"] = r.ws(r.get_balance)
     methods["account.position"] = r.ws_versioned(r.get_position_risk_v2, r.get_position_risk_v3)
 
+    refusal = api.refusal
+    if refusal is not None:
+        for name in list(methods):
+            methods[name] = _refusing(refusal)
+        return
     actions = service.admin_routes.actions
     actions["deposit"] = r.deposit
     actions["withdraw"] = r.withdraw
     actions["commission"] = r.commission
+
+
+def _refusing(refusal: BinanceAPIError) -> Callable[[int, Params, str, int], Awaitable[object]]:
+    async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+        raise refusal
+
+    return method
 
 
 def _test_order(r: VenueRoutes) -> Callable[[Call], Awaitable[object]]:

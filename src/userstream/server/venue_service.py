@@ -9,11 +9,11 @@ Built once by `Server` from the opened backends:
   (MARKET orders fill at its prices, resting LIMIT orders wait), and GTD/countdown deadlines
   are checked once a second.
 - **Events.** Every event the engine emits is published on the server's `EventBus`, the same
-  intake the admin API uses, so every gateway delivers it (distributed mode included).
+  intake the admin API uses.
 - **State.** The engine's export is saved in the data folder's SQLite database
-  (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change and on shutdown,
-  and restored on start. In distributed mode order entry is single-node: see
-  docs/deployment.md.
+  (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change (longer when a
+  save is slow, see `save`) and on shutdown, and restored on start. In distributed mode
+  order entry is single-node: see docs/deployment.md.
 - **Initial balance.** With `initial_balance`, an account is funded (ACCOUNT_UPDATE
   m=DEPOSIT) the first time the venue sees it, however it was created.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -30,10 +31,11 @@ from pathlib import Path
 from userstream.accounts import AccountStore
 from userstream.bus.base import EventBus
 from userstream.clock import Clock
+from userstream.exceptions import BinanceAPIError
 from userstream.market.types import MarketSource, MarketUpdate
 from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import SymbolTable
-from userstream.protocol.limits import OrderCountLimiter, RequestWeightLimiter
+from userstream.protocol.limits import OrderCountLimiter, OrderLimits, RequestWeightLimiter
 from userstream.protocol.trading import SymbolRules
 from userstream.server.apikeys import ApiKeys
 from userstream.server.http import Request, Response
@@ -49,6 +51,7 @@ from userstream.venue import Command, Deposit, Engine, Outcome, Result, VenueErr
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_MS = 1000
+SAVE_SHARE = 9  # wait 9x a save's duration before the next: saving takes <= 10% of the loop
 
 
 class VenueService:
@@ -63,6 +66,7 @@ class VenueService:
         scheduler: Scheduler,
         market: MarketService | None,
         initial_balance: Decimal | None = None,
+        order_limits: OrderLimits | None = None,
     ) -> None:
         self._clock = clock
         self._bus = bus
@@ -88,9 +92,18 @@ class VenueService:
         self._known: set[int] = set(self.engine.accounts())
         self._tasks: set[asyncio.Task[None]] = set()
         self._save_handle: asyncio.TimerHandle | None = None
+        self._save_interval_s = SAVE_INTERVAL_S
         self._ticking = False
         self.api_keys = ApiKeys(accounts, self._db)
-        self.trading = TradingApi(self.api_keys, limiter, OrderCountLimiter(), clock)
+        self.trading = TradingApi(
+            self.api_keys, limiter, OrderCountLimiter(order_limits or OrderLimits()), clock
+        )
+        if data_dir is None:
+            self.trading.refusal = BinanceAPIError(
+                -1000,
+                "Order entry is single-node: trade on a server without --bus (docs/deployment.md).",
+                503,
+            )
         self.admin_routes = VenueAdmin(accounts, self.api_keys, clock)
         self.ws_methods: dict[str, VenueMethod] = {}
         self.ws = WsVenue(self.api_keys, self.ws_methods)
@@ -182,16 +195,25 @@ class VenueService:
         if self._store is None or self._save_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        self._save_handle = loop.call_later(SAVE_INTERVAL_S, self._save_due)
+        self._save_handle = loop.call_later(self._save_interval_s, self._save_due)
 
     def _save_due(self) -> None:
         self._save_handle = None
         self.save()
 
     def save(self) -> None:
-        """Write the engine's state now (also done on shutdown)."""
-        if self._store is not None:
-            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+        """Write the engine's state now (also done on shutdown).
+
+        A save rewrites the whole export, so its cost grows with the history; the next one
+        waits at least `SAVE_SHARE` times as long as this one took, which keeps saving under
+        a tenth of the loop's time however large the state gets.
+        """
+        if self._store is None:
+            return
+        started = time.perf_counter()
+        self._store.save(self.engine.encode_state(), self._clock.now_ms())
+        took = time.perf_counter() - started
+        self._save_interval_s = max(SAVE_INTERVAL_S, took * SAVE_SHARE)
 
     # admin
 

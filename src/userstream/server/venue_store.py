@@ -3,8 +3,8 @@
 The engine exports its whole state (orders, positions, balances, trades, settings, id
 counters) as bytes; this store keeps the latest export in one row of `venue_state`, in the
 same database and with the same conventions as `storage.py` (WAL, 0600 files in a 0700
-folder). The server saves after every change that answered a client, at most once per
-`SAVE_INTERVAL_S`, and once more on shutdown, so a clean restart loses nothing and a crash
+folder). The server saves `SAVE_INTERVAL_S` after a change (later when saves are slow:
+`VenueService.save`) and once more on shutdown, so a clean restart loses nothing and a crash
 loses at most the last interval's changes (docs/deployment.md).
 """
 

@@ -154,7 +154,7 @@ class WsApiSession:
             if self._logged_on is not None and "apiKey" not in request.params:
                 account = await self._logged_on_account()
             else:
-                account = await self._authenticate(api.required_api_key(request))
+                account = await self._keys.authenticate(api.required_api_key(request))
             return await method(account)
         if request.method in api.SESSION_METHODS:
             return await self._session(request, now)
@@ -163,17 +163,6 @@ class WsApiSession:
             raise api.unknown_method(request)
         account_id, params = await self._signed(request, now)
         return await venue_method(account_id, params, request.version, now)
-
-    async def _authenticate(self, api_key: str) -> Account:
-        """The account of an HMAC API key (the accounts' own keys) or a registered Ed25519
-        key; -2014 / -2015 as on REST."""
-        if self._venue is not None and looks_like_api_key(api_key):
-            account_id = self._venue.api_keys.ed25519_account(api_key)
-            if account_id is not None:
-                account = await self._keys.accounts.by_id(account_id)
-                if account is not None:
-                    return account
-        return await self._keys.authenticate(api_key)
 
     async def _logged_on_account(self) -> Account:
         assert self._logged_on is not None

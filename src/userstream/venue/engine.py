@@ -27,6 +27,7 @@ from userstream.protocol.events import (
     OrderStatus,
     OrderType,
     PositionSide,
+    PriceMatch,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -937,7 +938,8 @@ class Engine:
             return Outcome(VenueError(errors.MANDATORY_PARAM, errors.ORDER_IDS_BOTH_EMPTY))
         if command.quantity is None:
             return Outcome(VenueError.of(errors.MANDATORY_PARAM, "quantity"))
-        matching = command.price_match is not None and command.price_match != "NONE"
+        match = command.price_match or PriceMatch.NONE
+        matching = match is not PriceMatch.NONE
         if command.price is None and not matching:
             return Outcome(VenueError.of(errors.MANDATORY_PARAM, "price"))
         if command.price is not None and matching:
@@ -949,8 +951,7 @@ class Engine:
             return Outcome(VenueError.of(errors.EXCEED_MAXIMUM_MODIFY_ORDER_LIMIT))
         book = self._market.book(command.symbol)
         if matching:
-            assert command.price_match is not None
-            resolved = match_price(book, order.side, command.price_match)
+            resolved = match_price(book, order.side, match)
             if isinstance(resolved, VenueError):
                 return Outcome(resolved)
             price = resolved
@@ -987,6 +988,8 @@ class Engine:
         if price != old_price:
             order.priority = self._next_priority()
         order.price, order.quantity = price, quantity
+        # The amend's own priceMatch (or none, with an explicit price) is the order's now.
+        order.price_match = match
         order.modify_count += 1
         order.update_time = now_ms
         self._index(account.account_id, order)

@@ -13,6 +13,7 @@ from userstream.protocol.events import (
     OrderTradeUpdate,
     OrderType,
     PositionSide,
+    PriceMatch,
     SelfTradePreventionMode,
     Side,
     TimeInForce,
@@ -514,3 +515,26 @@ def test_hedge_mode_orders_need_long_or_short_and_open_their_own_row() -> None:
         ("BOTH", D(0)),
         ("LONG", D("0.01")),
     }
+
+
+def test_amend_with_price_match_resolves_and_records_it() -> None:
+    engine, _ = funded()
+    placed = engine.handle(1, limit(Side.BUY, "99000"), 2).result
+    assert isinstance(placed, OrderView)
+    outcome = engine.handle(
+        1,
+        ModifyOrder(
+            symbol=BTC,
+            side=Side.BUY,
+            order_id=placed.order_id,
+            quantity=D("0.01"),
+            price=None,
+            price_match=PriceMatch.QUEUE,
+        ),
+        3,
+    )
+    assert isinstance(outcome.result, OrderView)
+    assert (outcome.result.price, outcome.result.price_match) == (D("100000.0"), "QUEUE")
+    (event,) = outcome.events
+    assert isinstance(event, OrderTradeUpdate)
+    assert (event.order.original_price, event.order.price_match) == (D("100000.0"), "QUEUE")

@@ -24,6 +24,7 @@ from userstream.venue import (
     ModifyOrder,
     NewOrder,
     OrderView,
+    ResponseType,
     VenueError,
 )
 
@@ -338,3 +339,35 @@ def test_amend_below_min_notional() -> None:
     assert engine.handle(1, amend, 3).result == VenueError(
         -5029, "Order's notional must be no smaller than 50"
     )
+
+
+def test_market_order_against_a_book_outside_the_band() -> None:
+    engine, market = make_engine()
+    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    market.set_book(BTC, [("99999.0", "1")], [("105100.0", "1")], mark="100000")
+    market_buy = order(order_type=OrderType.MARKET, price=None, time_in_force=None)
+    assert engine.handle(1, market_buy, 2).result == VenueError(
+        -4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit"
+    )
+    market_sell = order(order_type=OrderType.MARKET, price=None, time_in_force=None, side=Side.SELL)
+    assert isinstance(engine.handle(1, market_sell, 3).result, OrderView)
+
+
+def test_market_order_walks_no_further_than_the_band() -> None:
+    engine, market = make_engine()
+    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    market.set_book(
+        BTC, [("99999.0", "1")], [("100001.0", "0.004"), ("105001.0", "1")], mark="100000"
+    )
+    outcome = engine.handle(
+        1,
+        order(
+            order_type=OrderType.MARKET,
+            price=None,
+            time_in_force=None,
+            response_type=ResponseType.RESULT,
+        ),
+        2,
+    )
+    assert isinstance(outcome.result, OrderView)
+    assert (outcome.result.status, outcome.result.executed_qty) == ("EXPIRED", D("0.004"))

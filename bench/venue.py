@@ -1,0 +1,349 @@
+"""The venue's order rate and order-to-event latency (issue #12, "Speed").
+
+    .venv/bin/python -m bench.venue [--seconds 3] [--connections 4] [--depth 32]
+
+One `userstream serve` process pinned to the server core (bench/common.py), the default
+synthetic market, every account funded; the load generator pinned to the other core. In one
+run, on the same server:
+
+1. `GET /fapi/v1/ping` over pipelined keep-alive connections: the server's own request rate;
+2. signed MARKET orders over REST (`POST /fapi/v1/order`, HMAC in the query, the same
+   pipelined connections), alternating BUY and SELL 0.001 BTCUSDT so the position stays
+   small, while a user stream connection receives every fill's events;
+3. the same orders over the WebSocket API (`order.place` after an Ed25519 `session.logon`,
+   `--depth` requests in flight);
+4. order → ORDER_TRADE_UPDATE (x=TRADE, X=FILLED) latency over the WebSocket API at half the
+   rate measured in 3: from writing the request to the event arriving on the stream;
+5. server CPU per order (from /proc over run 3), and the engine's own CPU per order
+   (`Engine.handle` of the same MARKET orders in this process, no I/O).
+
+Figures go to docs/benchmarks.md with the command line; none are asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import (
+    TOKEN,
+    UNLIMITED_WEIGHT,
+    PipelinedHttp,
+    cpu_seconds,
+    http_request,
+    pin_load,
+    start_pinned,
+    stop,
+)
+from userstream.market.synthetic import SyntheticMarket
+from userstream.protocol.events import OrderType, Side
+from userstream.protocol.signing import ws_payload
+from userstream.symbols import load_symbol_table
+from userstream.venue import Deposit, Engine, NewOrder
+from userstream.venue.commands import ResponseType
+
+QTY = "0.001"
+FILLED = b'"X":"FILLED"'
+
+
+class Fills:
+    """Counts the fills' final ORDER_TRADE_UPDATE frames on the user stream; with `times`,
+    records the arrival time of each client order id."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.arrivals: dict[str, float] = {}
+        self.timed = False
+        self._target = 0
+        self._reached = asyncio.Event()
+
+    async def read(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            if b"ORDER_TRADE_UPDATE" not in data or FILLED not in data:
+                continue
+            self.count += 1
+            if self.count >= self._target:
+                self._reached.set()
+            if self.timed:
+                event = json.loads(data)
+                self.arrivals[event["o"]["c"]] = time.perf_counter()
+
+    async def wait(self, target: int, limit_s: float = 30.0) -> None:
+        """Until `target` fills have arrived, or `limit_s` passed (a loss shows in the count)."""
+        self._target = target
+        self._reached = asyncio.Event()
+        if self.count < target:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reached.wait(), limit_s)
+
+
+def signed_order(api_key: str, secret: bytes, side: str, client_id: str | None = None) -> bytes:
+    params = {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": QTY}
+    if client_id is not None:
+        params["newClientOrderId"] = client_id
+    query = urlencode({**params, "recvWindow": 60000, "timestamp": int(time.time() * 1000)})
+    signature = hmac.new(secret, query.encode(), hashlib.sha256).hexdigest()
+    return http_request(
+        "POST", f"/fapi/v1/order?{query}&signature={signature}", b"", {"X-MBX-APIKEY": api_key}
+    )
+
+
+async def pipelined_rate(
+    port: int, make: Any, connections: int, depth: int, seconds: float
+) -> tuple[float, int]:
+    """Requests/s over `connections` keep-alive connections, `depth` in flight on each."""
+    conns = [await PipelinedHttp.open("127.0.0.1", port) for _ in range(connections)]
+    sent = [0] * connections
+    stop_at = time.perf_counter() + seconds
+
+    async def drive(i: int) -> None:
+        conn = conns[i]
+        while time.perf_counter() < stop_at:
+            conn.send(b"".join(make() for _ in range(depth)))
+            sent[i] += depth
+            await conn.wait_answered(sent[i])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drive(i) for i in range(connections)))
+    elapsed = time.perf_counter() - started
+    failed = sum(c.failed for c in conns)
+    if failed:
+        print("first failure:", conns[0].first_failure[:300] or b"(another connection)")
+    for conn in conns:
+        conn.close()
+    return sum(sent) / elapsed, failed
+
+
+async def ws_orders(
+    ws: ClientConnection, count: int, depth: int, rate: float | None, sends: dict[str, float]
+) -> float:
+    """Send `count` order.place requests (`depth` in flight, or paced at `rate`/s); returns
+    the achieved rate."""
+    in_flight = asyncio.Semaphore(depth)
+    done = asyncio.Event()
+    answered = 0
+
+    async def reader() -> None:
+        nonlocal answered
+        async for frame in ws:
+            answered += 1
+            in_flight.release()
+            if b'"status":200' not in (frame if isinstance(frame, bytes) else frame.encode()):
+                print("refused:", frame[:200])
+            if answered == count:
+                done.set()
+                return
+
+    task = asyncio.create_task(reader())
+    started = time.perf_counter()
+    for n in range(count):
+        await in_flight.acquire()
+        if rate is not None:
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        client_id = f"b{n}"
+        side = "BUY" if n % 2 == 0 else "SELL"
+        request = {
+            "id": n,
+            "method": "order.place",
+            "params": {
+                "symbol": "BTCUSDT",
+                "side": side,
+                "type": "MARKET",
+                "quantity": QTY,
+                "newClientOrderId": client_id,
+            },
+        }
+        sends[client_id] = time.perf_counter()
+        await ws.send(json.dumps(request))
+    await asyncio.wait_for(done.wait(), 60)
+    await task
+    return count / (time.perf_counter() - started)
+
+
+def engine_cpu_per_order(orders: int) -> float:
+    """µs of CPU per MARKET order in `Engine.handle`, no I/O."""
+    table = load_symbol_table()
+    market = SyntheticMarket(table.symbols, seed=0, start_ms=1_800_000_000_000)
+    engine = Engine(table.symbols, market)
+    now = 1_800_000_000_000
+    engine.handle(1, Deposit(asset="USDT", amount=Decimal(10**9)), now)
+    commands = [
+        NewOrder(
+            symbol="BTCUSDT",
+            side=Side.BUY if n % 2 == 0 else Side.SELL,
+            order_type=OrderType.MARKET,
+            quantity=Decimal(QTY),
+            response_type=ResponseType.RESULT,
+        )
+        for n in range(orders)
+    ]
+    started = time.process_time()
+    for command in commands:
+        engine.handle(1, command, now)
+    return (time.process_time() - started) / orders * 1e6
+
+
+async def run(seconds: float, connections: int, depth: int) -> None:
+    pin_load()
+    seen: dict[str, str] = {}
+
+    def ready(line: str) -> str | None:
+        if line.startswith("userstream listening on "):
+            seen["url"] = line.split()[-1]
+        elif line.startswith('{"demoAccount"'):
+            return line
+        return None
+
+    with tempfile.TemporaryDirectory() as data:
+        process, line = start_pinned(
+            [
+                sys.executable,
+                "-m",
+                "userstream.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                data,
+                "--admin-token",
+                TOKEN,
+                "--initial-balance",
+                "1000000000",
+                "--weight-per-minute",
+                str(UNLIMITED_WEIGHT),
+                "--orders-per-10s",
+                str(UNLIMITED_WEIGHT),
+                "--orders-per-minute",
+                str(UNLIMITED_WEIGHT),
+            ],
+            ready,
+        )
+        try:
+            await measure(
+                process.pid,
+                seen["url"],
+                json.loads(line)["demoAccount"],
+                seconds,
+                connections,
+                depth,
+            )
+        finally:
+            stop(process)
+
+
+async def measure(
+    pid: int, url: str, demo: dict[str, Any], seconds: float, connections: int, depth: int
+) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    ws_url = url.replace("http://", "ws://")
+    api_key, secret = demo["apiKey"], demo["secretKey"].encode()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
+        ) as response:
+            listen_key = (await response.json())["listenKey"]
+        private = Ed25519PrivateKey.generate()
+        pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        async with http.post(
+            f"{url}/admin/v1/accounts/{demo['accountId']}/apiKeys",
+            json={"publicKey": pem.decode()},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response:
+            ed_key = (await response.json())["apiKey"]
+
+    stream = await connect(f"{ws_url}/private/ws?listenKey={listen_key}", max_queue=None)
+    fills = Fills()
+    reader = asyncio.create_task(fills.read(stream))
+    try:
+        ping = http_request("GET", "/fapi/v1/ping", b"", {})
+        ping_rate, _ = await pipelined_rate(port, lambda: ping, connections, depth, seconds)
+        print(f"GET /fapi/v1/ping: {ping_rate:,.0f} requests/s")
+
+        counter = [0]
+
+        def order() -> bytes:
+            counter[0] += 1
+            return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
+
+        before = fills.count
+        rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
+        await fills.wait(before + counter[0] - failed)
+        print(
+            f"REST MARKET orders: {rest_rate:,.0f}/s ({rest_rate / ping_rate:.0%} of ping), "
+            f"{failed} refused, {fills.count - before} of {counter[0]} fills on the stream"
+        )
+
+        ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
+        try:
+            logon: dict[str, Any] = {"apiKey": ed_key, "timestamp": int(time.time() * 1000)}
+            logon["signature"] = base64.b64encode(private.sign(ws_payload(logon))).decode()
+            await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
+            reply = json.loads(await ws.recv())
+            assert reply["status"] == 200, reply
+            count = max(1000, int(rest_rate * seconds))
+            before, cpu_before = fills.count, cpu_seconds(pid)
+            ws_rate = await ws_orders(ws, count, min(64, depth * connections), None, {})
+            cpu = cpu_seconds(pid) - cpu_before
+            await fills.wait(before + count)
+            print(
+                f"WS API MARKET orders: {ws_rate:,.0f}/s, {fills.count - before} of {count} "
+                f"fills on the stream; server CPU {cpu / count * 1e6:.0f} µs/order"
+            )
+
+            sends: dict[str, float] = {}
+            fills.timed = True
+            fills.arrivals.clear()
+            half = count // 2
+            before = fills.count
+            await ws_orders(ws, half, min(64, depth * connections), ws_rate / 2, sends)
+            await fills.wait(before + half, 5)
+            latencies = sorted(
+                (fills.arrivals[c] - sent) * 1e3 for c, sent in sends.items() if c in fills.arrivals
+            )
+            p50 = statistics.median(latencies)
+            p99 = latencies[int(len(latencies) * 0.99) - 1]
+            print(
+                f"order -> ORDER_TRADE_UPDATE at {ws_rate / 2:,.0f} orders/s (WS API): "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(latencies)} of {half})"
+            )
+        finally:
+            await ws.close()
+    finally:
+        reader.cancel()
+        await stream.close()
+    print(
+        f"engine CPU per MARKET order (Engine.handle, no I/O): {engine_cpu_per_order(2000):.0f} µs"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
+    parser.add_argument("--connections", type=int, default=4, help="REST keep-alive connections")
+    parser.add_argument("--depth", type=int, default=32, help="requests in flight per connection")
+    args = parser.parse_args()
+    asyncio.run(run(args.seconds, args.connections, args.depth))
+
+
+if __name__ == "__main__":
+    main()
