@@ -445,3 +445,31 @@ async def test_the_mirror_equals_the_venue_after_process_restarts(
             assert sum(line.endswith("-> 200") for line in trader.done) >= 18, trader.done
     finally:
         await asyncio.to_thread(stop_server_process, proc)
+
+
+async def test_snapshots_wait_for_the_next_weight_minute(tmp_path: Path) -> None:
+    """With the venue's `X-MBX-USED-WEIGHT-1M` near the budget, the next snapshot waits for
+    the next UTC minute instead of earning a 429."""
+    async with venue(tmp_path) as v:
+        account = await funded(v)
+        rest = SignedRest(
+            account.api_key,
+            account.secret_key,
+            v.url,
+            clock=v.clock,
+            weight_limit=100,
+            weight_reserve=0,
+        )
+        try:
+            first = await rest.take_snapshot()
+            assert rest.used_weight >= first.weight
+            second = asyncio.create_task(rest.take_snapshot())
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+            assert not second.done()  # 60 + 60 > 100: held back
+            minute = (v.clock.now_ms() // MINUTE + 1) * MINUTE
+            await v.clock.set(minute)
+            await asyncio.wait_for(second, WAIT_S)
+            assert rest.used_weight <= 100
+        finally:
+            await rest.aclose()

@@ -216,8 +216,10 @@ class SignedRest:
         Raises:
             BinanceAPIError, TransportError: a required part failed (the others are dropped).
         """
+        # The whole snapshot fits in this minute's budget or waits for the next one, so its
+        # parts are not spread over two minutes.
+        await self._wait_for_weight(self._snapshot_weight())
         taken = self._clock.now_ms()
-        weight = sum(w for p, w in SNAPSHOT_WEIGHTS.items() if p not in self.unsupported)
         results = await asyncio.gather(
             self._decoded("/fapi/v3/account", decode_account),
             self._decoded("/fapi/v3/positionRisk", decode_position_risk),
@@ -242,5 +244,8 @@ class SignedRest:
             algo_orders=algo if isinstance(algo, tuple) else None,
             symbol_config=symbols if isinstance(symbols, tuple) else None,
             account_config=config if isinstance(config, AccountConfig) else None,
-            weight=weight,
+            weight=self._snapshot_weight(),
         )
+
+    def _snapshot_weight(self) -> int:
+        return sum(w for path, w in SNAPSHOT_WEIGHTS.items() if path not in self.unsupported)
