@@ -74,6 +74,7 @@ log = logging.getLogger("userstream.mirror")
 
 _CHECK = "self-check"
 _STREAM_POLL_S = 0.05
+_CHECK_GRACE_S = 0.2
 _KEPT_REASONS = 20
 
 
@@ -539,6 +540,11 @@ class AccountMirror:
                 self._planner.finished(False, reasons, self._clock.now_ms(), retry)
                 log.warning("account snapshot failed (%s); retrying", exc)
                 continue
+            if all(reason == _CHECK for reason in reasons):
+                # Events the venue sent before it answered may still be on their way: the
+                # comparison waits for them (they go to both sides), or it would blame the
+                # mirror for the stream's latency.
+                await asyncio.sleep(_CHECK_GRACE_S)
             pending, self._pending = self._pending, None
             self._merge(snapshot, pending, reasons)
             self._planner.finished(True, reasons)
@@ -568,6 +574,11 @@ class AccountMirror:
         first = not self._first.is_set()
         found = () if first else tuple(differences(self._book.state(), fresh.state()))
         only_check = all(reason == _CHECK for reason in reasons)
+        if only_check and any(reason != _CHECK for reason in self._planner.reasons):
+            # A gap while checking: events are missing on one side, the comparison would say
+            # nothing about the mirror. The resync comes next; check after it.
+            self._planner.request(_CHECK)
+            return
         if only_check:
             self._checks += 1
             self._last_check_ms = now
