@@ -15,6 +15,8 @@ from userstream.client.backoff import Backoff
 from userstream.client.buffer import Received
 from userstream.client.endpoints import Endpoints
 from userstream.client.health import ConnectionState, GapReason, StreamGap, StreamHealth
+from userstream.client.mirror import AccountMirror
+from userstream.client.mirror_views import Change, ChangeKind, MirrorHealth
 from userstream.client.policy import Delivery, Keepalive, Reconnect
 from userstream.client.stream import UserDataStream
 from userstream.clock import Clock, ManualClock, SystemClock
@@ -77,10 +79,13 @@ __all__ = [
     "LOG_FORMATS",
     "Account",
     "AccountConfigUpdate",
+    "AccountMirror",
     "AccountUpdate",
     "AlgoUpdate",
     "Backoff",
     "BinanceAPIError",
+    "Change",
+    "ChangeKind",
     "Clock",
     "ConditionalOrderTriggerReject",
     "ConfigurationError",
@@ -97,6 +102,7 @@ __all__ = [
     "ListenKeyNotFound",
     "ManualClock",
     "MarginCall",
+    "MirrorHealth",
     "OrderTradeUpdate",
     "Publisher",
     "RateLimited",

@@ -5,6 +5,7 @@ userstream serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--clock real|vir
                  [--bus nats://host:4222[,nats://host2:4222]] [--reconcile-interval S]
 userstream account create [--name NAME] [--data DIR]
 userstream account list [--data DIR | --url URL [--admin-token T]] [--json]
+userstream account watch [--api-key K --secret-key S] [--local | --testnet] [--json]
 userstream listen [--api-key K] [--base-url URL --stream-url URL --ws-api-url URL | --testnet
                   | --local [--host H] [--port P] [--data DIR]] [--json] [--once]
                   [--key-transport rest|ws_api]

@@ -22,11 +22,11 @@ HTTP_TIMEOUT_S = 10.0
 def add_parser(parsers: CommandParsers) -> None:
     account = parsers.add(
         "account",
-        help="create and list accounts",
+        help="create, list and watch accounts",
         example="userstream account list --data ./data",
     )
     commands = account.add_subparsers(
-        dest="account_command", required=True, metavar="ACTION", help="create or list"
+        dest="account_command", required=True, metavar="ACTION", help="create, list or watch"
     )
     create = parsers.add(
         "create",
@@ -51,11 +51,18 @@ def add_parser(parsers: CommandParsers) -> None:
         "--admin-token", default=None, help="with --url; else $USERSTREAM_ADMIN_TOKEN"
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per account")
+    from userstream.cli import account_watch  # it reads this module's defaults: import late
+
+    account_watch.add_parser(parsers, commands)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.account_command == "create":
         return create(args)
+    if args.account_command == "watch":
+        from userstream.cli import account_watch
+
+        return account_watch.watch(args)
     return list_command(args)
 
 
