@@ -50,7 +50,7 @@ SNAPSHOT_WEIGHTS: Final[dict[str, int]] = {
     "/fapi/v3/account": 5,
     "/fapi/v3/positionRisk": 5,
     "/fapi/v1/openOrders": 40,  # without `symbol` (§2.5)
-    "/fapi/v1/openAlgoOrders": 40,  # assumed equal to openOrders; the spec gives none
+    "/fapi/v1/openAlgoOrders": 40,  # Binance's "Current All Algo Open Orders" page, no symbol
     "/fapi/v1/symbolConfig": 5,
     "/fapi/v1/accountConfig": 5,
 }

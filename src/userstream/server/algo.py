@@ -2,8 +2,9 @@
 (trading spec §2.4, §2.6, §5.7, §5.8): thin handlers over `Engine.risk`.
 
 Routes (weights per §2.4): `POST /fapi/v1/algoOrder` (order counts 1/1, IP 0), `DELETE` and
-`GET /fapi/v1/algoOrder` (1), `GET /fapi/v1/openAlgoOrders` (1), `GET /fapi/v1/allAlgoOrders`
-(5), `DELETE /fapi/v1/algoOpenOrders` (1); WS API `algoOrder.place` / `algoOrder.cancel`.
+`GET /fapi/v1/algoOrder` (1), `GET /fapi/v1/openAlgoOrders` (1, 40 without `symbol`),
+`GET /fapi/v1/allAlgoOrders` (5), `DELETE /fapi/v1/algoOpenOrders` (1); WS API
+`algoOrder.place` / `algoOrder.cancel`.
 They also take over `GET /fapi/v1/income`, `POST /fapi/v1/positionSide/dual`,
 `POST /fapi/v1/multiAssetsMargin` and `POST /fapi/v1/positionMargin` from the plain venue
 routes, now that the engine keeps an income ledger, supports both modes and moves isolated
@@ -305,7 +306,10 @@ def mount_algo(service: VenueService, formats: Formats) -> None:
     api.add(path, "POST", Route(trade, 0, r.place, orders=1, counted=True))
     api.add(path, "DELETE", Route(trade, 1, r.cancel, counted=True))
     api.add(path, "GET", Route(data, 1, r.query))
-    api.add("/fapi/v1/openAlgoOrders", "GET", Route(data, 1, r.open_orders))
+    # Weight 1 for one symbol, 40 without: Binance's "Current All Algo Open Orders" page.
+    api.add(
+        "/fapi/v1/openAlgoOrders", "GET", Route(data, 1, r.open_orders, weight_without_symbol=40)
+    )
     api.add("/fapi/v1/allAlgoOrders", "GET", Route(data, 5, r.all_orders))
     api.add("/fapi/v1/algoOpenOrders", "DELETE", Route(trade, 1, r.cancel_all, counted=True))
     api.add("/fapi/v1/income", "GET", Route(data, 30, r.income))
