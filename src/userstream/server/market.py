@@ -41,6 +41,7 @@ from userstream.market.state import AggTrade, Kline, KlineFamily, MarketState, T
 from userstream.market.synthetic import SyntheticMarket
 from userstream.market.types import (
     BookUpdate,
+    FundingSettlement,
     MarketSource,
     MarketUpdate,
     MarkUpdate,
@@ -424,6 +425,29 @@ class MarketService:
         mark = self.state.mark(symbol)
         return mark if mark is not None else self.source.mark(symbol)
 
+    def settle_funding(self, symbol: str | None) -> list[FundingSettlement]:
+        """Settle funding now for `symbol` (None: every symbol) at its current mark and
+        funding-rate estimate: the `FundingSettlement` a scheduled instant makes, into the
+        funding history and to the listeners (the venue pays and charges on it). The
+        scheduled settlements keep their own times."""
+        now = self.sync()
+        names = list(self.feeds) if symbol is None else [symbol]
+        settlements: list[FundingSettlement] = []
+        for name in names:
+            mark = self.mark(name)
+            settlements.append(FundingSettlement(name, now, mark.funding_rate, mark.mark_price))
+        # The state stays at its last tick: bars roll on the source's own updates.
+        self.state.apply(settlements, self.state.now_ms)
+        self._notify(settlements, now)
+        return settlements
+
+    def _notify(self, updates: Sequence[MarketUpdate], now_ms: int) -> None:
+        for listener in self._listeners:
+            try:
+                listener(updates, now_ms)
+            except Exception:
+                log.exception("market listener failed")
+
     # one tick
 
     def _tick(self, now_ms: int) -> None:
@@ -442,11 +466,7 @@ class MarketService:
             elif type(update) is Trade and hub.active(feed.topics.trade):
                 hub.publish(feed.topics.trade, self._trade_payload(feed, update, now_ms))
         final = self.state.apply(updates, now_ms)
-        for listener in self._listeners:
-            try:
-                listener(updates, now_ms)
-            except Exception:
-                log.exception("market listener failed")
+        self._notify(updates, now_ms)
         self._emit(now_ms, final)
         hub.flush()
 

@@ -9,11 +9,19 @@ the market exactly where it needs it:
     POST /admin/v1/market/spread    {"symbol": "BTCUSDT", "ticks": 5}
     POST /admin/v1/market/thin      {"symbol": "BTCUSDT", "factor": 0.1}
     POST /admin/v1/market/funding   {"symbol": "BTCUSDT", "rate": "0.0005"}   (null: formula)
+    POST /admin/v1/market/fundingNow  {"symbol": "BTCUSDT"}          (symbol optional: all)
 
 Each answers `{"applied": "<move>", "symbol": <symbol or null>, "time": <server ms>}`; the move
 takes effect from the source's next step (`market/controls.py`). Prices and rates are decimal
 strings (numbers are accepted too). A source without controls (a replay, an upstream) answers
 409.
+
+`fundingNow` (issue 13 item 6) settles funding at once, on any source, at each symbol's
+current mark and funding-rate estimate (the one `funding` pins): the same settlement a
+scheduled funding instant makes, so positions pay or receive notional × rate (ACCOUNT_UPDATE
+`m=FUNDING_FEE`, a `FUNDING_FEE` income row) and `GET /fapi/v1/fundingRate` lists it. It
+answers the move's fields plus `settlements`: `[{"symbol", "fundingTime", "fundingRate",
+"markPrice"}]`.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from userstream.market.controls import (
     WidenSpread,
 )
 from userstream.protocol import errors
-from userstream.protocol.market import invalid_symbol
+from userstream.protocol.market import PRICE_PLACES_MARK, fmt, invalid_symbol
 from userstream.server.http import Request, Response
 from userstream.server.market import MarketService
 from userstream.server.responses import json_response
@@ -148,6 +156,8 @@ class MarketAdmin:
         """Apply `POST /admin/v1/market/<move>`."""
         if request.method != "POST":
             raise NOT_FOUND
+        if move == "fundingNow":
+            return self._funding_now(request.body)
         command = _command(move, request.body)
         source = self._market.source
         if not isinstance(source, _Controllable):
@@ -160,3 +170,27 @@ class MarketAdmin:
         except ValueError as refused:
             raise _bad(str(refused)) from None
         return json_response(200, {"applied": move, "symbol": command.symbol, "time": now})
+
+    def _funding_now(self, body: bytes) -> Response:
+        symbol = _decode(body, _Symbol).symbol
+        if symbol is not None and symbol not in self._market.feeds:
+            raise invalid_symbol()
+        settlements = self._market.settle_funding(symbol)
+        now = settlements[0].funding_time_ms if settlements else self._market.sync()
+        return json_response(
+            200,
+            {
+                "applied": "fundingNow",
+                "symbol": symbol,
+                "time": now,
+                "settlements": [
+                    {
+                        "symbol": s.symbol,
+                        "fundingTime": s.funding_time_ms,
+                        "fundingRate": fmt(s.funding_rate, PRICE_PLACES_MARK),
+                        "markPrice": fmt(s.mark_price, PRICE_PLACES_MARK),
+                    }
+                    for s in settlements
+                ],
+            },
+        )
