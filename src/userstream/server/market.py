@@ -431,13 +431,16 @@ class MarketService:
         funding history and to the listeners (the venue pays and charges on it). The
         scheduled settlements keep their own times."""
         now = self.sync()
+        # Settled at the last tick, the time of the marks used: between ticks on a real clock
+        # a scheduled instant inside the next tick may fall before `now`, and the funding
+        # history must stay in time order.
+        at = self.state.now_ms
         names = list(self.feeds) if symbol is None else [symbol]
         settlements: list[FundingSettlement] = []
         for name in names:
             mark = self.mark(name)
-            settlements.append(FundingSettlement(name, now, mark.funding_rate, mark.mark_price))
-        # The state stays at its last tick: bars roll on the source's own updates.
-        self.state.apply(settlements, self.state.now_ms)
+            settlements.append(FundingSettlement(name, at, mark.funding_rate, mark.mark_price))
+        self.state.apply(settlements, at)
         self._notify(settlements, now)
         return settlements
 

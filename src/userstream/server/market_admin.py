@@ -21,7 +21,8 @@ current mark and funding-rate estimate (the one `funding` pins): the same settle
 scheduled funding instant makes, so positions pay or receive notional × rate (ACCOUNT_UPDATE
 `m=FUNDING_FEE`, a `FUNDING_FEE` income row) and `GET /fapi/v1/fundingRate` lists it. It
 answers the move's fields plus `settlements`: `[{"symbol", "fundingTime", "fundingRate",
-"markPrice"}]`.
+"markPrice"}]`; its `time` and `fundingTime` are the market's last tick (at most 100 ms
+before the request), the time of the marks used.
 """
 
 from __future__ import annotations
@@ -176,13 +177,12 @@ class MarketAdmin:
         if symbol is not None and symbol not in self._market.feeds:
             raise invalid_symbol()
         settlements = self._market.settle_funding(symbol)
-        now = settlements[0].funding_time_ms if settlements else self._market.sync()
         return json_response(
             200,
             {
                 "applied": "fundingNow",
                 "symbol": symbol,
-                "time": now,
+                "time": self._market.state.now_ms,
                 "settlements": [
                     {
                         "symbol": s.symbol,
