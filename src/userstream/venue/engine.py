@@ -35,6 +35,7 @@ from userstream.protocol.events import (
 from userstream.protocol.exchange_info import Symbol
 from userstream.protocol.fold import AccountSnapshot, FoldBalance, FoldOrder, FoldPosition
 from userstream.venue import brackets, emit
+from userstream.venue.collateral import COLLATERAL_RATES, SETTLEMENT_ASSET, collateral_value
 from userstream.venue.commands import (
     CancelAllOrders,
     CancelOrder,
@@ -469,7 +470,28 @@ class Engine:
             lambda symbol: self._open_on(account.account_id, symbol).values(),
             self._mark,
             (extra.symbol, extra) if extra is not None else None,
+            self._collateral(account, asset),
         )
+
+    def _collateral(self, account: AccountState, asset: str) -> Decimal:
+        """What the account's other assets add to `asset`'s cross margin: their haircut
+        value in multi-assets mode (venue.collateral), nothing in single-asset mode."""
+        if not account.multi_assets_margin or asset != SETTLEMENT_ASSET:
+            return ZERO
+        return collateral_value(account.balances.values(), self._index_price)
+
+    def _backs_positions(self, account: AccountState, asset: str, amount: Decimal) -> bool:
+        """Whether withdrawing `amount` of a collateral asset would take more value than the
+        settlement asset has available (the collateral backs its margin)."""
+        if not account.multi_assets_margin or asset not in COLLATERAL_RATES:
+            return False
+        taken = collateral_value(
+            [AssetBalance(asset=asset, wallet_balance=amount)], self._index_price
+        )
+        return taken > self._figures(account, SETTLEMENT_ASSET).available_balance
+
+    def _index_price(self, symbol: str) -> Decimal | None:
+        return self._mark(symbol) if symbol in self._rules else None
 
     def _order_margin(self, account: AccountState, symbol: str, orders: list[Order]) -> Decimal:
         settings = account.symbols[symbol]
@@ -1088,11 +1110,13 @@ class Engine:
         """A deposit (`amount` > 0) or withdrawal (< 0): ACCOUNT_UPDATE m=DEPOSIT/WITHDRAW
         with `bc` the signed amount and `P` empty (spec §5.2)."""
         margin_assets = {r.margin_asset for r in self._rules.values()}
-        if asset not in margin_assets:
+        if asset not in margin_assets and asset not in COLLATERAL_RATES:
             return Outcome(VenueError.of(errors.INVALID_PARAMETER, "asset"))
         if not amount:
             return Outcome(VenueError.of(errors.INVALID_PARAMETER, "amount"))
         if amount < 0 and -amount > self._figures(account, asset).max_withdraw_amount:
+            return Outcome(VenueError.of(errors.BALANCE_NOT_SUFFICIENT))
+        if amount < 0 and self._backs_positions(account, asset, -amount):
             return Outcome(VenueError.of(errors.BALANCE_NOT_SUFFICIENT))
         balance = self._balance(account, asset)
         balance.wallet_balance += amount

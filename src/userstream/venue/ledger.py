@@ -181,9 +181,11 @@ def asset_figures(
     open_orders: Callable[[str], Iterable[Order]],
     marks: Marks,
     extra_open: tuple[str, Order] | None = None,
+    collateral: Decimal = ZERO,
 ) -> AssetFigures:
     """The figures of `asset`; `extra_open` counts one more open order on a symbol (the
-    margin check of an order before it is placed)."""
+    margin check of an order before it is placed); `collateral` is the value other assets
+    add to its cross margin (multi-assets mode, venue.collateral)."""
     balance = account.balances.get(asset)
     wallet = balance.wallet_balance if balance else ZERO
     isolated_wallets = unrealized = cross_unrealized = ZERO
@@ -212,14 +214,16 @@ def asset_figures(
             order_im += open_order_margin(amount, orders, settings.leverage)
     cross_wallet = wallet - isolated_wallets
     order_im = money(order_im)
-    available = max(cross_wallet + cross_unrealized - cross_position_im - order_im, ZERO)
+    available = max(
+        cross_wallet + collateral + cross_unrealized - cross_position_im - order_im, ZERO
+    )
     return AssetFigures(
         asset=asset,
         wallet_balance=wallet,
         cross_wallet_balance=cross_wallet,
         unrealized_pnl=unrealized,
         cross_unrealized_pnl=cross_unrealized,
-        margin_balance=wallet + unrealized,
+        margin_balance=wallet + collateral + unrealized,
         position_initial_margin=position_im,
         open_order_initial_margin=order_im,
         maint_margin=maint,

@@ -753,7 +753,7 @@ class Risk:
                 self._call_row(position, MarginCallMarginType.CROSSED, f.mark_price, f.maint_margin)
             )
         wallet = engine._cross_wallet(account, asset)
-        level = risk_level(maint, wallet + unrealized)
+        level = risk_level(maint, wallet + engine._collateral(account, asset) + unrealized)
         call = MarginCall(
             event_time=now_ms, cross_wallet_balance=money(wallet), positions=tuple(rows)
         )
