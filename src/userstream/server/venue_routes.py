@@ -55,6 +55,7 @@ from userstream.venue import (
     Withdraw,
 )
 from userstream.venue import brackets as venue_brackets
+from userstream.venue.collateral import SETTLEMENT_ASSET
 
 if TYPE_CHECKING:
     from userstream.server.venue_service import VenueService
@@ -291,20 +292,26 @@ class VenueRoutes:
     def _balances(self, account_id: int) -> list[BalanceView]:
         return self.s.engine.balances(account_id)
 
-    @staticmethod
-    def _totals(balances: list[BalanceView]) -> dict[str, str]:
-        def total(pick: Callable[[BalanceView], Decimal]) -> str:
-            return amount(sum((pick(b) for b in balances), Decimal(0)))
+    def _totals(self, account_id: int, balances: list[BalanceView]) -> dict[str, str]:
+        """The account totals count the USDT row only (Binance's account v2/v3 page: "only
+        for USDT asset" in single-asset mode); in multi-assets mode that row's margin and
+        available figures already hold the other assets' haircut value (venue.collateral),
+        and the wallet totals add it, so totalMarginBalance = wallet + unrealized PnL."""
+        usdt = [b for b in balances if b.asset == SETTLEMENT_ASSET]
+        collateral = self.s.engine.collateral(account_id)
+
+        def total(pick: Callable[[BalanceView], Decimal], extra: Decimal = Decimal(0)) -> str:
+            return amount(sum((pick(b) for b in usdt), extra))
 
         return {
             "initial": total(lambda b: b.initial_margin),
             "maint": total(lambda b: b.maint_margin),
-            "wallet": total(lambda b: b.wallet_balance),
+            "wallet": total(lambda b: b.wallet_balance, collateral),
             "upnl": total(lambda b: b.unrealized_pnl),
             "margin": total(lambda b: b.margin_balance),
             "pim": total(lambda b: b.position_initial_margin),
             "oim": total(lambda b: b.open_order_initial_margin),
-            "cross": total(lambda b: b.cross_wallet_balance),
+            "cross": total(lambda b: b.cross_wallet_balance, collateral),
             "cross_upnl": total(lambda b: b.cross_unrealized_pnl),
             "available": total(lambda b: b.available_balance),
             "withdraw": total(lambda b: b.max_withdraw_amount),
@@ -312,7 +319,7 @@ class VenueRoutes:
 
     def account_v2(self, account_id: int) -> t.AccountV2:
         balances = self._balances(account_id)
-        tot = self._totals(balances)
+        tot = self._totals(account_id, balances)
         _, multi = self.s.engine.account_flags(account_id)
         f = self.f
         return t.AccountV2(
@@ -379,7 +386,7 @@ class VenueRoutes:
 
     def account_v3(self, account_id: int) -> t.AccountV3:
         balances = self._balances(account_id)
-        tot = self._totals(balances)
+        tot = self._totals(account_id, balances)
         f = self.f
         return t.AccountV3(
             total_initial_margin=tot["initial"],

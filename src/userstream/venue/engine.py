@@ -331,6 +331,11 @@ class Engine:
         account = self._account(account_id)
         return CommissionView(account.maker_rate, account.taker_rate)
 
+    def collateral(self, account_id: int) -> Decimal:
+        """The USDT value the account's other assets add to its cross margin (0 in
+        single-asset mode)."""
+        return self._collateral(self._account(account_id), SETTLEMENT_ASSET)
+
     def account_flags(self, account_id: int) -> tuple[bool, bool]:
         """(dualSidePosition, multiAssetsMargin)."""
         account = self._account(account_id)
