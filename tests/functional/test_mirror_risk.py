@@ -147,12 +147,17 @@ class Seen:
         async for change in mirror.changes():
             self.kinds.add(change.kind)
 
-    async def until(self, v: Venue, kind: ChangeKind, step_ms: int = 250) -> None:
-        """Move the market until the mirror has applied a change of `kind`."""
+    async def until(
+        self, v: Venue, mirror: AccountMirror, trader: Trader, kind: ChangeKind
+    ) -> None:
+        """Move the market until the mirror has applied a change of `kind`; the mirror must
+        then equal a fresh snapshot at once, before any fault's resync could repair it."""
         async with asyncio.timeout(WAIT_S):
             while kind not in self.kinds:
-                await v.clock.advance(step_ms)
+                await v.clock.advance(250)
                 await asyncio.sleep(0.005)
+        found = await asyncio.wait_for(mirror.check(), WAIT_S)
+        assert found == (), "\n".join([kind, *map(str, found), *trader.done])
 
 
 async def btc(v: RiskVenue, account: Account, trader: Trader, **params: str) -> None:
@@ -230,7 +235,7 @@ async def test_the_mirror_equals_the_venue_through_algo_funding_and_liquidation(
                 "market/price",
                 {"symbol": "BTCUSDT", "price": str((price * Decimal("0.99")).quantize(BTC_TICK))},
             )
-            await seen.until(v, ChangeKind.ALGO)
+            await seen.until(v, mirror, trader, ChangeKind.ALGO)
             async with asyncio.timeout(WAIT_S):
                 while mirror.algo_orders:  # TRIGGERING, TRIGGERED, then FINISHED
                     await v.clock.advance(250)
@@ -248,16 +253,16 @@ async def test_the_mirror_equals_the_venue_through_algo_funding_and_liquidation(
             while v.clock.now_ms() < instant + 1000:
                 await v.clock.advance(min(5 * 60_000, instant + 1000 - v.clock.now_ms()))
                 await asyncio.sleep(0.01)
-            await seen.until(v, ChangeKind.FUNDING)
+            await seen.until(v, mirror, trader, ChangeKind.FUNDING)
             await trade_and_fault()
 
             # A margin call, then liquidation.
             await v.admin("POST", f"accounts/{account.id}/marginCall", {"symbol": "BTCUSDT"})
-            await seen.until(v, ChangeKind.MARGIN_CALL)
+            await seen.until(v, mirror, trader, ChangeKind.MARGIN_CALL)
             await trade_and_fault()
             await v.admin("POST", f"accounts/{account.id}/liquidate", {"symbol": "BTCUSDT"})
             if seed % 2:
-                await seen.until(v, ChangeKind.LIQUIDATION)
+                await seen.until(v, mirror, trader, ChangeKind.LIQUIDATION)
             else:
                 # The stream drops as the price crosses: the liquidation races the reconnect
                 # and may reach the mirror only through the resync's snapshot.
