@@ -137,23 +137,29 @@ class ETHTrader(Trader):
 
 
 class Seen:
-    """The kinds of the mirror's changes, collected from `changes()`."""
+    """The kinds and reasons of the mirror's changes, collected from `changes()`."""
 
     def __init__(self, mirror: AccountMirror) -> None:
-        self.kinds: set[ChangeKind] = set()
+        self.changes: set[tuple[ChangeKind, str]] = set()
         self.task = asyncio.create_task(self._collect(mirror))
 
     async def _collect(self, mirror: AccountMirror) -> None:
         async for change in mirror.changes():
-            self.kinds.add(change.kind)
+            self.changes.add((change.kind, change.reason))
 
     async def until(
-        self, v: Venue, mirror: AccountMirror, trader: Trader, kind: ChangeKind
+        self,
+        v: Venue,
+        mirror: AccountMirror,
+        trader: Trader,
+        kind: ChangeKind,
+        reason: str | None = None,
     ) -> None:
-        """Move the market until the mirror has applied a change of `kind`; the mirror must
-        then equal a fresh snapshot at once, before any fault's resync could repair it."""
+        """Move the market until the mirror has applied a change of `kind` (and `reason`);
+        the mirror must then equal a fresh snapshot at once, before any fault's resync could
+        repair it."""
         async with asyncio.timeout(WAIT_S):
-            while kind not in self.kinds:
+            while not any(k == kind and reason in (None, r) for k, r in self.changes):
                 await v.clock.advance(250)
                 await asyncio.sleep(0.005)
         found = await asyncio.wait_for(mirror.check(), WAIT_S)
@@ -235,11 +241,8 @@ async def test_the_mirror_equals_the_venue_through_algo_funding_and_liquidation(
                 "market/price",
                 {"symbol": "BTCUSDT", "price": str((price * Decimal("0.99")).quantize(BTC_TICK))},
             )
-            await seen.until(v, mirror, trader, ChangeKind.ALGO)
-            async with asyncio.timeout(WAIT_S):
-                while mirror.algo_orders:  # TRIGGERING, TRIGGERED, then FINISHED
-                    await v.clock.advance(250)
-                    await asyncio.sleep(0.005)
+            await seen.until(v, mirror, trader, ChangeKind.ALGO, "FINISHED")
+            assert not mirror.algo_orders
 
             # The position the rest of the script drives, with a stop far away that stays open.
             await btc(v, account, trader, side="BUY", type="MARKET", quantity="1")
