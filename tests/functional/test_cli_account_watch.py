@@ -4,6 +4,7 @@ account's keys come from the data folder, and the one snapshot it prints is the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -13,9 +14,17 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
+from rich.console import Console
 
-from tests.conftest import start_server_process, stop_server_process
+from tests.conftest import START_MS, Harness, start_server_process, stop_server_process
+from tests.functional.market_helpers import market_harness
+from tests.unit.client.mirror_events import account_event
+from userstream import AccountMirror
+from userstream.cli.account_watch import held_symbols, render
+from userstream.cli.watch_marks import MarkFollower
+from userstream.market.synthetic import SyntheticMarket
 from userstream.protocol.signing import hmac_signature
+from userstream.symbols import load_symbol_table
 
 
 async def place_resting_buy(url: str, api_key: str, secret: str, client_id: str) -> None:
@@ -76,3 +85,36 @@ def test_watch_json_prints_one_consistent_snapshot(tmp_path: Path) -> None:
     assert [o["client_order_id"] for o in snapshot["openOrders"]] == ["watch-1"]
     assert snapshot["health"]["consistent"] is True
     assert snapshot["health"]["resyncs"] >= 1
+
+
+async def _mark_after_moving_to(server: Harness, marks: MarkFollower, price: int) -> Decimal:
+    status, body = await server.admin(
+        "POST", "market/price", {"symbol": "BTCUSDT", "price": str(price)}
+    )
+    assert status == 200, body
+    for _ in range(100):
+        await server.advance(1000)
+        await asyncio.sleep(0.05)
+        mark = marks.marks.get("BTCUSDT")
+        if mark is not None and abs(mark - price) < 50:
+            return mark
+    raise AssertionError(f"the streamed mark never reached {price}: {marks.marks}")
+
+
+async def test_watch_upnl_follows_the_streamed_mark(tmp_path: Path) -> None:
+    source = SyntheticMarket(load_symbol_table().symbols, seed=3, start_ms=START_MS)
+    async with market_harness(tmp_path / "data", source) as server:
+        mirror = AccountMirror("k" * 64, "s" * 64)
+        mirror.apply(account_event(time=11, wallet="1000", position="2", entry="100"))
+        marks = MarkFollower(server.ws, lambda: held_symbols(mirror))
+        follower = asyncio.create_task(marks.run())
+        try:
+            for price in (50_000, 40_000):
+                mark = await _mark_after_moving_to(server, marks, price)
+                console = Console(record=True, width=200)
+                console.print(render(mirror, marks.marks))
+                assert str(2 * (mark - 100)) in console.export_text()
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower

@@ -1,9 +1,9 @@
 """`userstream account watch`: the account mirror as a live terminal view (issue 14 item 3).
 
 It uses the public `AccountMirror` exactly as a user would: balances, positions (with the
-unrealized PnL at the latest mark price the mirror knows), open orders, recent fills and the
-mirror's and the stream's health, redrawn on every change. `--json` prints one consistent
-snapshot of the same as one JSON object and exits.
+unrealized PnL at the latest streamed `markPrice@1s`, `watch_marks`), open orders, recent
+fills and the mirror's and the stream's health, redrawn on every change. `--json` prints one
+consistent snapshot of the same as one JSON object and exits.
 
 With `--local` and no keys, the demo account's API and secret keys are read from the
 server's data folder (as `userstream listen --local` does). Ctrl-C or SIGTERM closes the
@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from userstream import list_accounts
 from userstream.accounts import Account
 from userstream.cli.account import DEFAULT_DATA, DEMO_NAME
 from userstream.cli.common import CommandParsers
+from userstream.cli.watch_marks import MarkFollower
 from userstream.client.endpoints import Endpoints
 from userstream.client.mirror import AccountMirror
 from userstream.client.mirror_views import MirrorHealth
@@ -123,7 +126,8 @@ def snapshot_json(mirror: AccountMirror) -> bytes:
 
 async def _watch(args: argparse.Namespace) -> int:
     api_key, secret = _keys(args)
-    mirror = AccountMirror(api_key, secret, endpoints=_endpoints(args), self_check=args.self_check)
+    endpoints = _endpoints(args)
+    mirror = AccountMirror(api_key, secret, endpoints=endpoints, self_check=args.self_check)
     async with asyncio.timeout(START_TIMEOUT_S):
         await mirror.start()
     try:
@@ -131,13 +135,17 @@ async def _watch(args: argparse.Namespace) -> int:
             await mirror.wait_consistent(START_TIMEOUT_S)
             print(snapshot_json(mirror).decode(), flush=True)
             return 0
-        await _live(mirror)
+        await _live(mirror, MarkFollower(endpoints.stream_url, lambda: held_symbols(mirror)))
         return 0
     finally:
         await mirror.aclose()
 
 
-async def _live(mirror: AccountMirror) -> None:
+def held_symbols(mirror: AccountMirror) -> set[str]:
+    return {p.symbol for p in mirror.positions.values() if p.position_amount != 0}
+
+
+async def _live(mirror: AccountMirror, marks: MarkFollower) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,25 +154,26 @@ async def _live(mirror: AccountMirror) -> None:
 
     async def redraw(live: Live) -> None:
         async for _ in mirror.changes():
-            live.update(render(mirror))
+            live.update(render(mirror, marks.marks))
 
-    with Live(render(mirror), console=console, refresh_per_second=4) as live:
+    with Live(render(mirror, marks.marks), console=console, refresh_per_second=4) as live:
         task = asyncio.create_task(redraw(live))
-        ticker = asyncio.create_task(_tick(live, mirror))
+        ticker = asyncio.create_task(_tick(live, mirror, marks.marks))
+        follower = asyncio.create_task(marks.run())
         try:
             await stop.wait()
         finally:
-            for t in (task, ticker):
+            for t in (task, ticker, follower):
                 t.cancel()
-            for t in (task, ticker):
+            for t in (task, ticker, follower):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
 
 
-async def _tick(live: Live, mirror: AccountMirror) -> None:
-    while True:  # the health ages move without changes
+async def _tick(live: Live, mirror: AccountMirror, marks: Mapping[str, Decimal]) -> None:
+    while True:  # the health ages and the marks move without changes
         await asyncio.sleep(1.0)
-        live.update(render(mirror))
+        live.update(render(mirror, marks))
 
 
 def _time(ms: int | None) -> str:
@@ -173,8 +182,9 @@ def _time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
-def render(mirror: AccountMirror) -> Group:
-    """The whole view: five tables and a health line."""
+def render(mirror: AccountMirror, marks: Mapping[str, Decimal] | None = None) -> Group:
+    """The whole view: five tables and a health line; uPnL at `marks` (the latest streamed
+    mark) where it has the symbol, else at the mirror's snapshot mark."""
     balances = Table(title="balances", expand=True)
     for column in ("asset", "wallet", "cross wallet"):
         balances.add_column(column, justify="right" if column != "asset" else "left")
@@ -184,8 +194,8 @@ def render(mirror: AccountMirror) -> Group:
     for column in ("symbol", "side", "amount", "entry", "mark", "uPnL at mark", "margin"):
         positions.add_column(column)
     for p in sorted(mirror.positions.values(), key=lambda p: (p.symbol, p.position_side)):
-        mark = mirror.mark_prices.get(p.symbol)
-        upnl = mirror.unrealized_pnl(p)
+        mark = (marks or {}).get(p.symbol) or mirror.mark_prices.get(p.symbol)
+        upnl = mirror.unrealized_pnl(p, mark)
         positions.add_row(
             p.symbol,
             p.position_side,
