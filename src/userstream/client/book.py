@@ -16,7 +16,7 @@ from typing import Final
 
 from userstream.client.mirror_views import AlgoOrderView, MirrorState
 from userstream.client.rest import Snapshot
-from userstream.protocol.events import AlgoUpdate, Event, OrderTradeUpdate, OrderUpdate
+from userstream.protocol.events import AlgoUpdate, Event, OrderTradeUpdate
 from userstream.protocol.fold import (
     AccountFold,
     AccountSnapshot,
@@ -26,7 +26,7 @@ from userstream.protocol.fold import (
 )
 from userstream.protocol.resync import FINAL_ORDER_STATUSES, Versions, trim
 
-__all__ = ["Book", "closed_order"]
+__all__ = ["Book"]
 
 _RECENT_FILLS = 100
 _ALGO_FINAL: Final = frozenset({"CANCELED", "TRIGGERED", "FINISHED", "REJECTED", "EXPIRED"})
@@ -34,30 +34,6 @@ _ALGO_FINAL: Final = frozenset({"CANCELED", "TRIGGERED", "FINISHED", "REJECTED",
 as a normal order (spec trading §5.7)."""
 # symbolConfig spells margin types CROSSED/ISOLATED; ACCOUNT_UPDATE (and the fold) cross/isolated.
 _MARGIN_TYPE: Final = {"CROSSED": "cross", "ISOLATED": "isolated"}
-
-
-def closed_order(o: OrderUpdate) -> FoldOrder:
-    """The fold's record of an order, for one that left the open set (the fold keeps only
-    open orders; `wait_for_order` needs the final one)."""
-    return FoldOrder(
-        order_id=o.order_id,
-        symbol=o.symbol,
-        client_order_id=o.client_order_id,
-        side=o.side,
-        position_side=o.position_side,
-        order_type=o.order_type,
-        time_in_force=o.time_in_force,
-        original_quantity=o.original_quantity,
-        price=o.original_price,
-        average_price=o.average_price,
-        filled_quantity=o.filled_accumulated_quantity,
-        status=o.order_status,
-        reduce_only=o.reduce_only,
-        price_match=o.price_match,
-        self_trade_prevention_mode=o.self_trade_prevention_mode,
-        good_till_date=o.good_till_date,
-        update_time=o.trade_time,
-    )
 
 
 class Book:
@@ -261,7 +237,7 @@ class Book:
                 self._fill(event)
             if o.order_status in FINAL_ORDER_STATUSES:
                 closed = self._closed
-                closed[o.client_order_id] = closed_order(o)
+                closed[o.client_order_id] = FoldOrder.from_update(o)
                 closed.move_to_end(o.client_order_id)
                 if len(closed) > self._closed_limit:
                     closed.popitem(last=False)

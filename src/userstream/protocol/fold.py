@@ -31,6 +31,7 @@ from userstream.protocol.events import (
     Event,
     OrderStatus,
     OrderTradeUpdate,
+    OrderUpdate,
 )
 
 __all__ = ["AccountFold", "AccountSnapshot", "FoldBalance", "FoldOrder", "FoldPosition"]
@@ -79,6 +80,29 @@ class FoldOrder(msgspec.Struct, frozen=True, kw_only=True):
     self_trade_prevention_mode: str
     good_till_date: int
     update_time: int
+
+    @classmethod
+    def from_update(cls, o: OrderUpdate) -> FoldOrder:
+        """The record of the order an ORDER_TRADE_UPDATE `o` describes, open or final."""
+        return cls(
+            order_id=o.order_id,
+            symbol=o.symbol,
+            client_order_id=o.client_order_id,
+            side=o.side,
+            position_side=o.position_side,
+            order_type=o.order_type,
+            time_in_force=o.time_in_force,
+            original_quantity=o.original_quantity,
+            price=o.original_price,
+            average_price=o.average_price,
+            filled_quantity=o.filled_accumulated_quantity,
+            status=o.order_status,
+            reduce_only=o.reduce_only,
+            price_match=o.price_match,
+            self_trade_prevention_mode=o.self_trade_prevention_mode,
+            good_till_date=o.good_till_date,
+            update_time=o.trade_time,
+        )
 
 
 class AccountSnapshot(msgspec.Struct, kw_only=True):
@@ -132,25 +156,7 @@ class AccountFold:
         if o.order_status not in _OPEN:
             self.state.open_orders.pop(o.order_id, None)
             return
-        self.state.open_orders[o.order_id] = FoldOrder(
-            order_id=o.order_id,
-            symbol=o.symbol,
-            client_order_id=o.client_order_id,
-            side=o.side,
-            position_side=o.position_side,
-            order_type=o.order_type,
-            time_in_force=o.time_in_force,
-            original_quantity=o.original_quantity,
-            price=o.original_price,
-            average_price=o.average_price,
-            filled_quantity=o.filled_accumulated_quantity,
-            status=o.order_status,
-            reduce_only=o.reduce_only,
-            price_match=o.price_match,
-            self_trade_prevention_mode=o.self_trade_prevention_mode,
-            good_till_date=o.good_till_date,
-            update_time=o.trade_time,
-        )
+        self.state.open_orders[o.order_id] = FoldOrder.from_update(o)
 
     def _account(self, event: AccountUpdate) -> None:
         for balance in event.update.balances:
