@@ -21,7 +21,6 @@ from typing import Final
 
 import msgspec
 
-from userstream.exceptions import BinanceAPIError
 from userstream.protocol import errors
 from userstream.protocol.trading import (
     CONDITIONAL_TYPES,
@@ -32,8 +31,10 @@ from userstream.protocol.trading import (
     STP_MODES,
     TIME_IN_FORCE,
     WORKING_TYPES,
+    ParamReader,
     SymbolRules,
-    _Reader,
+    invalid_value,
+    required,
 )
 
 __all__ = [
@@ -97,21 +98,15 @@ def parse_algo_order(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> AlgoOrderRequest:
     """`POST /fapi/v1/algoOrder` / `algoOrder.place`."""
-    reader = _Reader(params)
-    reader.expect(*_ALGO_FIELDS)
-    reader.done()
+    reader = ParamReader(params, _ALGO_FIELDS)
     algo_type = reader.mandatory("algoType")
     side = reader.choice("side", SIDES)
     order_type = reader.raw("type")
-    if side is None:
-        raise errors.mandatory_param("side")
-    if order_type is None:
-        raise errors.mandatory_param("type")
+    side = required(side, "side")
+    order_type = required(order_type, "type")
     if order_type not in CONDITIONAL_TYPES:
-        raise _invalid_type()
-    symbol = reader.mandatory("symbol")
-    if symbol not in symbols:
-        raise BinanceAPIError(-1121, "Invalid symbol.", 400)
+        raise invalid_value("type")
+    symbol = reader.symbol(symbols).symbol
     request = AlgoOrderRequest(
         algo_type=algo_type,
         symbol=symbol,
@@ -137,10 +132,6 @@ def parse_algo_order(
     return request
 
 
-def _invalid_type() -> BinanceAPIError:
-    return BinanceAPIError(-1116, "Invalid orderType.", 400)
-
-
 @dataclass(frozen=True, slots=True)
 class AlgoRef:
     algo_id: int | None
@@ -149,13 +140,14 @@ class AlgoRef:
 
 def parse_algo_ref(params: Mapping[str, str]) -> AlgoRef:
     """`DELETE`/`GET /fapi/v1/algoOrder`: `algoId` or `clientAlgoId`."""
-    reader = _Reader(params)
-    reader.expect("algoId", "clientAlgoId")
-    reader.done()
+    reader = ParamReader(params, ("algoId", "clientAlgoId"))
     ref = AlgoRef(reader.integer("algoId"), reader.raw("clientAlgoId"))
     if ref.algo_id is None and ref.client_algo_id is None:
         raise errors.mandatory_param("algoId")
     return ref
+
+
+_ALGO_LIST_PARAMS: Final = ("symbol", "algoId", "startTime", "endTime", "page", "limit", "algoType")
 
 
 def parse_algo_list(
@@ -163,17 +155,10 @@ def parse_algo_list(
 ) -> str | None:
     """`openAlgoOrders`, `allAlgoOrders` (optional `symbol`, times and limit accepted) and
     `algoOpenOrders` cancel-all (`symbol` mandatory)."""
-    reader = _Reader(params)
-    reader.expect("symbol", "algoId", "startTime", "endTime", "page", "limit", "algoType")
-    reader.done()
-    symbol = reader.raw("symbol")
-    if symbol is None:
-        if symbol_required:
-            raise errors.mandatory_param("symbol")
-        return None
-    if symbol not in symbols:
-        raise BinanceAPIError(-1121, "Invalid symbol.", 400)
-    return symbol
+    reader = ParamReader(params, _ALGO_LIST_PARAMS)
+    if symbol_required:
+        return reader.symbol(symbols).symbol
+    return reader.optional_symbol(symbols)
 
 
 class AlgoOrderResponse(msgspec.Struct, omit_defaults=True):

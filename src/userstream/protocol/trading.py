@@ -21,7 +21,7 @@ symbol's precision before they reach a struct.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, TypeVar
@@ -57,6 +57,7 @@ __all__ = [
     "NewOrder",
     "Order",
     "OrderRef",
+    "ParamReader",
     "PositionMargin",
     "PositionMarginResponse",
     "PositionRiskV2",
@@ -68,8 +69,10 @@ __all__ = [
     "SymbolRules",
     "UserTrade",
     "UserTradesQuery",
+    "check_precision",
     "encode",
     "fmt",
+    "invalid_value",
     "parse_all_orders",
     "parse_batch_orders",
     "parse_cancel_batch",
@@ -86,6 +89,7 @@ __all__ = [
     "parse_set_multi_assets",
     "parse_symbol",
     "parse_user_trades",
+    "required",
 ]
 
 T = TypeVar("T")
@@ -222,93 +226,148 @@ class SymbolRules:
 # Field readers
 
 
-class _Reader:
-    """Reads one endpoint's parameters, remembering which names were read (-1104)."""
+def invalid_value(name: str) -> BinanceAPIError:
+    """A value outside the parameter's enum: its own code where Binance has one (-1116 `type`,
+    -1117 `side` …), else -1130."""
+    return _ENUM_ERRORS.get(name, lambda: errors.invalid_parameter(name))()
 
-    __slots__ = ("params", "read")
 
-    def __init__(self, params: Mapping[str, str]) -> None:
+def required(value: T | None, name: str) -> T:
+    """`value`, read earlier, or -1102 naming the parameter."""
+    if value is None:
+        raise errors.mandatory_param(name)
+    return value
+
+
+def _to_decimal(name: str, text: str) -> Decimal:
+    # Exponent notation (`1e-05`, the official SDK's float rendering) is not a legal decimal
+    # on Binance: -1100 (§1.1).
+    if _DECIMAL.fullmatch(text) is None:
+        raise illegal_characters(name)
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise illegal_characters(name) from None
+
+
+def _to_integer(name: str, text: str) -> int:
+    if _INTEGER.fullmatch(text) is None:
+        raise illegal_characters(name)
+    return int(text)
+
+
+def _to_boolean(name: str, text: str) -> bool:
+    # Case-insensitive: hummingbot sends Python's `True`, the doc `true` (§1.1).
+    lowered = text.lower()
+    if lowered not in ("true", "false"):
+        raise errors.invalid_parameter(name)
+    return lowered == "true"
+
+
+class ParamReader:
+    """Reads one endpoint's parameters into typed values; each of Binance's parameter rules
+    (§4.1) is written here once.
+
+    Built with the endpoint's parameter names: any other name sent is -1104, checked first
+    (§4.1 row 2). An empty value counts as not sent. Each typed read returns None when the
+    parameter is absent; `required` turns that into -1102 where the endpoint needs it.
+
+    Raises:
+        BinanceAPIError: -1104 on construction.
+    """
+
+    __slots__ = ("params",)
+
+    def __init__(self, params: Mapping[str, str], names: Iterable[str] = ()) -> None:
         self.params = params
-        self.read: set[str] = set(COMMON_PARAMS)
-
-    def expect(self, *names: str) -> None:
-        """Declare the endpoint's parameters; any other name sent is -1104 (`done`)."""
-        self.read.update(names)
+        expected = COMMON_PARAMS.union(names)
+        if not params.keys() <= expected:
+            unread = [name for name in params if name not in expected]
+            sent = len(params)
+            raise too_many_parameters(sent - len(unread), sent)
 
     def raw(self, name: str) -> str | None:
         value = self.params.get(name)
         return None if value is None or value == "" else value
 
-    def sent(self, name: str) -> bool:
-        return self.params.get(name, "") != ""
-
     def mandatory(self, name: str) -> str:
+        """The text of a parameter the endpoint needs (-1102)."""
+        return required(self.raw(name), name)
+
+    def forbid(self, *names: str) -> None:
+        """-1106 for the first of `names` that was sent."""
+        for name in names:
+            if self.raw(name) is not None:
+                raise not_required(name)
+
+    def _typed(self, name: str, convert: Callable[[str, str], T]) -> T | None:
         value = self.raw(name)
-        if value is None:
-            raise errors.mandatory_param(name)
-        return value
+        return None if value is None else convert(name, value)
 
     def choice(self, name: str, allowed: Container[str], default: str | None = None) -> str | None:
+        """An enum value (`invalid_value` when outside `allowed`)."""
         value = self.raw(name)
         if value is None:
             return default
         if value not in allowed:
-            raise _ENUM_ERRORS.get(name, lambda: errors.invalid_parameter(name))()
+            raise invalid_value(name)
         return value
 
     def decimal(self, name: str) -> Decimal | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        # Exponent notation (`1e-05`, the official SDK's float rendering) is not a legal
-        # decimal on Binance: -1100 (§1.1).
-        if _DECIMAL.fullmatch(value) is None:
-            raise illegal_characters(name)
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            raise illegal_characters(name) from None
+        """A plain decimal (-1100 for exponents, signs, letters)."""
+        return self._typed(name, _to_decimal)
 
-    def integer(self, name: str) -> int | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        if _INTEGER.fullmatch(value) is None:
-            raise illegal_characters(name)
-        return int(value)
+    def integer(self, name: str, minimum: int | None = None) -> int | None:
+        """An integer (-1100), at least `minimum` when given (-1130)."""
+        value = self._typed(name, _to_integer)
+        if value is not None and minimum is not None and value < minimum:
+            raise errors.invalid_parameter(name)
+        return value
 
     def boolean(self, name: str) -> bool | None:
+        """`true`/`false`, any case (-1130)."""
+        return self._typed(name, _to_boolean)
+
+    def limit(self, default: int, maximum: int = MAX_LIMIT) -> int:
+        """`limit`: 1..`maximum` (-1130), `default` when absent."""
+        limit = self.integer("limit")
+        if limit is None:
+            return default
+        if not 0 < limit <= maximum:
+            raise errors.invalid_parameter("limit")
+        return limit
+
+    def time_range(self, max_span_ms: int | None = None) -> tuple[int | None, int | None]:
+        """`startTime`/`endTime`: non-negative, ordered, at most `max_span_ms` apart (-1130
+        on `endTime`)."""
+        start = self.integer("startTime", minimum=0)
+        end = self.integer("endTime", minimum=0)
+        if start is None or end is None:
+            return start, end
+        if end < start or (max_span_ms is not None and end - start > max_span_ms):
+            raise errors.invalid_parameter("endTime")
+        return start, end
+
+    def symbol(self, symbols: Mapping[str, SymbolRules]) -> SymbolRules:
+        """A mandatory `symbol` (-1102) the venue trades (-1121)."""
+        rules = symbols.get(self.mandatory("symbol"))
+        if rules is None:
+            raise invalid_symbol()
+        return rules
+
+    def optional_symbol(self, symbols: Mapping[str, SymbolRules]) -> str | None:
+        """An optional `symbol`; when sent, one the venue trades (-1121)."""
+        name = self.raw("symbol")
+        if name is not None and name not in symbols:
+            raise invalid_symbol()
+        return name
+
+    def client_order_id(self, name: str) -> str | None:
+        """A client order id: 1-36 of `[.A-Z:/a-z0-9_-]` (-4015)."""
         value = self.raw(name)
-        if value is None:
-            return None
-        # Case-insensitive: hummingbot sends Python's `True`, the doc `true` (§1.1).
-        lowered = value.lower()
-        if lowered not in ("true", "false"):
-            raise errors.invalid_parameter(name)
-        return lowered == "true"
-
-    def done(self) -> None:
-        if self.params.keys() <= self.read:
-            return
-        unread = [name for name in self.params if name not in self.read]
-        if unread:
-            sent = len(self.params)
-            raise too_many_parameters(sent - len(unread), sent)
-
-
-def _symbol(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> SymbolRules:
-    name = reader.mandatory("symbol")
-    rules = symbols.get(name)
-    if rules is None:
-        raise invalid_symbol()
-    return rules
-
-
-def _optional_symbol(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> str | None:
-    name = reader.raw("symbol")
-    if name is not None and name not in symbols:
-        raise invalid_symbol()
-    return name
+        if value is not None and CLIENT_ORDER_ID.fullmatch(value) is None:
+            raise bad_client_order_id()
+        return value
 
 
 def _places(value: Decimal) -> int:
@@ -316,32 +375,21 @@ def _places(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def _check_precision(value: Decimal | None, places: int) -> None:
-    if value is not None and _places(value) > places:
+def check_precision(rules: SymbolRules, quantity: Decimal, price: Decimal | None) -> None:
+    """-1111 when the quantity or price has more decimals than the symbol allows (trailing
+    zeros do not count)."""
+    if _places(quantity) > rules.quantity_precision:
+        raise precision_over()
+    if price is not None and _places(price) > rules.price_precision:
         raise precision_over()
 
 
-def _limit(reader: _Reader, default: int, maximum: int = MAX_LIMIT) -> int:
-    limit = reader.integer("limit")
-    if limit is None:
-        return default
-    if not 0 < limit <= maximum:
-        raise errors.invalid_parameter("limit")
-    return limit
-
-
-def _client_order_id(reader: _Reader, name: str) -> str | None:
-    value = reader.raw(name)
-    if value is not None and CLIENT_ORDER_ID.fullmatch(value) is None:
-        raise bad_client_order_id()
-    return value
-
-
-def _non_negative(reader: _Reader, name: str) -> int | None:
-    value = reader.integer(name)
-    if value is not None and value < 0:
-        raise errors.invalid_parameter(name)
-    return value
+def _price_or_match(price: Decimal | None, price_match: str) -> None:
+    """A priced order names exactly one of `price` and `priceMatch` (§2.3, §2.5)."""
+    if price is None and price_match == "NONE":
+        raise errors.mandatory_param("price")
+    if price is not None and price_match != "NONE":
+        raise not_required("priceMatch")
 
 
 # Requests
@@ -387,6 +435,7 @@ _NEW_ORDER_PARAMS: Final = (
     "selfTradePreventionMode",
     "goodTillDate",
 )
+_PLACE_TYPES: Final = ORDER_TYPES | CONDITIONAL_TYPES
 
 
 def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> NewOrder:
@@ -396,58 +445,39 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
         BinanceAPIError: -1104, -1117, -1116, -1115, -4060, -4031, -1136, -5039, -1130, -1102,
             -1106, -4120, -1121, -4015, -1100, -1111.
     """
-    reader = _Reader(params)
-    for name in _NEW_ORDER_PARAMS:
-        reader.expect(name)
-    reader.done()
+    reader = ParamReader(params, _NEW_ORDER_PARAMS)
     side = reader.choice("side", SIDES)
-    order_type = reader.raw("type")
-    if order_type is not None and order_type not in ORDER_TYPES | CONDITIONAL_TYPES:
-        raise _ENUM_ERRORS["type"]()
+    order_type = reader.choice("type", _PLACE_TYPES)
     tif = reader.choice("timeInForce", TIME_IN_FORCE)
     position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH")
     reader.choice("workingType", WORKING_TYPES)
     resp_type = reader.choice("newOrderRespType", RESP_TYPES, "ACK")
     stp = reader.choice("selfTradePreventionMode", STP_MODES, "EXPIRE_MAKER")
-    price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE")
+    price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
     reduce_only = reader.boolean("reduceOnly")
-    close_position = reader.boolean("closePosition")
+    reader.boolean("closePosition")
     reader.boolean("priceProtect")
-    if side is None:
-        raise errors.mandatory_param("side")
-    if order_type is None:
-        raise errors.mandatory_param("type")
+    side = required(side, "side")
+    order_type = required(order_type, "type")
     if order_type in CONDITIONAL_TYPES:
         raise use_algo_api()
     quantity = reader.decimal("quantity")
     price = reader.decimal("price")
     good_till = reader.integer("goodTillDate")
-    if quantity is None:
-        raise errors.mandatory_param("quantity")
+    quantity = required(quantity, "quantity")
     if order_type == "LIMIT":
-        if tif is None:
-            raise errors.mandatory_param("timeInForce")
-        if price is None and price_match == "NONE":
-            raise errors.mandatory_param("price")
-        if price is not None and price_match != "NONE":
-            raise not_required("priceMatch")
-        if tif == "GTD" and good_till is None:
-            raise errors.mandatory_param("goodTillDate")
+        required(tif, "timeInForce")
+        _price_or_match(price, price_match)
+        if tif == "GTD":
+            required(good_till, "goodTillDate")
     else:
-        for name in ("price", "timeInForce", "priceMatch", "goodTillDate"):
-            if reader.sent(name):
-                raise not_required(name)
-    for name in ("stopPrice", "activationPrice", "callbackRate"):
-        if reader.sent(name):
-            raise not_required(name)
-    if close_position is not None:
-        raise not_required("closePosition")
+        reader.forbid("price", "timeInForce", "priceMatch", "goodTillDate")
+    reader.forbid("stopPrice", "activationPrice", "callbackRate", "closePosition")
     if good_till is not None and tif != "GTD":
         raise not_required("goodTillDate")
-    rules = _symbol(reader, symbols)
-    client_id = _client_order_id(reader, "newClientOrderId")
-    _check_precision(quantity, rules.quantity_precision)
-    _check_precision(price, rules.price_precision)
+    rules = reader.symbol(symbols)
+    client_id = reader.client_order_id("newClientOrderId")
+    check_precision(rules, quantity, price)
     return NewOrder(
         symbol=rules.symbol,
         side=side,
@@ -459,7 +489,7 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
         reduce_only=bool(reduce_only),
         new_client_order_id=client_id,
         new_order_resp_type=resp_type or "ACK",
-        price_match=price_match or "NONE",
+        price_match=price_match,
         self_trade_prevention_mode=stp or "EXPIRE_MAKER",
         # Milliseconds are truncated to seconds (§2.3).
         good_till_date=0 if good_till is None else good_till // 1000 * 1000,
@@ -476,10 +506,7 @@ def parse_batch_orders(
         BinanceAPIError: -1102 when `batchOrders` is missing; -1130 when it is not a JSON
             array of 1..5 objects of strings; -1104 for other parameters.
     """
-    reader = _Reader(params)
-    reader.expect("batchOrders")
-    reader.done()
-    raw = reader.mandatory("batchOrders")
+    raw = ParamReader(params, ("batchOrders",)).mandatory("batchOrders")
     try:
         items = msgspec.json.decode(raw, type=list[dict[str, str | int | float | bool]])
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -511,10 +538,10 @@ class OrderRef:
     orig_client_order_id: str | None
 
 
-def _order_ref(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> OrderRef:
-    order_id = _non_negative(reader, "orderId")
+def _order_ref(reader: ParamReader, symbols: Mapping[str, SymbolRules]) -> OrderRef:
+    order_id = reader.integer("orderId", minimum=0)
     client_id = reader.raw("origClientOrderId")
-    rules = _symbol(reader, symbols)
+    rules = reader.symbol(symbols)
     if order_id is None and client_id is None:
         raise order_ref_missing()
     return OrderRef(rules.symbol, order_id, None if order_id is not None else client_id)
@@ -522,12 +549,7 @@ def _order_ref(reader: _Reader, symbols: Mapping[str, SymbolRules]) -> OrderRef:
 
 def parse_order_ref(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> OrderRef:
     """`GET`/`DELETE /fapi/v1/order`, `GET /fapi/v1/openOrder` (§2.5)."""
-    reader = _Reader(params)
-    reader.expect("orderId")
-    reader.expect("origClientOrderId")
-    reader.expect("symbol")
-    reader.done()
-    return _order_ref(reader, symbols)
+    return _order_ref(ParamReader(params, ("orderId", "origClientOrderId", "symbol")), symbols)
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,38 +563,31 @@ class ModifyOrder:
     price_match: str
 
 
+_MODIFY_PARAMS: Final = (
+    "orderId",
+    "origClientOrderId",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "priceMatch",
+    "modifyId",
+)
+
+
 def parse_modify_order(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> ModifyOrder:
-    reader = _Reader(params)
-    for name in (
-        "orderId",
-        "origClientOrderId",
-        "symbol",
-        "side",
-        "quantity",
-        "price",
-        "priceMatch",
-        "modifyId",
-    ):
-        reader.expect(name)
-    reader.done()
+    reader = ParamReader(params, _MODIFY_PARAMS)
     side = reader.choice("side", SIDES)
     price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
-    if side is None:
-        raise errors.mandatory_param("side")
+    side = required(side, "side")
     quantity = reader.decimal("quantity")
     price = reader.decimal("price")
-    if quantity is None:
-        raise errors.mandatory_param("quantity")
-    if price is None and price_match == "NONE":
-        raise errors.mandatory_param("price")
-    if price is not None and price_match != "NONE":
-        raise not_required("priceMatch")
+    quantity = required(quantity, "quantity")
+    _price_or_match(price, price_match)
     ref = _order_ref(reader, symbols)
-    rules = symbols[ref.symbol]
-    _check_precision(quantity, rules.quantity_precision)
-    _check_precision(price, rules.price_precision)
+    check_precision(symbols[ref.symbol], quantity, price)
     return ModifyOrder(ref, side, quantity, price, price_match)
 
 
@@ -588,12 +603,10 @@ class CancelBatch:
 def parse_cancel_batch(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> CancelBatch:
-    reader = _Reader(params)
-    reader.expect("orderIdList", "origClientOrderIdList", "symbol")
-    reader.done()
+    reader = ParamReader(params, ("orderIdList", "origClientOrderIdList", "symbol"))
     ids_raw = reader.raw("orderIdList")
     client_raw = reader.raw("origClientOrderIdList")
-    rules = _symbol(reader, symbols)
+    rules = reader.symbol(symbols)
     if ids_raw is not None and client_raw is not None:
         raise bad_combination()
     if ids_raw is None and client_raw is None:
@@ -616,24 +629,18 @@ def parse_cancel_batch(
 def parse_symbol(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> str:
     """Endpoints whose only parameter is a mandatory `symbol` (`allOpenOrders`,
     `commissionRate`)."""
-    reader = _Reader(params)
-    reader.expect("symbol")
-    reader.done()
-    return _symbol(reader, symbols).symbol
+    return ParamReader(params, ("symbol",)).symbol(symbols).symbol
 
 
 def parse_open_orders(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> str | None:
     """Endpoints with an optional `symbol` (`openOrders`, `leverageBracket`, `symbolConfig`,
     positionRisk, `/account`, `/balance`)."""
-    reader = _Reader(params)
-    reader.expect("symbol")
-    reader.done()
-    return _optional_symbol(reader, symbols)
+    return ParamReader(params, ("symbol",)).optional_symbol(symbols)
 
 
 def parse_no_params(params: Mapping[str, str]) -> None:
     """Endpoints without parameters (`accountConfig`, `positionSide/dual` GET, …)."""
-    _Reader(params).done()
+    ParamReader(params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -645,26 +652,15 @@ class AllOrdersQuery:
     limit: int
 
 
-def _time_range(reader: _Reader) -> tuple[int | None, int | None]:
-    start = _non_negative(reader, "startTime")
-    end = _non_negative(reader, "endTime")
-    if start is not None and end is not None and (end < start or end - start > SEVEN_DAYS_MS):
-        raise errors.invalid_parameter("endTime")
-    return start, end
-
-
 def parse_all_orders(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> AllOrdersQuery:
     """`GET /fapi/v1/allOrders` (§2.5): limit ≤1000 (default 500), a window ≤7 days."""
-    reader = _Reader(params)
-    for name in ("symbol", "orderId", "startTime", "endTime", "limit"):
-        reader.expect(name)
-    reader.done()
-    order_id = _non_negative(reader, "orderId")
-    start, end = _time_range(reader)
-    limit = _limit(reader, 500)
-    return AllOrdersQuery(_symbol(reader, symbols).symbol, order_id, start, end, limit)
+    reader = ParamReader(params, ("symbol", "orderId", "startTime", "endTime", "limit"))
+    order_id = reader.integer("orderId", minimum=0)
+    start, end = reader.time_range(SEVEN_DAYS_MS)
+    limit = reader.limit(500)
+    return AllOrdersQuery(reader.symbol(symbols).symbol, order_id, start, end, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,17 +677,14 @@ def parse_user_trades(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> UserTradesQuery:
     """`GET /fapi/v1/userTrades` (§2.5): `fromId` with a time range is -1128."""
-    reader = _Reader(params)
-    for name in ("symbol", "orderId", "startTime", "endTime", "fromId", "limit"):
-        reader.expect(name)
-    reader.done()
-    order_id = _non_negative(reader, "orderId")
-    start, end = _time_range(reader)
-    from_id = _non_negative(reader, "fromId")
-    limit = _limit(reader, 500)
+    reader = ParamReader(params, ("symbol", "orderId", "startTime", "endTime", "fromId", "limit"))
+    order_id = reader.integer("orderId", minimum=0)
+    start, end = reader.time_range(SEVEN_DAYS_MS)
+    from_id = reader.integer("fromId", minimum=0)
+    limit = reader.limit(500)
     if from_id is not None and (start is not None or end is not None):
         raise bad_combination()
-    rules = _symbol(reader, symbols)
+    rules = reader.symbol(symbols)
     return UserTradesQuery(rules.symbol, order_id, start, end, from_id, limit)
 
 
@@ -703,16 +696,9 @@ class Countdown:
 
 def parse_countdown(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> Countdown:
     """`POST /fapi/v1/countdownCancelAll` (§2.5): `countdownTime` ms, 0 disables."""
-    reader = _Reader(params)
-    reader.expect("symbol")
-    reader.expect("countdownTime")
-    reader.done()
-    countdown = reader.integer("countdownTime")
-    if countdown is None:
-        raise errors.mandatory_param("countdownTime")
-    if countdown < 0:
-        raise errors.invalid_parameter("countdownTime")
-    return Countdown(_symbol(reader, symbols).symbol, countdown)
+    reader = ParamReader(params, ("symbol", "countdownTime"))
+    countdown = required(reader.integer("countdownTime", minimum=0), "countdownTime")
+    return Countdown(reader.symbol(symbols).symbol, countdown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,18 +713,12 @@ class IncomeQuery:
 
 def parse_income(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> IncomeQuery:
     """`GET /fapi/v1/income` (§2.6): limit ≤1000 (default 100)."""
-    reader = _Reader(params)
-    for name in ("symbol", "incomeType", "startTime", "endTime", "page", "limit"):
-        reader.expect(name)
-    reader.done()
+    reader = ParamReader(params, ("symbol", "incomeType", "startTime", "endTime", "page", "limit"))
     income_type = reader.choice("incomeType", INCOME_TYPES)
-    start = _non_negative(reader, "startTime")
-    end = _non_negative(reader, "endTime")
-    if start is not None and end is not None and end < start:
-        raise errors.invalid_parameter("endTime")
-    page = _non_negative(reader, "page")
-    limit = _limit(reader, 100)
-    symbol = _optional_symbol(reader, symbols)
+    start, end = reader.time_range()
+    page = reader.integer("page", minimum=0)
+    limit = reader.limit(100)
+    symbol = reader.optional_symbol(symbols)
     return IncomeQuery(symbol, income_type, start, end, page, limit)
 
 
@@ -752,14 +732,9 @@ def parse_set_leverage(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> SetLeverage:
     """`POST /fapi/v1/leverage`: 1..125; the engine answers -4028 above the bracket's max."""
-    reader = _Reader(params)
-    reader.expect("symbol")
-    reader.expect("leverage")
-    reader.done()
-    leverage = reader.integer("leverage")
-    if leverage is None:
-        raise errors.mandatory_param("leverage")
-    rules = _symbol(reader, symbols)
+    reader = ParamReader(params, ("symbol", "leverage"))
+    leverage = required(reader.integer("leverage"), "leverage")
+    rules = reader.symbol(symbols)
     if not 1 <= leverage <= 125:
         raise _error(-4028, f"Leverage {leverage} is not valid")
     return SetLeverage(rules.symbol, leverage)
@@ -774,27 +749,17 @@ class SetMarginType:
 def parse_set_margin_type(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> SetMarginType:
-    reader = _Reader(params)
-    reader.expect("symbol")
-    reader.expect("marginType")
-    reader.done()
-    raw = reader.mandatory("marginType")
+    reader = ParamReader(params, ("symbol", "marginType"))
     # Binance takes the value case-insensitively (ccxt sends `ISOLATED`/`CROSSED`; some
     # bots send `isolated`).
-    margin_type = raw.upper()
+    margin_type = reader.mandatory("marginType").upper()
     if margin_type not in MARGIN_TYPES:
         raise errors.invalid_parameter("marginType")
-    return SetMarginType(_symbol(reader, symbols).symbol, margin_type)
+    return SetMarginType(reader.symbol(symbols).symbol, margin_type)
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
-    reader = _Reader(params)
-    reader.expect(name)
-    reader.done()
-    value = reader.boolean(name)
-    if value is None:
-        raise errors.mandatory_param(name)
-    return value
+    return required(ParamReader(params, (name,)).boolean(name), name)
 
 
 def parse_set_dual_side(params: Mapping[str, str]) -> bool:
@@ -818,22 +783,17 @@ class PositionMargin:
 def parse_position_margin(
     params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
 ) -> PositionMargin:
-    reader = _Reader(params)
-    for name in ("symbol", "positionSide", "amount", "type"):
-        reader.expect(name)
-    reader.done()
+    reader = ParamReader(params, ("symbol", "positionSide", "amount", "type"))
     position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH") or "BOTH"
     amount = reader.decimal("amount")
     kind = reader.integer("type")
-    if amount is None:
-        raise errors.mandatory_param("amount")
-    if kind is None:
-        raise errors.mandatory_param("type")
+    amount = required(amount, "amount")
+    kind = required(kind, "type")
     if kind not in (1, 2):
         raise errors.invalid_parameter("type")
     if amount <= 0:
         raise errors.invalid_parameter("amount")
-    return PositionMargin(_symbol(reader, symbols).symbol, position_side, amount, kind == 1)
+    return PositionMargin(reader.symbol(symbols).symbol, position_side, amount, kind == 1)
 
 
 # Responses (§2.3-§2.6), keys in Binance's order
@@ -915,7 +875,9 @@ class UserTrade(msgspec.Struct):
     time: int
 
 
-class AccountV2Asset(msgspec.Struct):
+class _AssetRow(msgspec.Struct):
+    """What the account v2 and v3 asset rows share, in Binance's order (§2.6)."""
+
     asset: str
     wallet_balance: str = msgspec.field(name="walletBalance")
     unrealized_profit: str = msgspec.field(name="unrealizedProfit")
@@ -928,25 +890,18 @@ class AccountV2Asset(msgspec.Struct):
     cross_un_pnl: str = msgspec.field(name="crossUnPnl")
     available_balance: str = msgspec.field(name="availableBalance")
     max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+
+
+class AccountV2Asset(_AssetRow):
+    """The shared row, then `marginAvailable`, then `updateTime` (§2.6)."""
+
     margin_available: bool = msgspec.field(name="marginAvailable")
     update_time: int = msgspec.field(name="updateTime")
 
 
-class AccountV3Asset(msgspec.Struct):
+class AccountV3Asset(_AssetRow):
     """v2's asset row minus `marginAvailable` (§2.6)."""
 
-    asset: str
-    wallet_balance: str = msgspec.field(name="walletBalance")
-    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
-    margin_balance: str = msgspec.field(name="marginBalance")
-    maint_margin: str = msgspec.field(name="maintMargin")
-    initial_margin: str = msgspec.field(name="initialMargin")
-    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
-    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
-    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
-    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
-    available_balance: str = msgspec.field(name="availableBalance")
-    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
     update_time: int = msgspec.field(name="updateTime")
 
 
