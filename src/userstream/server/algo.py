@@ -13,7 +13,6 @@ margin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +25,6 @@ from userstream.market.synthetic import SyntheticMarket
 from userstream.market.types import Side as MarketSide
 from userstream.protocol import algo as a
 from userstream.protocol import trading as t
-from userstream.protocol.events import Event
 from userstream.protocol.signing import Params, Security
 from userstream.server.http import Request, Response
 from userstream.server.responses import json_response
@@ -53,15 +51,10 @@ class AlgoRoutes:
     async def _apply(self, account_id: int, outcome: RiskOutcome) -> object:
         """Publish the outcome's events; raise its refusal as Binance's error (no event)."""
         if outcome.events:
-            await self._publish(account_id, outcome.events)
+            await self.s.publish(account_id, outcome.events)
         if isinstance(outcome.result, VenueError):
             raise outcome.result.to_api_error()
         return outcome.result
-
-    async def _publish(self, account_id: int, events: Sequence[Event]) -> None:
-        # The service's own publishing path (bus intake, then a state save).
-        self.s._changed()
-        await self.s._bus.publish(account_id, list(events))
 
     def algo(self, record: AlgoRecord, query: bool = False) -> a.AlgoOrderResponse:
         f, symbol = self.f, record.symbol
@@ -195,7 +188,7 @@ class AlgoRoutes:
         wanted = t.parse_set_dual_side(call.params)
         outcome = self.s.engine.risk.set_position_mode(call.account_id, wanted, call.now_ms)
         await self._apply(call.account_id, outcome)
-        self.s._changed()
+        self.s.mark_changed()
         return t.CodeMsg(200, "success")
 
     async def position_margin(self, call: Call) -> object:
@@ -249,7 +242,7 @@ class RiskAdmin:
 
     async def _drive(self, account: Account, request: Request, ratio: Decimal) -> Response:
         body = decode(request.body, _Target)
-        market = self.s._market
+        market = self.s.market
         source = market.source if market is not None else None
         if not isinstance(source, SyntheticMarket):
             raise BinanceAPIError(-1000, "This market takes no operator moves.", 409)

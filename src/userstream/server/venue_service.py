@@ -240,6 +240,22 @@ class VenueService:
         """The venue's admin routes (`server/venue_admin.py`); None for other paths."""
         return await self.admin_routes.handle(parts, request)
 
+    # for the routes built on this service (server/algo.py)
+
+    @property
+    def market(self) -> MarketService | None:
+        """The served market the engine fills against; None when it prices a still book."""
+        return self._market
+
+    def mark_changed(self) -> None:
+        """Schedule a state save after a change that emitted no event."""
+        self._changed()
+
+    async def publish(self, account_id: int, events: Sequence[Event]) -> None:
+        """Publish events the engine produced outside `execute`, and schedule a save."""
+        self._changed()
+        await self._bus.publish(account_id, list(events))
+
 
 def _report_write(write: asyncio.Future[None]) -> None:
     if not write.cancelled() and write.exception() is not None:
