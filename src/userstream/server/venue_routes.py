@@ -84,6 +84,12 @@ class Formats:
         return t.fmt(value, max(5, self._rules[symbol].price_precision))
 
 
+# Fixed lengths, so that mypy checks each figure against its field when they are unpacked
+# into a struct: the account totals (11) and an asset row's shared part (12).
+_Totals = tuple[str, str, str, str, str, str, str, str, str, str, str]
+_AssetFigures = tuple[str, str, str, str, str, str, str, str, str, str, str, str]
+
+
 def amount(value: Decimal) -> str:
     return t.fmt(value, AMOUNT_PLACES)
 
@@ -292,73 +298,48 @@ class VenueRoutes:
     def _balances(self, account_id: int) -> list[BalanceView]:
         return self.s.engine.balances(account_id)
 
-    def _totals(self, account_id: int, balances: list[BalanceView]) -> dict[str, str]:
-        """The account totals count the USDT row only (Binance's account v2/v3 page: "only
-        for USDT asset" in single-asset mode); in multi-assets mode that row's margin and
-        available figures already hold the other assets' haircut value (venue.collateral),
-        and the wallet totals add it, so totalMarginBalance = wallet + unrealized PnL."""
+    def _totals(self, account_id: int, balances: list[BalanceView]) -> _Totals:
+        """The account's `total*`, `availableBalance` and `maxWithdrawAmount`, in the order
+        both versions send them.
+
+        The totals count the USDT row only (Binance's account v2/v3 page: "only for USDT
+        asset" in single-asset mode); in multi-assets mode that row's margin and available
+        figures already hold the other assets' haircut value (venue.collateral), and the
+        wallet totals add it, so totalMarginBalance = wallet + unrealized PnL."""
         usdt = [b for b in balances if b.asset == SETTLEMENT_ASSET]
         collateral = self.s.engine.collateral(account_id)
 
         def total(pick: Callable[[BalanceView], Decimal], extra: Decimal = Decimal(0)) -> str:
             return amount(sum((pick(b) for b in usdt), extra))
 
-        return {
-            "initial": total(lambda b: b.initial_margin),
-            "maint": total(lambda b: b.maint_margin),
-            "wallet": total(lambda b: b.wallet_balance, collateral),
-            "upnl": total(lambda b: b.unrealized_pnl),
-            "margin": total(lambda b: b.margin_balance),
-            "pim": total(lambda b: b.position_initial_margin),
-            "oim": total(lambda b: b.open_order_initial_margin),
-            "cross": total(lambda b: b.cross_wallet_balance, collateral),
-            "cross_upnl": total(lambda b: b.cross_unrealized_pnl),
-            "available": total(lambda b: b.available_balance),
-            "withdraw": total(lambda b: b.max_withdraw_amount),
-        }
+        return (
+            total(lambda b: b.initial_margin),
+            total(lambda b: b.maint_margin),
+            total(lambda b: b.wallet_balance, collateral),
+            total(lambda b: b.unrealized_pnl),
+            total(lambda b: b.margin_balance),
+            total(lambda b: b.position_initial_margin),
+            total(lambda b: b.open_order_initial_margin),
+            total(lambda b: b.cross_wallet_balance, collateral),
+            total(lambda b: b.cross_unrealized_pnl),
+            total(lambda b: b.available_balance),
+            total(lambda b: b.max_withdraw_amount),
+        )
 
     def account_v2(self, account_id: int) -> t.AccountV2:
+        """v2 adds, before the totals, the flags v3 moved to `accountConfig`; its asset rows
+        add `marginAvailable`; its positions list every symbol (§2.6)."""
         balances = self._balances(account_id)
-        tot = self._totals(account_id, balances)
         _, multi = self.s.engine.account_flags(account_id)
         f = self.f
+        # feeTier, feeBurn, canTrade, canDeposit, canWithdraw, updateTime, multiAssetsMargin,
+        # tradeGroupId
+        flags = (0, False, True, True, True, 0, multi, -1)
         return t.AccountV2(
-            fee_tier=0,
-            fee_burn=False,
-            can_trade=True,
-            can_deposit=True,
-            can_withdraw=True,
-            update_time=0,
-            multi_assets_margin=multi,
-            trade_group_id=-1,
-            total_initial_margin=tot["initial"],
-            total_maint_margin=tot["maint"],
-            total_wallet_balance=tot["wallet"],
-            total_unrealized_profit=tot["upnl"],
-            total_margin_balance=tot["margin"],
-            total_position_initial_margin=tot["pim"],
-            total_open_order_initial_margin=tot["oim"],
-            total_cross_wallet_balance=tot["cross"],
-            total_cross_un_pnl=tot["cross_upnl"],
-            available_balance=tot["available"],
-            max_withdraw_amount=tot["withdraw"],
+            *flags,
+            *self._totals(account_id, balances),
             assets=[
-                t.AccountV2Asset(
-                    asset=b.asset,
-                    wallet_balance=amount(b.wallet_balance),
-                    unrealized_profit=amount(b.unrealized_pnl),
-                    margin_balance=amount(b.margin_balance),
-                    maint_margin=amount(b.maint_margin),
-                    initial_margin=amount(b.initial_margin),
-                    position_initial_margin=amount(b.position_initial_margin),
-                    open_order_initial_margin=amount(b.open_order_initial_margin),
-                    cross_wallet_balance=amount(b.cross_wallet_balance),
-                    cross_un_pnl=amount(b.cross_unrealized_pnl),
-                    available_balance=amount(b.available_balance),
-                    max_withdraw_amount=amount(b.max_withdraw_amount),
-                    margin_available=True,
-                    update_time=b.update_time,
-                )
+                t.AccountV2Asset(*_asset_row(b), margin_available=True, update_time=b.update_time)
                 for b in balances
             ],
             positions=[
@@ -385,39 +366,12 @@ class VenueRoutes:
         )
 
     def account_v3(self, account_id: int) -> t.AccountV3:
+        """The totals, asset rows without `marginAvailable`, non-zero positions (§2.6)."""
         balances = self._balances(account_id)
-        tot = self._totals(account_id, balances)
         f = self.f
         return t.AccountV3(
-            total_initial_margin=tot["initial"],
-            total_maint_margin=tot["maint"],
-            total_wallet_balance=tot["wallet"],
-            total_unrealized_profit=tot["upnl"],
-            total_margin_balance=tot["margin"],
-            total_position_initial_margin=tot["pim"],
-            total_open_order_initial_margin=tot["oim"],
-            total_cross_wallet_balance=tot["cross"],
-            total_cross_un_pnl=tot["cross_upnl"],
-            available_balance=tot["available"],
-            max_withdraw_amount=tot["withdraw"],
-            assets=[
-                t.AccountV3Asset(
-                    asset=b.asset,
-                    wallet_balance=amount(b.wallet_balance),
-                    unrealized_profit=amount(b.unrealized_pnl),
-                    margin_balance=amount(b.margin_balance),
-                    maint_margin=amount(b.maint_margin),
-                    initial_margin=amount(b.initial_margin),
-                    position_initial_margin=amount(b.position_initial_margin),
-                    open_order_initial_margin=amount(b.open_order_initial_margin),
-                    cross_wallet_balance=amount(b.cross_wallet_balance),
-                    cross_un_pnl=amount(b.cross_unrealized_pnl),
-                    available_balance=amount(b.available_balance),
-                    max_withdraw_amount=amount(b.max_withdraw_amount),
-                    update_time=b.update_time,
-                )
-                for b in balances
-            ],
+            *self._totals(account_id, balances),
+            assets=[t.AccountV3Asset(*_asset_row(b), update_time=b.update_time) for b in balances],
             positions=[
                 t.AccountV3Position(
                     symbol=p.symbol,
@@ -719,6 +673,25 @@ class VenueRoutes:
         return json_response(
             200, {"accountId": account.id, "maker": _plain(maker), "taker": _plain(taker)}
         )
+
+
+def _asset_row(b: BalanceView) -> _AssetFigures:
+    """An account asset row's figures both versions share, in their order (`asset` to
+    `maxWithdrawAmount`); each version adds its own tail."""
+    return (
+        b.asset,
+        amount(b.wallet_balance),
+        amount(b.unrealized_pnl),
+        amount(b.margin_balance),
+        amount(b.maint_margin),
+        amount(b.initial_margin),
+        amount(b.position_initial_margin),
+        amount(b.open_order_initial_margin),
+        amount(b.cross_wallet_balance),
+        amount(b.cross_unrealized_pnl),
+        amount(b.available_balance),
+        amount(b.max_withdraw_amount),
+    )
 
 
 def _plain(value: Decimal) -> str:

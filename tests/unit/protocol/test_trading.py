@@ -225,3 +225,161 @@ def test_query_answers_add_time_and_others_omit_it() -> None:
     assert b'"time"' not in t.encode(order)
     order.time = 1
     assert t.encode(order).endswith(b',"updateTime":1685253242000,"time":1}')
+
+
+# Binance's documented keys, in order (trading spec §2.6 table, from the account v2/v3,
+# balance and positionRisk pages): what each version adds or drops is explicit here.
+_TOTALS = [
+    "totalInitialMargin",
+    "totalMaintMargin",
+    "totalWalletBalance",
+    "totalUnrealizedProfit",
+    "totalMarginBalance",
+    "totalPositionInitialMargin",
+    "totalOpenOrderInitialMargin",
+    "totalCrossWalletBalance",
+    "totalCrossUnPnl",
+    "availableBalance",
+    "maxWithdrawAmount",
+]
+_ASSET = [
+    "asset",
+    "walletBalance",
+    "unrealizedProfit",
+    "marginBalance",
+    "maintMargin",
+    "initialMargin",
+    "positionInitialMargin",
+    "openOrderInitialMargin",
+    "crossWalletBalance",
+    "crossUnPnl",
+    "availableBalance",
+    "maxWithdrawAmount",
+]
+_V2_FLAGS = [
+    "feeTier",
+    "feeBurn",
+    "canTrade",
+    "canDeposit",
+    "canWithdraw",
+    "updateTime",
+    "multiAssetsMargin",
+    "tradeGroupId",
+]
+DOCUMENTED: list[tuple[type[msgspec.Struct], list[str]]] = [
+    (t.AccountV2, [*_V2_FLAGS, *_TOTALS, "assets", "positions"]),
+    (t.AccountV3, [*_TOTALS, "assets", "positions"]),
+    (t.AccountV2Asset, [*_ASSET, "marginAvailable", "updateTime"]),
+    (t.AccountV3Asset, [*_ASSET, "updateTime"]),
+    (
+        t.AccountV2Position,
+        [
+            "symbol",
+            "initialMargin",
+            "maintMargin",
+            "unrealizedProfit",
+            "positionInitialMargin",
+            "openOrderInitialMargin",
+            "leverage",
+            "isolated",
+            "entryPrice",
+            "breakEvenPrice",
+            "maxNotional",
+            "bidNotional",
+            "askNotional",
+            "positionSide",
+            "positionAmt",
+            "updateTime",
+        ],
+    ),
+    (
+        t.AccountV3Position,
+        [
+            "symbol",
+            "positionSide",
+            "positionAmt",
+            "unrealizedProfit",
+            "isolatedMargin",
+            "notional",
+            "isolatedWallet",
+            "initialMargin",
+            "maintMargin",
+            "updateTime",
+        ],
+    ),
+    (
+        t.BalanceRow,
+        [
+            "accountAlias",
+            "asset",
+            "balance",
+            "crossWalletBalance",
+            "crossUnPnl",
+            "availableBalance",
+            "maxWithdrawAmount",
+            "marginAvailable",
+            "updateTime",
+        ],
+    ),
+    (
+        t.PositionRiskV2,
+        [
+            "entryPrice",
+            "breakEvenPrice",
+            "marginType",
+            "isAutoAddMargin",
+            "isolatedMargin",
+            "leverage",
+            "liquidationPrice",
+            "markPrice",
+            "maxNotionalValue",
+            "positionAmt",
+            "notional",
+            "isolatedWallet",
+            "symbol",
+            "unRealizedProfit",
+            "positionSide",
+            "updateTime",
+        ],
+    ),
+    (
+        t.PositionRiskV3,
+        [
+            "symbol",
+            "positionSide",
+            "positionAmt",
+            "entryPrice",
+            "breakEvenPrice",
+            "markPrice",
+            "unRealizedProfit",
+            "liquidationPrice",
+            "isolatedMargin",
+            "notional",
+            "marginAsset",
+            "isolatedWallet",
+            "initialMargin",
+            "maintMargin",
+            "positionInitialMargin",
+            "openOrderInitialMargin",
+            "adl",
+            "bidNotional",
+            "askNotional",
+            "updateTime",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "keys"), DOCUMENTED, ids=[k.__name__ for k, _ in DOCUMENTED])
+def test_account_shapes_carry_binances_documented_keys_in_order(
+    kind: type[msgspec.Struct], keys: list[str]
+) -> None:
+    assert [f.encode_name for f in msgspec.structs.fields(kind)] == keys
+
+
+def test_v3_account_drops_exactly_v2s_flags_and_margin_available() -> None:
+    def names(kind: type[msgspec.Struct]) -> set[str]:
+        return {f.encode_name for f in msgspec.structs.fields(kind)}
+
+    assert names(t.AccountV2) - names(t.AccountV3) == set(_V2_FLAGS)
+    assert names(t.AccountV2Asset) - names(t.AccountV3Asset) == {"marginAvailable"}
