@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -383,3 +384,46 @@ def test_v3_account_drops_exactly_v2s_flags_and_margin_available() -> None:
 
     assert names(t.AccountV2) - names(t.AccountV3) == set(_V2_FLAGS)
     assert names(t.AccountV2Asset) - names(t.AccountV3Asset) == {"marginAvailable"}
+
+
+READS = [
+    # (params, read, code): each rule of the public reader, as the algo API uses it too
+    ({"x": "1"}, lambda r: None, -1104),
+    ({}, lambda r: r.mandatory("quantity"), -1102),
+    ({"price": "1"}, lambda r: r.forbid("stopPrice", "price"), -1106),
+    ({"side": "UP"}, lambda r: r.choice("side", t.SIDES), -1117),
+    ({"type": "NONE"}, lambda r: r.choice("type", t.ORDER_TYPES), -1116),
+    ({"workingType": "X"}, lambda r: r.choice("workingType", t.WORKING_TYPES), -4031),
+    ({"incomeType": "X"}, lambda r: r.choice("incomeType", t.INCOME_TYPES), -1130),
+    ({"price": "1e-05"}, lambda r: r.decimal("price"), -1100),
+    ({"orderId": "1.5"}, lambda r: r.integer("orderId"), -1100),
+    ({"orderId": "-1"}, lambda r: r.integer("orderId", minimum=0), -1130),
+    ({"reduceOnly": "yes"}, lambda r: r.boolean("reduceOnly"), -1130),
+    ({"limit": "0"}, lambda r: r.limit(500), -1130),
+    ({"startTime": "5", "endTime": "4"}, lambda r: r.time_range(), -1130),
+    (
+        {"startTime": "0", "endTime": str(t.SEVEN_DAYS_MS + 1)},
+        lambda r: r.time_range(t.SEVEN_DAYS_MS),
+        -1130,
+    ),
+    ({"symbol": "NOPE"}, lambda r: r.symbol(SYMBOLS), -1121),
+    ({"symbol": "NOPE"}, lambda r: r.optional_symbol(SYMBOLS), -1121),
+    ({"newClientOrderId": "a" * 37}, lambda r: r.client_order_id("newClientOrderId"), -4015),
+]
+
+
+@pytest.mark.parametrize(("params", "read", "code"), READS)
+def test_param_reader_rules(params: dict[str, str], read: Any, code: int) -> None:
+    with pytest.raises(BinanceAPIError) as caught:
+        read(t.ParamReader(params, params.keys() - {"x"}))
+    assert caught.value.code == code
+
+
+def test_param_reader_absent_values_and_precision() -> None:
+    reader = t.ParamReader({"price": "", "timestamp": "1"}, ("price",))
+    assert (reader.raw("price"), reader.decimal("price"), reader.limit(100)) == (None, None, 100)
+    assert t.required(5, "limit") == 5
+    with pytest.raises(BinanceAPIError) as caught:
+        t.check_precision(SYMBOLS["BTCUSDT"], Decimal("0.0101"), None)
+    assert caught.value.code == -1111
+    t.check_precision(SYMBOLS["BTCUSDT"], Decimal("0.0100"), Decimal("1.10"))
