@@ -3,15 +3,13 @@ margin: each rule with its events and hand-computed numbers."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
+from tests.unit.venue.helpers import BTC, D, amend, funded, limit, market_order, order_events
+from tests.venue_fixtures import make_engine, venue_symbols
 from userstream.protocol.events import (
     AccountConfigUpdate,
     AccountUpdate,
     MarginCallMarginType,
     OrderTradeUpdate,
-    OrderType,
     PositionSide,
     PriceMatch,
     SelfTradePreventionMode,
@@ -31,50 +29,12 @@ from userstream.venue import (
     Deposit,
     Engine,
     LeverageView,
-    ModifyOrder,
-    NewOrder,
     OrderView,
     ResponseType,
     SetCommission,
     VenueError,
     Withdraw,
 )
-
-D = Decimal
-BTC = "BTCUSDT"
-
-
-def funded(amount: str = "10000") -> tuple[Engine, HandMarket]:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D(amount)), 1)
-    return engine, market
-
-
-def limit(side: Side, price: str, qty: str = "0.01", **kw: object) -> NewOrder:
-    fields: dict[str, object] = {"time_in_force": TimeInForce.GTC}
-    fields.update(kw)
-    return NewOrder(
-        symbol=BTC,
-        side=side,
-        order_type=OrderType.LIMIT,
-        price=D(price),
-        quantity=D(qty),
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-def market_order(side: Side, qty: str, **kw: object) -> NewOrder:
-    return NewOrder(symbol=BTC, side=side, order_type=OrderType.MARKET, quantity=D(qty), **kw)  # type: ignore[arg-type]
-
-
-def order_events(events: object) -> list[tuple[str, str, str]]:
-    assert isinstance(events, (list, tuple))
-    return [
-        (e.order.execution_type, e.order.order_status, e.order.expiry_reason)
-        for e in events
-        if isinstance(e, OrderTradeUpdate)
-    ]
-
 
 # --- transfers and settings
 
@@ -244,14 +204,7 @@ def test_amend_moves_price_and_quantity_with_an_amendment_event() -> None:
     assert isinstance(placed, OrderView)
     outcome = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=placed.order_id,
-            quantity=D("0.02"),
-            price=D("99100"),
-            modify_id="m-1",
-        ),
+        amend(placed.order_id, "99100", "0.02", modify_id="m-1"),
         3,
     )
     assert isinstance(outcome.result, OrderView)
@@ -263,13 +216,7 @@ def test_amend_moves_price_and_quantity_with_an_amendment_event() -> None:
     assert event.order.bids_notional == D("1982")
     same = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=placed.order_id,
-            quantity=D("0.02"),
-            price=D("99100"),
-        ),
+        amend(placed.order_id, "99100", "0.02"),
         4,
     )
     assert same.result == VenueError(-5027, "No need to modify the order.")
@@ -283,25 +230,13 @@ def test_amend_that_crosses_trades_and_gtx_amend_that_crosses_cancels() -> None:
     assert isinstance(gtx, OrderView)
     crossing = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=placed.order_id,
-            quantity=D("0.01"),
-            price=D("100000.1"),
-        ),
+        amend(placed.order_id, "100000.1"),
         4,
     )
     assert order_events(crossing.events) == [("AMENDMENT", "NEW", "0"), ("TRADE", "FILLED", "0")]
     post_only = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=gtx.order_id,
-            quantity=D("0.01"),
-            price=D("100000.1"),
-        ),
+        amend(gtx.order_id, "100000.1"),
         5,
     )
     assert order_events(post_only.events) == [("CANCELED", "CANCELED", "0")]
@@ -314,13 +249,7 @@ def test_amend_below_the_filled_quantity_cancels() -> None:
     engine.on_market([market.trade(BTC, "98990", "0.01", buyer_is_maker=True)], 3)
     outcome = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=placed.order_id,
-            quantity=D("0.01"),
-            price=D("99000"),
-        ),
+        amend(placed.order_id, "99000"),
         4,
     )
     assert order_events(outcome.events) == [("CANCELED", "CANCELED", "0")]
@@ -328,9 +257,7 @@ def test_amend_below_the_filled_quantity_cancels() -> None:
 
 def test_amend_of_unknown_order() -> None:
     engine, _ = funded()
-    outcome = engine.handle(
-        1, ModifyOrder(symbol=BTC, side=Side.BUY, order_id=77, quantity=D("1"), price=D("1")), 2
-    )
+    outcome = engine.handle(1, amend(77, "1", "1"), 2)
     assert outcome.result == VenueError(-2013, "Order does not exist.")
 
 
@@ -524,14 +451,7 @@ def test_amend_with_price_match_resolves_and_records_it() -> None:
     assert isinstance(placed, OrderView)
     outcome = engine.handle(
         1,
-        ModifyOrder(
-            symbol=BTC,
-            side=Side.BUY,
-            order_id=placed.order_id,
-            quantity=D("0.01"),
-            price=None,
-            price_match=PriceMatch.QUEUE,
-        ),
+        amend(placed.order_id, None, price_match=PriceMatch.QUEUE),
         3,
     )
     assert isinstance(outcome.result, OrderView)

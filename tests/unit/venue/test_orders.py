@@ -2,54 +2,21 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from tests.venue_fixtures import HandMarket, make_engine
+from tests.unit.venue.helpers import BTC, D, funded, limit, market_order
 from userstream.protocol.codec import encode_event
 from userstream.protocol.events import (
     AccountUpdate,
     OrderTradeUpdate,
-    OrderType,
     Side,
     TimeInForce,
     TradeLite,
 )
 from userstream.venue import (
     CancelOrder,
-    Deposit,
-    Engine,
-    NewOrder,
     OrderView,
     ResponseType,
     VenueError,
 )
-
-D = Decimal
-BTC = "BTCUSDT"
-
-
-def funded(amount: str = "10000") -> tuple[Engine, HandMarket]:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D(amount)), 1)
-    return engine, market
-
-
-def limit(
-    side: Side, price: str, qty: str, tif: TimeInForce = TimeInForce.GTC, **kw: object
-) -> NewOrder:
-    return NewOrder(
-        symbol=BTC,
-        side=side,
-        order_type=OrderType.LIMIT,
-        time_in_force=tif,
-        price=D(price),
-        quantity=D(qty),
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def market_order(side: Side, qty: str, **kw: object) -> NewOrder:
-    return NewOrder(symbol=BTC, side=side, order_type=OrderType.MARKET, quantity=D(qty), **kw)  # type: ignore[arg-type]
 
 
 def test_market_buy_fills_at_the_ask_with_taker_fee_and_binances_event_order() -> None:

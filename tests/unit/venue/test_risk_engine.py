@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
+from tests.unit.venue.helpers import BTC, D, funded, market_order
+from tests.venue_fixtures import HandMarket, venue_symbols
 from userstream.market.types import FundingSettlement, MarkUpdate
 from userstream.protocol.events import (
     AccountConfigUpdate,
@@ -26,26 +27,12 @@ from userstream.venue import (
     CancelOrder,
     ChangeLeverage,
     ChangeMarginType,
-    Deposit,
     Engine,
     NewOrder,
     OrderView,
     VenueError,
 )
 from userstream.venue.algo import AlgoRecord, CancelAlgoOrder, NewAlgoOrder
-
-D = Decimal
-BTC = "BTCUSDT"
-
-
-def funded(amount: str = "10000") -> tuple[Engine, HandMarket]:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D(amount)), 1)
-    return engine, market
-
-
-def market_order(side: Side, qty: str, **kw: object) -> NewOrder:
-    return NewOrder(symbol=BTC, side=side, order_type=OrderType.MARKET, quantity=D(qty), **kw)  # type: ignore[arg-type]
 
 
 def move(engine: Engine, market: HandMarket, price: str, now: int) -> list[Event]:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import msgspec
 import pytest
 
-from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
+from tests.unit.venue.helpers import BTC, D, funded
+from tests.venue_fixtures import HandMarket, venue_symbols
 from userstream.protocol.events import (
     OrderType,
     PositionSide,
@@ -19,7 +18,6 @@ from userstream.protocol.events import (
 from userstream.venue import (
     CancelOrder,
     ChangeLeverage,
-    Deposit,
     Engine,
     ModifyOrder,
     NewOrder,
@@ -28,8 +26,6 @@ from userstream.venue import (
     VenueError,
 )
 
-D = Decimal
-BTC = "BTCUSDT"
 GTC = TimeInForce.GTC
 
 
@@ -200,22 +196,15 @@ CASES = [
     [pytest.param(c, code, msg, id=name) for name, c, code, msg in CASES],
 )
 def test_rejection(command: NewOrder, code: int, msg: str) -> None:
-    engine, _ = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    engine, _ = funded("100000")
     outcome = engine.handle(1, command, 1_000)
     assert outcome.result == VenueError(code, msg)
     assert outcome.events == ()
     assert engine.all_orders(1) == []
 
 
-def funded_engine() -> Engine:
-    engine, _ = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
-    return engine
-
-
 def test_reduce_only_is_spared_min_notional() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     short = order(order_type=OrderType.MARKET, side=Side.SELL, price=None, time_in_force=None)
     engine.handle(1, short, 2)
     close = order(quantity=D("0.001"), price=D("40000"), reduce_only=True)
@@ -223,7 +212,7 @@ def test_reduce_only_is_spared_min_notional() -> None:
 
 
 def test_duplicate_client_id_among_open_orders_only() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     assert isinstance(engine.handle(1, order(new_client_order_id="dup"), 2).result, OrderView)
     again = engine.handle(1, order(new_client_order_id="dup"), 3)
     assert again.result == VenueError(-4116, "clientOrderId is duplicated")
@@ -232,7 +221,7 @@ def test_duplicate_client_id_among_open_orders_only() -> None:
 
 
 def test_max_open_orders_per_symbol() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     for n in range(200):
         assert isinstance(engine.handle(1, order(quantity=D("0.001")), 10 + n).result, OrderView)
     outcome = engine.handle(1, order(quantity=D("0.001")), 500)
@@ -240,8 +229,7 @@ def test_max_open_orders_per_symbol() -> None:
 
 
 def test_margin_insufficient() -> None:
-    engine, _ = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100")), 1)
+    engine, _ = funded("100")
     # 0.02 x 99000 / 20 = 99 fits in 100; 0.03 needs 148.5.
     assert isinstance(engine.handle(1, order(quantity=D("0.02")), 2).result, OrderView)
     outcome = engine.handle(1, order(quantity=D("0.001")), 3)
@@ -254,16 +242,14 @@ def test_margin_insufficient() -> None:
 
 
 def test_market_order_needs_margin_and_fee() -> None:
-    engine, _ = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("50")), 1)
+    engine, _ = funded("50")
     # 0.01 x 100000.1 / 20 = 50.000005 > 50.
     market = order(order_type=OrderType.MARKET, price=None, time_in_force=None)
     assert engine.handle(1, market, 2).result == VenueError(-2019, "Margin is insufficient.")
 
 
 def test_position_above_the_leverage_cap() -> None:
-    engine, _ = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("10000000")), 1)
+    engine, _ = funded("10000000")
     engine.handle(1, ChangeLeverage(symbol=BTC, leverage=125), 2)
     # At 125x the cap is 50,000 notional (the first bracket).
     outcome = engine.handle(1, order(quantity=D("1"), price=D("99000")), 3)
@@ -273,8 +259,7 @@ def test_position_above_the_leverage_cap() -> None:
 
 
 def test_price_match_resolves_from_the_book() -> None:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    engine, market = funded("100000")
     market.set_book(
         BTC,
         [("99999.0", "1"), ("99998.0", "1"), ("99997.0", "1"), ("99996.0", "1"), ("99995.0", "1")],
@@ -298,7 +283,7 @@ def test_symbol_not_trading() -> None:
 
 
 def test_cancel_and_query_need_an_order_id_or_client_id() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     both_empty = VenueError(
         -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
     )
@@ -309,7 +294,7 @@ def test_cancel_and_query_need_an_order_id_or_client_id() -> None:
 
 
 def test_amend_limit_of_ten_thousand() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     placed = engine.handle(1, order(quantity=D("0.001")), 2).result
     assert isinstance(placed, OrderView)
     for n in range(10_000):
@@ -330,7 +315,7 @@ def test_amend_limit_of_ten_thousand() -> None:
 
 
 def test_amend_below_min_notional() -> None:
-    engine = funded_engine()
+    engine, _ = funded("100000")
     placed = engine.handle(1, order(quantity=D("0.001")), 2).result
     assert isinstance(placed, OrderView)
     amend = ModifyOrder(
@@ -342,8 +327,7 @@ def test_amend_below_min_notional() -> None:
 
 
 def test_market_order_against_a_book_outside_the_band() -> None:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    engine, market = funded("100000")
     market.set_book(BTC, [("99999.0", "1")], [("105100.0", "1")], mark="100000")
     market_buy = order(order_type=OrderType.MARKET, price=None, time_in_force=None)
     assert engine.handle(1, market_buy, 2).result == VenueError(
@@ -354,8 +338,7 @@ def test_market_order_against_a_book_outside_the_band() -> None:
 
 
 def test_market_order_walks_no_further_than_the_band() -> None:
-    engine, market = make_engine()
-    engine.handle(1, Deposit(asset="USDT", amount=D("100000")), 1)
+    engine, market = funded("100000")
     market.set_book(
         BTC, [("99999.0", "1")], [("100001.0", "0.004"), ("105001.0", "1")], mark="100000"
     )
