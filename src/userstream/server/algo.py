@@ -5,10 +5,9 @@ Routes (weights per §2.4): `POST /fapi/v1/algoOrder` (order counts 1/1, IP 0), 
 `GET /fapi/v1/algoOrder` (1), `GET /fapi/v1/openAlgoOrders` (1, 40 without `symbol`),
 `GET /fapi/v1/allAlgoOrders` (5), `DELETE /fapi/v1/algoOpenOrders` (1); WS API
 `algoOrder.place` / `algoOrder.cancel`.
-They also take over `GET /fapi/v1/income`, `POST /fapi/v1/positionSide/dual`,
-`POST /fapi/v1/multiAssetsMargin` and `POST /fapi/v1/positionMargin` from the plain venue
-routes, now that the engine keeps an income ledger, supports both modes and moves isolated
-margin.
+They also serve `GET /fapi/v1/income`, `POST /fapi/v1/positionSide/dual`,
+`POST /fapi/v1/multiAssetsMargin` and `POST /fapi/v1/positionMargin`: the engine keeps an
+income ledger, supports both modes and moves isolated margin.
 """
 
 from __future__ import annotations
@@ -291,7 +290,7 @@ def publish_force_orders(service: VenueService, market: MarketService) -> None:
 
 
 def mount_algo(service: VenueService, formats: Formats) -> None:
-    """Add the algo routes and methods; replace the income and mode routes."""
+    """Add the algo routes and methods, income, the mode switches and isolated margin."""
     r = AlgoRoutes(service, formats)
     api = service.trading
     trade, data = Security.TRADE, Security.USER_DATA

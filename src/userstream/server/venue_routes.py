@@ -64,12 +64,6 @@ AMOUNT_PLACES = 8
 ACCOUNT_ALIAS = "SgsR"  # Binance's per-account alias; constant here, clients ignore it
 
 
-def not_available(what: str) -> BinanceAPIError:
-    """A Binance feature this venue does not offer yet (hedge mode, multi-assets margin):
-    refused plainly rather than pretended."""
-    return BinanceAPIError(-1000, f"{what} is not available on this venue.", 400)
-
-
 class Formats:
     def __init__(self, rules: dict[str, t.SymbolRules]) -> None:
         self._rules = rules
@@ -492,38 +486,6 @@ class VenueRoutes:
         await self._read(call)
         return self.position_risk_v3(call.account_id, symbol)
 
-    async def income(self, call: Call) -> object:
-        """Income rows derived from the account's fills: one COMMISSION row (negative) per
-        fill and one REALIZED_PNL row per fill that realized PnL (§2.6). Deposits, funding
-        and liquidation rows are not in the engine's trade history, so they are not listed."""
-        query = t.parse_income(call.params, self.s.rules)
-        rows: list[t.IncomeRow] = []
-        for tr in self.s.engine.trades(call.account_id, query.symbol):
-            pairs = [("COMMISSION", -tr.commission, 0)]
-            if tr.realized_pnl:
-                pairs.append(("REALIZED_PNL", tr.realized_pnl, 1))
-            for kind, value, offset in pairs:
-                if query.income_type is not None and kind != query.income_type:
-                    continue
-                if query.start_time is not None and tr.time < query.start_time:
-                    continue
-                if query.end_time is not None and tr.time > query.end_time:
-                    continue
-                rows.append(
-                    t.IncomeRow(
-                        symbol=tr.symbol,
-                        income_type=kind,
-                        income=amount(value),
-                        asset=tr.commission_asset,
-                        info=kind,
-                        time=tr.time,
-                        tran_id=tr.trade_id * 2 + offset,
-                        trade_id=str(tr.trade_id),
-                    )
-                )
-        page = max(query.page or 1, 1)
-        return rows[(page - 1) * query.limit : page * query.limit]
-
     async def commission_rate(self, call: Call) -> object:
         symbol = t.parse_symbol(call.params, self.s.rules)
         await self._read(call)
@@ -579,21 +541,9 @@ class VenueRoutes:
         t.parse_no_params(call.params)
         return t.DualSideMode(self.s.engine.account_flags(call.account_id)[0])
 
-    async def set_dual(self, call: Call) -> object:
-        wanted = t.parse_set_dual_side(call.params)
-        if wanted == self.s.engine.account_flags(call.account_id)[0]:
-            raise BinanceAPIError(-4059, "No need to change position side.", 400)
-        raise not_available("Hedge mode (dualSidePosition=true)")
-
     async def get_multi(self, call: Call) -> object:
         t.parse_no_params(call.params)
         return t.MultiAssetsMode(self.s.engine.account_flags(call.account_id)[1])
-
-    async def set_multi(self, call: Call) -> object:
-        wanted = t.parse_set_multi_assets(call.params)
-        if wanted == self.s.engine.account_flags(call.account_id)[1]:
-            raise BinanceAPIError(-4171, "Multi-Assets Mode is already set.", 400)
-        raise not_available("Multi-assets margin")
 
     async def leverage(self, call: Call) -> object:
         change = t.parse_set_leverage(call.params, self.s.rules)
@@ -610,13 +560,6 @@ class VenueRoutes:
         result = await self.s.execute(call.account_id, command, call.now_ms)
         assert isinstance(result, Ack)
         return t.CodeMsg(result.code, result.msg)
-
-    async def position_margin(self, call: Call) -> object:
-        change = t.parse_position_margin(call.params, self.s.rules)
-        for config in self.s.engine.symbol_config(call.account_id):
-            if config.symbol == change.symbol and config.margin_type == "CROSSED":
-                raise BinanceAPIError(-4049, "Add margin only support for isolated position.", 400)
-        raise not_available("Isolated margin transfer")
 
     # WebSocket API methods (trading spec §3): the same handlers on signed params
 
@@ -725,18 +668,14 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v3/balance", "GET", Route(data, 5, r.get_balance))
     api.add("/fapi/v2/positionRisk", "GET", Route(data, 5, r.get_position_risk_v2))
     api.add("/fapi/v3/positionRisk", "GET", Route(data, 5, r.get_position_risk_v3))
-    api.add("/fapi/v1/income", "GET", Route(data, 30, r.income))
     api.add("/fapi/v1/commissionRate", "GET", Route(data, 20, r.commission_rate))
     api.add("/fapi/v1/leverageBracket", "GET", Route(data, 1, r.leverage_bracket))
     api.add("/fapi/v1/symbolConfig", "GET", Route(data, 5, r.symbol_config))
     api.add("/fapi/v1/accountConfig", "GET", Route(data, 5, r.account_config))
     api.add("/fapi/v1/positionSide/dual", "GET", Route(data, 30, r.get_dual))
-    api.add("/fapi/v1/positionSide/dual", "POST", Route(trade, 1, r.set_dual))
     api.add("/fapi/v1/multiAssetsMargin", "GET", Route(data, 30, r.get_multi))
-    api.add("/fapi/v1/multiAssetsMargin", "POST", Route(trade, 1, r.set_multi))
     api.add("/fapi/v1/leverage", "POST", Route(trade, 1, r.leverage))
     api.add("/fapi/v1/marginType", "POST", Route(trade, 1, r.margin_type))
-    api.add("/fapi/v1/positionMargin", "POST", Route(trade, 1, r.position_margin))
 
     methods = service.ws_methods
     methods["order.place"] = r.ws(r.new_order, orders=1)
@@ -747,7 +686,7 @@ def mount(service: VenueService) -> None:
     methods["account.balance"] = r.ws(r.get_balance)
     methods["account.position"] = r.ws_versioned(r.get_position_risk_v2, r.get_position_risk_v3)
 
-    # Algo orders, income, position and multi-assets modes (issue 13).
+    # Algo orders, income, position and multi-assets modes, isolated margin (issue 13).
     from userstream.server.algo import mount_algo
 
     mount_algo(service, r.f)
