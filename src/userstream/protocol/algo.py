@@ -161,42 +161,42 @@ def parse_algo_list(
     return reader.optional_symbol(symbols)
 
 
-class AlgoOrderResponse(msgspec.Struct, omit_defaults=True):
+class AlgoOrderResponse(msgspec.Struct, omit_defaults=True, rename="camel"):
     """The algo object (SDK `NewAlgoOrderResponse` / `QueryAlgoOrderResponse`)."""
 
-    algo_id: int = msgspec.field(name="algoId")
-    client_algo_id: str = msgspec.field(name="clientAlgoId")
-    algo_type: str = msgspec.field(name="algoType")
-    order_type: str = msgspec.field(name="orderType")
+    algo_id: int
+    client_algo_id: str
+    algo_type: str
+    order_type: str
     symbol: str
     side: str
-    position_side: str = msgspec.field(name="positionSide")
-    time_in_force: str = msgspec.field(name="timeInForce")
+    position_side: str
+    time_in_force: str
     quantity: str
-    algo_status: str = msgspec.field(name="algoStatus")
-    trigger_price: str = msgspec.field(name="triggerPrice")
+    algo_status: str
+    trigger_price: str
     price: str
-    self_trade_prevention_mode: str = msgspec.field(name="selfTradePreventionMode")
-    working_type: str = msgspec.field(name="workingType")
-    price_match: str = msgspec.field(name="priceMatch")
-    close_position: bool = msgspec.field(name="closePosition")
-    price_protect: bool = msgspec.field(name="priceProtect")
-    reduce_only: bool = msgspec.field(name="reduceOnly")
-    create_time: int = msgspec.field(name="createTime")
-    update_time: int = msgspec.field(name="updateTime")
-    trigger_time: int = msgspec.field(name="triggerTime")
-    good_till_date: int = msgspec.field(name="goodTillDate")
-    iceberg_quantity: str | None = msgspec.field(default=None, name="icebergQuantity")
-    activate_price: str | None = msgspec.field(default=None, name="activatePrice")
-    callback_rate: str | None = msgspec.field(default=None, name="callbackRate")
-    actual_order_id: str | None = msgspec.field(default=None, name="actualOrderId")
-    actual_price: str | None = msgspec.field(default=None, name="actualPrice")
-    actual_type: str | None = msgspec.field(default=None, name="actualType")
-    actual_qty: str | None = msgspec.field(default=None, name="actualQty")
+    self_trade_prevention_mode: str
+    working_type: str
+    price_match: str
+    close_position: bool
+    price_protect: bool
+    reduce_only: bool
+    create_time: int
+    update_time: int
+    trigger_time: int
+    good_till_date: int
+    iceberg_quantity: str | None = None
+    activate_price: str | None = None
+    callback_rate: str | None = None
+    actual_order_id: str | None = None
+    actual_price: str | None = None
+    actual_type: str | None = None
+    actual_qty: str | None = None
 
 
-class AlgoCancelResponse(msgspec.Struct):
-    algo_id: int = msgspec.field(name="algoId")
-    client_algo_id: str = msgspec.field(name="clientAlgoId")
+class AlgoCancelResponse(msgspec.Struct, rename="camel"):
+    algo_id: int
+    client_algo_id: str
     code: str
     msg: str

@@ -10,12 +10,12 @@ letters in numbers), values out of range (-1130), option combinations (-1128) an
 places beyond the symbol's precision (-1111). What needs account state (filters, margin,
 positions) is the engine's.
 
-Responses: one msgspec Struct per body, keys in Binance's order and types as Binance sends
-them (§2.3-§2.6): every price, quantity, amount, rate and balance is a JSON string; times and
-ids are integers; flags are booleans. Exceptions: `leverageBracket` numbers are bare JSON
-numbers, `positionMargin.amount` is a number, `countdownTime` is a string, v2 positionRisk
-`isAutoAddMargin` and `leverage` are strings. Decimals are formatted by `fmt` at the
-symbol's precision before they reach a struct.
+Responses: one msgspec Struct per body, keys in Binance's order (camelCase from the field
+names, `rename="camel"`) and types as Binance sends them (§2.3-§2.6): every price, quantity,
+amount, rate and balance is a JSON string; times and ids are integers; flags are booleans.
+Exceptions: `leverageBracket` numbers are bare JSON numbers, `positionMargin.amount` is a
+number, `countdownTime` is a string, v2 positionRisk `isAutoAddMargin` and `leverage` are
+strings. Decimals are formatted by `fmt` at the symbol's precision before they reach a struct.
 """
 
 from __future__ import annotations
@@ -805,320 +805,320 @@ def fmt(value: Decimal, places: int) -> str:
     return f"{value.quantize(quantum):f}" if places > 0 else f"{value.quantize(Decimal(1)):f}"
 
 
-class Order(msgspec.Struct, omit_defaults=True):
+class Order(msgspec.Struct, omit_defaults=True, rename="camel"):
     """An order, as `POST`/`PUT`/`GET`/`DELETE /fapi/v1/order`, `openOrder(s)`, `allOrders`,
     batch items and the WebSocket API's `order.*` answer it (§2.3, §2.5)."""
 
-    order_id: int = msgspec.field(name="orderId")
+    order_id: int
     symbol: str
     status: str
-    client_order_id: str = msgspec.field(name="clientOrderId")
+    client_order_id: str
     price: str
-    avg_price: str = msgspec.field(name="avgPrice")
-    orig_qty: str = msgspec.field(name="origQty")
-    executed_qty: str = msgspec.field(name="executedQty")
-    cum_qty: str = msgspec.field(name="cumQty")
-    cum_quote: str = msgspec.field(name="cumQuote")
-    time_in_force: str = msgspec.field(name="timeInForce")
+    avg_price: str
+    orig_qty: str
+    executed_qty: str
+    cum_qty: str
+    cum_quote: str
+    time_in_force: str
     type: str
-    reduce_only: bool = msgspec.field(name="reduceOnly")
-    close_position: bool = msgspec.field(name="closePosition")
+    reduce_only: bool
+    close_position: bool
     side: str
-    position_side: str = msgspec.field(name="positionSide")
-    stop_price: str = msgspec.field(name="stopPrice")
-    working_type: str = msgspec.field(name="workingType")
-    price_protect: bool = msgspec.field(name="priceProtect")
-    orig_type: str = msgspec.field(name="origType")
-    price_match: str = msgspec.field(name="priceMatch")
-    self_trade_prevention_mode: str = msgspec.field(name="selfTradePreventionMode")
-    good_till_date: int = msgspec.field(name="goodTillDate")
-    update_time: int = msgspec.field(name="updateTime")
+    position_side: str
+    stop_price: str
+    working_type: str
+    price_protect: bool
+    orig_type: str
+    price_match: str
+    self_trade_prevention_mode: str
+    good_till_date: int
+    update_time: int
     # Query answers (GET order, openOrder(s), allOrders) carry the creation time.
     time: int | None = None
 
 
-class ErrorItem(msgspec.Struct):
+class ErrorItem(msgspec.Struct, rename="camel"):
     """A failed batch item, in place (§2.5: `{"code":-5022,"msg":"…"}`)."""
 
     code: int
     msg: str
 
 
-class CodeMsg(msgspec.Struct):
+class CodeMsg(msgspec.Struct, rename="camel"):
     """`{"code":200,"msg":"success"}` and friends (marginType, positionSide/dual, …)."""
 
     code: int
     msg: str
 
 
-class CountdownResponse(msgspec.Struct):
+class CountdownResponse(msgspec.Struct, rename="camel"):
     symbol: str
-    countdown_time: str = msgspec.field(name="countdownTime")  # a string (§2.5)
+    countdown_time: str  # a string (§2.5)
 
 
-class UserTrade(msgspec.Struct):
+class UserTrade(msgspec.Struct, rename="camel"):
     """One `GET /fapi/v1/userTrades` row (§2.5; SDK AccountTradeListResponseInner)."""
 
     buyer: bool
     commission: str
-    commission_asset: str = msgspec.field(name="commissionAsset")
+    commission_asset: str
     id: int
     maker: bool
-    order_id: int = msgspec.field(name="orderId")
+    order_id: int
     price: str
     qty: str
-    quote_qty: str = msgspec.field(name="quoteQty")
-    realized_pnl: str = msgspec.field(name="realizedPnl")
+    quote_qty: str
+    realized_pnl: str
     side: str
-    position_side: str = msgspec.field(name="positionSide")
+    position_side: str
     symbol: str
     time: int
 
 
-class _AssetRow(msgspec.Struct):
+class _AssetRow(msgspec.Struct, rename="camel"):
     """What the account v2 and v3 asset rows share, in Binance's order (§2.6)."""
 
     asset: str
-    wallet_balance: str = msgspec.field(name="walletBalance")
-    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
-    margin_balance: str = msgspec.field(name="marginBalance")
-    maint_margin: str = msgspec.field(name="maintMargin")
-    initial_margin: str = msgspec.field(name="initialMargin")
-    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
-    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
-    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
-    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
-    available_balance: str = msgspec.field(name="availableBalance")
-    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    wallet_balance: str
+    unrealized_profit: str
+    margin_balance: str
+    maint_margin: str
+    initial_margin: str
+    position_initial_margin: str
+    open_order_initial_margin: str
+    cross_wallet_balance: str
+    cross_un_pnl: str
+    available_balance: str
+    max_withdraw_amount: str
 
 
 class AccountV2Asset(_AssetRow):
     """The shared row, then `marginAvailable`, then `updateTime` (§2.6)."""
 
-    margin_available: bool = msgspec.field(name="marginAvailable")
-    update_time: int = msgspec.field(name="updateTime")
+    margin_available: bool
+    update_time: int
 
 
 class AccountV3Asset(_AssetRow):
     """v2's asset row minus `marginAvailable` (§2.6)."""
 
-    update_time: int = msgspec.field(name="updateTime")
+    update_time: int
 
 
-class AccountV2Position(msgspec.Struct):
+class AccountV2Position(msgspec.Struct, rename="camel"):
     """Every symbol, zero rows too; `leverage` is a string, `isolated` a bool (§2.6)."""
 
     symbol: str
-    initial_margin: str = msgspec.field(name="initialMargin")
-    maint_margin: str = msgspec.field(name="maintMargin")
-    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
-    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
-    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    initial_margin: str
+    maint_margin: str
+    unrealized_profit: str
+    position_initial_margin: str
+    open_order_initial_margin: str
     leverage: str
     isolated: bool
-    entry_price: str = msgspec.field(name="entryPrice")
-    break_even_price: str = msgspec.field(name="breakEvenPrice")
-    max_notional: str = msgspec.field(name="maxNotional")
-    bid_notional: str = msgspec.field(name="bidNotional")
-    ask_notional: str = msgspec.field(name="askNotional")
-    position_side: str = msgspec.field(name="positionSide")
-    position_amt: str = msgspec.field(name="positionAmt")
-    update_time: int = msgspec.field(name="updateTime")
+    entry_price: str
+    break_even_price: str
+    max_notional: str
+    bid_notional: str
+    ask_notional: str
+    position_side: str
+    position_amt: str
+    update_time: int
 
 
-class AccountV3Position(msgspec.Struct):
+class AccountV3Position(msgspec.Struct, rename="camel"):
     """Only non-zero positions (§2.6)."""
 
     symbol: str
-    position_side: str = msgspec.field(name="positionSide")
-    position_amt: str = msgspec.field(name="positionAmt")
-    unrealized_profit: str = msgspec.field(name="unrealizedProfit")
-    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    position_side: str
+    position_amt: str
+    unrealized_profit: str
+    isolated_margin: str
     notional: str
-    isolated_wallet: str = msgspec.field(name="isolatedWallet")
-    initial_margin: str = msgspec.field(name="initialMargin")
-    maint_margin: str = msgspec.field(name="maintMargin")
-    update_time: int = msgspec.field(name="updateTime")
+    isolated_wallet: str
+    initial_margin: str
+    maint_margin: str
+    update_time: int
 
 
-class AccountV2(msgspec.Struct):
+class AccountV2(msgspec.Struct, rename="camel"):
     """`GET /fapi/v2/account` (§2.6); nautilus requires `feeTier`, `canTrade`, `canDeposit`,
     `canWithdraw`, `updateTime` and full `assets` rows."""
 
-    fee_tier: int = msgspec.field(name="feeTier")
-    fee_burn: bool = msgspec.field(name="feeBurn")
-    can_trade: bool = msgspec.field(name="canTrade")
-    can_deposit: bool = msgspec.field(name="canDeposit")
-    can_withdraw: bool = msgspec.field(name="canWithdraw")
-    update_time: int = msgspec.field(name="updateTime")
-    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
-    trade_group_id: int = msgspec.field(name="tradeGroupId")
-    total_initial_margin: str = msgspec.field(name="totalInitialMargin")
-    total_maint_margin: str = msgspec.field(name="totalMaintMargin")
-    total_wallet_balance: str = msgspec.field(name="totalWalletBalance")
-    total_unrealized_profit: str = msgspec.field(name="totalUnrealizedProfit")
-    total_margin_balance: str = msgspec.field(name="totalMarginBalance")
-    total_position_initial_margin: str = msgspec.field(name="totalPositionInitialMargin")
-    total_open_order_initial_margin: str = msgspec.field(name="totalOpenOrderInitialMargin")
-    total_cross_wallet_balance: str = msgspec.field(name="totalCrossWalletBalance")
-    total_cross_un_pnl: str = msgspec.field(name="totalCrossUnPnl")
-    available_balance: str = msgspec.field(name="availableBalance")
-    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    fee_tier: int
+    fee_burn: bool
+    can_trade: bool
+    can_deposit: bool
+    can_withdraw: bool
+    update_time: int
+    multi_assets_margin: bool
+    trade_group_id: int
+    total_initial_margin: str
+    total_maint_margin: str
+    total_wallet_balance: str
+    total_unrealized_profit: str
+    total_margin_balance: str
+    total_position_initial_margin: str
+    total_open_order_initial_margin: str
+    total_cross_wallet_balance: str
+    total_cross_un_pnl: str
+    available_balance: str
+    max_withdraw_amount: str
     assets: list[AccountV2Asset]
     positions: list[AccountV2Position]
 
 
-class AccountV3(msgspec.Struct):
+class AccountV3(msgspec.Struct, rename="camel"):
     """`GET /fapi/v3/account` (§2.6): no `feeTier`/`canTrade` (moved to accountConfig)."""
 
-    total_initial_margin: str = msgspec.field(name="totalInitialMargin")
-    total_maint_margin: str = msgspec.field(name="totalMaintMargin")
-    total_wallet_balance: str = msgspec.field(name="totalWalletBalance")
-    total_unrealized_profit: str = msgspec.field(name="totalUnrealizedProfit")
-    total_margin_balance: str = msgspec.field(name="totalMarginBalance")
-    total_position_initial_margin: str = msgspec.field(name="totalPositionInitialMargin")
-    total_open_order_initial_margin: str = msgspec.field(name="totalOpenOrderInitialMargin")
-    total_cross_wallet_balance: str = msgspec.field(name="totalCrossWalletBalance")
-    total_cross_un_pnl: str = msgspec.field(name="totalCrossUnPnl")
-    available_balance: str = msgspec.field(name="availableBalance")
-    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
+    total_initial_margin: str
+    total_maint_margin: str
+    total_wallet_balance: str
+    total_unrealized_profit: str
+    total_margin_balance: str
+    total_position_initial_margin: str
+    total_open_order_initial_margin: str
+    total_cross_wallet_balance: str
+    total_cross_un_pnl: str
+    available_balance: str
+    max_withdraw_amount: str
     assets: list[AccountV3Asset]
     positions: list[AccountV3Position]
 
 
-class BalanceRow(msgspec.Struct):
+class BalanceRow(msgspec.Struct, rename="camel"):
     """One `GET /fapi/v2/balance` / `v3/balance` row (§2.6)."""
 
-    account_alias: str = msgspec.field(name="accountAlias")
+    account_alias: str
     asset: str
     balance: str
-    cross_wallet_balance: str = msgspec.field(name="crossWalletBalance")
-    cross_un_pnl: str = msgspec.field(name="crossUnPnl")
-    available_balance: str = msgspec.field(name="availableBalance")
-    max_withdraw_amount: str = msgspec.field(name="maxWithdrawAmount")
-    margin_available: bool = msgspec.field(name="marginAvailable")
-    update_time: int = msgspec.field(name="updateTime")
+    cross_wallet_balance: str
+    cross_un_pnl: str
+    available_balance: str
+    max_withdraw_amount: str
+    margin_available: bool
+    update_time: int
 
 
-class PositionRiskV2(msgspec.Struct):
+class PositionRiskV2(msgspec.Struct, rename="camel"):
     """`GET /fapi/v2/positionRisk` row: every symbol; `marginType` lower-case, `leverage` and
     `isAutoAddMargin` strings (§2.6)."""
 
-    entry_price: str = msgspec.field(name="entryPrice")
-    break_even_price: str = msgspec.field(name="breakEvenPrice")
-    margin_type: str = msgspec.field(name="marginType")
-    is_auto_add_margin: str = msgspec.field(name="isAutoAddMargin")
-    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    entry_price: str
+    break_even_price: str
+    margin_type: str
+    is_auto_add_margin: str
+    isolated_margin: str
     leverage: str
-    liquidation_price: str = msgspec.field(name="liquidationPrice")
-    mark_price: str = msgspec.field(name="markPrice")
-    max_notional_value: str = msgspec.field(name="maxNotionalValue")
-    position_amt: str = msgspec.field(name="positionAmt")
+    liquidation_price: str
+    mark_price: str
+    max_notional_value: str
+    position_amt: str
     notional: str
-    isolated_wallet: str = msgspec.field(name="isolatedWallet")
+    isolated_wallet: str
     symbol: str
-    un_realized_profit: str = msgspec.field(name="unRealizedProfit")
-    position_side: str = msgspec.field(name="positionSide")
-    update_time: int = msgspec.field(name="updateTime")
+    un_realized_profit: str
+    position_side: str
+    update_time: int
 
 
-class PositionRiskV3(msgspec.Struct):
+class PositionRiskV3(msgspec.Struct, rename="camel"):
     """`GET /fapi/v3/positionRisk` row: symbols with a position or open orders (§2.6)."""
 
     symbol: str
-    position_side: str = msgspec.field(name="positionSide")
-    position_amt: str = msgspec.field(name="positionAmt")
-    entry_price: str = msgspec.field(name="entryPrice")
-    break_even_price: str = msgspec.field(name="breakEvenPrice")
-    mark_price: str = msgspec.field(name="markPrice")
-    un_realized_profit: str = msgspec.field(name="unRealizedProfit")
-    liquidation_price: str = msgspec.field(name="liquidationPrice")
-    isolated_margin: str = msgspec.field(name="isolatedMargin")
+    position_side: str
+    position_amt: str
+    entry_price: str
+    break_even_price: str
+    mark_price: str
+    un_realized_profit: str
+    liquidation_price: str
+    isolated_margin: str
     notional: str
-    margin_asset: str = msgspec.field(name="marginAsset")
-    isolated_wallet: str = msgspec.field(name="isolatedWallet")
-    initial_margin: str = msgspec.field(name="initialMargin")
-    maint_margin: str = msgspec.field(name="maintMargin")
-    position_initial_margin: str = msgspec.field(name="positionInitialMargin")
-    open_order_initial_margin: str = msgspec.field(name="openOrderInitialMargin")
+    margin_asset: str
+    isolated_wallet: str
+    initial_margin: str
+    maint_margin: str
+    position_initial_margin: str
+    open_order_initial_margin: str
     adl: int
-    bid_notional: str = msgspec.field(name="bidNotional")
-    ask_notional: str = msgspec.field(name="askNotional")
-    update_time: int = msgspec.field(name="updateTime")
+    bid_notional: str
+    ask_notional: str
+    update_time: int
 
 
-class IncomeRow(msgspec.Struct):
+class IncomeRow(msgspec.Struct, rename="camel"):
     """`GET /fapi/v1/income` row: `income` signed, `tradeId` a string (`""` if none)."""
 
     symbol: str
-    income_type: str = msgspec.field(name="incomeType")
+    income_type: str
     income: str
     asset: str
     info: str
     time: int
-    tran_id: int = msgspec.field(name="tranId")
-    trade_id: str = msgspec.field(name="tradeId")
+    tran_id: int
+    trade_id: str
 
 
-class CommissionRate(msgspec.Struct):
+class CommissionRate(msgspec.Struct, rename="camel"):
     symbol: str
-    maker_commission_rate: str = msgspec.field(name="makerCommissionRate")
-    taker_commission_rate: str = msgspec.field(name="takerCommissionRate")
-    rpi_commission_rate: str = msgspec.field(name="rpiCommissionRate")
+    maker_commission_rate: str
+    taker_commission_rate: str
+    rpi_commission_rate: str
 
 
-class Bracket(msgspec.Struct):
+class Bracket(msgspec.Struct, rename="camel"):
     """Bare JSON numbers, not strings (§2.6; SDK int/float)."""
 
     bracket: int
-    initial_leverage: int = msgspec.field(name="initialLeverage")
-    notional_cap: float = msgspec.field(name="notionalCap")
-    notional_floor: float = msgspec.field(name="notionalFloor")
-    maint_margin_ratio: float = msgspec.field(name="maintMarginRatio")
+    initial_leverage: int
+    notional_cap: float
+    notional_floor: float
+    maint_margin_ratio: float
     cum: float
 
 
-class SymbolBrackets(msgspec.Struct):
+class SymbolBrackets(msgspec.Struct, rename="camel"):
     symbol: str
     brackets: list[Bracket]
 
 
-class SymbolConfig(msgspec.Struct):
+class SymbolConfig(msgspec.Struct, rename="camel"):
     """`isAutoAddMargin` is a bool here (SDK and nautilus decode a bool, §8 q4)."""
 
     symbol: str
-    margin_type: str = msgspec.field(name="marginType")
-    is_auto_add_margin: bool = msgspec.field(name="isAutoAddMargin")
+    margin_type: str
+    is_auto_add_margin: bool
     leverage: int
-    max_notional_value: str = msgspec.field(name="maxNotionalValue")
+    max_notional_value: str
 
 
-class AccountConfig(msgspec.Struct):
-    fee_tier: int = msgspec.field(name="feeTier")
-    can_trade: bool = msgspec.field(name="canTrade")
-    can_deposit: bool = msgspec.field(name="canDeposit")
-    can_withdraw: bool = msgspec.field(name="canWithdraw")
-    dual_side_position: bool = msgspec.field(name="dualSidePosition")
-    update_time: int = msgspec.field(name="updateTime")
-    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
-    trade_group_id: int = msgspec.field(name="tradeGroupId")
+class AccountConfig(msgspec.Struct, rename="camel"):
+    fee_tier: int
+    can_trade: bool
+    can_deposit: bool
+    can_withdraw: bool
+    dual_side_position: bool
+    update_time: int
+    multi_assets_margin: bool
+    trade_group_id: int
 
 
-class DualSideMode(msgspec.Struct):
-    dual_side_position: bool = msgspec.field(name="dualSidePosition")
+class DualSideMode(msgspec.Struct, rename="camel"):
+    dual_side_position: bool
 
 
-class MultiAssetsMode(msgspec.Struct):
-    multi_assets_margin: bool = msgspec.field(name="multiAssetsMargin")
+class MultiAssetsMode(msgspec.Struct, rename="camel"):
+    multi_assets_margin: bool
 
 
-class LeverageResponse(msgspec.Struct):
+class LeverageResponse(msgspec.Struct, rename="camel"):
     leverage: int
-    max_notional_value: str = msgspec.field(name="maxNotionalValue")
+    max_notional_value: str
     symbol: str
 
 
-class PositionMarginResponse(msgspec.Struct):
+class PositionMarginResponse(msgspec.Struct, rename="camel"):
     """`amount` is a number here (§2.6)."""
 
     amount: float
