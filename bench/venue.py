@@ -235,8 +235,11 @@ def engine_cpu_per_order(orders: int) -> float:
     return (time.process_time() - started) / orders * 1e6
 
 
-async def run(seconds: float, connections: int, depth: int) -> VenueFigures:
-    """Start the server, measure, stop it (bench/run.py calls this too)."""
+async def run(
+    seconds: float, connections: int, depth: int, profile: str | None = None
+) -> VenueFigures:
+    """Start the server, measure, stop it (bench/run.py calls this too). With `profile`, the
+    server runs under cProfile and writes its statistics there when it stops."""
     seen: dict[str, str] = {}
 
     def ready(line: str) -> str | None:
@@ -250,6 +253,7 @@ async def run(seconds: float, connections: int, depth: int) -> VenueFigures:
         process, line = start_pinned(
             [
                 sys.executable,
+                *(["-m", "cProfile", "-o", profile] if profile else []),
                 "-m",
                 "userstream.cli",
                 "serve",
@@ -367,9 +371,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
     parser.add_argument("--connections", type=int, default=4, help="REST keep-alive connections")
     parser.add_argument("--depth", type=int, default=32, help="requests in flight per connection")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="run the server under cProfile, statistics to PATH"
+    )
     args = parser.parse_args()
     pin_load()
-    figures = asyncio.run(run(args.seconds, args.connections, args.depth))
+    figures = asyncio.run(run(args.seconds, args.connections, args.depth, args.profile))
     print("\n".join(figures.lines()))
 
 

@@ -374,13 +374,28 @@ def encode_event(event: Event) -> bytes:
     raw = _encoder.encode(event)
     # msgspec writes a Decimal with str(), which switches to scientific notation for small
     # exponents (Decimal("0.00000000") -> "0E-8"); Binance always writes plain notation.
-    # Every such string contains "E-" or "E+"; only then take the slower exact path (a text
-    # field that merely contains "E-" takes it too, which is still correct).
-    if b"E-" in raw or b"E+" in raw:
-        return _encoder.encode(
-            _plain_decimals(msgspec.to_builtins(event, builtin_types=(Decimal,)))
-        )
-    return raw
+    # Every such string contains "E-" or "E+"; only then look closer.
+    if b"E-" not in raw and b"E+" not in raw:
+        return raw
+    # A `"…"` token right after `:`, `,` or `[` and right before `,`, `]` or `}` is a whole
+    # JSON string value (inside a string every `"` is escaped). With Decimals written as
+    # numbers, the string values in exponent notation that remain are text fields; when
+    # there are none, every such value in `raw` is a Decimal and is rewritten in place.
+    try:
+        texts: bytes | None = _numbers_encoder.encode(event)
+    except ValueError:  # NaN or infinity cannot be a JSON number: take the general path
+        texts = None
+    if texts is not None and _EXPONENT_VALUE.search(texts) is None:
+        return _EXPONENT_VALUE.sub(_plain_match, raw)
+    return _encoder.encode(_plain_decimals(msgspec.to_builtins(event, builtin_types=(Decimal,))))
+
+
+_numbers_encoder: Final = msgspec.json.Encoder(decimal_format="number")
+_EXPONENT_VALUE: Final = re.compile(rb'(?<=[:,\[])"(-?[0-9]+(?:\.[0-9]+)?E[-+][0-9]+)"(?=[,\]}])')
+
+
+def _plain_match(match: re.Match[bytes]) -> bytes:
+    return b'"' + format(Decimal(match[1].decode()), "f").encode() + b'"'
 
 
 def _plain_decimals(value: object) -> object:
