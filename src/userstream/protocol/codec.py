@@ -374,38 +374,19 @@ def encode_event(event: Event) -> bytes:
     raw = _encoder.encode(event)
     # msgspec writes a Decimal with str(), which switches to scientific notation for small
     # exponents (Decimal("0.00000000") -> "0E-8"); Binance always writes plain notation.
-    # Every such string contains "E-" or "E+"; only then look closer.
-    if b"E-" not in raw and b"E+" not in raw:
-        return raw
-    # A `"…"` token right after `:`, `,` or `[` and right before `,`, `]` or `}` is a whole
-    # JSON string value (inside a string every `"` is escaped). With Decimals written as
-    # numbers, the string values in exponent notation that remain are text fields; when
-    # there are none, every such value in `raw` is a Decimal and is rewritten in place.
-    try:
-        texts: bytes | None = _numbers_encoder.encode(event)
-    except ValueError:  # NaN or infinity cannot be a JSON number: take the general path
-        texts = None
-    if texts is not None and _EXPONENT_VALUE.search(texts) is None:
-        return _EXPONENT_VALUE.sub(_plain_match, raw)
-    return _encoder.encode(_plain_decimals(msgspec.to_builtins(event, builtin_types=(Decimal,))))
+    # Every such string contains "E-" or "E+"; only then encode again with every Decimal
+    # written by format(d, "f") (a text field that merely contains "E-" takes this path
+    # too, which is still correct).
+    if b"E-" in raw or b"E+" in raw:
+        return _plain_encoder.encode(event)
+    return raw
 
 
-_numbers_encoder: Final = msgspec.json.Encoder(decimal_format="number")
-_EXPONENT_VALUE: Final = re.compile(rb'(?<=[:,\[])"(-?[0-9]+(?:\.[0-9]+)?E[-+][0-9]+)"(?=[,\]}])')
+def _plain_decimal(value: Decimal) -> str:
+    return format(value, "f")
 
 
-def _plain_match(match: re.Match[bytes]) -> bytes:
-    return b'"' + format(Decimal(match[1].decode()), "f").encode() + b'"'
-
-
-def _plain_decimals(value: object) -> object:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return {key: _plain_decimals(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):  # to_builtins keeps tuple fields as tuples
-        return [_plain_decimals(item) for item in value]
-    return value
+_plain_encoder: Final = msgspec.json.Encoder(decimal_format=_plain_decimal)
 
 
 def combined_envelope(stream: str, raw_event_json: bytes) -> bytes:
