@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS venue_trades (
 );
 """
 
-SAVE_INTERVAL_S = 0.2
+SAVE_INTERVAL_S = 0.05  # small saves: each one pauses the loop for its encoding only
 
 
 class VenueStore:

@@ -19,6 +19,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 
+from userstream.protocol.events import OrderStatus
 from userstream.venue.state import EngineState, Order, TradeRecord
 
 __all__ = ["Row", "SaveBatch", "StateJournal", "restore"]
@@ -27,6 +28,7 @@ _ENCODER: Final = msgspec.json.Encoder()
 _STATE: Final = msgspec.json.Decoder(EngineState)
 _ORDER: Final = msgspec.json.Decoder(Order)
 _TRADE: Final = msgspec.json.Decoder(TradeRecord)
+_OPEN: Final = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})  # Order.is_open
 
 
 class Row(NamedTuple):
@@ -73,6 +75,7 @@ class StateJournal:
         """Encode the live export and the rows made since the last call; from then on they
         count as stored (call `forget` if writing them fails)."""
         state = self._state
+        encode = _ENCODER.encode
         orders: list[Row] = []
         trades: list[Row] = []
         accounts = {}
@@ -87,20 +90,20 @@ class StateJournal:
                 candidates = {**candidates, **{o.order_id: o for o in reversed(placed)}}
             still_open: dict[int, Order] = {}
             for order_id, order in candidates.items():
-                if order.is_open:
+                if order.status in _OPEN:
                     still_open[order_id] = order
                 else:
-                    orders.append(Row(order_id, account_id, _ENCODER.encode(order)))
+                    orders.append(Row(order_id, account_id, encode(order)))
             self._open[account_id] = still_open
             stored = self._trades_stored.get(account_id, 0)
-            for trade in account.trades[stored:]:
-                trades.append(Row(trade.trade_id, account_id, _ENCODER.encode(trade)))
-            self._trades_stored[account_id] = len(account.trades)
+            if stored < len(account.trades):
+                trades += [Row(t.trade_id, account_id, encode(t)) for t in account.trades[stored:]]
+                self._trades_stored[account_id] = len(account.trades)
             accounts[account_id] = msgspec.structs.replace(
                 account, orders=dict(sorted(still_open.items())), trades=[]
             )
         self._next_order_id = state.next_order_id
-        live = _ENCODER.encode(msgspec.structs.replace(state, accounts=accounts))
+        live = encode(msgspec.structs.replace(state, accounts=accounts))
         return SaveBatch(live, orders, trades)
 
     def forget(self) -> None:
