@@ -1,8 +1,9 @@
 """The venue's state: accounts, their orders, positions, balances and trades.
 
 Plain mutable msgspec Structs, so the whole state encodes to JSON (or msgpack) in one call
-and decodes back (`Engine.export_state` / `Engine(..., state=...)`): the trading adapter
-stores it in SQLite and a restarted server continues with the same ids. Indexes the engine
+and decodes back (`Engine.export_state` / `Engine(..., state=...)`); the server stores it in
+SQLite incrementally (`venue/journal.py`: final orders and trades once each, the rest as a
+small live export) and a restarted server continues with the same ids. Indexes the engine
 derives from it (open orders per symbol, client ids, the resting book) are rebuilt on load.
 
 Positions are keyed by symbol and position side (`BOTH` in one-way mode, `LONG`/`SHORT` in
