@@ -9,7 +9,12 @@ the same `EngineState` the full export would have.
 
 A save's work is bounded by the accounts, the open orders and what changed since the last
 save: the orders placed or finished and the trades made in between (`StateJournal.changes`).
-It does not grow with the order or trade history.
+It does not grow with the order or trade history. (The risk state, with algo orders and
+income rows, stays in the live export: it grows with those, not with orders and trades.)
+
+What the tracking relies on, as the engine keeps its state: an order enters its account's
+`orders` when it gets its id, ids rising (so the orders placed since a save are the tail of
+the dict); trades are only appended; a final order or a trade is never modified again.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from userstream.protocol.events import OrderStatus
 from userstream.venue.state import EngineState, Order, TradeRecord
 
 __all__ = ["Row", "SaveBatch", "StateJournal", "restore"]
@@ -28,7 +32,6 @@ _ENCODER: Final = msgspec.json.Encoder()
 _STATE: Final = msgspec.json.Decoder(EngineState)
 _ORDER: Final = msgspec.json.Decoder(Order)
 _TRADE: Final = msgspec.json.Decoder(TradeRecord)
-_OPEN: Final = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})  # Order.is_open
 
 
 class Row(NamedTuple):
@@ -90,7 +93,7 @@ class StateJournal:
                 candidates = {**candidates, **{o.order_id: o for o in reversed(placed)}}
             still_open: dict[int, Order] = {}
             for order_id, order in candidates.items():
-                if order.status in _OPEN:
+                if order.is_open:
                     still_open[order_id] = order
                 else:
                     orders.append(Row(order_id, account_id, encode(order)))
