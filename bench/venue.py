@@ -14,8 +14,11 @@ run, on the same server:
    `--depth` requests in flight);
 4. order → ORDER_TRADE_UPDATE (x=TRADE, X=FILLED) latency over the WebSocket API at half the
    rate measured in 3: from writing the request to the event arriving on the stream;
-5. server CPU per order (from /proc over run 3), and the engine's own CPU per order
+5. server CPU per order (from /proc over runs 2 and 3), and the engine's own CPU per order
    (`Engine.handle` of the same MARKET orders in this process, no I/O).
+
+`--profile PATH` runs the server under cProfile (statistics written to PATH when it stops):
+the rates drop, the shares of the order path's parts are what it is for.
 
 Figures go to docs/benchmarks.md with the command line; none are asserted anywhere.
 """
@@ -75,6 +78,7 @@ class VenueFigures:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     server_cpu_us: float = 0.0
+    rest_cpu_us: float = 0.0
     engine_cpu_us: float = 0.0
     lost: int = 0  # orders whose fill never reached the stream
 
@@ -82,7 +86,8 @@ class VenueFigures:
         return [
             f"GET /fapi/v1/ping: {self.ping_rate:,.0f} requests/s",
             f"REST MARKET orders: {self.rest_rate:,.0f}/s "
-            f"({self.rest_rate / self.ping_rate:.0%} of ping)",
+            f"({self.rest_rate / self.ping_rate:.0%} of ping); server CPU "
+            f"{self.rest_cpu_us:.0f} µs/order",
             f"WS API MARKET orders: {self.ws_rate:,.0f}/s; server CPU "
             f"{self.server_cpu_us:.0f} µs/order",
             f"order -> ORDER_TRADE_UPDATE at {self.half_rate:,.0f} orders/s (WS API): "
@@ -235,8 +240,11 @@ def engine_cpu_per_order(orders: int) -> float:
     return (time.process_time() - started) / orders * 1e6
 
 
-async def run(seconds: float, connections: int, depth: int) -> VenueFigures:
-    """Start the server, measure, stop it (bench/run.py calls this too)."""
+async def run(
+    seconds: float, connections: int, depth: int, profile: str | None = None
+) -> VenueFigures:
+    """Start the server, measure, stop it (bench/run.py calls this too). With `profile`, the
+    server runs under cProfile and writes its statistics there when it stops."""
     seen: dict[str, str] = {}
 
     def ready(line: str) -> str | None:
@@ -250,6 +258,7 @@ async def run(seconds: float, connections: int, depth: int) -> VenueFigures:
         process, line = start_pinned(
             [
                 sys.executable,
+                *(["-m", "cProfile", "-o", profile] if profile else []),
                 "-m",
                 "userstream.cli",
                 "serve",
@@ -318,10 +327,12 @@ async def measure(
             counter[0] += 1
             return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
 
-        before = fills.count
+        before, cpu_before = fills.count, cpu_seconds(pid)
         rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
+        rest_cpu = cpu_seconds(pid) - cpu_before
         await fills.wait(before + counter[0] - failed)
         figures.rest_rate = rest_rate
+        figures.rest_cpu_us = rest_cpu / max(counter[0], 1) * 1e6
         figures.lost += counter[0] - failed - (fills.count - before)
 
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
@@ -367,9 +378,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
     parser.add_argument("--connections", type=int, default=4, help="REST keep-alive connections")
     parser.add_argument("--depth", type=int, default=32, help="requests in flight per connection")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="run the server under cProfile, statistics to PATH"
+    )
     args = parser.parse_args()
     pin_load()
-    figures = asyncio.run(run(args.seconds, args.connections, args.depth))
+    figures = asyncio.run(run(args.seconds, args.connections, args.depth, args.profile))
     print("\n".join(figures.lines()))
 
 

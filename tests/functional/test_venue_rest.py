@@ -32,6 +32,7 @@ from tests.functional.venue_helpers import signed, signed_query
 from tests.functional.wsclient import recv_json, ws_connect
 from userstream.accounts import Account
 from userstream.protocol.limits import OrderLimits
+from userstream.server.venue_store import SAVE_INTERVAL_S
 
 BALANCE = Decimal("10000")
 
@@ -442,5 +443,56 @@ async def test_state_survives_a_process_restart(tmp_path: Path) -> None:
         rows = await call(second, "GET", "/fapi/v1/openOrders", {})
         assert [r["orderId"] for r in rows] == [order["orderId"]]
         assert await call(second, "GET", "/fapi/v2/balance", {}) == before
+    finally:
+        stop_server_process(second)
+
+
+async def test_a_sigkill_keeps_what_was_saved_before_it(tmp_path: Path) -> None:
+    """Saves are incremental (venue/journal.py): after one save interval a SIGKILL loses
+    nothing, filled orders and their trades included (docs/deployment.md)."""
+    data = tmp_path / "data"
+
+    async def call(proc: ServerProcess, method: str, path: str, extra: dict[str, Any]) -> Any:
+        query = signed_query(proc.secret_key, extra, int(time.time() * 1000))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method, f"{proc.url}{path}?{query}", headers={"X-MBX-APIKEY": proc.api_key}
+            ) as response,
+        ):
+            body = await response.json()
+            assert response.status == 200, body
+            return body
+
+    first = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        for side in ("BUY", "SELL", "BUY"):
+            market = {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.010"}
+            await call(first, "POST", "/fapi/v1/order", market)
+        resting = {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.010",
+            "price": "10000",
+        }
+        await call(first, "POST", "/fapi/v1/order", resting)
+        orders = await call(first, "GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"})
+        trades = await call(first, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"})
+        balance = await call(first, "GET", "/fapi/v2/balance", {})
+        await asyncio.sleep(SAVE_INTERVAL_S * 20)  # well past the next save
+    finally:
+        first.process.kill()
+        first.process.wait(timeout=10)
+        if first.process.stdout is not None:
+            first.process.stdout.close()
+    assert len(trades) == 3
+    second = start_server_process(data, "--initial-balance", "10000", "--market", "none")
+    try:
+        second.demo = first.demo
+        assert await call(second, "GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"}) == orders
+        assert await call(second, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}) == trades
+        assert await call(second, "GET", "/fapi/v2/balance", {}) == balance
     finally:
         stop_server_process(second)

@@ -374,23 +374,19 @@ def encode_event(event: Event) -> bytes:
     raw = _encoder.encode(event)
     # msgspec writes a Decimal with str(), which switches to scientific notation for small
     # exponents (Decimal("0.00000000") -> "0E-8"); Binance always writes plain notation.
-    # Every such string contains "E-" or "E+"; only then take the slower exact path (a text
-    # field that merely contains "E-" takes it too, which is still correct).
+    # Every such string contains "E-" or "E+"; only then encode again with every Decimal
+    # written by format(d, "f") (a text field that merely contains "E-" takes this path
+    # too, which is still correct).
     if b"E-" in raw or b"E+" in raw:
-        return _encoder.encode(
-            _plain_decimals(msgspec.to_builtins(event, builtin_types=(Decimal,)))
-        )
+        return _plain_encoder.encode(event)
     return raw
 
 
-def _plain_decimals(value: object) -> object:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return {key: _plain_decimals(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):  # to_builtins keeps tuple fields as tuples
-        return [_plain_decimals(item) for item in value]
-    return value
+def _plain_decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+_plain_encoder: Final = msgspec.json.Encoder(decimal_format=_plain_decimal)
 
 
 def combined_envelope(stream: str, raw_event_json: bytes) -> bytes:

@@ -10,10 +10,11 @@ Built once by `Server` from the opened backends:
   are checked once a second.
 - **Events.** Every event the engine emits is published on the server's `EventBus`, the same
   intake the admin API uses.
-- **State.** The engine's export is saved in the data folder's SQLite database
+- **State.** The engine's state is saved in the data folder's SQLite database
   (`server/venue_store.py`) at most every `SAVE_INTERVAL_S` after a change (longer when a
-  save is slow, see `save`) and on shutdown, and restored on start. In distributed mode
-  order entry is single-node: see docs/deployment.md.
+  save is slow, see `save`) and on shutdown, and restored on start. Saves are incremental
+  (`venue/journal.py`): the final orders and trades since the last save, plus the open
+  state. In distributed mode order entry is single-node: see docs/deployment.md.
 - **Initial balance.** With `initial_balance`, an account is funded (ACCOUNT_UPDATE
   m=DEPOSIT) the first time the venue sees it, however it was created.
 """
@@ -48,6 +49,7 @@ from userstream.server.venue_store import SAVE_INTERVAL_S, VenueStore
 from userstream.server.wsapi import VenueMethod, WsVenue
 from userstream.storage import open_database
 from userstream.venue import Command, Deposit, Engine, Outcome, Result, VenueError
+from userstream.venue.journal import StateJournal
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,10 @@ class VenueService:
             s.symbol: SymbolRules(s.symbol, s.price_precision, s.quantity_precision) for s in traded
         }
         saved = self._store.load() if self._store is not None else None
-        state = Engine.decode_state(saved) if saved is not None else None
-        self.engine = Engine(traded, source, state=state)
+        self.engine = Engine(traded, source, state=saved[0] if saved is not None else None)
+        self._journal = StateJournal(
+            self.engine.export_state(), stored=saved[1] if saved is not None else True
+        )
         self._known: set[int] = set(self.engine.accounts())
         self._tasks: set[asyncio.Task[None]] = set()
         self._save_handle: asyncio.TimerHandle | None = None
@@ -134,7 +138,7 @@ class VenueService:
             with contextlib.suppress(Exception):  # reported by `_report_write`
                 await self._writing
         if self._store is not None:
-            self._store.save(self.engine.encode_state(), self._clock.now_ms())
+            self._store.save(self._journal.changes(), self._clock.now_ms())
             self._store.close()
             self._store = None
         if self._db is not None:
@@ -218,21 +222,29 @@ class VenueService:
         self.save()
 
     def save(self) -> None:
-        """Encode the engine's state now and write it on a worker thread.
+        """Encode what changed since the last save now and write it on a worker thread.
 
-        A save encodes the whole export, so its cost grows with the history; the next one
-        waits at least `SAVE_SHARE` times as long as this encoding took, which keeps saving
-        under a tenth of the loop's time however large the state gets.
+        The encoding follows the open state and the changes, not the history
+        (`StateJournal.changes`); still, the next save waits at least `SAVE_SHARE` times as
+        long as this one took, which keeps saving under a tenth of the loop's time even with
+        many accounts or open orders. A failed write is logged and the next save writes every
+        final order and trade again.
         """
         if self._store is None:
             return
         started = time.perf_counter()
-        state = self.engine.encode_state()
+        batch = self._journal.changes()
         took = time.perf_counter() - started
         self._save_interval_s = max(SAVE_INTERVAL_S, took * SAVE_SHARE)
         loop = asyncio.get_running_loop()
-        self._writing = loop.run_in_executor(None, self._store.save, state, self._clock.now_ms())
-        self._writing.add_done_callback(_report_write)
+        self._writing = loop.run_in_executor(None, self._store.save, batch, self._clock.now_ms())
+        self._writing.add_done_callback(self._report_write)
+
+    def _report_write(self, write: asyncio.Future[None]) -> None:
+        if not write.cancelled() and write.exception() is not None:
+            log.error("saving the venue's state failed", exc_info=write.exception())
+            self._journal.forget()
+            self._changed()
 
     # admin
 
@@ -256,7 +268,3 @@ class VenueService:
         self._changed()
         await self._bus.publish(account_id, list(events))
 
-
-def _report_write(write: asyncio.Future[None]) -> None:
-    if not write.cancelled() and write.exception() is not None:
-        log.error("saving the venue's state failed", exc_info=write.exception())

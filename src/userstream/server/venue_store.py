@@ -1,44 +1,105 @@
 """The venue's state in the data folder's SQLite database (issue #12 item 7).
 
-The engine exports its whole state (orders, positions, balances, trades, settings, id
-counters) as bytes; this store keeps the latest export in one row of `venue_state`, in the
-same database and with the same conventions as `storage.py` (WAL, 0600 files in a 0700
-folder). The server saves `SAVE_INTERVAL_S` after a change (later when saves are slow:
-`VenueService.save`) and once more on shutdown, so a clean restart loses nothing and a crash
-loses at most the last interval's changes (docs/deployment.md).
+Saves are incremental (`venue/journal.py`): each one writes, in one transaction, the live
+export (accounts, open orders, id counters, the risk state) into the single row of
+`venue_live` and appends the orders that became final and the trades made since the previous
+save to `venue_orders` and `venue_trades`, keyed by their ids. A save's size follows what
+changed and the open state, never the order and trade history. Same database and conventions
+as `storage.py` (WAL, 0600 files in a 0700 folder).
+
+The server saves `SAVE_INTERVAL_S` after a change (later when saves are slow:
+`VenueService.save`) and once more on shutdown, so a clean restart (SIGTERM) restores exactly
+the state it stopped with, and a crash (SIGKILL) loses at most the changes since the last
+committed save, one interval (docs/deployment.md). A database from before the split holds a
+full export in `venue_state`; it loads as it is and the first save moves it into the tables.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
+from userstream.venue.journal import Row, SaveBatch, restore
+from userstream.venue.state import EngineState
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS venue_state (
+CREATE TABLE IF NOT EXISTS venue_live (
     id        INTEGER PRIMARY KEY CHECK (id = 1),
     saved_ms  INTEGER NOT NULL,
     state     BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS venue_orders (
+    order_id    INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS venue_trades (
+    trade_id    INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL,
+    body        BLOB NOT NULL
+);
 """
 
-SAVE_INTERVAL_S = 0.2
+SAVE_INTERVAL_S = 0.05  # small saves: each one pauses the loop for its encoding only
 
 
 class VenueStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         db.executescript(SCHEMA)
+        self._legacy = (
+            db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'venue_state'"
+            ).fetchone()
+            is not None
+        )
 
-    def load(self) -> bytes | None:
-        """The last saved export, or None on a fresh data folder."""
-        row = self._db.execute("SELECT state FROM venue_state WHERE id = 1").fetchone()
-        return None if row is None else bytes(row[0])
+    def load(self) -> tuple[EngineState, bool] | None:
+        """The saved state and whether its final orders and trades are stored as rows
+        (False for a full export from before the split), or None on a fresh data folder."""
+        row = self._db.execute("SELECT state FROM venue_live WHERE id = 1").fetchone()
+        if row is not None:
+            orders = self._db.execute(
+                "SELECT order_id, account_id, body FROM venue_orders ORDER BY order_id"
+            )
+            trades = self._db.execute(
+                "SELECT trade_id, account_id, body FROM venue_trades ORDER BY trade_id"
+            )
+            return restore(bytes(row[0]), _rows(orders), _rows(trades)), True
+        if self._legacy:
+            full = self._db.execute("SELECT state FROM venue_state WHERE id = 1").fetchone()
+            if full is not None:
+                return restore(bytes(full[0]), (), ()), False
+        return None
 
     def close(self) -> None:
         self._db.close()
 
-    def save(self, state: bytes, now_ms: int) -> None:
-        self._db.execute(
-            "INSERT INTO venue_state (id, saved_ms, state) VALUES (1, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET saved_ms = excluded.saved_ms, state = excluded.state",
-            (now_ms, state),
-        )
+    def save(self, batch: SaveBatch, now_ms: int) -> None:
+        """Write `batch` in one transaction (a crash keeps the previous save or this one)."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO venue_orders (order_id, account_id, body) VALUES (?, ?, ?)",
+                batch.orders,
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO venue_trades (trade_id, account_id, body) VALUES (?, ?, ?)",
+                batch.trades,
+            )
+            db.execute(
+                "INSERT INTO venue_live (id, saved_ms, state) VALUES (1, ?, ?) ON CONFLICT(id) "
+                "DO UPDATE SET saved_ms = excluded.saved_ms, state = excluded.state",
+                (now_ms, batch.live),
+            )
+            if self._legacy:
+                db.execute("DROP TABLE venue_state")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._legacy = False
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[Row]:
+    return [Row(int(i), int(a), bytes(b)) for i, a, b in cursor]

@@ -607,9 +607,10 @@ class Engine:
         self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = order.order_id
         self._index(account.account_id, order)
         events: list[Event] = [self._order_event(account, order, ExecutionType.NEW, now_ms)]
-        ack = OrderView.of(order)
+        # ACK answers with the order as accepted: its view is taken before it trades.
+        ack = OrderView.of(order) if command.response_type is not ResponseType.RESULT else None
         events += self._take(account, order, plan, now_ms)
-        result = OrderView.of(order) if command.response_type is ResponseType.RESULT else ack
+        result = ack if ack is not None else OrderView.of(order)
         return Outcome(result, events)
 
     def _check_margin(

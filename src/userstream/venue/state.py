@@ -1,8 +1,9 @@
 """The venue's state: accounts, their orders, positions, balances and trades.
 
 Plain mutable msgspec Structs, so the whole state encodes to JSON (or msgpack) in one call
-and decodes back (`Engine.export_state` / `Engine(..., state=...)`): the trading adapter
-stores it in SQLite and a restarted server continues with the same ids. Indexes the engine
+and decodes back (`Engine.export_state` / `Engine(..., state=...)`); the server stores it in
+SQLite incrementally (`venue/journal.py`: final orders and trades once each, the rest as a
+small live export) and a restarted server continues with the same ids. Indexes the engine
 derives from it (open orders per symbol, client ids, the resting book) are rebuilt on load.
 
 Positions are keyed by symbol and position side (`BOTH` in one-way mode, `LONG`/`SHORT` in
@@ -48,7 +49,10 @@ DEFAULT_TAKER_RATE = Decimal("0.0005")
 _OPEN = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
 
 
-class Order(msgspec.Struct, kw_only=True):
+# Orders, trades, positions and balances hold only numbers, strings and enums, so they can
+# never be part of a reference cycle: `gc=False` keeps them out of the garbage collector,
+# whose full passes would otherwise visit every order and trade ever made.
+class Order(msgspec.Struct, kw_only=True, gc=False):
     """One order, open or final. `price` is the limit (or the price `price_match` resolved
     to), 0 for MARKET; `cum_quote` is Σ fill qty x price, so `avg = cum_quote / executed`."""
 
@@ -99,7 +103,7 @@ class Order(msgspec.Struct, kw_only=True):
         return trim(money(self.cum_quote / self.executed_qty)) if self.executed_qty else ZERO
 
 
-class TradeRecord(msgspec.Struct, kw_only=True):
+class TradeRecord(msgspec.Struct, kw_only=True, gc=False):
     """One fill of one of the account's orders (`GET /fapi/v1/userTrades`)."""
 
     trade_id: int
@@ -117,7 +121,7 @@ class TradeRecord(msgspec.Struct, kw_only=True):
     time: int
 
 
-class PositionState(msgspec.Struct, kw_only=True):
+class PositionState(msgspec.Struct, kw_only=True, gc=False):
     """One position; `amount` is signed (negative = short). Every amount is stored exactly
     as the ACCOUNT_UPDATE `P[]` entry reports it."""
 
@@ -141,7 +145,7 @@ class SymbolState(msgspec.Struct, kw_only=True):
     countdown_deadline: int = 0
 
 
-class AssetBalance(msgspec.Struct, kw_only=True):
+class AssetBalance(msgspec.Struct, kw_only=True, gc=False):
     """The wallet balance of one asset: deposits − withdrawals + realized PnL − fees."""
 
     asset: str

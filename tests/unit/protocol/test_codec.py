@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from userstream.exceptions import EventValidationError
 from userstream.protocol.codec import (
@@ -132,6 +134,53 @@ def test_decimals_keep_plain_notation() -> None:
 def test_text_containing_e_minus_still_encodes_exactly() -> None:
     raw = fixture("trade_lite_real_2026.json").replace(b"SOLUSDT_BOTH", b"E-E+")
     assert encode_event(decode_event(raw)) == raw
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+_AMOUNTS = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: abs(d.adjusted()) < 40
+) | st.sampled_from([Decimal("0E-8"), Decimal("-0E-8"), Decimal("1E+2"), Decimal("NaN")])
+# Text that looks like an amount in exponent notation, alone or beside JSON punctuation.
+_TEXTS = st.sampled_from(["BTC", "1E-5", "0E-8", "-2.5E+3", 'a","x":"1E-5', "a:1E-5,", "\\"])
+
+
+@given(amounts=st.lists(_AMOUNTS, min_size=4, max_size=4), text=_TEXTS)
+def test_amounts_in_plain_notation_whatever_the_text(amounts: list[Decimal], text: str) -> None:
+    # Every Decimal is written as format(d, "f") and every text exactly as given, whichever
+    # path encode_event takes.
+    event = AccountUpdate(
+        transaction_time=1,
+        event_time=2,
+        update=AccountUpdateData(
+            balances=(
+                Balance(
+                    asset=text,
+                    wallet_balance=amounts[0],
+                    cross_wallet_balance=amounts[1],
+                    balance_change=amounts[2],
+                ),
+                Balance(
+                    asset="USDT",
+                    wallet_balance=amounts[3],
+                    cross_wallet_balance=Decimal("0E-8"),
+                    balance_change=Decimal("0"),
+                ),
+            ),
+            positions=(),
+            reason="DEPOSIT",
+        ),
+    )
+    expected = msgspec.json.encode(_plain(msgspec.to_builtins(event, builtin_types=(Decimal,))))
+    assert encode_event(event) == expected
 
 
 # --- small helpers
