@@ -20,11 +20,12 @@ Event sequences (trading spec §5.7–§5.10):
   `o`=`ot`=LIQUIDATION, IOC, x=CALCULATED, X=FILLED, no TRADE_LITE) at the bankruptcy price
   net of the symbol's `liquidationFee`, which is charged as the order's commission; then
   ACCOUNT_UPDATE m=ORDER with the position at 0. The market side's book takes what its
-  levels at or better than that price hold (`OrderBook.walk`, no market impact); the rest is
+  levels at or better than the bankruptcy price itself (before the fee) hold
+  (`OrderBook.walk`, no market impact); the rest is
   auto-deleveraged (`venue.adl`): the other accounts' opposite positions that close in profit
   at that price, highest LeveragePnL first, lose their open orders on the symbol (x=CANCELED)
   and are closed by an `adl_autoclose-<time><id>` order (o=ot=LIQUIDATION, IOC,
-  x=CALCULATED, X=FILLED, no fee) at the same price, then ACCOUNT_UPDATE m=ORDER. What
+  x=CALCULATED, X=FILLED, no fee) at that bankruptcy price, then ACCOUNT_UPDATE m=ORDER. What
   neither takes is the insurance fund's. In multi-assets mode the scope's margin includes the
   collateral value, and a USDT wallet the close leaves negative is refilled by auto-exchange
   (ACCOUNT_UPDATE m=AUTO_EXCHANGE, income AUTO_EXCHANGE, `venue.collateral`). A cross wallet
@@ -931,7 +932,7 @@ class Risk:
         out: dict[int, list[Event]],
     ) -> None:
         """The `autoclose-` order at the fee-net bankruptcy price; the book takes what it
-        can at that price or better, ADL counterparties the rest."""
+        holds at the bankruptcy price or better, ADL counterparties the rest at that price."""
         engine = self._engine
         symbol = position.symbol
         rules = engine._rules[symbol]
@@ -946,8 +947,20 @@ class Risk:
         price = max(round_price_for_user(bankrupt, rules.tick_size, amount), rules.tick_size)
         qty = abs(amount)
         side = Side.SELL if amount > 0 else Side.BUY
+        # The bankruptcy price itself (margin balance 0, before the fee): the book absorbs
+        # what it holds at that price or better, and ADL counterparties close at it.
+        gross = bankruptcy_price(
+            Leg(position.position_side, amount, position.entry_price),
+            wallet,
+            ZERO,
+            other_unrealized=others,
+        )
+        adl_price = max(round_price_for_user(gross, rules.tick_size, amount), rules.tick_size)
         absorbed = sum(
-            (f.qty for f in engine._market.book(symbol).walk(MarketSide(side.value), qty, price)),
+            (
+                f.qty
+                for f in engine._market.book(symbol).walk(MarketSide(side.value), qty, adl_price)
+            ),
             ZERO,
         )
         out[account.account_id] += self._calculated_close(
@@ -970,7 +983,7 @@ class Risk:
         )
         if absorbed < qty:
             self._deleverage(
-                account.account_id, symbol, amount > 0, qty - absorbed, price, now_ms, out
+                account.account_id, symbol, amount > 0, qty - absorbed, adl_price, now_ms, out
             )
 
     # --- auto-deleveraging
