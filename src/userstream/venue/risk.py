@@ -336,6 +336,8 @@ class Risk:
     ) -> Decimal:
         """`liquidationPrice` of positionRisk: the FAQ formula on the account as it is now
         (hedge-mode cross positions of one symbol share one price); 0 when unreachable.
+        In multi-assets mode the cross `WB` includes the collateral value at today's index
+        (the FAQ formula holds WB constant; a BTC collateral's own fall is not solved for).
         With `margin_ratio` < 1: the mark at which that margin ratio is reached (0.8: the
         margin call)."""
         engine = self._engine
