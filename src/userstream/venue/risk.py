@@ -990,7 +990,9 @@ class Risk:
 
     # --- auto-deleveraging
 
-    def _scope(self, account: AccountState, position: PositionState) -> tuple[Decimal, ...]:
+    def _scope(
+        self, account: AccountState, position: PositionState
+    ) -> tuple[Decimal, Decimal, Decimal]:
         """(wallet, maintenance, uPnL) of the margin scope holding `position`."""
         engine = self._engine
         settings = account.symbols[position.symbol]
