@@ -19,14 +19,17 @@ Binance's UI and as `"0"` by the API.
 Margin call and liquidation (spec §4.7): margin ratio = maintenance margin ÷ margin balance
 (cross: Σ cross maintenance ÷ (cross wallet + cross uPnL); isolated: the position's
 maintenance ÷ (isolated wallet + its uPnL)). Binance warns as the ratio approaches 100 %; the
-exact threshold is not published ([UNCONFIRMED] in the spec), the venue sends MARGIN_CALL from
-80 %. Liquidation starts when margin balance ≤ maintenance margin (ratio ≥ 100 %).
+exact threshold is not published ([UNCONFIRMED] in the spec; the user-data doc only says the
+event is pushed "when the user's position risk ratio is too high"), so the venue sends
+MARGIN_CALL from `MARGIN_CALL_RATIO` (80 %, ours; `Risk.margin_call_ratio` overrides it).
+Liquidation starts when margin balance ≤ maintenance margin (ratio ≥ 100 %).
 
 The forced order's price: the venue closes at the bankruptcy price net of the liquidation
 clearance fee, the price at which the liquidated scope's margin balance less the fee
 (`liquidationFee` of exchangeInfo × notional) is exactly zero. The user loses the whole
-margin of the scope (the isolated wallet, or the cross wallet) and never more, so no
-insurance clearing is needed for a single position; ADL is not modelled.
+margin of the scope (the isolated wallet, or the cross wallet plus, in multi-assets mode, the
+collateral value) and never more, so no insurance clearing is needed for a single position.
+Who takes the other side (the book, or ADL counterparties) is `venue.risk`'s business.
 """
 
 from __future__ import annotations
@@ -189,14 +192,16 @@ class RiskLevel(enum.Enum):
     LIQUIDATE = "LIQUIDATE"
 
 
-def risk_level(maintenance: Decimal, margin_balance: Decimal) -> RiskLevel:
+def risk_level(
+    maintenance: Decimal, margin_balance: Decimal, call_ratio: Decimal = MARGIN_CALL_RATIO
+) -> RiskLevel:
     """LIQUIDATE when margin balance ≤ maintenance (and there is maintenance to meet),
-    MARGIN_CALL from a ratio of `MARGIN_CALL_RATIO`, else SAFE."""
+    MARGIN_CALL from a ratio of `call_ratio`, else SAFE."""
     if maintenance <= 0:
         return RiskLevel.SAFE
     ratio = margin_ratio(maintenance, margin_balance)
     if ratio >= _ONE:
         return RiskLevel.LIQUIDATE
-    if ratio >= MARGIN_CALL_RATIO:
+    if ratio >= call_ratio:
         return RiskLevel.MARGIN_CALL
     return RiskLevel.SAFE

@@ -19,15 +19,23 @@ Event sequences (trading spec §5.7–§5.10):
   expire (`er=5`), each position is closed by a forced order (`autoclose-<time><id>`,
   `o`=`ot`=LIQUIDATION, IOC, x=CALCULATED, X=FILLED, no TRADE_LITE) at the bankruptcy price
   net of the symbol's `liquidationFee`, which is charged as the order's commission; then
-  ACCOUNT_UPDATE m=ORDER with the position at 0. A cross wallet left negative is cleared by
-  the insurance fund (ACCOUNT_UPDATE m=INSURANCE_CLEAR, income INSURANCE_CLEAR). ADL is not
-  modelled: the forced order never needs a counterparty. The forced orders are queued for the
-  `@forceOrder` market stream (`drain_force_orders`).
+  ACCOUNT_UPDATE m=ORDER with the position at 0. The market side's book takes what its
+  levels at or better than the bankruptcy price itself (before the fee) hold
+  (`OrderBook.walk`, no market impact); the rest is
+  auto-deleveraged (`venue.adl`): the other accounts' opposite positions that close in profit
+  at that price, highest LeveragePnL first, lose their open orders on the symbol (x=CANCELED)
+  and are closed by an `adl_autoclose-<time><id>` order (o=ot=LIQUIDATION, IOC,
+  x=CALCULATED, X=FILLED, no fee) at that bankruptcy price, then ACCOUNT_UPDATE m=ORDER. What
+  neither takes is the insurance fund's. In multi-assets mode the scope's margin includes the
+  collateral value, and a USDT wallet the close leaves negative is refilled by auto-exchange
+  (ACCOUNT_UPDATE m=AUTO_EXCHANGE, income AUTO_EXCHANGE, `venue.collateral`). A cross wallet
+  still negative is cleared by the insurance fund (ACCOUNT_UPDATE m=INSURANCE_CLEAR, income
+  INSURANCE_CLEAR). The forced orders are queued for the `@forceOrder` market stream
+  (`drain_force_orders`).
 * Position mode (`POST /fapi/v1/positionSide/dual`): refused with -4059 when unchanged,
   -4067 with open orders (algo orders included), -4068 with a position; no event.
   Multi-assets mode (`POST /fapi/v1/multiAssetsMargin`): -4171 unchanged, -4168 with an
-  isolated symbol, else ACCOUNT_CONFIG_UPDATE `ai`. Collateral haircuts of other assets are
-  not modelled: margin stays per margin asset.
+  isolated symbol, else ACCOUNT_CONFIG_UPDATE `ai`; collateral: `venue.collateral`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from userstream.exceptions import BinanceAPIError
 from userstream.market.types import FundingSettlement, MarketUpdate, MarkUpdate, Trade
+from userstream.market.types import Side as MarketSide
 from userstream.protocol.events import (
     AccountConfigUpdate,
     AccountInfoConfig,
@@ -62,7 +71,7 @@ from userstream.protocol.events import (
     WorkingType,
 )
 from userstream.protocol.exchange_info import Symbol
-from userstream.venue import brackets, emit
+from userstream.venue import adl, brackets, emit
 from userstream.venue.algo import (
     AlgoBook,
     AlgoRecord,
@@ -70,10 +79,12 @@ from userstream.venue.algo import (
     NewAlgoOrder,
     trigger_reject,
 )
+from userstream.venue.collateral import auto_exchange
 from userstream.venue.commands import NewOrder, ResponseType
 from userstream.venue.funding import funding_account_update, funding_income
 from userstream.venue.ledger import PositionFigures, apply_fill, position_figures
 from userstream.venue.margin import (
+    MARGIN_CALL_RATIO,
     Leg,
     RiskLevel,
     bankruptcy_price,
@@ -171,6 +182,8 @@ class Risk:
         # Set when fills or funding moved balances after the last margin check.
         self._unchecked = False
         self._called = set(state.margin_called)
+        # MARGIN_CALL from this margin ratio (Binance publishes none; venue.margin).
+        self.margin_call_ratio = MARGIN_CALL_RATIO
 
     # --- algo orders (POST/DELETE/GET /fapi/v1/algoOrder and the lists)
 
@@ -323,6 +336,8 @@ class Risk:
     ) -> Decimal:
         """`liquidationPrice` of positionRisk: the FAQ formula on the account as it is now
         (hedge-mode cross positions of one symbol share one price); 0 when unreachable.
+        In multi-assets mode the cross `WB` includes the collateral value at today's index
+        (the FAQ formula holds WB constant; a BTC collateral's own fall is not solved for).
         With `margin_ratio` < 1: the mark at which that margin ratio is reached (0.8: the
         margin call)."""
         engine = self._engine
@@ -352,7 +367,7 @@ class Risk:
             if other.symbol != symbol:
                 other_mm += figures.maint_margin
                 other_up += figures.unrealized_pnl
-        wallet = engine._cross_wallet(account, asset)
+        wallet = engine._cross_wallet(account, asset) + engine._collateral(account, asset)
         price = liquidation_price(
             table,
             legs,
@@ -698,13 +713,15 @@ class Risk:
         self, account: AccountState, now_ms: int, out: dict[int, list[Event]]
     ) -> None:
         """A cross wallet below zero with no cross position left in its asset (a stop that
-        filled past the bankruptcy price in a gap) is cleared by the insurance fund."""
+        filled past the bankruptcy price in a gap) is covered by auto-exchange in multi-assets
+        mode (the Multi-Assets Info page's third case, taken at once rather than at LTV ≥ 1),
+        then by the insurance fund."""
         engine = self._engine
         for asset in list(account.balances):
             if any(True for _ in self._cross_figures(account, asset)):
                 continue
             if engine._cross_wallet(account, asset) < 0:
-                self._insurance_clear(account, asset, now_ms, out[account.account_id])
+                self._cover_deficit(account, asset, now_ms, out[account.account_id])
 
     def _escalate(
         self,
@@ -753,7 +770,11 @@ class Risk:
                 self._call_row(position, MarginCallMarginType.CROSSED, f.mark_price, f.maint_margin)
             )
         wallet = engine._cross_wallet(account, asset)
-        level = risk_level(maint, wallet + engine._collateral(account, asset) + unrealized)
+        level = risk_level(
+            maint,
+            wallet + engine._collateral(account, asset) + unrealized,
+            self.margin_call_ratio,
+        )
         call = MarginCall(
             event_time=now_ms, cross_wallet_balance=money(wallet), positions=tuple(rows)
         )
@@ -770,7 +791,9 @@ class Risk:
     ) -> None:
         settings = account.symbols[symbol]
         f = position_figures(symbol, position, self._engine._mark(symbol), settings.leverage)
-        level = risk_level(f.maint_margin, position.isolated_wallet + f.unrealized_pnl)
+        level = risk_level(
+            f.maint_margin, position.isolated_wallet + f.unrealized_pnl, self.margin_call_ratio
+        )
         call = MarginCall(
             event_time=now_ms,
             positions=(
@@ -810,11 +833,13 @@ class Risk:
                 events += engine._end(
                     account, order, OrderStatus.EXPIRED, ExpiryReason.ACCOUNT_LIQUIDATED, now_ms
                 )
+        # Multi-assets mode: the collateral backs the cross scope down to bankruptcy.
+        collateral = engine._collateral(account, asset) if isolated is None else ZERO
         for index, position in enumerate(targets):
             if isolated is not None:
                 wallet, others = position.isolated_wallet, ZERO
             else:
-                wallet = engine._cross_wallet(account, asset)
+                wallet = engine._cross_wallet(account, asset) + collateral
                 others = sum(
                     (
                         p.amount * (engine._mark(p.symbol) - p.entry_price)
@@ -822,9 +847,56 @@ class Risk:
                     ),
                     ZERO,
                 )
-            events += self._forced_close(account, position, wallet, others, now_ms)
+            self._forced_close(account, position, wallet, others, now_ms, out)
+        self._cover_deficit(account, asset, now_ms, events)
+
+    def _cover_deficit(
+        self, account: AccountState, asset: str, now_ms: int, events: list[Event]
+    ) -> None:
+        """A negative cross wallet of `asset`: auto-exchange the collateral first (multi-assets
+        mode), then the insurance fund clears what is left."""
+        engine = self._engine
+        if engine._cross_wallet(account, asset) < 0 and engine._collateral(account, asset) > 0:
+            self._auto_exchange(account, asset, now_ms, events)
         if engine._cross_wallet(account, asset) < 0:
             self._insurance_clear(account, asset, now_ms, events)
+
+    def _auto_exchange(
+        self, account: AccountState, asset: str, now_ms: int, events: list[Event]
+    ) -> None:
+        """Sell collateral for the USDT deficit (venue.collateral): ACCOUNT_UPDATE
+        m=AUTO_EXCHANGE with `bc` +USDT and −each asset sold, income rows AUTO_EXCHANGE."""
+        engine = self._engine
+        deficit = -engine._cross_wallet(account, asset)
+        parts = auto_exchange(deficit, list(account.balances.values()), engine._index_price)
+        if not parts:
+            return
+        usdt = engine._balance(account, asset)
+        rows = []
+        for part in parts:
+            sold = engine._balance(account, part.asset)
+            sold.wallet_balance -= part.sold
+            sold.update_time = now_ms
+            self._record(account.account_id, "", "AUTO_EXCHANGE", -part.sold, part.asset, now_ms)
+            rows.append(
+                emit.balance_entry(
+                    part.asset,
+                    sold.wallet_balance,
+                    engine._cross_wallet(account, part.asset),
+                    -part.sold,
+                )
+            )
+        covered = sum((part.covered for part in parts), ZERO)
+        usdt.wallet_balance += covered
+        usdt.update_time = now_ms
+        self._record(account.account_id, "", "AUTO_EXCHANGE", covered, asset, now_ms)
+        rows.insert(
+            0,
+            emit.balance_entry(
+                asset, usdt.wallet_balance, engine._cross_wallet(account, asset), covered
+            ),
+        )
+        events.append(emit.account_update(AccountUpdateReason.AUTO_EXCHANGE, now_ms, tuple(rows)))
 
     def _insurance_clear(
         self, account: AccountState, asset: str, now_ms: int, events: list[Event]
@@ -859,11 +931,13 @@ class Risk:
         wallet: Decimal,
         others: Decimal,
         now_ms: int,
-    ) -> list[Event]:
+        out: dict[int, list[Event]],
+    ) -> None:
+        """The `autoclose-` order at the fee-net bankruptcy price; the book takes what it
+        holds at the bankruptcy price or better, ADL counterparties the rest at that price."""
         engine = self._engine
         symbol = position.symbol
         rules = engine._rules[symbol]
-        settings = account.symbols[symbol]
         fee_rate = self._liquidation_fee.get(symbol, ZERO)
         amount = position.amount
         bankrupt = bankruptcy_price(
@@ -874,13 +948,157 @@ class Risk:
         )
         price = max(round_price_for_user(bankrupt, rules.tick_size, amount), rules.tick_size)
         qty = abs(amount)
+        side = Side.SELL if amount > 0 else Side.BUY
+        # The bankruptcy price itself (margin balance 0, before the fee): the book absorbs
+        # what it holds at that price or better, and ADL counterparties close at it.
+        gross = bankruptcy_price(
+            Leg(position.position_side, amount, position.entry_price),
+            wallet,
+            ZERO,
+            other_unrealized=others,
+        )
+        adl_price = max(round_price_for_user(gross, rules.tick_size, amount), rules.tick_size)
+        absorbed = sum(
+            (
+                f.qty
+                for f in engine._market.book(symbol).walk(MarketSide(side.value), qty, adl_price)
+            ),
+            ZERO,
+        )
+        out[account.account_id] += self._calculated_close(
+            account, position, qty, price, fee_rate, "autoclose", now_ms
+        )
+        self._force_orders.append(
+            ForceOrder(
+                symbol=symbol,
+                side=side,
+                order_type=OrderType.LIMIT,
+                time_in_force=TimeInForce.IOC,
+                quantity=qty,
+                price=price,
+                average_price=price,
+                status=OrderStatus.FILLED,
+                last_filled_quantity=qty,
+                filled_accumulated_quantity=qty,
+                trade_time=now_ms,
+            )
+        )
+        if absorbed < qty:
+            self._deleverage(
+                account.account_id, symbol, amount > 0, qty - absorbed, adl_price, now_ms, out
+            )
+
+    # --- auto-deleveraging
+
+    def _scope(
+        self, account: AccountState, position: PositionState
+    ) -> tuple[Decimal, Decimal, Decimal]:
+        """(wallet, maintenance, uPnL) of the margin scope holding `position`."""
+        engine = self._engine
+        settings = account.symbols[position.symbol]
+        if settings.margin_type is MarginType.ISOLATED:
+            f = position_figures(
+                position.symbol, position, engine._mark(position.symbol), settings.leverage
+            )
+            return position.isolated_wallet, f.maint_margin, f.unrealized_pnl
+        asset = engine._rules[position.symbol].margin_asset
+        maint = unrealized = ZERO
+        for _, f in self._cross_figures(account, asset):
+            maint += f.maint_margin
+            unrealized += f.unrealized_pnl
+        wallet = engine._cross_wallet(account, asset) + engine._collateral(account, asset)
+        return wallet, maint, unrealized
+
+    def _score(self, account: AccountState, position: PositionState) -> tuple[Decimal, Decimal]:
+        """(LeveragePnL, uPnL) of an open position (venue.adl)."""
+        unrealized = position.amount * (self._engine._mark(position.symbol) - position.entry_price)
+        wallet, maint, scope_unrealized = self._scope(account, position)
+        return adl.leverage_pnl(unrealized, wallet, maint, scope_unrealized), unrealized
+
+    def _open_side(self, symbol: str, long: bool) -> Iterable[tuple[AccountState, PositionState]]:
+        for account in self._engine._state.accounts.values():
+            settings = account.symbols.get(symbol)
+            if settings is None:
+                continue
+            for position in settings.positions.values():
+                if position.amount and (position.amount > 0) == long:
+                    yield account, position
+
+    def adl_quantile(self, account_id: int, symbol: str, position_side: str) -> int:
+        """positionRisk `adl` / `adlQuantile`: 0–4, the position's place in its symbol and
+        direction's ADL queue (venue.adl); 0 without a position."""
+        account = self._engine._state.accounts.get(account_id)
+        settings = account.symbols.get(symbol) if account is not None else None
+        position = settings.positions.get(position_side) if settings is not None else None
+        if account is None or position is None or not position.amount:
+            return 0
+        scores = [self._score(a, p)[0] for a, p in self._open_side(symbol, position.amount > 0)]
+        return adl.quantile(self._score(account, position)[0], scores)
+
+    def _deleverage(
+        self,
+        liquidated: int,
+        symbol: str,
+        liquidated_long: bool,
+        qty: Decimal,
+        price: Decimal,
+        now_ms: int,
+        out: dict[int, list[Event]],
+    ) -> None:
+        """Close `qty` of the other accounts' opposite positions at `price`, best ranked first;
+        only positions that close in profit at `price` queue (a deleveraged account never
+        gets a loss it cannot pay)."""
+        engine = self._engine
+        candidates = []
+        positions: dict[tuple[int, str], tuple[AccountState, PositionState]] = {}
+        for account, position in self._open_side(symbol, not liquidated_long):
+            if account.account_id == liquidated:
+                continue
+            if position.amount * (price - position.entry_price) < 0:
+                continue
+            score, unrealized = self._score(account, position)
+            candidates.append(
+                adl.Candidate(
+                    account.account_id, position.position_side, position.amount, score, unrealized
+                )
+            )
+            positions[(account.account_id, position.position_side)] = (account, position)
+        for candidate, take in adl.allocate(adl.ranked(candidates), qty):
+            account, position = positions[(candidate.account_id, candidate.position_side)]
+            events = out[account.account_id]
+            for order in list(engine._open_on(account.account_id, symbol).values()):
+                events += engine._end(
+                    account, order, OrderStatus.CANCELED, ExpiryReason.NONE, now_ms
+                )
+            events += self._calculated_close(
+                account, position, take, price, ZERO, "adl_autoclose", now_ms
+            )
+            self._unchecked = True
+
+    def _calculated_close(
+        self,
+        account: AccountState,
+        position: PositionState,
+        qty: Decimal,
+        price: Decimal,
+        fee_rate: Decimal,
+        prefix: str,
+        now_ms: int,
+    ) -> list[Event]:
+        """Close `qty` of `position` at `price` by a system order (`<prefix>-<time><id>`,
+        LIQUIDATION, IOC, x=CALCULATED, X=FILLED, fee at `fee_rate`): its ORDER_TRADE_UPDATE
+        and ACCOUNT_UPDATE m=ORDER."""
+        engine = self._engine
+        symbol = position.symbol
+        rules = engine._rules[symbol]
+        settings = account.symbols[symbol]
         order_id = engine._state.next_order_id
         engine._state.next_order_id += 1
         order = Order(
             order_id=order_id,
-            client_order_id=f"autoclose-{now_ms}{order_id}",
+            client_order_id=f"{prefix}-{now_ms}{order_id}",
             symbol=symbol,
-            side=Side.SELL if amount > 0 else Side.BUY,
+            side=Side.SELL if position.amount > 0 else Side.BUY,
             position_side=PositionSide(position.position_side),
             order_type=OrderType.LIQUIDATION,
             time_in_force=TimeInForce.IOC,
@@ -898,7 +1116,7 @@ class Risk:
         isolated = settings.margin_type is MarginType.ISOLATED
         realized = apply_fill(
             position,
-            -amount,
+            qty if order.side is Side.BUY else -qty,
             price,
             leverage=settings.leverage,
             isolated=isolated,
@@ -928,21 +1146,6 @@ class Risk:
         )
         engine._state.next_trade_id += 1
         account.trades.append(trade)
-        self._force_orders.append(
-            ForceOrder(
-                symbol=symbol,
-                side=order.side,
-                order_type=OrderType.LIMIT,
-                time_in_force=TimeInForce.IOC,
-                quantity=qty,
-                price=price,
-                average_price=price,
-                status=OrderStatus.FILLED,
-                last_filled_quantity=qty,
-                filled_accumulated_quantity=qty,
-                trade_time=now_ms,
-            )
-        )
         return [
             engine._order_event(account, order, ExecutionType.CALCULATED, now_ms, trade),
             emit.account_update(
