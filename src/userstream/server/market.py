@@ -19,8 +19,8 @@ of server time, virtual or real, folds the updates into per-symbol feeds, calls 
   liquidation per symbol in that second.
 
 Every payload is encoded once and the tick's bytes fanned out by `MarketHub.flush`, one call
-per connection. The source's first advance (at `start`) takes the same path, so every depth
-chain starts at the book's id before it. The REST handlers and
+per connection. The source's first advance (the first timer after `start`) takes the same
+path, so every depth chain starts at the book's id before it. The REST handlers and
 the venue read the same state at the same `now`: `sync()` first runs every tick due.
 """
 
@@ -337,6 +337,7 @@ class MarketService:
                 name, info.price_precision, info.quantity_precision, source.book(name)
             )
             self.pairs[info.pair, info.contract_type] = name
+        self._running = False
         self._next_tick = 0
         self._open_interest: dict[str, Decimal] = {}
         self.updates = 0  # market updates folded (/metrics, bench)
@@ -344,19 +345,22 @@ class MarketService:
     # lifecycle and time
 
     def start(self) -> None:
-        """Start advancing at the next `TICK_MS` boundary of the server's clock."""
-        now = self._clock.now_ms()
-        self._next_tick = now - now % TICK_MS + TICK_MS
-        # What the source did up to now goes through the same path as every tick, so the
-        # depth batches start from the book's id before it (their first `pu`).
-        self._tick(now)
+        """Advance the source now, then at every `TICK_MS` boundary of the server's clock.
+
+        The first advance (what the source did up to now: a replay's first record) is a
+        timer like every tick, not run here: listeners added after `start()` (the server
+        starts the venue after the market) and connections subscribed before it runs get
+        it, and it goes through the same path as every tick, so the depth batches start
+        from the book's id before it (their first `pu`)."""
+        self._running = True
+        self._next_tick = self._clock.now_ms()
         self._scheduler.call_at(self._next_tick, self._on_timer)
 
     def stop(self) -> None:
-        self._next_tick = -1
+        self._running = False
 
     def _on_timer(self, due_ms: int) -> None:
-        if self._next_tick < 0:
+        if not self._running:
             return
         self._run_until(due_ms)
         self._scheduler.call_at(self._next_tick, self._on_timer)
@@ -364,14 +368,14 @@ class MarketService:
     def sync(self) -> int:
         """Run every tick due by now; returns now (the time the state is read at)."""
         now = self._clock.now_ms()
-        if self._next_tick > 0:
+        if self._running:
             self._run_until(now)
         return now
 
     def _run_until(self, now_ms: int) -> None:
-        while 0 < self._next_tick <= now_ms:
+        while self._next_tick <= now_ms:
             tick = self._next_tick
-            self._next_tick = tick + TICK_MS
+            self._next_tick = tick - tick % TICK_MS + TICK_MS
             self._tick(tick)
 
     def open_interest(self, symbol: str) -> Decimal:
