@@ -24,6 +24,7 @@ __all__ = [
     "DEPTH_LIMITS",
     "DEPTH_SPEEDS_MS",
     "INTERVALS",
+    "PUBLIC_KINDS",
     "AggTradeEvent",
     "BookTickerEvent",
     "ContinuousKlineEvent",
@@ -50,6 +51,7 @@ __all__ = [
     "TradeEvent",
     "depth_weight",
     "fmt",
+    "is_public",
     "kline_row",
     "klines_weight",
     "parse_market_stream",
@@ -360,6 +362,7 @@ class StreamKind(enum.Enum):
     DEPTH_PARTIAL = "depthN"
     FORCE_ORDER = "forceOrder"
     FORCE_ORDER_ALL = "!forceOrder@arr"
+    RPI_DEPTH = "rpiDepth"
 
 
 INTERVALS: Final = (
@@ -391,6 +394,25 @@ class MarketStream:
     interval: str = ""
     levels: int = 0
     contract_type: str = ""
+
+
+PUBLIC_KINDS: Final = frozenset(
+    {
+        StreamKind.BOOK_TICKER,
+        StreamKind.BOOK_TICKER_ALL,
+        StreamKind.DEPTH,
+        StreamKind.DEPTH_PARTIAL,
+        StreamKind.RPI_DEPTH,
+        StreamKind.TRADE,
+    }
+)
+"""The streams Binance serves on `/public` since 2026-03-06; every other market stream is on
+`/market` (§1 "Which route each stream lives on"; `@trade` as ccxt routes it)."""
+
+
+def is_public(topic: MarketStream) -> bool:
+    """True for a `/public` (book) stream, False for a `/market` one (§1)."""
+    return topic.kind in PUBLIC_KINDS
 
 
 _GLOBAL: Final = {
