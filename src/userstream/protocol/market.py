@@ -25,6 +25,8 @@ __all__ = [
     "DEPTH_SPEEDS_MS",
     "INTERVALS",
     "PUBLIC_KINDS",
+    "RPI_DEPTH_LIMIT",
+    "RPI_DEPTH_SPEED_MS",
     "AggTradeEvent",
     "BookTickerEvent",
     "ContinuousKlineEvent",
@@ -374,6 +376,10 @@ DEPTH_SPEEDS_MS: Final = (100, 250, 500)
 DEFAULT_DEPTH_SPEED_MS: Final = 250
 DEPTH_PARTIAL_LEVELS: Final = (5, 10, 20)
 DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
+RPI_DEPTH_LIMIT: Final = 1000
+"""`GET /fapi/v1/rpiDepth`'s one valid limit ([SDK market_data_api.py] "Valid limits:[1000]")."""
+RPI_DEPTH_SPEED_MS: Final = 500
+"""`<s>@rpiDepth@500ms`, the one speed of the RPI diff stream (§2.1)."""
 _CONTRACT_TYPES: Final = ("perpetual", "current_quarter", "next_quarter", "tradifi_perpetual")
 
 
@@ -471,6 +477,8 @@ def parse_market_stream(name: str) -> MarketStream | None:
         if levels.isdigit() and int(levels) in DEPTH_PARTIAL_LEVELS:
             return MarketStream(StreamKind.DEPTH_PARTIAL, symbol, speed, levels=int(levels))
         return None
+    if event == "rpiDepth@500ms":
+        return MarketStream(StreamKind.RPI_DEPTH, symbol, RPI_DEPTH_SPEED_MS)
     if event.startswith("kline_"):
         interval = event[len("kline_") :]
         if interval in INTERVALS:

@@ -6,7 +6,8 @@ of server time, virtual or real, folds the updates into per-symbol feeds, calls 
 `binance-usdm-market-data.md` §2.1 speeds):
 
 - `@trade` per trade; `@bookTicker` / `!bookTicker` when the top of the book changed;
-- `@depth[@100ms|@250ms|@500ms]` diffs and `@depth<N>` partial books at their speed, from one
+- `@depth[@100ms|@250ms|@500ms]` diffs (and `@rpiDepth@500ms`, the same frames: no source
+  quotes RPI orders) and `@depth<N>` partial books at their speed, from one
   batch per (symbol, speed) so each speed's `pu` chain is gap-free and the REST snapshot's
   `lastUpdateId` always falls inside a coming frame's `[U, u]` or equals its `pu` (§2.3);
 - `@aggTrade` as each aggregate becomes final in `MarketState` (a trade that does not merge
@@ -53,6 +54,7 @@ from userstream.protocol.market import (
     DEPTH_PARTIAL_LEVELS,
     DEPTH_SPEEDS_MS,
     PRICE_PLACES_MARK,
+    RPI_DEPTH_SPEED_MS,
     AggTradeEvent,
     BookTickerEvent,
     ContinuousKlineEvent,
@@ -270,9 +272,19 @@ class SymbolFeed:
 class _Topics:
     """A symbol's topics, built once (the hot path only looks them up)."""
 
-    __slots__ = ("agg_trade", "book_ticker", "depth", "force_order", "mark", "partial", "trade")
+    __slots__ = (
+        "agg_trade",
+        "book_ticker",
+        "depth",
+        "force_order",
+        "mark",
+        "partial",
+        "rpi_depth",
+        "trade",
+    )
 
     def __init__(self, symbol: str) -> None:
+        self.rpi_depth = MarketStream(StreamKind.RPI_DEPTH, symbol, RPI_DEPTH_SPEED_MS)
         self.trade = MarketStream(StreamKind.TRADE, symbol)
         self.agg_trade = MarketStream(StreamKind.AGG_TRADE, symbol, 100)
         self.book_ticker = MarketStream(StreamKind.BOOK_TICKER, symbol)
@@ -573,23 +585,27 @@ class MarketService:
             return
         hub = self.hub
         diff_topic = feed.topics.depth[speed]
-        if hub.active(diff_topic):
-            hub.publish(
-                diff_topic,
-                _encode(
-                    DepthUpdateEvent(
-                        e="depthUpdate",
-                        E=now_ms,
-                        T=batch.time_ms,
-                        s=feed.symbol,
-                        U=batch.first_id,
-                        u=batch.last_id,
-                        pu=batch.prev_u,
-                        b=feed.levels(batch.bids, descending=True),
-                        a=feed.levels(batch.asks, descending=False),
-                    )
-                ),
+        # `@rpiDepth@500ms` is the 500 ms diff with RPI liquidity added (spec §2.1); no source
+        # quotes RPI orders, so its frames are the `@depth@500ms` ones, encoded once.
+        rpi_topic = feed.topics.rpi_depth if speed == RPI_DEPTH_SPEED_MS else None
+        rpi = rpi_topic is not None and hub.active(rpi_topic)
+        if rpi or hub.active(diff_topic):
+            payload = _encode(
+                DepthUpdateEvent(
+                    e="depthUpdate",
+                    E=now_ms,
+                    T=batch.time_ms,
+                    s=feed.symbol,
+                    U=batch.first_id,
+                    u=batch.last_id,
+                    pu=batch.prev_u,
+                    b=feed.levels(batch.bids, descending=True),
+                    a=feed.levels(batch.asks, descending=False),
+                )
             )
+            hub.publish(diff_topic, payload)
+            if rpi_topic is not None:
+                hub.publish(rpi_topic, payload)
         for topic in feed.topics.partial[speed]:
             if hub.active(topic):
                 snapshot = self.source.book(feed.symbol).snapshot(topic.levels)

@@ -22,6 +22,7 @@ from userstream.protocol.market import (
     DEPTH_LIMITS,
     INTERVALS,
     PRICE_PLACES_MARK,
+    RPI_DEPTH_LIMIT,
     DepthSnapshotBody,
     FundingRateBody,
     OpenInterestBody,
@@ -101,6 +102,7 @@ class MarketRest:
     def routes(self) -> Iterable[tuple[str, Handler, Weigher]]:
         return (
             ("/fapi/v1/depth", self._depth, _weigh_depth),
+            ("/fapi/v1/rpiDepth", self._rpi_depth, _fixed(depth_weight(RPI_DEPTH_LIMIT))),
             ("/fapi/v1/trades", self._trades, _fixed(5)),
             ("/fapi/v1/aggTrades", self._agg_trades, _fixed(20)),
             ("/fapi/v1/premiumIndex", self._premium_index, _weight_by_symbol(1, 10)),
@@ -168,16 +170,32 @@ class MarketRest:
             raise not_valid("limit")
         elif limit not in DEPTH_LIMITS:
             raise invalid_depth_limit(limit)
+        return _ok(self._book(feed, limit))
+
+    async def _rpi_depth(self, request: Request) -> Response:
+        """`GET /fapi/v1/rpiDepth`: the book with RPI (Retail Price Improvement) orders; the
+        SDK's page lists one valid limit, 1000 (weight 20). No source here quotes RPI
+        liquidity, so it is the depth snapshot at 1000 levels (same `lastUpdateId`)."""
+        params = _params(request)
+        feed = self._feed(params)
+        assert feed is not None
+        limit = int_param(params, "limit")
+        if limit is not None and limit > DEPTH_LIMITS[-1]:
+            raise not_valid("limit")
+        if limit is not None and limit != RPI_DEPTH_LIMIT:
+            raise invalid_depth_limit(limit)
+        return _ok(self._book(feed, RPI_DEPTH_LIMIT))
+
+    def _book(self, feed: SymbolFeed, limit: int) -> DepthSnapshotBody:
         now = self._market.sync()
         snapshot = self._market.source.book(feed.symbol).snapshot(limit)
-        body = DepthSnapshotBody(
+        return DepthSnapshotBody(
             last_update_id=snapshot.last_update_id,
             E=now,
             T=feed.book_time_ms,
             bids=[(feed.price(x.price), feed.qty(x.qty)) for x in snapshot.bids],
             asks=[(feed.price(x.price), feed.qty(x.qty)) for x in snapshot.asks],
         )
-        return _ok(body)
 
     async def _trades(self, request: Request) -> Response:
         params = _params(request)
