@@ -28,6 +28,8 @@ __all__ = [
     "RPI_DEPTH_LIMIT",
     "RPI_DEPTH_SPEED_MS",
     "AggTradeEvent",
+    "AssetIndexBody",
+    "AssetIndexEvent",
     "BookTickerEvent",
     "ContinuousKlineEvent",
     "DepthSnapshotBody",
@@ -230,6 +232,26 @@ class ForceOrderEvent(msgspec.Struct):
     o: ForceOrder
 
 
+class AssetIndexEvent(msgspec.Struct):
+    """`assetIndexUpdate` (§2.2): an asset's USD index and the Multi-Assets mode buffers and
+    rates; `B`/`A` = `i` × (1 ∓ `b`/`a`), `Q`/`G` the same with the auto-exchange buffers
+    `q`/`g` (Binance's documented example: index 1.92957370, buffer 0.10 → bid rate
+    1.73661633, auto-exchange buffer 0.05 → 1.83309501)."""
+
+    e: str
+    E: int
+    s: str
+    i: str
+    b: str
+    a: str
+    B: str
+    A: str
+    q: str
+    g: str
+    Q: str
+    G: str
+
+
 # ---------------------------------------------------------------------------------------------
 # REST bodies (§3.1)
 
@@ -335,6 +357,30 @@ class RestBookTicker(msgspec.Struct, rename="camel"):
     last_update_id: int
 
 
+class AssetIndexBody(msgspec.Struct, rename="camel"):
+    """`GET /fapi/v1/assetIndex`: the REST form of `assetIndexUpdate` (§3.1, [SDK
+    asset_index_response1])."""
+
+    symbol: str
+    time: int
+    index: str
+    bid_buffer: str
+    ask_buffer: str
+    bid_rate: str
+    ask_rate: str
+    auto_exchange_bid_buffer: str
+    auto_exchange_ask_buffer: str
+    auto_exchange_bid_rate: str
+    auto_exchange_ask_rate: str
+
+    @classmethod
+    def of(cls, event: AssetIndexEvent) -> AssetIndexBody:
+        return cls(
+            event.s, event.E, event.i, event.b, event.a, event.B, event.A,
+            event.q, event.g, event.Q, event.G,
+        )  # fmt: skip
+
+
 class OpenInterestBody(msgspec.Struct, rename="camel"):
     """Key order of Binance's documented example: openInterest, symbol, time."""
 
@@ -365,6 +411,8 @@ class StreamKind(enum.Enum):
     FORCE_ORDER = "forceOrder"
     FORCE_ORDER_ALL = "!forceOrder@arr"
     RPI_DEPTH = "rpiDepth"
+    ASSET_INDEX = "assetIndex"
+    ASSET_INDEX_ALL = "!assetIndex@arr"
 
 
 INTERVALS: Final = (
@@ -428,6 +476,7 @@ _GLOBAL: Final = {
     "!ticker@arr": MarketStream(StreamKind.TICKER_ALL, speed_ms=1000),
     "!bookTicker": MarketStream(StreamKind.BOOK_TICKER_ALL),
     "!forceOrder@arr": MarketStream(StreamKind.FORCE_ORDER_ALL, speed_ms=1000),
+    "!assetIndex@arr": MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000),
 }
 
 _SIMPLE: Final = {
@@ -439,6 +488,7 @@ _SIMPLE: Final = {
     "ticker": (StreamKind.TICKER, 2000),
     "bookTicker": (StreamKind.BOOK_TICKER, 0),
     "forceOrder": (StreamKind.FORCE_ORDER, 1000),
+    "assetIndex": (StreamKind.ASSET_INDEX, 1000),  # `<asset>@assetIndex`: `btcusd@assetIndex`
 }
 
 

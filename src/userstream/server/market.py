@@ -14,7 +14,8 @@ of server time, virtual or real, folds the updates into per-symbol feeds, calls 
   into it, or 100 ms after its first trade: one price and taker side inside 100 ms merge);
 - `@kline_<i>` / `@continuousKline_<i>` every 250 ms (a bar that closed gets one `x: true`
   frame first), `@ticker` / `@miniTicker` every 2 s, `!ticker@arr` / `!miniTicker@arr` each
-  second with the symbols that traded;
+  second with the symbols that traded; `<asset>@assetIndex` / `!assetIndex@arr` each second
+  for the assets the venue takes as Multi-Assets collateral;
 - `@markPrice@1s` / `!markPrice@arr@1s` each second, `@markPrice` / `!markPrice@arr` every
   3 s, `E` on whole seconds; `@forceOrder` / `!forceOrder@arr` each second: the latest
   liquidation per symbol in that second.
@@ -56,6 +57,7 @@ from userstream.protocol.market import (
     PRICE_PLACES_MARK,
     RPI_DEPTH_SPEED_MS,
     AggTradeEvent,
+    AssetIndexEvent,
     BookTickerEvent,
     ContinuousKlineEvent,
     DepthUpdateEvent,
@@ -75,6 +77,7 @@ from userstream.protocol.market import Kline as WireKline
 from userstream.server.market_feed import open_upstream
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
+from userstream.venue.collateral import COLLATERAL_RATES, index_price
 
 __all__ = [
     "TICK_MS",
@@ -311,6 +314,7 @@ _ALL_MARK: Final = {
 }
 
 
+_ALL_ASSET_INDEX: Final = MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000)
 _ALL_TICKER: Final = MarketStream(StreamKind.TICKER_ALL, speed_ms=1000)
 _ALL_MINI_TICKER: Final = MarketStream(StreamKind.MINI_TICKER_ALL, speed_ms=1000)
 _KLINE_MS: Final = 250
@@ -509,6 +513,7 @@ class MarketService:
             if now_ms % 3000 == 0:
                 self._emit_marks(now_ms, 3000)
             self._emit_ticker_arrays(now_ms)
+            self._emit_asset_indexes(now_ms)
             for feed in feeds.values():
                 event = feed.force_order
                 if event is not None:
@@ -518,6 +523,60 @@ class MarketService:
                     hub.publish(_ALL_FORCE_ORDER, payload)
         if now_ms % _TICKER_MS == 0:
             self._emit_tickers(now_ms)
+
+    def asset_indexes(self, now_ms: int) -> list[AssetIndexEvent]:
+        """`assetIndexUpdate` of every asset the venue takes as Multi-Assets collateral and
+        can price (`venue.collateral`): the index is what the venue values it at (1 for
+        stablecoins, else the mark of `<asset>USDT`), the bid buffer its haircut, so `B` is
+        the value per unit the venue counts; the ask buffer is the same and the
+        auto-exchange buffers half of it, as in Binance's documented example (§2.2)."""
+
+        def marks(symbol: str) -> Decimal | None:
+            return self.mark(symbol).mark_price if symbol in self.feeds else None
+
+        def places(value: Decimal) -> str:
+            return fmt(value, PRICE_PLACES_MARK)
+
+        events = []
+        for asset, rate in COLLATERAL_RATES.items():
+            index = index_price(asset, marks)
+            if index is None:
+                continue
+            buffer = 1 - rate
+            auto = buffer / 2
+            events.append(
+                AssetIndexEvent(
+                    e="assetIndexUpdate",
+                    E=now_ms,
+                    s=f"{asset}USD",
+                    i=places(index),
+                    b=places(buffer),
+                    a=places(buffer),
+                    B=places(index * rate),
+                    A=places(index * (1 + buffer)),
+                    q=places(auto),
+                    g=places(auto),
+                    Q=places(index * (1 - auto)),
+                    G=places(index * (1 + auto)),
+                )
+            )
+        return events
+
+    def _emit_asset_indexes(self, now_ms: int) -> None:
+        """`<asset>@assetIndex` and `!assetIndex@arr` each second (spec §2.1: 1 s)."""
+        hub = self.hub
+        singles = hub.topics(StreamKind.ASSET_INDEX)
+        everything = hub.active(_ALL_ASSET_INDEX)
+        if not (singles or everything):
+            return
+        events = self.asset_indexes(now_ms)
+        if everything and events:
+            hub.publish(_ALL_ASSET_INDEX, _encode(events))
+        by_symbol = {event.s: event for event in events}
+        for topic in singles:
+            event = by_symbol.get(topic.symbol or "")
+            if event is not None:
+                hub.publish(topic, _encode(event))
 
     def _trade_payload(self, feed: SymbolFeed, trade: Trade, now_ms: int) -> bytes:
         return _encode(

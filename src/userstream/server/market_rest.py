@@ -23,6 +23,7 @@ from userstream.protocol.market import (
     INTERVALS,
     PRICE_PLACES_MARK,
     RPI_DEPTH_LIMIT,
+    AssetIndexBody,
     DepthSnapshotBody,
     FundingRateBody,
     OpenInterestBody,
@@ -112,6 +113,7 @@ class MarketRest:
             ("/fapi/v2/ticker/price", self._ticker_price, _weight_by_symbol(1, 2)),
             ("/fapi/v1/ticker/bookTicker", self._book_ticker, _weight_by_symbol(2, 5)),
             ("/fapi/v1/openInterest", self._open_interest, _fixed(1)),
+            ("/fapi/v1/assetIndex", self._asset_index, _weight_by_symbol(1, 10)),
             ("/fapi/v1/ticker/24hr", self._ticker_24h, _weight_by_symbol(1, 40)),
             ("/fapi/v1/klines", self._klines(KlineFamily.TRADE, "symbol"), _weigh_klines),
             (
@@ -221,6 +223,18 @@ class MarketRest:
             feed.symbol, from_id=from_id, start_ms=start, end_ms=end, limit=limit
         )
         return _ok([_rest_agg(feed, a) for a in selected])
+
+    async def _asset_index(self, request: Request) -> Response:
+        """`GET /fapi/v1/assetIndex[?symbol=BTCUSD]`: the figures `!assetIndex@arr` carries,
+        an object for one symbol, an array for all (weight 1 / 10)."""
+        symbol = _params(request).get("symbol", "")
+        bodies = [AssetIndexBody.of(e) for e in self._market.asset_indexes(self._market.sync())]
+        if not symbol:
+            return _ok(bodies)
+        for body in bodies:
+            if body.symbol == symbol.upper():
+                return _ok(body)
+        raise invalid_symbol()
 
     async def _premium_index(self, request: Request) -> Response:
         params = _params(request)

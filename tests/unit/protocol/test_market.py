@@ -60,6 +60,8 @@ from userstream.protocol.market import (
         ("!forceOrder@arr", MarketStream(StreamKind.FORCE_ORDER_ALL, speed_ms=1000)),
         ("BTCUSDT@aggTrade", MarketStream(StreamKind.AGG_TRADE, "BTCUSDT", 100)),
         ("btcusdt@rpiDepth@500ms", MarketStream(StreamKind.RPI_DEPTH, "BTCUSDT", 500)),
+        ("btcusd@assetIndex", MarketStream(StreamKind.ASSET_INDEX, "BTCUSD", 1000)),
+        ("!assetIndex@arr", MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000)),
     ],
 )
 def test_names_map_to_topics(name: str, topic: MarketStream) -> None:
