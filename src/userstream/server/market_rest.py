@@ -114,6 +114,7 @@ class MarketRest:
             ("/fapi/v1/ticker/bookTicker", self._book_ticker, _weight_by_symbol(2, 5)),
             ("/fapi/v1/openInterest", self._open_interest, _fixed(1)),
             ("/fapi/v1/assetIndex", self._asset_index, _weight_by_symbol(1, 10)),
+            ("/fapi/v1/indexInfo", self._index_info, _fixed(1)),
             ("/fapi/v1/ticker/24hr", self._ticker_24h, _weight_by_symbol(1, 40)),
             ("/fapi/v1/klines", self._klines(KlineFamily.TRADE, "symbol"), _weigh_klines),
             (
@@ -235,6 +236,14 @@ class MarketRest:
             if body.symbol == symbol.upper():
                 return _ok(body)
         raise invalid_symbol()
+
+    async def _index_info(self, request: Request) -> Response:
+        """`GET /fapi/v1/indexInfo` answers "only for composite index symbols" ([SDK
+        market_data_api.py], weight 1); exchangeInfo lists none (no `underlyingType`
+        `INDEX`), so the list is empty and a named symbol is not one."""
+        if _params(request).get("symbol"):
+            raise invalid_symbol()
+        return _ok([])
 
     async def _premium_index(self, request: Request) -> Response:
         params = _params(request)

@@ -1,7 +1,7 @@
-"""`<asset>@assetIndex`, `!assetIndex@arr` and `GET /fapi/v1/assetIndex` (market-data spec
-§2.1, §2.2): each second, every asset the venue takes as Multi-Assets collateral, indexed at
-what the venue values it at, every figure a string at 8 places that the official SDK's
-models accept."""
+"""`<asset>@assetIndex`, `!assetIndex@arr`, `GET /fapi/v1/assetIndex` and `indexInfo`
+(market-data spec §2.1, §2.2): each second, every asset the venue takes as Multi-Assets
+collateral, indexed at what the venue values it at, every figure a string at 8 places that
+the official SDK's models accept; no composite index symbol is listed."""
 
 from __future__ import annotations
 
@@ -83,4 +83,12 @@ async def test_asset_index_rest_one_or_all(tmp_path: Path) -> None:
         assert model is not None
         assert model.bid_rate == one["bidRate"]
         status, body, _ = await get_json(server, "/fapi/v1/assetIndex?symbol=DOGEUSD")
+        assert (status, body["code"]) == (400, -1121)
+
+
+async def test_index_info_lists_no_composite_index(tmp_path: Path) -> None:
+    async with market_harness(tmp_path / "data") as server:
+        status, body, headers = await get_json(server, "/fapi/v1/indexInfo")
+        assert (status, body, headers["X-MBX-USED-WEIGHT-1M"]) == (200, [], "1")
+        status, body, _ = await get_json(server, "/fapi/v1/indexInfo?symbol=BTCUSDT")
         assert (status, body["code"]) == (400, -1121)
