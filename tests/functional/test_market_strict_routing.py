@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import Harness, event_fixture
+from tests.conftest import Harness, event_fixture, start_server_process, stop_server_process
 from tests.functional.market_helpers import market_harness
 from tests.functional.stream_helpers import assert_quiet, assert_silent, new_account
 
@@ -116,3 +116,19 @@ async def test_strict_legacy_path_carries_no_user_data(strict: Harness) -> None:
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == order
         await assert_silent(legacy)
         assert await assert_quiet(legacy) == [key]
+
+
+async def test_serve_strict_routing_flag(tmp_path: Path) -> None:
+    """`userstream serve --strict-routing` on a real clock: `/public` serves the book, and
+    `@aggTrade` on it is ACKed and stays silent while the book flows."""
+    proc = start_server_process(tmp_path / "data", "--strict-routing")
+    try:
+        async with connect(f"{proc.ws}/public/stream?streams=btcusdt@bookTicker") as ws:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": MIXED[2:], "id": 1}))
+            frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(150)]
+        assert {"result": None, "id": 1} in frames
+        # At most one book frame per 50 ms tick: 150 frames span 7.5 s of a live market, in
+        # which aggTrade and markPrice@1s frames would have come.
+        assert {f["stream"] for f in frames if "stream" in f} == {"btcusdt@bookTicker"}
+    finally:
+        stop_server_process(proc)
