@@ -59,8 +59,9 @@ class StreamSession:
     # (market-data spec §1: "route nothing — serve every stream on every path"). With
     # `strict_routing` (`serve --strict-routing`) a connection gets only what Binance's 2026
     # routing gives it: `/public` the book streams, `/market` the others, `/private` user
-    # data, and an unrouted `/ws` or `/stream` is served as `/public`, user data included
-    # (user-data spec §4.1: "market and private streams on it silently deliver nothing").
+    # data, and an unrouted `/ws` or `/stream` is served as `/public`, so it carries no user
+    # data either (user-data spec §4.1: "market and private streams on it silently deliver
+    # nothing").
     # Nothing is refused: a stream of the wrong route is accepted in the URL or ACKed by
     # SUBSCRIBE, listed by LIST_SUBSCRIPTIONS, and never delivers (§4.1, "Nothing rejects a
     # route mismatch"; binance-public-data#472, the /ws sockets of 2026-04-23).
