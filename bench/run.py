@@ -4,7 +4,8 @@
 
 Runs fan-out (userstream, raw picows, nchan) for three shapes with latency at 50% of the
 measured maximum, 10,000 idle connections, listenKey operations and client decode, then
-checks the targets of issue 5 and prints each with its measured value and PASS/MISS. The
+the market, risk and mirror sections (`bench/market_sections.py`), checks the targets of
+issue 5 and prints each with its measured value and PASS/MISS. The
 prose in bench/analysis.md (where the time goes) is appended to the generated document.
 `--quick` (under 3 minutes) uses fewer events; the full run takes under 15 minutes.
 """
@@ -29,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import connections, decode, intake, listenkeys, nchan, venue
+from bench import connections, decode, intake, listenkeys, market_sections, nchan, venue
 from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
 from bench.fanout import (
     NchanTarget,
@@ -124,6 +125,7 @@ class Report:
     decode: list[decode.DecodeRow] = field(default_factory=list)
     intake: list[tuple[str, float]] = field(default_factory=list)  # (what, µs per event)
     venue: venue.VenueFigures | None = None
+    market: market_sections.MarketSections | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
 async def run_all(plan: Plan) -> Report:
     report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.perf_counter()
-    steps = sum(shape_steps(row) for row in plan.shapes) + 6
+    steps = sum(shape_steps(row) for row in plan.shapes) + 6 + market_sections.STEPS
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -242,6 +244,8 @@ async def run_all(plan: Plan) -> Report:
         _, report.intake = await asyncio.to_thread(intake.measure, INTAKE_BATCH, 2_000, 5)
         step("venue")
         report.venue = await venue.run(VENUE_SECONDS, 4, 32)
+        sizes = market_sections.Sizes.make(plan.quick)
+        report.market = await market_sections.run(sizes, step)
         progress.update(task, description="done", completed=steps)
     report.seconds = time.perf_counter() - start
     return report
@@ -562,6 +566,8 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
             "",
             *(f"- {line}" for line in report.venue.lines()),
         ]
+    if report.market is not None:
+        out += market_sections.render(report.market)
     analysis = (ROOT / "bench" / "analysis.md").read_text()
     return "\n".join(out) + "\n\n" + analysis
 
@@ -586,6 +592,8 @@ async def main() -> None:
     report = await run_all(Plan.make(args.quick))
     checks = check_targets(report)
     images = plot(report, args.output.parent / "img")
+    if report.market is not None:
+        images += market_sections.plot(report.market, args.output.parent / "img")
     argv = ".venv/bin/python -m bench.run" + (" --quick" if args.quick else "")
     args.output.write_text(render(report, checks, images, argv))
     print_checks(checks)

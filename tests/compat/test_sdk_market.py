@@ -62,6 +62,8 @@ async def test_market_streams_parse_into_sdk_models(tmp_path: Path) -> None:
             "miniTicker": ws.individual_symbol_mini_ticker_stream(symbol="btcusdt"),
             "allTickers": ws.all_market_tickers_streams(),
             "allMiniTickers": ws.all_market_mini_tickers_stream(),
+            "rpiDepth": ws.rpi_diff_book_depth_streams(symbol="btcusdt"),
+            "assetIndex": ws.asset_index(),
         }
         streams.on_connection("error", errors.append)
         handles = {}
@@ -104,3 +106,5 @@ async def test_market_streams_parse_into_sdk_models(tmp_path: Path) -> None:
         assert received["continuousKline"][0].ps == "BTCUSDT"
         assert received["ticker"][0].s == "BTCUSDT"
         assert {t.s for t in received["allTickers"][0]} == {"BTCUSDT", "ETHUSDT"}
+        assert received["rpiDepth"][0].e == "depthUpdate"
+        assert "BTCUSD" in {a.s for a in received["assetIndex"][0]}

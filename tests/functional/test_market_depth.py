@@ -8,6 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from binance_sdk_derivatives_trading_usds_futures.rest_api.models import RpiOrderBookResponse
+from binance_sdk_derivatives_trading_usds_futures.websocket_streams.models import (
+    RpiDiffBookDepthStreamsResponse,
+)
 from websockets.asyncio.client import connect
 
 from tests.conftest import START_MS
@@ -91,3 +95,36 @@ async def test_depth_snapshot_shape_and_errors(tmp_path: Path) -> None:
         for path, (code, msg) in cases.items():
             status, body, _ = await get_json(server, path)
             assert (status, body) == (400, {"code": code, "msg": msg}), path
+
+
+async def test_rpi_depth_stream_keeps_a_book_equal_to_the_rpi_snapshot(tmp_path: Path) -> None:
+    """`@rpiDepth@500ms` + `GET /fapi/v1/rpiDepth` run the documented algorithm (spec §2.1:
+    "pair with GET /fapi/v1/rpiDepth"), and both parse into the official SDK's models."""
+    async with market_harness(tmp_path / "data") as server:
+        target = "/public/stream?streams=btcusdt@rpiDepth@500ms"
+        async with connect(server.ws + target, ping_interval=None, max_size=None) as ws:
+            path = "/fapi/v1/rpiDepth?symbol=BTCUSDT"
+            status, snapshot, headers = await get_json(server, path)
+            assert status == 200
+            assert headers["X-MBX-USED-WEIGHT-1M"] == "20"
+            assert RpiOrderBookResponse.from_dict(snapshot) is not None
+            assert len(snapshot["bids"]) > 20
+            book = LocalBook(snapshot)
+            for _ in range(40):
+                await server.advance(500)
+                _, current, _ = await get_json(server, path + "&limit=1000")
+                while book.last_u < current["lastUpdateId"]:
+                    frame = await recv_json(ws)
+                    assert frame["stream"] == "btcusdt@rpiDepth@500ms"
+                    data = frame["data"]
+                    model = RpiDiffBookDepthStreamsResponse.from_dict(data)
+                    assert model is not None
+                    assert model.e == "depthUpdate"
+                    assert data["E"] % 500 == 0
+                    book.apply(data)
+                assert book.synced
+                assert book.matches(current)
+        for query, code in (("&limit=500", -4021), ("&limit=5000", -1130), ("", -1121)):
+            symbol = "NOPE" if not query else "BTCUSDT"
+            status, body, _ = await get_json(server, f"/fapi/v1/rpiDepth?symbol={symbol}{query}")
+            assert (status, body["code"]) == (400, code)

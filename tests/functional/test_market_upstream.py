@@ -43,7 +43,9 @@ async def test_a_follower_serves_what_its_upstream_served_across_a_reconnect(
     table = load_symbol_table()
     clock = ManualClock(START_MS)
     replay = ReplayMarket(tmp_path / "files", table.symbols, speed=20, start_ms=START_MS + 1_000)
-    async with market_harness(tmp_path / "a", replay, clock=clock) as upstream:
+    # The upstream routes as Binance does since 2026 (`--strict-routing`): each stream is
+    # followed on its own route.
+    async with market_harness(tmp_path / "a", replay, clock=clock, strict_routing=True) as upstream:
         source = open_market_source(
             f"upstream:{upstream.server.ws_url}?symbols=BTCUSDT&trades={trades}",
             table,

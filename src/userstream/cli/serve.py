@@ -127,6 +127,13 @@ def add_parser(parsers: CommandParsers) -> None:
         "of hours would generate every 100 ms of market in it: pass --market to have one)",
     )
     serve.add_argument(
+        "--strict-routing",
+        action="store_true",
+        help="serve each stream only on its 2026 Binance route (/public: book streams, "
+        "/market: the others, /ws and /stream as /public); a stream on the wrong route is "
+        "ACKed and stays silent, as on Binance. Default: every stream on every path",
+    )
+    serve.add_argument(
         "--initial-balance",
         type=_amount,
         default=None,
@@ -192,6 +199,7 @@ def serve(args: argparse.Namespace) -> int:
         drain_s=drain_s,
         metrics_port=args.metrics_port,
         market=_market_spec(args.market, clock),
+        strict_routing=args.strict_routing,
         initial_balance=args.initial_balance,
         order_limits=OrderLimits(args.orders_per_10s, args.orders_per_minute),
     )

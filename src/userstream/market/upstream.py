@@ -282,14 +282,16 @@ class UpstreamMarket:
     # --- what the adapter subscribes to --------------------------------------------------
 
     def streams(self) -> dict[str, list[str]]:
-        """Stream names per route: `public` (book) and `market` (trades, mark), the 2026
-        split (spec §1); a userstream upstream serves both on either."""
+        """Stream names per route, the 2026 split (spec §1): `public` the book and the raw
+        `@trade` (it lives there: it flowed on unrouted sockets, which are served as
+        `/public`, binance-public-data#472), `market` `@aggTrade` and the mark."""
         book = "@depth@100ms" if self._depth else "@bookTicker"
         names = [name.lower() for name in self._symbols]
+        trades = [f"{name}@{self._trades}" for name in names]
+        raw = self._trades == "trade"
         return {
-            "public": [f"{name}{book}" for name in names],
-            "market": [f"{name}@{self._trades}" for name in names]
-            + [f"{name}@markPrice@1s" for name in names],
+            "public": [f"{name}{book}" for name in names] + (trades if raw else []),
+            "market": ([] if raw else trades) + [f"{name}@markPrice@1s" for name in names],
         }
 
     def needs_snapshot(self) -> list[str]:

@@ -24,7 +24,12 @@ __all__ = [
     "DEPTH_LIMITS",
     "DEPTH_SPEEDS_MS",
     "INTERVALS",
+    "PUBLIC_KINDS",
+    "RPI_DEPTH_LIMIT",
+    "RPI_DEPTH_SPEED_MS",
     "AggTradeEvent",
+    "AssetIndexBody",
+    "AssetIndexEvent",
     "BookTickerEvent",
     "ContinuousKlineEvent",
     "DepthSnapshotBody",
@@ -50,6 +55,7 @@ __all__ = [
     "TradeEvent",
     "depth_weight",
     "fmt",
+    "is_public",
     "kline_row",
     "klines_weight",
     "parse_market_stream",
@@ -226,6 +232,26 @@ class ForceOrderEvent(msgspec.Struct):
     o: ForceOrder
 
 
+class AssetIndexEvent(msgspec.Struct):
+    """`assetIndexUpdate` (§2.2): an asset's USD index and the Multi-Assets mode buffers and
+    rates; `B`/`A` = `i` × (1 ∓ `b`/`a`), `Q`/`G` the same with the auto-exchange buffers
+    `q`/`g` (Binance's documented example: index 1.92957370, buffer 0.10 → bid rate
+    1.73661633, auto-exchange buffer 0.05 → 1.83309501)."""
+
+    e: str
+    E: int
+    s: str
+    i: str
+    b: str
+    a: str
+    B: str
+    A: str
+    q: str
+    g: str
+    Q: str
+    G: str
+
+
 # ---------------------------------------------------------------------------------------------
 # REST bodies (§3.1)
 
@@ -331,6 +357,30 @@ class RestBookTicker(msgspec.Struct, rename="camel"):
     last_update_id: int
 
 
+class AssetIndexBody(msgspec.Struct, rename="camel"):
+    """`GET /fapi/v1/assetIndex`: the REST form of `assetIndexUpdate` (§3.1, [SDK
+    asset_index_response1])."""
+
+    symbol: str
+    time: int
+    index: str
+    bid_buffer: str
+    ask_buffer: str
+    bid_rate: str
+    ask_rate: str
+    auto_exchange_bid_buffer: str
+    auto_exchange_ask_buffer: str
+    auto_exchange_bid_rate: str
+    auto_exchange_ask_rate: str
+
+    @classmethod
+    def of(cls, event: AssetIndexEvent) -> AssetIndexBody:
+        return cls(
+            event.s, event.E, event.i, event.b, event.a, event.B, event.A,
+            event.q, event.g, event.Q, event.G,
+        )  # fmt: skip
+
+
 class OpenInterestBody(msgspec.Struct, rename="camel"):
     """Key order of Binance's documented example: openInterest, symbol, time."""
 
@@ -360,6 +410,9 @@ class StreamKind(enum.Enum):
     DEPTH_PARTIAL = "depthN"
     FORCE_ORDER = "forceOrder"
     FORCE_ORDER_ALL = "!forceOrder@arr"
+    RPI_DEPTH = "rpiDepth"
+    ASSET_INDEX = "assetIndex"
+    ASSET_INDEX_ALL = "!assetIndex@arr"
 
 
 INTERVALS: Final = (
@@ -371,6 +424,10 @@ DEPTH_SPEEDS_MS: Final = (100, 250, 500)
 DEFAULT_DEPTH_SPEED_MS: Final = 250
 DEPTH_PARTIAL_LEVELS: Final = (5, 10, 20)
 DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
+RPI_DEPTH_LIMIT: Final = 1000
+"""`GET /fapi/v1/rpiDepth`'s one valid limit ([SDK market_data_api.py] "Valid limits:[1000]")."""
+RPI_DEPTH_SPEED_MS: Final = 500
+"""`<s>@rpiDepth@500ms`, the one speed of the RPI diff stream (§2.1)."""
 _CONTRACT_TYPES: Final = ("perpetual", "current_quarter", "next_quarter", "tradifi_perpetual")
 
 
@@ -393,6 +450,25 @@ class MarketStream:
     contract_type: str = ""
 
 
+PUBLIC_KINDS: Final = frozenset(
+    {
+        StreamKind.BOOK_TICKER,
+        StreamKind.BOOK_TICKER_ALL,
+        StreamKind.DEPTH,
+        StreamKind.DEPTH_PARTIAL,
+        StreamKind.RPI_DEPTH,
+        StreamKind.TRADE,
+    }
+)
+"""The streams Binance serves on `/public` since 2026-03-06; every other market stream is on
+`/market` (§1 "Which route each stream lives on"; `@trade` as ccxt routes it)."""
+
+
+def is_public(topic: MarketStream) -> bool:
+    """True for a `/public` (book) stream, False for a `/market` one (§1)."""
+    return topic.kind in PUBLIC_KINDS
+
+
 _GLOBAL: Final = {
     "!markPrice@arr": MarketStream(StreamKind.MARK_PRICE_ALL, speed_ms=3000),
     "!markPrice@arr@1s": MarketStream(StreamKind.MARK_PRICE_ALL, speed_ms=1000),
@@ -400,6 +476,7 @@ _GLOBAL: Final = {
     "!ticker@arr": MarketStream(StreamKind.TICKER_ALL, speed_ms=1000),
     "!bookTicker": MarketStream(StreamKind.BOOK_TICKER_ALL),
     "!forceOrder@arr": MarketStream(StreamKind.FORCE_ORDER_ALL, speed_ms=1000),
+    "!assetIndex@arr": MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000),
 }
 
 _SIMPLE: Final = {
@@ -411,6 +488,7 @@ _SIMPLE: Final = {
     "ticker": (StreamKind.TICKER, 2000),
     "bookTicker": (StreamKind.BOOK_TICKER, 0),
     "forceOrder": (StreamKind.FORCE_ORDER, 1000),
+    "assetIndex": (StreamKind.ASSET_INDEX, 1000),  # `<asset>@assetIndex`: `btcusd@assetIndex`
 }
 
 
@@ -449,6 +527,8 @@ def parse_market_stream(name: str) -> MarketStream | None:
         if levels.isdigit() and int(levels) in DEPTH_PARTIAL_LEVELS:
             return MarketStream(StreamKind.DEPTH_PARTIAL, symbol, speed, levels=int(levels))
         return None
+    if event == "rpiDepth@500ms":
+        return MarketStream(StreamKind.RPI_DEPTH, symbol, RPI_DEPTH_SPEED_MS)
     if event.startswith("kline_"):
         interval = event[len("kline_") :]
         if interval in INTERVALS:

@@ -155,6 +155,7 @@ class ServerConfig:
     drain_s: float = 0.0  # on SIGTERM, closes spread over this window (`ops.drain`)
     market: str | None = None  # `serve --market SPEC`: `synthetic[:SEED]`; None serves none
     market_source: MarketSource | None = None  # an embedder's own source (wins over `market`)
+    strict_routing: bool = False  # streams only on Binance's 2026 route (`StreamSession`)
     initial_balance: Decimal | None = None  # USDT credited to each account the venue first sees
     order_limits: OrderLimits = field(default_factory=OrderLimits)  # ORDERS per account
 
@@ -522,6 +523,7 @@ class Server:
             self.liveness,
             self._session_closed,
             self.market.hub if self.market is not None else None,
+            self.config.strict_routing,
         )
         self.streams.add(session)
         self._drained.clear()

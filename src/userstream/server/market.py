@@ -6,21 +6,23 @@ of server time, virtual or real, folds the updates into per-symbol feeds, calls 
 `binance-usdm-market-data.md` §2.1 speeds):
 
 - `@trade` per trade; `@bookTicker` / `!bookTicker` when the top of the book changed;
-- `@depth[@100ms|@250ms|@500ms]` diffs and `@depth<N>` partial books at their speed, from one
+- `@depth[@100ms|@250ms|@500ms]` diffs (and `@rpiDepth@500ms`, the same frames: no source
+  quotes RPI orders) and `@depth<N>` partial books at their speed, from one
   batch per (symbol, speed) so each speed's `pu` chain is gap-free and the REST snapshot's
   `lastUpdateId` always falls inside a coming frame's `[U, u]` or equals its `pu` (§2.3);
 - `@aggTrade` as each aggregate becomes final in `MarketState` (a trade that does not merge
   into it, or 100 ms after its first trade: one price and taker side inside 100 ms merge);
 - `@kline_<i>` / `@continuousKline_<i>` every 250 ms (a bar that closed gets one `x: true`
   frame first), `@ticker` / `@miniTicker` every 2 s, `!ticker@arr` / `!miniTicker@arr` each
-  second with the symbols that traded;
+  second with the symbols that traded; `<asset>@assetIndex` / `!assetIndex@arr` each second
+  for the assets the venue takes as Multi-Assets collateral;
 - `@markPrice@1s` / `!markPrice@arr@1s` each second, `@markPrice` / `!markPrice@arr` every
   3 s, `E` on whole seconds; `@forceOrder` / `!forceOrder@arr` each second: the latest
   liquidation per symbol in that second.
 
 Every payload is encoded once and the tick's bytes fanned out by `MarketHub.flush`, one call
-per connection. The source's first advance (at `start`) takes the same path, so every depth
-chain starts at the book's id before it. The REST handlers and
+per connection. The source's first advance (the first timer after `start`) takes the same
+path, so every depth chain starts at the book's id before it. The REST handlers and
 the venue read the same state at the same `now`: `sync()` first runs every tick due.
 """
 
@@ -53,7 +55,9 @@ from userstream.protocol.market import (
     DEPTH_PARTIAL_LEVELS,
     DEPTH_SPEEDS_MS,
     PRICE_PLACES_MARK,
+    RPI_DEPTH_SPEED_MS,
     AggTradeEvent,
+    AssetIndexEvent,
     BookTickerEvent,
     ContinuousKlineEvent,
     DepthUpdateEvent,
@@ -73,6 +77,7 @@ from userstream.protocol.market import Kline as WireKline
 from userstream.server.market_feed import open_upstream
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
+from userstream.venue.collateral import COLLATERAL_RATES, index_price
 
 __all__ = [
     "TICK_MS",
@@ -270,9 +275,19 @@ class SymbolFeed:
 class _Topics:
     """A symbol's topics, built once (the hot path only looks them up)."""
 
-    __slots__ = ("agg_trade", "book_ticker", "depth", "force_order", "mark", "partial", "trade")
+    __slots__ = (
+        "agg_trade",
+        "book_ticker",
+        "depth",
+        "force_order",
+        "mark",
+        "partial",
+        "rpi_depth",
+        "trade",
+    )
 
     def __init__(self, symbol: str) -> None:
+        self.rpi_depth = MarketStream(StreamKind.RPI_DEPTH, symbol, RPI_DEPTH_SPEED_MS)
         self.trade = MarketStream(StreamKind.TRADE, symbol)
         self.agg_trade = MarketStream(StreamKind.AGG_TRADE, symbol, 100)
         self.book_ticker = MarketStream(StreamKind.BOOK_TICKER, symbol)
@@ -299,6 +314,7 @@ _ALL_MARK: Final = {
 }
 
 
+_ALL_ASSET_INDEX: Final = MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000)
 _ALL_TICKER: Final = MarketStream(StreamKind.TICKER_ALL, speed_ms=1000)
 _ALL_MINI_TICKER: Final = MarketStream(StreamKind.MINI_TICKER_ALL, speed_ms=1000)
 _KLINE_MS: Final = 250
@@ -337,6 +353,7 @@ class MarketService:
                 name, info.price_precision, info.quantity_precision, source.book(name)
             )
             self.pairs[info.pair, info.contract_type] = name
+        self._running = False
         self._next_tick = 0
         self._open_interest: dict[str, Decimal] = {}
         self.updates = 0  # market updates folded (/metrics, bench)
@@ -344,19 +361,22 @@ class MarketService:
     # lifecycle and time
 
     def start(self) -> None:
-        """Start advancing at the next `TICK_MS` boundary of the server's clock."""
-        now = self._clock.now_ms()
-        self._next_tick = now - now % TICK_MS + TICK_MS
-        # What the source did up to now goes through the same path as every tick, so the
-        # depth batches start from the book's id before it (their first `pu`).
-        self._tick(now)
+        """Advance the source now, then at every `TICK_MS` boundary of the server's clock.
+
+        The first advance (what the source did up to now: a replay's first record) is a
+        timer like every tick, not run here: listeners added after `start()` (the server
+        starts the venue after the market) and connections subscribed before it runs get
+        it, and it goes through the same path as every tick, so the depth batches start
+        from the book's id before it (their first `pu`)."""
+        self._running = True
+        self._next_tick = self._clock.now_ms()
         self._scheduler.call_at(self._next_tick, self._on_timer)
 
     def stop(self) -> None:
-        self._next_tick = -1
+        self._running = False
 
     def _on_timer(self, due_ms: int) -> None:
-        if self._next_tick < 0:
+        if not self._running:
             return
         self._run_until(due_ms)
         self._scheduler.call_at(self._next_tick, self._on_timer)
@@ -364,14 +384,14 @@ class MarketService:
     def sync(self) -> int:
         """Run every tick due by now; returns now (the time the state is read at)."""
         now = self._clock.now_ms()
-        if self._next_tick > 0:
+        if self._running:
             self._run_until(now)
         return now
 
     def _run_until(self, now_ms: int) -> None:
-        while 0 < self._next_tick <= now_ms:
+        while self._next_tick <= now_ms:
             tick = self._next_tick
-            self._next_tick = tick + TICK_MS
+            self._next_tick = tick - tick % TICK_MS + TICK_MS
             self._tick(tick)
 
     def open_interest(self, symbol: str) -> Decimal:
@@ -493,6 +513,7 @@ class MarketService:
             if now_ms % 3000 == 0:
                 self._emit_marks(now_ms, 3000)
             self._emit_ticker_arrays(now_ms)
+            self._emit_asset_indexes(now_ms)
             for feed in feeds.values():
                 event = feed.force_order
                 if event is not None:
@@ -502,6 +523,60 @@ class MarketService:
                     hub.publish(_ALL_FORCE_ORDER, payload)
         if now_ms % _TICKER_MS == 0:
             self._emit_tickers(now_ms)
+
+    def asset_indexes(self, now_ms: int) -> list[AssetIndexEvent]:
+        """`assetIndexUpdate` of every asset the venue takes as Multi-Assets collateral and
+        can price (`venue.collateral`): the index is what the venue values it at (1 for
+        stablecoins, else the mark of `<asset>USDT`), the bid buffer its haircut, so `B` is
+        the value per unit the venue counts; the ask buffer is the same and the
+        auto-exchange buffers half of it, as in Binance's documented example (§2.2)."""
+
+        def marks(symbol: str) -> Decimal | None:
+            return self.mark(symbol).mark_price if symbol in self.feeds else None
+
+        def places(value: Decimal) -> str:
+            return fmt(value, PRICE_PLACES_MARK)
+
+        events = []
+        for asset, rate in COLLATERAL_RATES.items():
+            index = index_price(asset, marks)
+            if index is None:
+                continue
+            buffer = 1 - rate
+            auto = buffer / 2
+            events.append(
+                AssetIndexEvent(
+                    e="assetIndexUpdate",
+                    E=now_ms,
+                    s=f"{asset}USD",
+                    i=places(index),
+                    b=places(buffer),
+                    a=places(buffer),
+                    B=places(index * rate),
+                    A=places(index * (1 + buffer)),
+                    q=places(auto),
+                    g=places(auto),
+                    Q=places(index * (1 - auto)),
+                    G=places(index * (1 + auto)),
+                )
+            )
+        return events
+
+    def _emit_asset_indexes(self, now_ms: int) -> None:
+        """`<asset>@assetIndex` and `!assetIndex@arr` each second (spec §2.1: 1 s)."""
+        hub = self.hub
+        singles = hub.topics(StreamKind.ASSET_INDEX)
+        everything = hub.active(_ALL_ASSET_INDEX)
+        if not (singles or everything):
+            return
+        events = self.asset_indexes(now_ms)
+        if everything and events:
+            hub.publish(_ALL_ASSET_INDEX, _encode(events))
+        by_symbol = {event.s: event for event in events}
+        for topic in singles:
+            event = by_symbol.get(topic.symbol or "")
+            if event is not None:
+                hub.publish(topic, _encode(event))
 
     def _trade_payload(self, feed: SymbolFeed, trade: Trade, now_ms: int) -> bytes:
         return _encode(
@@ -569,23 +644,27 @@ class MarketService:
             return
         hub = self.hub
         diff_topic = feed.topics.depth[speed]
-        if hub.active(diff_topic):
-            hub.publish(
-                diff_topic,
-                _encode(
-                    DepthUpdateEvent(
-                        e="depthUpdate",
-                        E=now_ms,
-                        T=batch.time_ms,
-                        s=feed.symbol,
-                        U=batch.first_id,
-                        u=batch.last_id,
-                        pu=batch.prev_u,
-                        b=feed.levels(batch.bids, descending=True),
-                        a=feed.levels(batch.asks, descending=False),
-                    )
-                ),
+        # `@rpiDepth@500ms` is the 500 ms diff with RPI liquidity added (spec §2.1); no source
+        # quotes RPI orders, so its frames are the `@depth@500ms` ones, encoded once.
+        rpi_topic = feed.topics.rpi_depth if speed == RPI_DEPTH_SPEED_MS else None
+        rpi = rpi_topic is not None and hub.active(rpi_topic)
+        if rpi or hub.active(diff_topic):
+            payload = _encode(
+                DepthUpdateEvent(
+                    e="depthUpdate",
+                    E=now_ms,
+                    T=batch.time_ms,
+                    s=feed.symbol,
+                    U=batch.first_id,
+                    u=batch.last_id,
+                    pu=batch.prev_u,
+                    b=feed.levels(batch.bids, descending=True),
+                    a=feed.levels(batch.asks, descending=False),
+                )
             )
+            hub.publish(diff_topic, payload)
+            if rpi_topic is not None:
+                hub.publish(rpi_topic, payload)
         for topic in feed.topics.partial[speed]:
             if hub.active(topic):
                 snapshot = self.source.book(feed.symbol).snapshot(topic.levels)

@@ -22,6 +22,8 @@ from userstream.protocol.market import (
     DEPTH_LIMITS,
     INTERVALS,
     PRICE_PLACES_MARK,
+    RPI_DEPTH_LIMIT,
+    AssetIndexBody,
     DepthSnapshotBody,
     FundingRateBody,
     OpenInterestBody,
@@ -101,6 +103,7 @@ class MarketRest:
     def routes(self) -> Iterable[tuple[str, Handler, Weigher]]:
         return (
             ("/fapi/v1/depth", self._depth, _weigh_depth),
+            ("/fapi/v1/rpiDepth", self._rpi_depth, _fixed(depth_weight(RPI_DEPTH_LIMIT))),
             ("/fapi/v1/trades", self._trades, _fixed(5)),
             ("/fapi/v1/aggTrades", self._agg_trades, _fixed(20)),
             ("/fapi/v1/premiumIndex", self._premium_index, _weight_by_symbol(1, 10)),
@@ -110,6 +113,8 @@ class MarketRest:
             ("/fapi/v2/ticker/price", self._ticker_price, _weight_by_symbol(1, 2)),
             ("/fapi/v1/ticker/bookTicker", self._book_ticker, _weight_by_symbol(2, 5)),
             ("/fapi/v1/openInterest", self._open_interest, _fixed(1)),
+            ("/fapi/v1/assetIndex", self._asset_index, _weight_by_symbol(1, 10)),
+            ("/fapi/v1/indexInfo", self._index_info, _fixed(1)),
             ("/fapi/v1/ticker/24hr", self._ticker_24h, _weight_by_symbol(1, 40)),
             ("/fapi/v1/klines", self._klines(KlineFamily.TRADE, "symbol"), _weigh_klines),
             (
@@ -168,16 +173,32 @@ class MarketRest:
             raise not_valid("limit")
         elif limit not in DEPTH_LIMITS:
             raise invalid_depth_limit(limit)
+        return _ok(self._book(feed, limit))
+
+    async def _rpi_depth(self, request: Request) -> Response:
+        """`GET /fapi/v1/rpiDepth`: the book with RPI (Retail Price Improvement) orders; the
+        SDK's page lists one valid limit, 1000 (weight 20). No source here quotes RPI
+        liquidity, so it is the depth snapshot at 1000 levels (same `lastUpdateId`)."""
+        params = _params(request)
+        feed = self._feed(params)
+        assert feed is not None
+        limit = int_param(params, "limit")
+        if limit is not None and limit > DEPTH_LIMITS[-1]:
+            raise not_valid("limit")
+        if limit is not None and limit != RPI_DEPTH_LIMIT:
+            raise invalid_depth_limit(limit)
+        return _ok(self._book(feed, RPI_DEPTH_LIMIT))
+
+    def _book(self, feed: SymbolFeed, limit: int) -> DepthSnapshotBody:
         now = self._market.sync()
         snapshot = self._market.source.book(feed.symbol).snapshot(limit)
-        body = DepthSnapshotBody(
+        return DepthSnapshotBody(
             last_update_id=snapshot.last_update_id,
             E=now,
             T=feed.book_time_ms,
             bids=[(feed.price(x.price), feed.qty(x.qty)) for x in snapshot.bids],
             asks=[(feed.price(x.price), feed.qty(x.qty)) for x in snapshot.asks],
         )
-        return _ok(body)
 
     async def _trades(self, request: Request) -> Response:
         params = _params(request)
@@ -203,6 +224,26 @@ class MarketRest:
             feed.symbol, from_id=from_id, start_ms=start, end_ms=end, limit=limit
         )
         return _ok([_rest_agg(feed, a) for a in selected])
+
+    async def _asset_index(self, request: Request) -> Response:
+        """`GET /fapi/v1/assetIndex[?symbol=BTCUSD]`: the figures `!assetIndex@arr` carries,
+        an object for one symbol, an array for all (weight 1 / 10)."""
+        symbol = _params(request).get("symbol", "")
+        bodies = [AssetIndexBody.of(e) for e in self._market.asset_indexes(self._market.sync())]
+        if not symbol:
+            return _ok(bodies)
+        for body in bodies:
+            if body.symbol == symbol.upper():
+                return _ok(body)
+        raise invalid_symbol()
+
+    async def _index_info(self, request: Request) -> Response:
+        """`GET /fapi/v1/indexInfo` answers "only for composite index symbols" ([SDK
+        market_data_api.py], weight 1); exchangeInfo lists none (no `underlyingType`
+        `INDEX`), so the list is empty and a named symbol is not one."""
+        if _params(request).get("symbol"):
+            raise invalid_symbol()
+        return _ok([])
 
     async def _premium_index(self, request: Request) -> Response:
         params = _params(request)

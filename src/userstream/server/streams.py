@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from userstream.protocol.control import ControlState, IncomingRateLimit, handle_control
-from userstream.protocol.market import parse_market_stream
-from userstream.protocol.routes import Route, StreamName
+from userstream.protocol.market import MarketStream, is_public, parse_market_stream
+from userstream.protocol.routes import Route, RouteKind, StreamName
 from userstream.protocol.wsframes import CloseCode, Opcode
 from userstream.server.gateway import StreamGateway
 from userstream.server.liveness import Liveness, LivenessContext
@@ -26,9 +26,11 @@ class StreamSession:
         liveness: LivenessContext,
         on_closed: Callable[[StreamSession], None],
         market: MarketHub | None = None,
+        strict_routing: bool = False,
     ) -> None:
         self.route = route
         self._market = market
+        self._strict = strict_routing
         self.state = ControlState(
             combined=route.combined, streams={s.name: s for s in route.streams}
         )
@@ -54,14 +56,38 @@ class StreamSession:
             self._subscribe(stream)
 
     # Market streams are served on every path, user data only where the route delivers it
-    # (market-data spec §1: "route nothing — serve every stream on every path").
+    # (market-data spec §1: "route nothing — serve every stream on every path"). With
+    # `strict_routing` (`serve --strict-routing`) a connection gets only what Binance's 2026
+    # routing gives it: `/public` the book streams, `/market` the others, `/private` user
+    # data, and an unrouted `/ws` or `/stream` is served as `/public`, so it carries no user
+    # data either (user-data spec §4.1: "market and private streams on it silently deliver
+    # nothing").
+    # Nothing is refused: a stream of the wrong route is accepted in the URL or ACKed by
+    # SUBSCRIBE, listed by LIST_SUBSCRIPTIONS, and never delivers (§4.1, "Nothing rejects a
+    # route mismatch"; binance-public-data#472, the /ws sockets of 2026-04-23).
+
+    def _routed(self, topic: MarketStream) -> bool:
+        if not self._strict:
+            return True
+        kind = self.route.kind
+        if kind is RouteKind.MARKET:
+            return not is_public(topic)
+        if kind is RouteKind.PUBLIC or kind is RouteKind.LEGACY:
+            return is_public(topic)
+        return False
+
+    def _delivers_user_data(self) -> bool:
+        if self._strict and self.route.kind is RouteKind.LEGACY:
+            return False
+        return self.route.delivers_user_data
 
     def _subscribe(self, stream: StreamName) -> None:
         topic = parse_market_stream(stream.name) if self._market is not None else None
         if topic is not None:
             assert self._market is not None
-            self._market.subscribe(self, stream.name, topic)
-        elif self.route.delivers_user_data:
+            if self._routed(topic):
+                self._market.subscribe(self, stream.name, topic)
+        elif self._delivers_user_data():
             self._gateway.subscribe(self, stream)
 
     def _unsubscribe(self, stream: StreamName) -> None:
@@ -69,7 +95,7 @@ class StreamSession:
         if topic is not None:
             assert self._market is not None
             self._market.unsubscribe(self, stream.name, topic)
-        elif self.route.delivers_user_data:
+        elif self._delivers_user_data():
             self._gateway.unsubscribe(self, stream)
 
     def _over_rate(self, conn: WebSocketConnection) -> bool:

@@ -265,7 +265,8 @@ def test_raw_trades_when_asked_and_off_book_prints_skipped(symbols: tuple[Symbol
     assert market.advance(received) == [
         Trade("BTCUSDT", 7947574407, Decimal("63437.30"), Decimal("0.003"), False, 1785701708156)
     ]
-    assert market.streams()["market"][:2] == ["btcusdt@trade", "ethusdt@trade"]
+    assert market.streams()["public"][2:] == ["btcusdt@trade", "ethusdt@trade"]
+    assert market.streams()["market"] == ["btcusdt@markPrice@1s", "ethusdt@markPrice@1s"]
 
 
 def test_mark_updates_and_a_settlement_when_the_funding_time_moves_on(

@@ -59,6 +59,9 @@ from userstream.protocol.market import (
         ("btcusdt@forceOrder", MarketStream(StreamKind.FORCE_ORDER, "BTCUSDT", 1000)),
         ("!forceOrder@arr", MarketStream(StreamKind.FORCE_ORDER_ALL, speed_ms=1000)),
         ("BTCUSDT@aggTrade", MarketStream(StreamKind.AGG_TRADE, "BTCUSDT", 100)),
+        ("btcusdt@rpiDepth@500ms", MarketStream(StreamKind.RPI_DEPTH, "BTCUSDT", 500)),
+        ("btcusd@assetIndex", MarketStream(StreamKind.ASSET_INDEX, "BTCUSD", 1000)),
+        ("!assetIndex@arr", MarketStream(StreamKind.ASSET_INDEX_ALL, speed_ms=1000)),
     ],
 )
 def test_names_map_to_topics(name: str, topic: MarketStream) -> None:
@@ -76,6 +79,8 @@ def test_names_map_to_topics(name: str, topic: MarketStream) -> None:
         "btcusdt_weekly@continuousKline_1m",
         "btcusdt@aggtrade",
         "!nothing@arr",
+        "btcusdt@rpiDepth",  # 500 ms is its only speed, and it is always named
+        "btcusdt@rpiDepth@100ms",
     ],
 )
 def test_other_names_are_not_market_topics(name: str) -> None:
