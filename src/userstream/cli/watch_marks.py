@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable, Set
 from decimal import Decimal
 
@@ -17,6 +18,8 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from userstream.client.backoff import Backoff
+from userstream.clock import Clock, SystemClock
 from userstream.protocol.market import MarkPriceEvent
 
 _RECHECK_S = 1.0  # how often the held set is compared with the followed one
@@ -28,29 +31,59 @@ class _Combined(msgspec.Struct):
 
 
 class MarkFollower:
-    """`marks` holds the latest `p` of each followed symbol's `markPrice@1s` frame."""
+    """`marks` holds the latest `p` of each followed symbol's `markPrice@1s` frame.
 
-    def __init__(self, stream_url: str, held: Callable[[], Set[str]]) -> None:
+    A dropped or refused connection is retried on the stream client's `Backoff` (at once,
+    then full jitter growing to 3 s), restarted once a connection delivers a frame: a drop
+    costs no second of marks, and a server that is down is not dialled every second forever.
+    A change of the held set reconnects at once.
+    """
+
+    def __init__(
+        self,
+        stream_url: str,
+        held: Callable[[], Set[str]],
+        *,
+        backoff: Backoff | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._stream_url = stream_url.rstrip("/")
         self._held = held
+        self._backoff = backoff or Backoff()
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
         self.marks: dict[str, Decimal] = {}
         self._decoder = msgspec.json.Decoder(_Combined)
 
     async def run(self) -> None:
         """Follow until cancelled."""
+        delays = self._backoff.delays(self._rng)
         while True:
             symbols = frozenset(self._held())
             if not symbols:
                 await asyncio.sleep(_RECHECK_S)
                 continue
-            names = "/".join(f"{s.lower()}@markPrice@1s" for s in sorted(symbols))
-            with contextlib.suppress(OSError, WebSocketException, msgspec.DecodeError):
-                async with connect(f"{self._stream_url}/market/stream?streams={names}") as ws:
-                    while frozenset(self._held()) == symbols:
-                        try:
-                            raw = await asyncio.wait_for(ws.recv(), _RECHECK_S)
-                        except TimeoutError:
-                            continue
-                        event = self._decoder.decode(raw).data
-                        self.marks[event.s] = Decimal(event.p)
-            await asyncio.sleep(_RECHECK_S)
+            if await self._follow(symbols):
+                delays = self._backoff.delays(self._rng)
+            if frozenset(self._held()) != symbols:
+                continue  # follow the new set at once
+            delay = next(delays, 0)  # unlimited: `Backoff()` has no max_attempts
+            await self._clock.sleep_until(self._clock.now_ms() + delay)
+
+    async def _follow(self, symbols: frozenset[str]) -> bool:
+        """Follow `symbols` until the held set changes or the connection ends; True if it
+        delivered a frame."""
+        names = "/".join(f"{s.lower()}@markPrice@1s" for s in sorted(symbols))
+        delivered = False
+        with contextlib.suppress(OSError, WebSocketException, msgspec.DecodeError):
+            async with connect(f"{self._stream_url}/market/stream?streams={names}") as ws:
+                while frozenset(self._held()) == symbols:
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), _RECHECK_S)
+                    except TimeoutError:
+                        continue
+                    delivered = True
+                    event = self._decoder.decode(raw).data
+                    self.marks[event.s] = Decimal(event.p)
+        return delivered

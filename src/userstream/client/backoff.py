@@ -7,9 +7,13 @@ Modelled on websockets' `client.py::backoff`, with the randomness injected, and 
 "Exponential Backoff And Jitter" (full jitter: each delay drawn from `[0, d]`, which spreads
 a crowd of clients best for the fewest attempts).
 
-Why two caps: a young failure is most often a restart or a blip, and the time from the
-server answering again to the client being back is on average a third of the cap (the
-residual of a uniform draw), so a short cap while the failure is young brings clients back
+Why up to three caps: the time from the server answering again to the client being back is
+on average a third of the cap in force (the residual of a uniform draw). A server process
+restarting on its port is back within a second or two, and while it is down every connect
+is refused by the kernel at once; for a stream every 50 ms of that residual is an event
+published to no socket, so `fast_cap_ms` (off by default, on for stream redials:
+`Reconnect.backoff`) keeps the wait tiny while the failure is younger than `fast_ms`. After
+that a young failure is a blip or a short outage, and `early_cap_ms` brings clients back
 within about a second of the server. Past `early_ms` the failure is an outage and the long
 cap keeps a crowd of clients from hammering a server that is down.
 """
@@ -31,13 +35,17 @@ class Backoff:
 
     The first retry waits `first_ms` (0 by default: reconnect at once after a drop); retry
     `n >= 1` waits `min(cap, base_ms * factor**(n-1))`, shortened by up to `jitter` of
-    itself at random. `cap` is `early_cap_ms` while the delays so far add up to less than
-    `early_ms`, `cap_ms` after.
+    itself at random. `cap` is `fast_cap_ms` while the delays so far add up to less than
+    `fast_ms`, then `early_cap_ms` while they add up to less than `early_ms`, `cap_ms`
+    after.
 
     Attributes:
         first_ms: delay before the first retry.
         base_ms: delay before the second retry, before jitter.
         factor: growth per retry.
+        fast_ms: how long (sum of the delays) a failure counts as a restart; 0 (the default)
+            for no such phase.
+        fast_cap_ms: largest delay while the failure counts as a restart.
         early_cap_ms: largest delay while the failure is young; `None` for `cap_ms` always.
         early_ms: how long (sum of the delays) a failure counts as young.
         cap_ms: largest delay once the failure is old, before jitter.
@@ -48,6 +56,8 @@ class Backoff:
 
     first_ms: int = 0
     base_ms: int = 250
+    fast_ms: int = 0
+    fast_cap_ms: int = 100
     factor: float = 2.0
     early_cap_ms: int | None = 3_000
     early_ms: int = 90_000
@@ -56,8 +66,10 @@ class Backoff:
     max_attempts: int | None = None
 
     def __post_init__(self) -> None:
-        if min(self.first_ms, self.base_ms, self.cap_ms, self.early_ms) < 0:
+        if min(self.first_ms, self.base_ms, self.cap_ms, self.early_ms, self.fast_ms) < 0:
             raise ConfigurationError("backoff delays must be >= 0")
+        if self.fast_ms and not 0 < self.fast_cap_ms <= self.cap_ms:
+            raise ConfigurationError("backoff fast_cap_ms must be > 0 and at most cap_ms")
         if self.early_cap_ms is not None and not 0 <= self.early_cap_ms <= self.cap_ms:
             raise ConfigurationError("backoff early_cap_ms must be between 0 and cap_ms")
         if self.factor < 1:
@@ -80,10 +92,7 @@ class Backoff:
             if attempt == 0:
                 delay = self.first_ms
             else:
-                young = self.early_cap_ms is not None and elapsed < self.early_ms
-                cap = float(
-                    self.early_cap_ms if young and self.early_cap_ms is not None else self.cap_ms
-                )
+                cap = float(self._cap(elapsed))
                 delay = round(min(nominal, cap) * (1 - self.jitter * rng.random()))
                 # Growth stops at the cap in force, so an old failure's delays grow on from
                 # the early cap instead of jumping to `cap_ms`.
@@ -91,3 +100,11 @@ class Backoff:
             elapsed += delay
             yield delay
             attempt += 1
+
+    def _cap(self, elapsed_ms: int) -> int:
+        """The cap in force once the delays so far add up to `elapsed_ms`."""
+        if elapsed_ms < self.fast_ms:
+            return self.fast_cap_ms
+        if self.early_cap_ms is not None and elapsed_ms < self.early_ms:
+            return self.early_cap_ms
+        return self.cap_ms

@@ -11,9 +11,23 @@ from userstream.client.buffer import OverflowPolicy
 from userstream.client.keepalive import DEFAULT_INTERVAL_MS, KEY_VALIDITY_MS
 from userstream.exceptions import ConfigurationError
 
-__all__ = ["CLOSE_TIMEOUT_S", "DEFAULT_ROTATE_AFTER_MS", "Delivery", "Keepalive", "Reconnect"]
+__all__ = [
+    "CLOSE_TIMEOUT_S",
+    "DEFAULT_ROTATE_AFTER_MS",
+    "STREAM_BACKOFF",
+    "Delivery",
+    "Keepalive",
+    "Reconnect",
+]
 
 DEFAULT_ROTATE_AFTER_MS = 23 * 3600_000 + 30 * 60_000  # 30 minutes before the 24 h cap (§4.5)
+STREAM_BACKOFF = Backoff(fast_ms=2_000, fast_cap_ms=100)
+"""Stream redials: at once, then at most 100 ms apart for 2 s, then the default `Backoff`'s
+3 s cap until 90 s and 30 s after. A server process restarting on its port is back within a
+second or two, refusing every connect meanwhile (a kernel RST, no work for the server); each
+50 ms the redial waits after it listens again is an event published to no socket. The cost
+is ~20 refused attempts per second per client for those 2 s (docs/client-faults.md gives
+the rate of 1,000 clients)."""
 CLOSE_TIMEOUT_S = 1.0
 """How long a stream connection waits for the peer's part of the close handshake; a peer
 that is gone never answers, so this adds to the time a half-open connection takes to end."""
@@ -27,9 +41,11 @@ class Reconnect:
         backoff: delays between attempts to reopen the stream connection. Restarted (the next
             drop reconnects at once) as soon as a connection delivers a frame or answers a
             ping. Unlimited by default; a finite one ends the stream with `ReconnectGaveUp`.
+            By default at most 100 ms apart for the first 2 s (`STREAM_BACKOFF`).
         key_backoff: delays between attempts to issue a new listenKey after the old one died;
             its own budget, so failed key requests do not lengthen reconnect waits and the
-            other way round.
+            other way round. No 100 ms phase: a key request fails only once the server
+            answers (the socket opened first), and a failing request costs request weight.
         open_timeout_s: handshake timeout for a stream connection.
         rotate_after_ms: connection age at which make-before-break rotation starts.
         rotation_timeout_ms: longest the old connection is kept once the new one is open,
@@ -37,7 +53,7 @@ class Reconnect:
             one delivered frames the new one never matched by then, a `StreamGap` follows.
     """
 
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = STREAM_BACKOFF
     key_backoff: Backoff = field(default_factory=Backoff)
     open_timeout_s: float = 10.0
     rotate_after_ms: int = DEFAULT_ROTATE_AFTER_MS

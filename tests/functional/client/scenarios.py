@@ -202,8 +202,9 @@ class Venue:
         ) as response:
             assert response.status == 200, await response.text()
 
-    async def restart(self, down_s: float = 0.0) -> None:
-        """Stop the server, keep it down `down_s`, start it again (same data and port)."""
+    async def restart(self, down_s: float = 0.0, kill: bool = False) -> None:
+        """Stop the server (SIGTERM, or SIGKILL with `kill`), keep it down `down_s`, start
+        it again (same data and port)."""
         raise NotImplementedError("this venue cannot restart")
 
     async def _create_account(self) -> None:
@@ -269,7 +270,7 @@ class InProcessVenue(Venue):
 
 class ProcessVenue(Venue):
     """`userstream serve` as a subprocess (real CLI, real clock); `restart()` sends SIGTERM
-    and starts it again on the same data directory and port."""
+    (or SIGKILL) and starts it again on the same data directory and port."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__()
@@ -281,9 +282,11 @@ class ProcessVenue(Venue):
         self.url = self.proc.url
         self._credentials(self.proc.demo)
 
-    async def restart(self, down_s: float = 0.0) -> None:
+    async def restart(self, down_s: float = 0.0, kill: bool = False) -> None:
         assert self.proc is not None
         port = self.url.rsplit(":", 1)[1]
+        if kill:
+            self.proc.process.kill()  # no close frames: every stream sees 1006
         await asyncio.to_thread(stop_server_process, self.proc)
         await asyncio.sleep(down_s)
         self.proc = await asyncio.to_thread(start_server_process, self.data_dir, "--port", port)
@@ -463,11 +466,15 @@ async def _key_deleted(run: Run) -> None:
     await run.publish(run.profile.per_phase)
 
 
-async def _restart(run: Run) -> None:
-    await run.publish(run.profile.per_phase)
-    await run.quiesce()
-    await run.fault("SIGTERM + restart", run.venue.restart())
-    await run.publish(run.profile.per_phase)
+def _restart(kill: bool) -> ScenarioFn:
+    async def body(run: Run) -> None:
+        await run.publish(run.profile.per_phase)
+        await run.quiesce()
+        signal = "SIGKILL" if kill else "SIGTERM"
+        await run.fault(f"{signal} + restart", run.venue.restart(kill=kill))
+        await run.publish(run.profile.per_phase)
+
+    return body
 
 
 OUTAGE_S = 30.0
@@ -521,7 +528,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "restart",
             "server process restarted (SIGTERM, same data and port)",
-            _restart,
+            _restart(kill=False),
+            needs_restart=True,
+        ),
+        Scenario(
+            "restart_kill",
+            "server process killed and restarted (SIGKILL, same data and port)",
+            _restart(kill=True),
             needs_restart=True,
         ),
         Scenario(

@@ -1,5 +1,5 @@
 """Backoff delays: pure, repeatable with a seeded rng, unlimited by default, a short cap
-while the failure is young."""
+while the failure is young and, for stream redials, a tiny one while it may be a restart."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import statistics
 import pytest
 
 from userstream.client.backoff import Backoff
+from userstream.client.policy import Reconnect
 from userstream.exceptions import ConfigurationError
 
 
@@ -29,6 +30,24 @@ def test_without_an_early_cap_the_sequence_grows_to_cap_ms() -> None:
     backoff = Backoff(base_ms=500, early_cap_ms=None, jitter=0)
     delays = list(itertools.islice(backoff.delays(random.Random(1)), 9))
     assert delays == [0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]
+
+
+def test_a_fast_phase_caps_the_delays_while_the_failure_counts_as_a_restart() -> None:
+    backoff = Backoff(jitter=0, fast_ms=1_000, fast_cap_ms=100)
+    delays = list(itertools.islice(backoff.delays(random.Random(1)), 18))
+    # ten 100 ms waits make up the first second; then growth goes on from 100 ms
+    assert delays == [0] + [100] * 11 + [200, 400, 800, 1600, 3000, 3000]
+
+
+def test_stream_redials_are_fast_for_two_seconds_then_the_default_schedule() -> None:
+    delays = list(itertools.islice(Reconnect().backoff.delays(random.Random(3)), 400))
+    at = list(itertools.accumulate(delays))
+    fast = [d for d, t in zip(delays[1:], at, strict=False) if t < 2_000]
+    assert fast
+    assert all(0 <= d <= 100 for d in fast)
+    later = [d for d, t in zip(delays[1:], at, strict=False) if t >= 2_000]
+    assert max(later) > 1_000  # back to the 3 s cap soon after
+    assert Backoff().fast_ms == 0  # other retries (key requests, the CLI) have no such phase
 
 
 def test_unlimited_by_default() -> None:
@@ -56,19 +75,22 @@ def test_partial_jitter_stays_within_bounds() -> None:
 
 
 def test_a_crowd_retrying_against_a_down_server_makes_few_attempts() -> None:
-    """The figure docs/client-faults.md reports: 1,000 clients, the default policy."""
-    backoff, horizon_ms = Backoff(), 300_000
-    attempts_first_minute = attempts_total = 0
+    """The figures docs/client-faults.md reports: 1,000 clients, the stream's redials."""
+    backoff, horizon_ms = Reconnect().backoff, 300_000
+    attempts_fast = attempts_first_minute = attempts_later = 0
     for seed in range(1000):
         at = 0
         for delay in backoff.delays(random.Random(seed)):
             at += delay
             if at > horizon_ms:
                 break
-            attempts_total += 1
-            attempts_first_minute += at < 60_000
-    assert attempts_first_minute / 60 < 1000  # under one attempt per client per second
-    assert attempts_total / 300 < 400  # and fewer as the outage ages
+            attempts_fast += at < backoff.fast_ms
+            attempts_first_minute += backoff.fast_ms <= at < 60_000
+            attempts_later += at >= backoff.fast_ms
+    fast_s = backoff.fast_ms / 1000
+    assert attempts_fast / fast_s < 25_000  # a restart's 2 s: ~20 refused connects/client/s
+    assert attempts_first_minute / (60 - fast_s) < 1000  # then under one per client per s
+    assert attempts_later / (300 - fast_s) < 400  # and fewer as the outage ages
 
 
 def test_max_attempts_ends_the_sequence() -> None:
@@ -92,6 +114,8 @@ def test_a_fresh_generator_is_a_reset() -> None:
         {"jitter": 1.5},
         {"max_attempts": -1},
         {"early_cap_ms": 40_000},
+        {"fast_ms": 1_000, "fast_cap_ms": 0},
+        {"fast_ms": -1},
     ],
 )
 def test_rejects_impossible_settings(kwargs: dict[str, float]) -> None:
