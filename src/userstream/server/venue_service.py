@@ -267,4 +267,3 @@ class VenueService:
         """Publish events the engine produced outside `execute`, and schedule a save."""
         self._changed()
         await self._bus.publish(account_id, list(events))
-

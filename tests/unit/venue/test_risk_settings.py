@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.unit.venue.test_risk_engine import funded, kinds, market_order, move
+from tests.unit.venue.helpers import funded, market_order
+from tests.unit.venue.test_risk_engine import kinds, move
 from userstream.protocol.events import Side
 from userstream.venue import ChangeLeverage
 from userstream.venue.margin import MARGIN_CALL_RATIO
