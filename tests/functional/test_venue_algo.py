@@ -318,3 +318,60 @@ async def test_ws_api_algo_order_place_and_cancel(venue: Harness) -> None:
             ws, "algoOrder.cancel", hmac_params(account, now, clientAlgoId="ws-1")
         )
         assert cancelled["result"]["code"] == "200", cancelled
+
+
+async def test_adl_quantile_ranks_the_profitable_side(venue: Harness) -> None:
+    long, short = venue.account("long"), venue.account("short")
+    for account, side in ((long, "BUY"), (short, "SELL")):
+        status, body, _ = await signed(
+            venue,
+            account,
+            "POST",
+            "/fapi/v1/order",
+            {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.010"},
+        )
+        assert status == 200, body
+    status, body = await venue.admin(
+        "POST", "market/crash", {"symbol": "BTCUSDT", "percent": "5", "seconds": 1}
+    )
+    assert status == 200, body
+    for _ in range(8):
+        await venue.advance(250)
+    # The short alone on its side and in profit heads its ADL queue; the losing long scores 0.
+    for account, expected in ((short, 4), (long, 0)):
+        status, rows, _ = await signed(venue, account, "GET", "/fapi/v3/positionRisk")
+        assert status == 200, rows
+        assert [row["adl"] for row in rows] == [expected]
+        status, rows, _ = await signed(
+            venue, account, "GET", "/fapi/v1/adlQuantile", {"symbol": "BTCUSDT"}
+        )
+        assert status == 200, rows
+        assert rows == [
+            {"symbol": "BTCUSDT", "adlQuantile": {"LONG": 0, "SHORT": 0, "BOTH": expected}}
+        ]
+    status, rows, _ = await signed(
+        venue, short, "GET", "/fapi/v1/adlQuantile", {"symbol": "ETHUSDT"}
+    )
+    assert (status, rows) == (200, [])
+
+
+async def test_admin_margin_call_aims_at_the_engines_ratio(venue: Harness) -> None:
+    account = venue.account()
+    status, body, _ = await signed(
+        venue,
+        account,
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"},
+    )
+    assert status == 200, body
+    targets = []
+    for ratio in (Decimal("0.8"), Decimal("0.5")):
+        venue.server.venue.engine.risk.margin_call_ratio = ratio
+        status, body = await venue.admin(
+            "POST", f"accounts/{account.id}/marginCall", {"symbol": "BTCUSDT"}
+        )
+        assert status == 200, body
+        targets.append(Decimal(body["target"]))
+    # A lower call ratio is reached further from the liquidation price: a higher price for a long.
+    assert targets[1] > targets[0]

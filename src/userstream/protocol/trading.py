@@ -39,6 +39,7 @@ __all__ = [
     "AccountV3",
     "AccountV3Asset",
     "AccountV3Position",
+    "AdlQuantileRow",
     "AllOrdersQuery",
     "BalanceRow",
     "Bracket",
@@ -1045,6 +1046,14 @@ class PositionRiskV3(msgspec.Struct, rename="camel"):
     bid_notional: str
     ask_notional: str
     update_time: int
+
+
+class AdlQuantileRow(msgspec.Struct, rename="camel"):
+    """`GET /fapi/v1/adlQuantile` row: one symbol with an open position, its sides' ADL
+    quantiles 0–4 keyed LONG/SHORT/BOTH (or HEDGE, a marker, in cross hedge mode)."""
+
+    symbol: str
+    adl_quantile: dict[str, int]
 
 
 class IncomeRow(msgspec.Struct, rename="camel"):

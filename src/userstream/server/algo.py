@@ -30,7 +30,6 @@ from userstream.server.responses import json_response
 from userstream.server.trading import Call, Route
 from userstream.server.venue_admin import bad, decode
 from userstream.venue.algo import AlgoRecord, CancelAlgoOrder, NewAlgoOrder
-from userstream.venue.margin import MARGIN_CALL_RATIO
 from userstream.venue.risk import RiskOutcome
 from userstream.venue.views import Ack, VenueError
 
@@ -234,7 +233,7 @@ class RiskAdmin:
         self.s = service
 
     async def margin_call(self, account: Account, request: Request) -> Response:
-        return await self._drive(account, request, MARGIN_CALL_RATIO)
+        return await self._drive(account, request, self.s.engine.risk.margin_call_ratio)
 
     async def liquidate(self, account: Account, request: Request) -> Response:
         return await self._drive(account, request, Decimal(1))

@@ -9,7 +9,7 @@ quote amounts at `max(5, pricePrecision)` decimals (`"0.51050"`, `"84146.50000"`
 
 Weights (§2): orders 0 IP weight and 1 on the order counts (batch: 5), cancels and queries 1,
 `openOrders` 1 with a symbol and 40 without, `allOrders`/`userTrades` 5, account and balance
-reads 5, `income` 30, `commissionRate` 20, `positionSide/dual` and `multiAssetsMargin` GET 30.
+reads and `adlQuantile` 5, `commissionRate` 20, `positionSide/dual` and `multiAssetsMargin` GET 30.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from userstream.venue import (
     ResponseType,
     SetCommission,
     Withdraw,
+    adl,
 )
 from userstream.venue import brackets as venue_brackets
 from userstream.venue.collateral import SETTLEMENT_ASSET
@@ -451,7 +452,7 @@ class VenueRoutes:
                 maint_margin=amount(p.maint_margin),
                 position_initial_margin=amount(p.position_initial_margin),
                 open_order_initial_margin=amount(p.open_order_initial_margin),
-                adl=0,
+                adl=self.s.engine.risk.adl_quantile(account_id, p.symbol, p.position_side),
                 bid_notional=amount(p.bid_notional),
                 ask_notional=amount(p.ask_notional),
                 update_time=p.update_time,
@@ -485,6 +486,33 @@ class VenueRoutes:
         symbol = t.parse_open_orders(call.params, self.s.rules)
         await self._read(call)
         return self.position_risk_v3(call.account_id, symbol)
+
+    async def adl_quantile(self, call: Call) -> object:
+        symbol = t.parse_open_orders(call.params, self.s.rules)
+        await self._read(call)
+        return self.adl_quantiles(call.account_id, symbol)
+
+    def adl_quantiles(self, account_id: int, symbol: str | None) -> list[t.AdlQuantileRow]:
+        engine = self.s.engine
+        hedge = engine.account_flags(account_id)[0]
+        open_by_symbol: dict[str, list[PositionView]] = {}
+        for p in self._positions(account_id):
+            if p.position_amt and (symbol is None or p.symbol == symbol):
+                open_by_symbol.setdefault(p.symbol, []).append(p)
+        return [
+            t.AdlQuantileRow(
+                symbol=name,
+                adl_quantile=adl.quantile_sides(
+                    hedge and rows[0].margin_type == "cross",
+                    {
+                        p.position_side: engine.risk.adl_quantile(account_id, name, p.position_side)
+                        for p in rows
+                    },
+                    {p.position_side for p in rows},
+                ),
+            )
+            for name, rows in open_by_symbol.items()
+        ]
 
     async def commission_rate(self, call: Call) -> object:
         symbol = t.parse_symbol(call.params, self.s.rules)
@@ -668,6 +696,7 @@ def mount(service: VenueService) -> None:
     api.add("/fapi/v3/balance", "GET", Route(data, 5, r.get_balance))
     api.add("/fapi/v2/positionRisk", "GET", Route(data, 5, r.get_position_risk_v2))
     api.add("/fapi/v3/positionRisk", "GET", Route(data, 5, r.get_position_risk_v3))
+    api.add("/fapi/v1/adlQuantile", "GET", Route(data, 5, r.adl_quantile))
     api.add("/fapi/v1/commissionRate", "GET", Route(data, 20, r.commission_rate))
     api.add("/fapi/v1/leverageBracket", "GET", Route(data, 1, r.leverage_bracket))
     api.add("/fapi/v1/symbolConfig", "GET", Route(data, 5, r.symbol_config))

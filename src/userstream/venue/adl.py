@@ -23,12 +23,20 @@ same symbol and direction into five. A position with no profit scores 0 and show
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-__all__ = ["QUANTILES", "Candidate", "allocate", "leverage_pnl", "quantile", "ranked"]
+__all__ = [
+    "QUANTILES",
+    "Candidate",
+    "allocate",
+    "leverage_pnl",
+    "quantile",
+    "quantile_sides",
+    "ranked",
+]
 
 QUANTILES: Final = 5  # adl 0..4
 _ZERO: Final = Decimal(0)
@@ -54,6 +62,24 @@ def quantile(score: Decimal, scores: Sequence[Decimal]) -> int:
     at_or_below = sum(1 for s in scores if s <= score)
     # ceil(5 × rank / n) − 1, in integers.
     return min(QUANTILES - 1, max(0, -(-QUANTILES * at_or_below // len(scores)) - 1))
+
+
+def quantile_sides(
+    hedge_crossed: bool, quantiles: Mapping[str, int], open_sides: Collection[str]
+) -> dict[str, int]:
+    """`GET /fapi/v1/adlQuantile`'s `adlQuantile` object for one symbol, from each open
+    position side's quantile (Binance, "Position ADL Quantile Estimation"): one-way mode and
+    isolated hedge mode show "LONG", "SHORT" and "BOTH", each side's own quantile; cross
+    hedge mode shows "HEDGE" (a marker, value 0) instead of "BOTH", and "a same value
+    calculated on unrealized pnls on long and short sides' positions" for LONG and SHORT when
+    both are open. How that shared value combines the sides is not published: the venue
+    shows the higher of the two sides' quantiles, the side nearer the head of its queue."""
+    long, short = quantiles.get("LONG", 0), quantiles.get("SHORT", 0)
+    if not hedge_crossed:
+        return {"LONG": long, "SHORT": short, "BOTH": quantiles.get("BOTH", 0)}
+    if "LONG" in open_sides and "SHORT" in open_sides:
+        long = short = max(long, short)
+    return {"LONG": long, "SHORT": short, "HEDGE": 0}
 
 
 @dataclass(frozen=True, slots=True)

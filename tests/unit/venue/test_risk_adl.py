@@ -9,7 +9,14 @@ from tests.unit.venue.test_risk_engine import Folded, kinds
 from tests.venue_fixtures import make_engine
 from userstream.protocol.events import Event, OrderTradeUpdate, OrderType, Side, TimeInForce
 from userstream.venue import ChangeLeverage, Deposit, NewOrder
-from userstream.venue.adl import Candidate, allocate, leverage_pnl, quantile, ranked
+from userstream.venue.adl import (
+    Candidate,
+    allocate,
+    leverage_pnl,
+    quantile,
+    quantile_sides,
+    ranked,
+)
 
 D = Decimal
 BTC = "BTCUSDT"
@@ -29,6 +36,23 @@ def test_quantile_buckets_the_rank_into_five() -> None:
     assert [quantile(s, scores) for s in scores] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert quantile(D(3), [D(3)]) == 4  # alone at the head of the queue
     assert quantile(D(0), [D(0), D(1)]) == 0
+
+
+def test_quantile_sides_follow_binances_keys() -> None:
+    # One-way (or isolated hedge): each side its own value, BOTH for the one-way position.
+    assert quantile_sides(False, {"BOTH": 3}, {"BOTH"}) == {"LONG": 0, "SHORT": 0, "BOTH": 3}
+    assert quantile_sides(False, {"LONG": 1, "SHORT": 2}, {"LONG", "SHORT"}) == {
+        "LONG": 1,
+        "SHORT": 2,
+        "BOTH": 0,
+    }
+    # Cross hedge: HEDGE is a marker, and both open sides show one shared value.
+    assert quantile_sides(True, {"LONG": 1, "SHORT": 3}, {"LONG", "SHORT"}) == {
+        "LONG": 3,
+        "SHORT": 3,
+        "HEDGE": 0,
+    }
+    assert quantile_sides(True, {"LONG": 2}, {"LONG"}) == {"LONG": 2, "SHORT": 0, "HEDGE": 0}
 
 
 def test_allocate_walks_the_ranked_queue() -> None:
