@@ -189,8 +189,8 @@ async def _open(
     watch: _Watch,
 ) -> UserDataStream:
     """A started stream. Until the server answers, retry on the client's own backoff
-    (`Backoff()`: at once, then 0.5 s doubling to 30 s, jittered), one line per attempt;
-    with `--once`, exit at the first failure."""
+    (`Backoff()`: at once, then 0.25 s doubling to 3 s for 90 s and to 30 s after, jittered),
+    one line per attempt; with `--once`, exit at the first failure."""
     delays = Backoff().delays(random.Random())
     while True:
         stream = UserDataStream(
