@@ -421,6 +421,10 @@ class Engine:
                 )
 
     def _open_on(self, account_id: int, symbol: str) -> dict[int, Order]:
+        try:  # the common case, several times per order: both levels exist
+            return self._open[account_id][symbol]
+        except KeyError:
+            pass
         by_symbol = self._open.setdefault(account_id, {})
         orders = by_symbol.get(symbol)
         if orders is None:
