@@ -650,9 +650,9 @@ class Engine:
             update_time=0,
         )
         orders = list(self._open_on(account.account_id, order.symbol).values())
-        need = self._order_margin(account, order.symbol, [*orders, probe]) - self._order_margin(
-            account, order.symbol, orders
-        )
+        need = self._order_margin(account, order.symbol, [*orders, probe])
+        if orders:  # with none open, what is already charged is 0
+            need -= self._order_margin(account, order.symbol, orders)
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
         if need > 0 and need > self._figures(account, rules.margin_asset).available_balance:

@@ -18,8 +18,9 @@ margin, never below 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from userstream.protocol.events import MarginType, Side
 from userstream.venue import brackets
@@ -126,8 +127,7 @@ def _opening(qty: Decimal, notional: Decimal, closable: Decimal) -> Decimal:
     return notional * (qty - closable) / qty
 
 
-@dataclass(frozen=True, slots=True)
-class PositionFigures:
+class PositionFigures(msgspec.Struct, frozen=True):
     """A position's mark-dependent figures (`positionRisk`, `account` positions)."""
 
     mark_price: Decimal
@@ -152,8 +152,7 @@ def position_figures(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AssetFigures:
+class AssetFigures(msgspec.Struct, frozen=True):
     """One margin asset's balance figures (`account`, `balance`)."""
 
     asset: str
