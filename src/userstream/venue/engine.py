@@ -754,7 +754,8 @@ class Engine:
         settings = account.symbols[order.symbol]
         position = self._position(account, order)
         isolated = settings.margin_type is MarginType.ISOLATED
-        commission = money(qty * price * (account.maker_rate if maker else account.taker_rate))
+        quote = qty * price
+        commission = money(quote * (account.maker_rate if maker else account.taker_rate))
         signed = qty if order.side is Side.BUY else -qty
         realized = apply_fill(
             position,
@@ -769,7 +770,7 @@ class Engine:
         balance.wallet_balance += realized - commission
         balance.update_time = now_ms
         order.executed_qty += qty
-        order.cum_quote += qty * price
+        order.cum_quote += quote
         order.update_time = now_ms
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
         if not order.is_open:
@@ -782,7 +783,7 @@ class Engine:
             position_side=order.position_side,
             price=price,
             qty=qty,
-            quote_qty=qty * price,
+            quote_qty=quote,
             realized_pnl=realized,
             commission=commission,
             commission_asset=rules.margin_asset,

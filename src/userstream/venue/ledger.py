@@ -110,12 +110,13 @@ def open_order_margin(amount: Decimal, orders: Iterable[Order], leverage: int) -
     for order in orders:
         if order.reduce_only:
             continue
+        remaining = order.remaining
         if order.side is Side.BUY:
-            buy_qty += order.remaining
-            buy_notional += order.remaining * order.price
+            buy_qty += remaining
+            buy_notional += remaining * order.price
         else:
-            sell_qty += order.remaining
-            sell_notional += order.remaining * order.price
+            sell_qty += remaining
+            sell_notional += remaining * order.price
     bid = _opening(buy_qty, buy_notional, max(-amount, ZERO))
     ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
     return max(bid, ask) / leverage
