@@ -102,7 +102,7 @@ class BracketTable:
         ValueError: the tiers leave a gap, overlap, or break the continuity of `cum`.
     """
 
-    __slots__ = ("_brackets", "symbol")
+    __slots__ = ("_brackets", "_max_notional", "symbol")
 
     def __init__(self, symbol: str, brackets: Iterable[Bracket]) -> None:
         ordered = tuple(sorted(brackets, key=lambda b: b.notional_floor))
@@ -119,6 +119,9 @@ class BracketTable:
                 raise ValueError(f"{symbol}: bracket {upper.bracket} cum {upper.cum} != {expected}")
         self.symbol = symbol
         self._brackets = ordered
+        # The tiers never change, so each leverage's cap is worked out once (row 18 of
+        # every new order asks for it).
+        self._max_notional: dict[int, Decimal] = {}
 
     @property
     def brackets(self) -> tuple[Bracket, ...]:
@@ -143,8 +146,11 @@ class BracketTable:
     def max_notional(self, leverage: int) -> Decimal:
         """The largest notional allowed at `leverage`: the cap of the last tier that still
         allows it (`maxNotionalValue`). 0 when `leverage` exceeds every tier's."""
-        allowed = [b.notional_cap for b in self._brackets if b.initial_leverage >= leverage]
-        return max(allowed, default=Decimal(0))
+        cap = self._max_notional.get(leverage)
+        if cap is None:
+            allowed = [b.notional_cap for b in self._brackets if b.initial_leverage >= leverage]
+            cap = self._max_notional[leverage] = max(allowed, default=Decimal(0))
+        return cap
 
     def check_notional(self, notional: Decimal, leverage: int) -> None:
         """Refuse a position of `notional` at `leverage` beyond its tier cap.

@@ -421,6 +421,10 @@ class Engine:
                 )
 
     def _open_on(self, account_id: int, symbol: str) -> dict[int, Order]:
+        try:  # the common case, several times per order: both levels exist
+            return self._open[account_id][symbol]
+        except KeyError:
+            pass
         by_symbol = self._open.setdefault(account_id, {})
         orders = by_symbol.get(symbol)
         if orders is None:
@@ -646,9 +650,9 @@ class Engine:
             update_time=0,
         )
         orders = list(self._open_on(account.account_id, order.symbol).values())
-        need = self._order_margin(account, order.symbol, [*orders, probe]) - self._order_margin(
-            account, order.symbol, orders
-        )
+        need = self._order_margin(account, order.symbol, [*orders, probe])
+        if orders:  # with none open, what is already charged is 0
+            need -= self._order_margin(account, order.symbol, orders)
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
         if need > 0 and need > self._figures(account, rules.margin_asset).available_balance:
@@ -750,7 +754,8 @@ class Engine:
         settings = account.symbols[order.symbol]
         position = self._position(account, order)
         isolated = settings.margin_type is MarginType.ISOLATED
-        commission = money(qty * price * (account.maker_rate if maker else account.taker_rate))
+        quote = qty * price
+        commission = money(quote * (account.maker_rate if maker else account.taker_rate))
         signed = qty if order.side is Side.BUY else -qty
         realized = apply_fill(
             position,
@@ -765,7 +770,7 @@ class Engine:
         balance.wallet_balance += realized - commission
         balance.update_time = now_ms
         order.executed_qty += qty
-        order.cum_quote += qty * price
+        order.cum_quote += quote
         order.update_time = now_ms
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
         if not order.is_open:
@@ -778,7 +783,7 @@ class Engine:
             position_side=order.position_side,
             price=price,
             qty=qty,
-            quote_qty=qty * price,
+            quote_qty=quote,
             realized_pnl=realized,
             commission=commission,
             commission_asset=rules.margin_asset,

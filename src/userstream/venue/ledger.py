@@ -18,8 +18,9 @@ margin, never below 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from userstream.protocol.events import MarginType, Side
 from userstream.venue import brackets
@@ -109,12 +110,13 @@ def open_order_margin(amount: Decimal, orders: Iterable[Order], leverage: int) -
     for order in orders:
         if order.reduce_only:
             continue
+        remaining = order.remaining
         if order.side is Side.BUY:
-            buy_qty += order.remaining
-            buy_notional += order.remaining * order.price
+            buy_qty += remaining
+            buy_notional += remaining * order.price
         else:
-            sell_qty += order.remaining
-            sell_notional += order.remaining * order.price
+            sell_qty += remaining
+            sell_notional += remaining * order.price
     bid = _opening(buy_qty, buy_notional, max(-amount, ZERO))
     ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
     return max(bid, ask) / leverage
@@ -126,8 +128,7 @@ def _opening(qty: Decimal, notional: Decimal, closable: Decimal) -> Decimal:
     return notional * (qty - closable) / qty
 
 
-@dataclass(frozen=True, slots=True)
-class PositionFigures:
+class PositionFigures(msgspec.Struct, frozen=True):
     """A position's mark-dependent figures (`positionRisk`, `account` positions)."""
 
     mark_price: Decimal
@@ -152,8 +153,7 @@ def position_figures(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AssetFigures:
+class AssetFigures(msgspec.Struct, frozen=True):
     """One margin asset's balance figures (`account`, `balance`)."""
 
     asset: str

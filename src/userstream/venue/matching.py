@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from userstream.market.book import OrderBook
 from userstream.market.types import Side as MarketSide
@@ -88,8 +89,7 @@ class RestingBook:
         return queue.through(side, price) if queue is not None else []
 
 
-@dataclass(frozen=True, slots=True)
-class TakerStep:
+class TakerStep(msgspec.Struct, frozen=True):
     """One place a taker order meets liquidity: a book level (`own` None) or one of the
     account's own resting orders (price is its limit, qty its remaining quantity)."""
 

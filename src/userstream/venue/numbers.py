@@ -29,8 +29,12 @@ def trim(value: Decimal) -> Decimal:
     if not value:
         return ZERO
     normal = value.normalize()
-    exponent = normal.as_tuple().exponent
-    return normal.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else normal
+    # A normalized finite value is an integer exactly when its exponent is >= 0, and only a
+    # positive exponent needs the quantize; comparing with its integral value is cheaper
+    # than `as_tuple()`, which builds the digit tuple.
+    if normal.is_finite() and normal == normal.to_integral_value():
+        return normal.quantize(_ONE)
+    return normal
 
 
 def decimal_places(value: Decimal) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
+
+import msgspec
 
 from userstream.market.book import OrderBook
 from userstream.protocol import errors
@@ -54,8 +55,7 @@ _GTD_MIN_AHEAD_MS: Final = 600_000
 _GTD_MAX_MS: Final = 253402300799000
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """A new order that passed rows 3-17, with its defaults and resolved values filled in.
     `reference_price` is what notional and margin are measured at (the limit, or the best
     opposite price, or the mark for a MARKET order facing an empty book)."""

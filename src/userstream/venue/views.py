@@ -8,9 +8,11 @@ into Binance's response shapes (trading spec §2.3, §2.5, §2.6). A rejected co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeAlias
+
+import msgspec
 
 from userstream.exceptions import BinanceAPIError
 from userstream.protocol import errors
@@ -51,8 +53,7 @@ class VenueError:
         return BinanceAPIError(self.code, self.msg, 400)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderView:
+class OrderView(msgspec.Struct, frozen=True):
     """An order as `GET /fapi/v1/order` and the order answers report it."""
 
     order_id: int
@@ -247,9 +248,8 @@ Result: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """What a command did: its answer (or error) and the account's events, in order."""
 
     result: Result
-    events: Sequence[Event] = field(default_factory=tuple)
+    events: Sequence[Event] = ()
