@@ -4,6 +4,7 @@ per request, or unsigned after an Ed25519 `session.logon`; same engine and error
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -124,3 +125,35 @@ async def test_rest_and_ws_api_share_the_order_count(tmp_path: Path) -> None:
             now = venue.clock.now_ms()
             refused = await call(ws, "order.place", hmac_params(account, now, **market))
             assert (refused["status"], refused["error"]["code"]) == (429, -1015)
+
+
+async def test_a_burst_of_orders_is_answered_in_order_and_a_lone_one_at_once(
+    venue: Harness,
+) -> None:
+    # Behind a burst the answers leave in batches (server/wsapi.py FLUSH_EVERY); every one
+    # still arrives, in order, and a request with nothing queued behind it is answered alone.
+    account = venue.account()
+    private, api_key = await register(venue, account)
+    order = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.010",
+        "price": "10000",
+        "timestamp": venue.clock.now_ms(),
+    }
+    async with ws_connect(venue.ws + WS_API) as ws:
+        logon = await call(
+            ws, "session.logon", ed25519_params(private, api_key, venue.clock.now_ms())
+        )
+        assert logon["status"] == 200, logon
+        burst = 20
+        for n in range(burst):
+            request = {"id": n, "method": "order.place", "params": order}
+            await ws.send(json.dumps(request))
+        answers = [await recv_json(ws) for _ in range(burst)]
+        assert [(a["id"], a["status"]) for a in answers] == [(n, 200) for n in range(burst)]
+        assert len({a["result"]["orderId"] for a in answers}) == burst
+        alone = await asyncio.wait_for(call(ws, "order.place", order, id="alone"), 5)
+        assert (alone["id"], alone["status"]) == ("alone", 200)

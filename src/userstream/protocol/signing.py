@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import enum
 import hashlib
 import hmac
@@ -37,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 from urllib.parse import unquote, unquote_to_bytes, urlencode
+
+import msgspec
 
 from userstream.exceptions import BinanceAPIError
 from userstream.protocol import errors
@@ -107,10 +110,13 @@ class SigningKey:
     kind: KeyKind
     hmac_secret: bytes = b""
     ed25519: Ed25519Verifier | None = None
+    # The HMAC keyed once (the key's two padded blocks hashed); each check copies it.
+    _keyed: hmac.HMAC | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def for_hmac(cls, account_id: int, secret: str) -> SigningKey:
-        return cls(account_id, KeyKind.HMAC, hmac_secret=secret.encode("utf-8"))
+        raw = secret.encode("utf-8")
+        return cls(account_id, KeyKind.HMAC, raw, None, hmac.new(raw, None, hashlib.sha256))
 
     @classmethod
     def for_ed25519(cls, account_id: int, verifier: Ed25519Verifier) -> SigningKey:
@@ -119,7 +125,12 @@ class SigningKey:
     def verifies(self, signature: str, payload: bytes) -> bool:
         """Whether `signature` (as decoded from the request) signs `payload` with this key."""
         if self.kind is KeyKind.HMAC:
-            expected = hmac_signature(self.hmac_secret, payload)
+            if self._keyed is None:
+                expected = hmac_signature(self.hmac_secret, payload)
+            else:
+                mac = self._keyed.copy()
+                mac.update(payload)
+                expected = mac.hexdigest()
             return hmac.compare_digest(expected, signature.lower())
         assert self.ed25519 is not None
         try:
@@ -218,8 +229,25 @@ def split_signature(query: str, body: bytes) -> tuple[bytes, str | None]:
     return parts[0] + parts[1], found
 
 
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
+def _plain_query(query: str) -> tuple[Params, bytes, str | None]:
+    """`parse_params` and `split_signature` in one pass, for a request with no body and
+    nothing escaped in its query (what most clients send): the same parameters (without
+    `signature`), payload, signature and errors."""
+    params: Params = {}
+    fields = query.split("&") if query else []
+    for field in fields:
+        if field:
+            name, _, value = field.partition("=")
+            if name in params:
+                raise _duplicate()
+            params[name] = value
+    signature = params.pop(SIGNATURE, None)
+    if signature is not None:
+        fields = [f for f in fields if f.partition("=")[0] != SIGNATURE]
+    return params, "&".join(fields).encode("latin-1"), signature
+
+
+class SignedRequest(msgspec.Struct, frozen=True):
     """A verified signed request: its account, parameters (without `signature`) and time."""
 
     account_id: int
@@ -292,11 +320,14 @@ def verify_rest(
         raise errors.api_key_format_invalid()
     if key is None:
         raise errors.api_key_rejected()
-    params = parse_params(query, body)
-    payload, signature = split_signature(query, body)
+    if not body and "%" not in query and "+" not in query:
+        params, payload, signature = _plain_query(query)
+    else:
+        params = parse_params(query, body)
+        payload, signature = split_signature(query, body)
+        params.pop(SIGNATURE, None)
     if not signature:
         raise errors.mandatory_param(SIGNATURE)
-    params.pop(SIGNATURE, None)
     if not key.verifies(signature, payload):
         raise bad_signature()
     timestamp = check_timestamp(params, now_ms)

@@ -40,7 +40,6 @@ key gets 401 -2014 "API-key format invalid." (spec §3.2, 3P-OBS 2026-09).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -116,9 +115,9 @@ _VERSION_PREFIX: Final = re.compile(r"v[0-9]+/")
 _API_KEY_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,256}")
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitStatus:
-    """One `rateLimits` item: `{"rateLimitType","interval","intervalNum","limit","count"}`."""
+class RateLimitStatus(msgspec.Struct, frozen=True, rename="camel"):
+    """One `rateLimits` item: `{"rateLimitType","interval","intervalNum","limit","count"}`,
+    encoded as is."""
 
     rate_limit_type: str
     interval: str
@@ -127,8 +126,7 @@ class RateLimitStatus:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class WsApiRequest:
+class WsApiRequest(msgspec.Struct, frozen=True):
     """A parsed WebSocket API request.
 
     Attributes:
@@ -172,14 +170,6 @@ class WsApiRequestError(BinanceAPIError):
         return cls(id, err.status, err.code, err.msg)
 
 
-class _RateLimitWire(msgspec.Struct, rename="camel"):
-    rate_limit_type: str
-    interval: str
-    interval_num: int
-    limit: int
-    count: int
-
-
 class _ErrorBody(msgspec.Struct):
     code: int
     msg: str
@@ -189,14 +179,14 @@ class _OkEnvelope(msgspec.Struct, omit_defaults=True):
     id: object
     status: int
     result: object
-    rate_limits: list[_RateLimitWire] | None = msgspec.field(default=None, name="rateLimits")
+    rate_limits: list[RateLimitStatus] | None = msgspec.field(default=None, name="rateLimits")
 
 
 class _ErrorEnvelope(msgspec.Struct, omit_defaults=True):
     id: object
     status: int
     error: _ErrorBody
-    rate_limits: list[_RateLimitWire] | None = msgspec.field(default=None, name="rateLimits")
+    rate_limits: list[RateLimitStatus] | None = msgspec.field(default=None, name="rateLimits")
 
 
 _decoder: Final = msgspec.json.Decoder()
@@ -259,7 +249,7 @@ def parse_request(message: bytes | str) -> WsApiRequest:
     if name not in METHOD_WEIGHTS:
         raise _unknown_method(req_id, method)
 
-    params = dict(params)
+    # `params` is this frame's own decoded dict: taken as is, not copied.
     return_rate_limits: bool | None = None
     if "returnRateLimits" in params:
         flag = params.pop("returnRateLimits")
@@ -304,24 +294,13 @@ def required_api_key(req: WsApiRequest) -> str:
     return key
 
 
-def _wire_limits(rate_limits: list[RateLimitStatus] | None) -> list[_RateLimitWire] | None:
-    if rate_limits is None:
-        return None
-    return [
-        _RateLimitWire(r.rate_limit_type, r.interval, r.interval_num, r.limit, r.count)
-        for r in rate_limits
-    ]
-
-
 def response_ok(id: object, result: object, rate_limits: list[RateLimitStatus] | None) -> bytes:
     """Encode `{"id","status":200,"result","rateLimits"?}`; `rateLimits` omitted when None."""
-    return _encoder.encode(_OkEnvelope(id, 200, result, _wire_limits(rate_limits)))
+    return _encoder.encode(_OkEnvelope(id, 200, result, rate_limits))
 
 
 def response_error(
     id: object, status: int, code: int, msg: str, rate_limits: list[RateLimitStatus] | None
 ) -> bytes:
     """Encode `{"id","status","error":{"code","msg"},"rateLimits"?}`."""
-    return _encoder.encode(
-        _ErrorEnvelope(id, status, _ErrorBody(code, msg), _wire_limits(rate_limits))
-    )
+    return _encoder.encode(_ErrorEnvelope(id, status, _ErrorBody(code, msg), rate_limits))

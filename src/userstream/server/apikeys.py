@@ -65,6 +65,11 @@ class ApiKeys:
         self._accounts = accounts
         self._db = db
         self._ed25519: dict[str, SigningKey] = {}
+        # Each account's HMAC key as last built, with the account it was built from: reused
+        # only while the store still answers that very account for the API key, so a key
+        # the store no longer knows, or now maps to another account or secret, never
+        # verifies with the old secret.
+        self._hmac: dict[str, tuple[Account, SigningKey]] = {}
         if db is not None:
             db.executescript(SCHEMA)
             for api_key, account_id, pem in db.execute(
@@ -81,8 +86,14 @@ class ApiKeys:
             return key
         account = await self._accounts.by_api_key(api_key)
         if account is None:
+            self._hmac.pop(api_key, None)
             return None
-        return SigningKey.for_hmac(account.id, account.secret_key)
+        cached = self._hmac.get(api_key)
+        if cached is not None and cached[0] is account:
+            return cached[1]
+        key = SigningKey.for_hmac(account.id, account.secret_key)
+        self._hmac[api_key] = (account, key)
+        return key
 
     async def ed25519_owner(self, api_key: str) -> Account | None:
         """The account an Ed25519 API key was registered for (listenKey routes take it)."""

@@ -79,6 +79,7 @@ class OpsApi:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[str, Histogram] = {}
         self.registry.register(ServerCollector(server, self))
 
     def claims(self, path: str) -> bool:
@@ -134,13 +135,21 @@ class OpsApi:
         return None
 
     def observe(self, path: str, seconds: float) -> None:
+        child = self._children.get(path)
+        if child is None:
+            child = self._child(path)
+        child.observe(seconds)
+
+    def _child(self, path: str) -> Histogram:
+        """The histogram child of `path`'s label, looked up once per path (`labels()` takes
+        a lock and builds a key on every call: a few µs on every request otherwise). Only
+        the paths with a label of their own are remembered, so odd paths cannot grow it."""
         if path.startswith("/admin/"):
-            label = "/admin/v1"
-        elif path in self._rest_paths or path == WS_API_LABEL:
-            label = path
-        else:
-            label = "other"
-        self._latency.labels(label).observe(seconds)
+            return self._latency.labels("/admin/v1")
+        if path in self._rest_paths or path == WS_API_LABEL:
+            child = self._children[path] = self._latency.labels(path)
+            return child
+        return self._latency.labels("other")
 
 
 class _OpsOnly:

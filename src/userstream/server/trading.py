@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 SPOT_USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT"
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(msgspec.Struct, frozen=True):
     """A request that passed its security checks."""
 
     account_id: int  # 0 for NONE routes

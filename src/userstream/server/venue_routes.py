@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from userstream.accounts import Account
 from userstream.exceptions import BinanceAPIError
@@ -63,6 +63,15 @@ if TYPE_CHECKING:
 
 AMOUNT_PLACES = 8
 ACCOUNT_ALIAS = "SgsR"  # Binance's per-account alias; constant here, clients ignore it
+
+
+_SIDES: Final = {m.value: m for m in Side}
+_ORDER_TYPES: Final = {m.value: m for m in OrderType}
+_TIME_IN_FORCE: Final = {m.value: m for m in TimeInForce}
+_POSITION_SIDES: Final = {m.value: m for m in PositionSide}
+_PRICE_MATCHES: Final = {m.value: m for m in PriceMatch}
+_STP_MODES: Final = {m.value: m for m in SelfTradePreventionMode}
+_RESPONSE_TYPES: Final = {m.value: m for m in ResponseType}
 
 
 class Formats:
@@ -138,22 +147,24 @@ class VenueRoutes:
         )
 
     async def _place(self, account_id: int, order: t.NewOrder, call: Call) -> t.Order:
+        # The values were checked by `parse_new_order`: the members are looked up, not
+        # converted (an enum call costs as much as the rest of this).
         command = NewOrder(
             symbol=order.symbol,
-            side=Side(order.side),
-            order_type=OrderType(order.type),
+            side=_SIDES[order.side],
+            order_type=_ORDER_TYPES[order.type],
             quantity=order.quantity,
             price=order.price,
-            time_in_force=TimeInForce(order.time_in_force) if order.time_in_force else None,
-            position_side=PositionSide(order.position_side),
+            time_in_force=_TIME_IN_FORCE[order.time_in_force] if order.time_in_force else None,
+            position_side=_POSITION_SIDES[order.position_side],
             # Absent and "false" both mean not reduce-only; only "true" is the parameter a
             # hedge-mode account may not send (-1106, trading spec §2.3).
             reduce_only=order.reduce_only or None,
             new_client_order_id=order.new_client_order_id,
-            price_match=PriceMatch(order.price_match),
-            self_trade_prevention_mode=SelfTradePreventionMode(order.self_trade_prevention_mode),
+            price_match=_PRICE_MATCHES[order.price_match],
+            self_trade_prevention_mode=_STP_MODES[order.self_trade_prevention_mode],
             good_till_date=order.good_till_date or None,
-            response_type=ResponseType(order.new_order_resp_type),
+            response_type=_RESPONSE_TYPES[order.new_order_resp_type],
         )
         return self._order_result(await self.s.execute(account_id, command, call.now_ms))
 

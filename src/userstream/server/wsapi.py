@@ -31,6 +31,9 @@ from userstream.server.websocket import Flusher, WebSocketConnection
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 100
+# Under a burst of queued requests, answers and events are written every this many requests
+# (`_serve`): a write to a socket costs about as much CPU as the rest of a small request.
+FLUSH_EVERY = 8
 WS_API_LABEL = "/ws-fapi/v1"
 
 ORDER_METHODS = frozenset({"order.place", "order.modify"})
@@ -112,6 +115,7 @@ class WsApiSession:
         self._on_closed(self)
 
     async def _serve(self) -> None:
+        served = 0
         while self._queue and self.conn is not None and self.conn.open_:
             payload = self._queue.popleft()
             started = time.perf_counter()
@@ -124,10 +128,12 @@ class WsApiSession:
             if self._observe is not None:
                 self._observe(WS_API_LABEL, time.perf_counter() - started)
             self.conn.send_text(reply)
-            if self._flusher is not None:
+            served += 1
+            if self._flusher is not None and (not self._queue or served % FLUSH_EVERY == 0):
                 # The answer and the events the request published (fills on the account's
-                # streams) leave now, not after every request queued behind it, as REST
-                # answers do (server/http.py).
+                # streams) leave now when no other request waits, as REST answers do
+                # (server/http.py). Behind a burst they leave every FLUSH_EVERY requests:
+                # one write per connection for several answers, not one each.
                 self._flusher.flush_now()
 
     async def _answer(self, payload: bytes) -> bytes:
@@ -194,7 +200,7 @@ class WsApiSession:
         assert self._venue is not None
         params = request.params
         if self._logged_on is not None and "apiKey" not in params and "signature" not in params:
-            strings = {k: _param_text(v) for k, v in params.items()}
+            strings = {k: v if type(v) is str else _param_text(v) for k, v in params.items()}
             return self._logged_on[1], strings
         api_key = api.required_api_key(request)
         key = await self._venue.api_keys.signing_key(api_key)
