@@ -101,12 +101,6 @@ class WebSocketConnection:
         client_ip: str,
     ) -> None:
         self._transport = transport
-        # A frame leaves in the `write` that hands it over. Under its high-water mark uvloop
-        # holds a write until every callback of the loop turn has run, so the events of the
-        # first request served in a long turn would wait for the last one's (the latency
-        # tail in docs/benchmarks.md). There is still one write per connection per flush;
-        # the slow-consumer limit is `Flusher.max_buffer`, checked after each.
-        transport.set_write_buffer_limits(high=0)
         self._handler = handler
         self._flusher = flusher
         self._parser = wsframes.FrameParser(max_message)

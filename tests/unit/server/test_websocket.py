@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-import uvloop
 
 from tests.unit.protocol.test_wsframes import client_frame
 from userstream.protocol.wsframes import CloseCode, Opcode
@@ -207,28 +206,3 @@ async def test_peer_hang_up_reports_1006_once(pair: Pair) -> None:
     assert pair.handler.closed == [(CloseCode.ABNORMAL, "")]
     pair.conn.data_received(client_frame(Opcode.TEXT, b"x"))  # after the end: ignored
     assert pair.handler.messages == []
-
-
-def test_a_flushed_frame_reaches_the_socket_before_the_loop_turn_ends() -> None:
-    """On uvloop (what `serve` runs), a write under the transport's high-water mark would
-    otherwise wait for every other callback of the turn: the first request's events of a
-    long turn would leave with the last one's."""
-
-    async def flush_and_peek() -> bytes:
-        loop = asyncio.get_running_loop()
-        server_sock, client_sock = socket.socketpair()
-        transport, adapter = await loop.connect_accepted_socket(_Adapter, server_sock)
-        conn = WebSocketConnection(transport, Handler(), Flusher(), 1024, "127.0.0.1")
-        adapter.conn = conn
-        conn.send_text(b"now")
-        conn.flush()
-        client_sock.setblocking(False)
-        try:
-            return client_sock.recv(64)  # no await since the flush: still the same turn
-        except BlockingIOError:
-            return b""
-        finally:
-            conn.abort()
-            client_sock.close()
-
-    assert uvloop.run(flush_and_peek()) == b"\x81\x03now"
