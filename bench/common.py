@@ -519,12 +519,13 @@ SERVE_ARGS = ["--admin-token", TOKEN, "--weight-per-minute", str(UNLIMITED_WEIGH
 
 
 @contextmanager
-def userstream_server() -> Iterator[UserstreamServer]:
-    """Run `userstream serve` on a free port with a fresh data directory until exit."""
+def userstream_server(*extra: str) -> Iterator[UserstreamServer]:
+    """Run `userstream serve` on a free port with a fresh data directory until exit;
+    `extra` are more `serve` arguments."""
     with tempfile.TemporaryDirectory(prefix="userstream-bench-") as tmp:
         cmd = [sys.executable, "-m", "userstream.cli", "serve", "--port", "0", "--data", tmp]
         process, url = start_pinned(
-            [*cmd, *SERVE_ARGS],
+            [*cmd, *SERVE_ARGS, *extra],
             lambda line: line.split()[-1] if line.startswith("userstream listening on") else None,
         )
         try:

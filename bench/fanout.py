@@ -1,6 +1,7 @@
 """Fan-out: userstream's publish-and-deliver path against raw picows and nchan, per shape.
 
     .venv/bin/python -m bench.fanout [--shape 1000x1] [--events 400] [--batch 25] [--latency]
+        [--duration 3] [--rate EVENTS_PER_S]
 
 A shape is accounts × connections per account. Each connection receives `--events` realistic
 events (ORDER_TRADE_UPDATE, TRADE_LITE, ACCOUNT_UPDATE in turn, built through the protocol
@@ -20,9 +21,9 @@ flight, so memory stays bounded):
 
 Reported: delivered events/s (wall), server CPU µs per delivered event (/proc/<pid>/stat),
 load-process CPU share (a figure near 100% means the load generator, not the server, set the
-pace), and with `--latency` publish→receive latency at 50% of the measured maximum: the
-publish time (time.time_ns()) travels in each event's client order id and is compared on
-receipt.
+pace), and with `--latency` publish→receive latency at 50% of the measured maximum (or at
+`--rate`, without the throughput runs): the publish time (time.time_ns()) travels in each
+event's client order id and is compared on receipt.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ from bench.common import (
 from bench.nchan import nchan_server
 
 PUBLISH_CONNECTIONS = 8
+# The user-stream servers run without the synthetic market: nothing here subscribes to it,
+# and its ticks (every 50 ms, up to milliseconds of loop time each) would land in the
+# latency tail as stalls that no user-stream deployment without a market has.
+SERVE_ARGS = ("--market", "none")
 LATENCY_TICK_S = 0.001  # libuv timers have 1 ms resolution; less would spin
 SAMPLE_EVERY = 4  # latency runs with one connection per account: stamps read on 1 frame in 4
 
@@ -224,7 +229,7 @@ class UserstreamTarget(HttpPublisher):
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        with userstream_server() as server:
+        with userstream_server(*SERVE_ARGS) as server:
             self._pid = server.pid
             self.port = server.port
             self.command = "userstream " + server.command.split(" userstream.cli ", 1)[-1]
@@ -465,6 +470,13 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=25, help="events per connection per round")
     parser.add_argument("--latency", action="store_true", help="also latency at 50%% of max")
     parser.add_argument("--duration", type=float, default=3.0, help="latency run, seconds")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="with --latency: publish at this many delivered events/s and skip the "
+        "throughput runs (for comparing builds at one load)",
+    )
     args = parser.parse_args()
     pin_load()
     raise_nofile()
@@ -477,6 +489,14 @@ async def main() -> None:
     async def run(target: Target) -> Result:
         return await throughput(target, shape, args.events, args.batch)
 
+    rate: float = args.rate or 0.0
+
+    async def timed(target: Target) -> Result:
+        return await latency(target, shape, rate, args.duration)
+
+    if args.latency and rate:
+        print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
+        return
     targets: list[UserstreamTarget | NchanTarget | PicowsTarget] = [
         PicowsTarget(shape, events, args.batch, "send"),
         PicowsTarget(shape, events, args.batch, "coalesce"),
@@ -487,11 +507,7 @@ async def main() -> None:
     for result in results:
         print_result(result)
     if args.latency:
-        best = results[-1].per_second
-
-        async def timed(target: Target) -> Result:
-            return await latency(target, shape, best / 2, args.duration)
-
+        rate = results[-1].per_second / 2
         print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
 
 

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import START_MS, Harness, event_fixture, running_harness
+from tests.conftest import ADMIN_TOKEN, START_MS, Harness, event_fixture, running_harness
 from tests.functional.stream_helpers import (
     PUBLISHABLE_FIXTURES,
     RawClient,
@@ -129,6 +129,52 @@ async def test_batches_keep_acceptance_order(server: Harness) -> None:
         for start in range(0, 50, 10):
             await server.publish(account, [numbered(n) for n in range(start, start + 10)])
         assert [(await recv_json(ws))["t"] for _ in range(50)] == list(range(50))
+
+
+async def test_pipelined_batches_from_two_publishers_arrive_complete_and_in_order(
+    server: Harness,
+) -> None:
+    """Two connections pipeline 60 batches each: their workers take turns, yielding the loop
+    between turns (server/http.py `TURN_BUDGET_S`), and every event still arrives once, in
+    the order it was published, at the connection of its own account only."""
+    batches, size = 60, 50
+    accounts = [await new_account(server, name) for name in ("alice", "bob")]
+
+    def requests(account_id: int) -> bytes:
+        out = []
+        for start in range(0, batches * size, size):
+            body = json.dumps([numbered(n) for n in range(start, start + size)]).encode()
+            head = (
+                f"POST /admin/v1/accounts/{account_id}/events HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            out.append(head.encode() + body)
+        return b"".join(out)
+
+    async with (
+        open_ws(server, f"/ws/{accounts[0][1]}") as first,
+        open_ws(server, f"/ws/{accounts[1][1]}") as second,
+    ):
+        publishers = [
+            await asyncio.open_connection("127.0.0.1", server.server.port) for _ in accounts
+        ]
+        try:
+            for (_, writer), (account, _) in zip(publishers, accounts, strict=True):
+                writer.write(requests(account.id))
+            for ws in (first, second):
+                received = [(await recv_json(ws))["t"] for _ in range(batches * size)]
+                assert received == list(range(batches * size))
+                await assert_quiet(ws)
+            for reader, _ in publishers:
+                answers = b""
+                while answers.count(b"HTTP/1.1 200") < batches:
+                    chunk = await asyncio.wait_for(reader.read(65536), 5)
+                    assert chunk, "closed before every answer arrived"
+                    answers += chunk
+                assert answers.count(b'{"accepted":%d,' % size) == batches
+        finally:
+            for _, writer in publishers:
+                writer.close()
 
 
 async def test_events_of_one_account_never_reach_another(server: Harness) -> None:

@@ -32,6 +32,7 @@ from userstream.cli import simulate
 from userstream.cli.account import DEFAULT_DATA, describe
 from userstream.cli.common import CommandParsers, self_command, self_python
 from userstream.protocol.limits import OrderLimits
+from userstream.server.stalls import StallLog
 
 DEFAULT_GATEWAY_DRAIN_S = 10.0
 
@@ -226,6 +227,7 @@ def _market_spec(given: str | None, clock: Clock) -> str | None:
 
 
 async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> int:
+    stalls = StallLog.from_env()
     server = Server(config)
     try:
         await server.start()
@@ -235,6 +237,8 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
         if isinstance(error, OSError) and error.filename is None:
             raise _listen_error(config, error) from None
         raise _data_folder_error(config.data_dir, error) from None
+    if stalls is not None:
+        stalls.start()
     try:
         demo = await simulate.start_demo(server, demo_rate) if demo_rate else None
         _announce(server)
@@ -254,6 +258,8 @@ async def _run_server(config: ServerConfig, demo_rate: float | None = None) -> i
         if signal.SIGTERM in received and config.drain_s > 0:
             await server.drain(config.drain_s)
     finally:
+        if stalls is not None:
+            stalls.stop()
         await server.aclose()
     Console(stderr=True).print("stopped; state kept in", str(config.data_dir))
     return 0

@@ -43,6 +43,11 @@ MAX_UNSENT_ANSWER_BYTES = 64 * 1024
 # until they are answered (what one read already delivered is still parsed, so the bound is
 # this plus one read's worth).
 MAX_QUEUED_REQUESTS = 64
+# A connection's queued requests are served for at most about this long (plus the request
+# under way) before its worker yields the loop: other connections' requests, the timers
+# (pings, market ticks) and new reads wait that long at most for one deep pipeline, and
+# requests from several connections are served close to the order they arrived in.
+TURN_BUDGET_S = 0.0005
 
 _REASONS = {
     200: "OK",
@@ -357,12 +362,14 @@ class HttpProtocol(asyncio.Protocol):
     # request handling
 
     async def _serve_queue(self) -> None:
-        served = 0
+        clock = time.perf_counter
+        turn_ends = clock() + TURN_BUDGET_S
         while self._queue and self._transport is not None:
             if self._writing_paused:
                 # Answer nothing more until the client has read what it was sent.
                 self._drained = asyncio.get_running_loop().create_future()
                 await self._drained
+                turn_ends = clock() + TURN_BUDGET_S
                 continue
             request, keep_alive = self._queue.popleft()
             if self._reading_paused:
@@ -390,10 +397,9 @@ class HttpProtocol(asyncio.Protocol):
                 self._write_answers()
                 self._transport.close()
                 return
-            served += 1
-            if served % MAX_QUEUED_REQUESTS == 0:
-                # A long pipeline takes turns with the other connections, batch by batch.
+            if self._queue and clock() >= turn_ends:
                 await asyncio.sleep(0)
+                turn_ends = clock() + TURN_BUDGET_S
         if self._rejection is None and self._transport is not None and self._timeout is None:
             self._arm_timeout()
         if self._rejection is not None and self._transport is not None:

@@ -4,11 +4,20 @@ later error or handshake overtake answers still waiting for that turn to end."""
 from __future__ import annotations
 
 import asyncio
+import time
 
-from userstream.server.http import HttpProtocol, Request, Response
+from userstream.server.http import TURN_BUDGET_S, HttpProtocol, Request, Response
 from userstream.server.websocket import Flusher, WebSocketHandler
 
 PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+HEAVY = b"GET /heavy HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _busy(seconds: float) -> None:
+    """Hold the loop as a CPU-bound handler does."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
 
 class _Outbox:
@@ -30,6 +39,8 @@ class _App:
         self.outbox = _Outbox(self)
 
     async def handle_http(self, request: Request) -> Response:
+        if request.path == "/heavy":
+            _busy(2 * TURN_BUDGET_S)  # CPU-bound work (an intake) longer than a turn's
         self.served.append(request.path)
         self.flusher.mark(self.outbox)  # type: ignore[arg-type]  # an event for a stream
         return Response(200, b'{"n":%d}' % len(self.served))
@@ -63,8 +74,8 @@ class _Transport(asyncio.Transport):
         pass
 
 
-def _protocol() -> tuple[HttpProtocol, _Transport, _App]:
-    app = _App()
+def _protocol(app: _App | None = None) -> tuple[HttpProtocol, _Transport, _App]:
+    app = app or _App()
     protocol = HttpProtocol(app, app.flusher, max_body=1024, max_message=1024)
     transport = _Transport()
     protocol.connection_made(transport)
@@ -104,3 +115,20 @@ async def test_each_requests_events_leave_before_the_next_request_is_served() ->
         await asyncio.sleep(0)
     assert app.outbox.flushed_at == [1, 2, 3]
     protocol.connection_lost(None)
+
+
+async def test_a_deep_pipeline_takes_turns_with_a_bystander() -> None:
+    """Requests that each outlast a turn's budget are served one per loop turn, so another
+    connection's request waits for about one of them, not for the whole pipeline."""
+    pipeline, _, app = _protocol()
+    bystander, answers, _ = _protocol(app)
+    pipeline.data_received(HEAVY * 20)
+    bystander.data_received(PING)
+    for _ in range(100):  # each heavy request takes one loop turn
+        await asyncio.sleep(0)
+    assert app.served.index("/ping") <= 2
+    assert app.served.count("/heavy") == 20
+    await asyncio.sleep(0)
+    assert b"".join(answers.writes).count(b"HTTP/1.1 200") == 1
+    pipeline.connection_lost(None)
+    bystander.connection_lost(None)

@@ -1,0 +1,95 @@
+"""An opt-in record of the event loop's stalls: `USERSTREAM_STALL_LOG=<ms>` for `serve`.
+
+A task asks to wake every millisecond and measures how late each wake-up is: anything that
+fell due meanwhile (a timer, a read, a request queued behind a long loop turn) waited that
+long too. A lag of at least the threshold is logged at WARNING with its length, and when the
+server stops one line gives the distribution of every lag (p50, p99, p99.9 and the maximum).
+This is how the latency tail of docs/benchmarks.md is looked for: a stall shows here whether
+it is the server's own work or the machine's. The sampler costs about 2 % of a core (a
+thousand wake-ups a second), so it runs only when asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+
+from userstream.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+ENV = "USERSTREAM_STALL_LOG"
+PERIOD_S = 0.001
+BUCKET_MS = 0.05  # lags are counted in buckets this wide, up to `BUCKETS` of them
+BUCKETS = 4000  # 200 ms; longer lags share the last bucket (the maximum is kept exactly)
+
+
+class StallLog:
+    """Samples the running loop's lag until `stop()`; see the module docstring."""
+
+    def __init__(self, threshold_ms: float) -> None:
+        self.threshold_ms = threshold_ms
+        self.counts = [0] * BUCKETS
+        self.samples = 0
+        self.worst_ms = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_env(cls) -> StallLog | None:
+        """A log with the threshold `$USERSTREAM_STALL_LOG` gives in ms, or None if unset.
+
+        Raises:
+            ConfigurationError: The variable is set but is not a number of milliseconds ≥ 0.
+        """
+        given = os.environ.get(ENV)
+        if not given:
+            return None
+        try:
+            threshold = float(given)
+        except ValueError:
+            threshold = math.nan
+        if not threshold >= 0:
+            raise ConfigurationError(f"{ENV} must be a number of milliseconds >= 0, not {given!r}")
+        return cls(threshold)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    def stop(self) -> None:
+        """Stop sampling and log the distribution of the lags seen."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        log.warning("event loop lag over %d samples: %s", self.samples, self.summary())
+
+    def record(self, lag_ms: float) -> None:
+        self.samples += 1
+        self.counts[min(BUCKETS - 1, max(0, int(lag_ms / BUCKET_MS)))] += 1
+        if lag_ms > self.worst_ms:
+            self.worst_ms = lag_ms
+        if lag_ms >= self.threshold_ms:
+            log.warning("event loop stalled %.2f ms", lag_ms)
+
+    def percentile_ms(self, q: float) -> float:
+        """The upper edge of the bucket holding the `q`-th percentile lag (0 with none)."""
+        rank = q / 100 * self.samples
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if count and seen >= rank:
+                return min((index + 1) * BUCKET_MS, self.worst_ms)
+        return 0.0
+
+    def summary(self) -> str:
+        quantiles = ", ".join(f"p{q:g} {self.percentile_ms(q):.2f}" for q in (50, 99, 99.9))
+        return f"{quantiles}, max {self.worst_ms:.2f} ms"
+
+    async def _sample(self) -> None:
+        clock = time.perf_counter
+        while True:
+            asked = clock()
+            await asyncio.sleep(PERIOD_S)
+            self.record((clock() - asked - PERIOD_S) * 1000)

@@ -1,0 +1,60 @@
+"""`USERSTREAM_STALL_LOG`: the loop-lag sampler reports a blocked loop and sums up the lags."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from userstream.exceptions import ConfigurationError
+from userstream.server.stalls import ENV, StallLog
+
+
+def _busy(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+async def test_a_blocked_loop_is_logged_as_a_stall_and_summed_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stalls = StallLog(threshold_ms=10)
+    stalls.start()
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="userstream.server.stalls"):
+        _busy(0.03)  # the loop is blocked: no timer fires meanwhile
+        await asyncio.sleep(0.01)
+        stalls.stop()
+    stalled = [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
+    assert len(stalled) == 1
+    assert float(stalled[0].split()[-2]) >= 25
+    assert stalls.worst_ms >= 25
+    assert stalls.samples >= 2
+    (summary,) = [r.getMessage() for r in caplog.records if "samples" in r.getMessage()]
+    assert summary.endswith(f"max {stalls.worst_ms:.2f} ms")
+
+
+def test_percentiles_come_from_the_buckets() -> None:
+    stalls = StallLog(threshold_ms=1000)
+    for lag in [0.01] * 98 + [2.0, 7.3]:
+        stalls.record(lag)
+    assert stalls.percentile_ms(50) == pytest.approx(0.05)
+    assert stalls.percentile_ms(99) == pytest.approx(2.05)
+    assert stalls.percentile_ms(99.9) == pytest.approx(7.3)  # the exact maximum caps it
+    assert stalls.summary() == "p50 0.05, p99 2.05, p99.9 7.30, max 7.30 ms"
+
+
+def test_the_environment_turns_it_on_with_a_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    assert StallLog.from_env() is None
+    monkeypatch.setenv(ENV, "2.5")
+    stalls = StallLog.from_env()
+    assert stalls is not None
+    assert stalls.threshold_ms == 2.5
+    for bad in ("fast", "-1", "nan"):
+        monkeypatch.setenv(ENV, bad)
+        with pytest.raises(ConfigurationError, match=ENV):
+            StallLog.from_env()
