@@ -9,21 +9,24 @@ text frames (userstream, picows) or NATS `MSG`s (nats-server sends its protocol 
 frames, several messages per frame).
 
 - userstream: `bench/market.py --serve` runs `Server` with a burst source (ten symbols
-  `B0USDT`..`B9USDT` cloned from BTCUSDT; each 50 ms tick one top-of-book change on `B0USDT`
-  and `--trades-per-tick` trades per symbol at alternating prices, so each is its own
-  aggTrade) on a virtual clock: `POST /admin/v1/clock/advance` of `--burst-ms` makes every
-  connection receive a known number of frames, the same way `burst n` drives the picows
-  broadcaster. The source's updates go through `MarketState`, the depth batches, the
-  encoders and the hub exactly as in `serve`.
+  `B0USDT`..`B9USDT` cloned from BTCUSDT; per 50 ms tick one top-of-book change on `B0USDT`
+  half-way between ticks and `--trades-per-tick` trades per symbol on the tick at
+  alternating prices, so each is its own aggTrade) on a virtual clock:
+  `POST /admin/v1/clock/advance` of `--burst-ms` makes every connection receive a known
+  number of frames, the same way `burst n` drives the picows broadcaster. The source's
+  updates go through `MarketState`, the depth batches, the encoders and the hub exactly as
+  in `serve`.
 - picows raw (coalesce): `bench/picows_broadcaster.py` with a file of the same payloads in
   the same mix, each connection's burst in one write.
 - nats-server: one NATS subject per stream (twelve), every WebSocket subscriber on all of
   them, the payloads PUBlished over one pipelined TCP connection.
 
-Reported: delivered messages/s and server CPU µs per message; then the latency from a source
-update (a frame's `E`, the tick that made it, on a real clock) to its receipt, at half the
-measured userstream rate (`--trades-per-tick` chosen for it), sampled on every 20th
-connection.
+Reported: delivered messages/s and server CPU µs per message; then, on a real clock, the
+latency from a source update to its receipt at half the measured userstream rate
+(`--trades-per-tick` chosen for it; `--latency-rate` runs only this part, at a given rate),
+read on every 20th connection. The update is the book change for the real-time
+`@bookTicker` (its `T`), and the cadence point for the streams with a stated speed,
+`@depth@100ms` and `@aggTrade` (their `E`): what a client of Binance waits for.
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token"
 SYMBOLS = [f"B{i}USDT" for i in range(10)]
 TICK_MS = 50
+BOOK_LEAD_MS = TICK_MS // 2  # the book changes between the service's ticks
+TRADE_QTY = Decimal("1.001")
 START_MS = 1_767_225_600_000
 SAMPLE_EVERY_CONN = 20
 
@@ -104,6 +107,12 @@ class BurstSource:
             self._now - self._now % 28_800_000 + 28_800_000, self._now,
         )  # fmt: skip
 
+    def next_update_ms(self) -> int:
+        """The next book change or trade tick (`server.market.TimedSource`): on a real clock
+        the service advances at each, so `@bookTicker` leaves at the change."""
+        tick = self._now - self._now % TICK_MS + TICK_MS
+        return tick - BOOK_LEAD_MS if tick - BOOK_LEAD_MS > self._now else tick
+
     def advance(self, now_ms: int) -> list[Any]:
         from userstream.market.types import BookUpdate, Level, Trade
 
@@ -111,28 +120,34 @@ class BurstSource:
         if previous == 0:
             return []
         out: list[Any] = []
-        for tick in range(previous - previous % TICK_MS + TICK_MS, now_ms + 1, TICK_MS):
-            self._flip ^= 1
-            book = self._books[SYMBOLS[0]]
-            first = book.last_update_id + 1
-            qty = Decimal("1.000") + Decimal(self._flip) / 1000
-            update = BookUpdate(
-                SYMBOLS[0],
-                first,
-                first + 2,
-                (Level(self._base - self._tick, qty), Level(self._base - self._tick * 5, qty)),
-                (Level(self._base + self._tick, qty), Level(self._base + self._tick * 5, qty)),
-                tick,
-            )
-            book.apply(update)
-            out.append(update)
+        # the book change of tick t is at t - BOOK_LEAD_MS, its trades at t
+        first_tick = previous - previous % TICK_MS + TICK_MS - TICK_MS
+        for tick in range(first_tick, now_ms + BOOK_LEAD_MS + 1, TICK_MS):
+            if previous < tick - BOOK_LEAD_MS <= now_ms:
+                self._flip ^= 1
+                book = self._books[SYMBOLS[0]]
+                first = book.last_update_id + 1
+                qty = Decimal("1.000") + Decimal(self._flip) / 1000
+                bids = (
+                    Level(self._base - self._tick, qty),
+                    Level(self._base - self._tick * 5, qty),
+                )
+                asks = (
+                    Level(self._base + self._tick, qty),
+                    Level(self._base + self._tick * 5, qty),
+                )
+                update = BookUpdate(SYMBOLS[0], first, first + 2, bids, asks, tick - BOOK_LEAD_MS)
+                book.apply(update)
+                out.append(update)
+            if not previous < tick <= now_ms:
+                continue
             self._owed += self._rate
             count, self._owed = int(self._owed), self._owed - int(self._owed)
             for symbol in SYMBOLS:
                 for n in range(count):
                     self._trade_id += 1
                     price = self._base + self._tick * (n % 2)
-                    out.append(Trade(symbol, self._trade_id, price, qty, n % 2 == 0, tick))
+                    out.append(Trade(symbol, self._trade_id, price, TRADE_QTY, n % 2 == 0, tick))
         return out
 
 
@@ -226,42 +241,6 @@ async def _http(port: int, method: str, path: str, body: bytes = b"") -> bytes:
     return answer
 
 
-class NatsCounter(picows.WSListener):
-    """A NATS-over-WebSocket subscriber counting `MSG`s (a message may span frames)."""
-
-    def __init__(self, received: Any) -> None:
-        self.received = received
-        self.buffer = b""
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        transport.send(
-            picows.WSMsgType.BINARY,
-            b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB mkt.> 1\r\n',
-        )
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == picows.WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-            return
-        buffer = self.buffer + frame.get_payload_as_bytes()
-        at = 0
-        while True:
-            end = buffer.find(b"\r\n", at)
-            if end < 0:
-                break
-            if buffer.startswith(b"MSG ", at):
-                size = int(buffer[buffer.rfind(b" ", at, end) + 1 : end])
-                if len(buffer) < end + 2 + size + 2:
-                    break
-                at = end + 2 + size + 2
-                self.received.hit()
-            else:
-                if buffer.startswith(b"PING", at):
-                    transport.send(picows.WSMsgType.BINARY, b"PONG\r\n")
-                at = end + 2
-        self.buffer = buffer[at:]
-
-
 async def _run_bursts(
     urls: list[str],
     kind: str,
@@ -274,11 +253,16 @@ async def _run_bursts(
     """Connect, run `bursts` bursts of `per_conn` frames per connection; (msgs/s, µs/msg).
     `carry` frames per connection of each burst only go out with the next one."""
     from bench.common import Counter, Received, cpu_seconds
+    from bench.nats_fanout import NatsCounter
 
     received = Received()
     conns = []
     for url in urls:
-        factory = (lambda: NatsCounter(received)) if kind == "nats" else (lambda: Counter(received))
+        factory = (
+            (lambda: NatsCounter(received, b"mkt.>"))
+            if kind == "nats"
+            else (lambda: Counter(received))
+        )
         transport, _ = await picows.ws_connect(factory, url)
         conns.append(transport)
     await asyncio.sleep(0.5)  # subscriptions in place (SUBSCRIBE-free URL forms answer no ACK)
@@ -339,74 +323,27 @@ async def _picows(args: argparse.Namespace) -> tuple[float, float]:
                 control.disconnect()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start_nats(binary: str, config: Path) -> subprocess.Popen[str]:
-    from bench.common import SERVER_CORE
-
-    return subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CORE), binary, "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-
-
 async def _nats(args: argparse.Namespace) -> tuple[float, float]:
-    from tests.nats_fixtures import nats_server_binary
+    from bench.nats_fanout import nats_websocket_server, open_publisher, pub
 
     payloads = sample_payloads(int(args.trades_per_tick))
     per_conn = frames_per_connection(args.burst_ms, args.trades_per_tick)
-    port, ws_port = _free_port(), _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "nats.conf"
-        config.write_text(
-            f"host: 127.0.0.1\nport: {port}\nmax_pending: 512MB\n"
-            f"websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n"
-        )
-        from bench.common import stop
+    subjects = [b"mkt.book", b"mkt.depth"] + [b"mkt.agg." + s.encode() for s in SYMBOLS]
+    names = [subjects[0], subjects[1], subjects[0]] + subjects[2:] * (2 * int(args.trades_per_tick))
+    pubs = [pub(name, payload) for name, payload in zip(names, payloads, strict=True)]
+    blob = b"".join(pubs) * (per_conn // len(pubs)) + b"".join(pubs[: per_conn % len(pubs)])
+    with nats_websocket_server() as server:
+        _, writer = await open_publisher(server.port)
+        urls = [f"ws://127.0.0.1:{server.ws_port}/"] * args.connections
 
-        process = _start_nats(nats_server_binary(), config)
+        async def publish(index: int) -> None:
+            writer.write(blob)
+            await writer.drain()
+
         try:
-            for _ in range(100):
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("nats-server did not start")
-            await reader.readline()  # INFO
-            writer.write(b'CONNECT {"verbose":false}\r\n')
-            subjects = ["mkt.book", "mkt.depth"] + [f"mkt.agg.{s}" for s in SYMBOLS]
-            names = [subjects[0], subjects[1], subjects[0]] + subjects[2:] * (
-                2 * int(args.trades_per_tick)
-            )
-            cycle = b"".join(
-                b"PUB %s %d\r\n%s\r\n" % (name.encode(), len(p), p)
-                for name, p in zip(names, payloads, strict=True)
-            )
-            blob = cycle * (per_conn // len(payloads)) + b"".join(
-                b"PUB %s %d\r\n%s\r\n" % (names[i].encode(), len(payloads[i]), payloads[i])
-                for i in range(per_conn % len(payloads))
-            )
-            urls = [f"ws://127.0.0.1:{ws_port}/"] * args.connections
-
-            async def publish(index: int) -> None:
-                writer.write(blob)
-                await writer.drain()
-
-            try:
-                return await _run_bursts(urls, "nats", publish, per_conn, args.bursts, process.pid)
-            finally:
-                writer.close()
+            return await _run_bursts(urls, "nats", publish, per_conn, args.bursts, server.pid)
         finally:
-            stop(process)
+            writer.close()
 
 
 async def _latency(args: argparse.Namespace, rate: float) -> list[float]:
@@ -419,7 +356,8 @@ async def _latency(args: argparse.Namespace, rate: float) -> list[float]:
     class Stamps(picows.WSListener):
         def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
             payload = frame.get_payload_as_bytes()
-            at = payload.find(b'"E":')
+            # from the update for a real-time stream, from the cadence point for the others
+            at = payload.find(b'"T":' if payload.startswith(b'{"e":"bookTicker"') else b'"E":')
             if at >= 0:
                 end = payload.find(b",", at)
                 latencies.append(time.time_ns() / 1e6 - int(payload[at + 4 : end]))
@@ -459,18 +397,22 @@ async def _main(args: argparse.Namespace) -> None:
     results = {}
     for name, run in (("userstream", _userstream), ("picows raw (coalesce)", _picows),
                       ("nats-server websocket", _nats)):  # fmt: skip
+        if args.latency_rate:
+            break
         rate, cpu = await run(args)
         results[name] = rate
         print(f"{name:<24} {rate:>12,.0f} msgs/s  {cpu:6.2f} µs/msg server CPU", flush=True)
-    share = results["userstream"] / results["picows raw (coalesce)"]
-    print(f"userstream / picows raw: {share:.0%}", flush=True)
-    if args.latency:
-        half = results["userstream"] / 2
-        values = await _latency(args, half)
+    if results:
+        share = results["userstream"] / results["picows raw (coalesce)"]
+        print(f"userstream / picows raw: {share:.0%}", flush=True)
+    if args.latency or args.latency_rate:
+        rate = args.latency_rate or results["userstream"] / 2
+        values = await _latency(args, rate)
+        load = "" if args.latency_rate else " (half load)"
         print(
-            f"userstream at ~{half:,.0f} msgs/s (half load), update→receive over "
+            f"userstream at ~{rate:,.0f} msgs/s{load}, update→receive over "
             f"{len(values)} samples: p50 {_percentile(values, 50):.2f} "
-            f"p99 {_percentile(values, 99):.2f} ms (E has 1 ms resolution)",
+            f"p99 {_percentile(values, 99):.2f} ms (stamps have 1 ms resolution)",
             flush=True,
         )
 
@@ -486,6 +428,9 @@ def main() -> None:
     parser.add_argument("--combined", action="store_true", help="/stream envelopes")
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--duration", type=float, default=5.0, help="latency run, seconds")
+    parser.add_argument(
+        "--latency-rate", type=float, default=0.0, help="only the latency run, at this msgs/s"
+    )
     args = parser.parse_args()
     import uvloop
 

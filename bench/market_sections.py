@@ -237,9 +237,10 @@ def render(sections: MarketSections) -> list[str]:
         rate, p50, p99 = sections.latency
         out += [
             "",
-            f"Half load (~{rate:,.0f} msgs/s, real clock), update (`E`) → receive on every "
-            f"20th connection: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target p99 ≤ 2 ms; `E` has "
-            "1 ms resolution).",
+            f"Half load (~{rate:,.0f} msgs/s, real clock), update → receive on every 20th "
+            f"connection: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target p99 ≤ 2 ms). The update "
+            "is the book change (`T`) for the real-time `@bookTicker`, the cadence point (`E`) "
+            "for `@depth@100ms` and `@aggTrade`; both have 1 ms resolution.",
         ]
     out += [
         "",

@@ -2,11 +2,12 @@
 
     .venv/bin/python -m bench.run [--quick] [--output docs/benchmarks.md]
 
-Runs fan-out (userstream, raw picows, nchan) for three shapes with latency at 50% of the
-measured maximum, 10,000 idle connections, listenKey operations and client decode, then
-the market, risk and mirror sections (`bench/market_sections.py`), checks the targets of
-issue 5 and prints each with its measured value and PASS/MISS. The
-prose in bench/analysis.md (where the time goes) is appended to the generated document.
+Runs fan-out (userstream, raw picows, nchan, nats-server's WebSocket listener) for three
+shapes with latency at 50% of the measured maximum, 10,000 idle connections, listenKey
+operations and client decode, then the market, risk and mirror sections
+(`bench/market_sections.py`), checks the targets of issue 5 and prints each with its
+measured value and PASS/MISS. The prose in bench/analysis.md (where the time goes) is
+appended to the generated document.
 `--quick` (under 3 minutes) uses fewer events; the full run takes under 15 minutes.
 """
 
@@ -30,7 +31,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import connections, decode, intake, listenkeys, market_sections, nchan, venue
+from bench import (
+    connections,
+    decode,
+    intake,
+    listenkeys,
+    market_sections,
+    nats_fanout,
+    nchan,
+    venue,
+)
 from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
 from bench.fanout import (
     NchanTarget,
@@ -171,6 +181,11 @@ async def run_shape(
 
             runs.setdefault(target.name, []).append(await measure(target, run))
             out.commands[target.name] = target.command
+    step(f"fan-out {shape.label}: {nats_fanout.NAME}")
+    nats_result, out.commands[nats_fanout.NAME] = await nats_fanout.throughput(
+        shape, events, count, batch
+    )
+    runs[nats_fanout.NAME] = [nats_result]
     for name, results in runs.items():
         out.throughput[name] = sorted(results, key=lambda r: r.per_second)[len(results) // 2]
         out.runs[name] = [r.per_second for r in results]
@@ -200,7 +215,7 @@ async def run_shape(
 
 def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
     """Progress steps of `run_shape`: throughput runs, then latency runs."""
-    return 5 + 2 * (REPEATS - 1) + REPEATS + 1 + (plan_row[2] != LATENCY_BATCH)
+    return 6 + 2 * (REPEATS - 1) + REPEATS + 1 + (plan_row[2] != LATENCY_BATCH)
 
 
 async def run_all(plan: Plan) -> Report:
@@ -329,6 +344,7 @@ def shape_table(shapes: ShapeResults) -> list[str]:
             "userstream": str(shapes.batch),
             "userstream 1/req": "1",
             "nchan": "1 (pipelined)",
+            nats_fanout.NAME: "1 (pipelined PUB)",
         }.get(name, "n/a (burst)")
         spread = shapes.runs.get(name, [])
         delivered = f"{result.per_second:,.0f}"
@@ -457,7 +473,10 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "no intake at all: a `burst <n>` control message makes them push pre-encoded payloads "
         "to every connection, either with one `WSTransport.send` per frame (*send*, the "
         "minimal broadcaster) or with one write per connection per burst (*coalesce*, the "
-        "same write batching userstream's outbox does).",
+        "same write batching userstream's outbox does). nats-server (the compiled broker an "
+        "operator would compare with) gets each event as one `PUB` to the account's subject "
+        "on one pipelined connection and fans it out through its own WebSocket listener; its "
+        "subscribers count NATS `MSG`s (`bench/nats_fanout.py`).",
         "",
         f"![throughput]({images[0]})",
         "",

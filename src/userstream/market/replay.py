@@ -529,6 +529,10 @@ class _Clock:
         """The latest file time that has happened by server time `now_ms`."""
         return self.first_ms + int((now_ms - self.start_ms) * self.speed // 1)
 
+    def due_ms(self, file_ms: int) -> int:
+        """The first server time by which `file_ms` has happened (`file_limit`'s inverse)."""
+        return self.start_ms - int((self.first_ms - file_ms) / self.speed // 1)
+
 
 class ReplayMarket:
     """A `MarketSource` replaying the Binance files under a directory (see the module doc).
@@ -606,6 +610,13 @@ class ReplayMarket:
     def first_file_ms(self) -> int:
         """The file time of the replay's first record, shown at `start_ms`."""
         return self._clock.first_ms
+
+    def next_update_ms(self) -> int | None:
+        """When the next record is due (`server.market.TimedSource`); None once all played."""
+        heads = [head[0] for replay in self._replays if (head := replay.head()) is not None]
+        if not heads:
+            return None
+        return max(self._clock.start_ms, self._clock.due_ms(min(heads)))
 
     def advance(self, now_ms: int) -> list[MarketUpdate]:
         if now_ms < self._clock.start_ms:

@@ -517,6 +517,11 @@ class SyntheticMarket:
 
     # -- beyond the protocol ------------------------------------------------------------------
 
+    def next_update_ms(self) -> int:
+        """When `advance` next has something: the next update of the step being played, or
+        the start of the next step (`server.market.TimedSource`)."""
+        return _time_of(self._pending[0]) if self._pending else self._next_step_ms
+
     def control(self, command: MarketControl, now_ms: int) -> None:
         """Apply an operator move from the first step that starts after `now_ms`.
 

@@ -3,9 +3,15 @@
 One task (a recurring timer on the server's `Scheduler`) advances the source every `TICK_MS`
 of server time, virtual or real, folds the updates into per-symbol feeds, calls the listeners
 (the venue's engine) and publishes the frames that fall due at that instant (spec
-`binance-usdm-market-data.md` §2.1 speeds):
+`binance-usdm-market-data.md` §2.1 speeds). On a real clock, a source that can tell when its
+next update is due (`TimedSource`) is also advanced at that instant, between ticks, and an
+upstream as each of its messages arrives, so the real-time streams go out when the update
+happens, as Binance pushes them, instead of up to `TICK_MS` later; the streams with a stated
+speed still go out on their grid. (On a virtual clock time jumps: the grid keeps a jump's
+cost independent of the update instants it crosses.)
 
-- `@trade` per trade; `@bookTicker` / `!bookTicker` when the top of the book changed;
+- `@trade` per trade; `@bookTicker` / `!bookTicker` when the top of the book changed
+  (real-time);
 - `@depth[@100ms|@250ms|@500ms]` diffs (and `@rpiDepth@500ms`, the same frames: no source
   quotes RPI orders) and `@depth<N>` partial books at their speed, from one
   batch per (symbol, speed) so each speed's `pu` chain is gap-free and the REST snapshot's
@@ -74,7 +80,7 @@ from userstream.protocol.market import (
     fmt,
 )
 from userstream.protocol.market import Kline as WireKline
-from userstream.server.market_feed import open_upstream
+from userstream.server.market_feed import FollowedUpstream, open_upstream
 from userstream.server.market_hub import MarketHub
 from userstream.server.scheduler import Scheduler
 from userstream.venue.collateral import COLLATERAL_RATES, index_price
@@ -84,6 +90,7 @@ __all__ = [
     "MarketListener",
     "MarketService",
     "SymbolFeed",
+    "TimedSource",
     "open_market_source",
 ]
 
@@ -125,6 +132,15 @@ def open_market_source(spec: str, symbols: SymbolTable, now_ms: int) -> MarketSo
     raise ConfigurationError(
         f"--market {spec}: expected synthetic[:SEED], replay:DIR or upstream:URL"
     )
+
+
+@runtime_checkable
+class TimedSource(Protocol):
+    """A `MarketSource` that knows when its next update is due."""
+
+    def next_update_ms(self) -> int | None:
+        """The server time of the next update the source will return, or None if unknown."""
+        ...
 
 
 @runtime_checkable
@@ -326,7 +342,8 @@ class MarketService:
     the listeners.
 
     Call `start()` once the server's scheduler runs; `sync()` before reading state so it is
-    the state at `clock.now_ms()` (to the last `TICK_MS`).
+    the state at `clock.now_ms()` (to the last `TICK_MS`, or to now for a `TimedSource` on a
+    real clock).
     """
 
     def __init__(
@@ -355,6 +372,12 @@ class MarketService:
             self.pairs[info.pair, info.contract_type] = name
         self._running = False
         self._next_tick = 0
+        self._stepped_ms = 0  # the time of the last advance
+        self._timed = source if isinstance(source, TimedSource) and not clock.is_virtual else None
+        self._held_aggs: list[AggTrade] = []  # final between ticks: `@aggTrade` has a speed
+        self._arrival_due = False
+        if isinstance(source, FollowedUpstream) and not clock.is_virtual:
+            source.on_message = self._arrived
         self._open_interest: dict[str, Decimal] = {}
         self.updates = 0  # market updates folded (/metrics, bench)
 
@@ -379,7 +402,28 @@ class MarketService:
         if not self._running:
             return
         self._run_until(due_ms)
-        self._scheduler.call_at(self._next_tick, self._on_timer)
+        due = self._next_tick
+        if self._timed is not None:
+            upcoming = self._timed.next_update_ms()
+            if upcoming is not None and self._stepped_ms < upcoming < due:
+                due = upcoming
+        self._scheduler.call_at(due, self._on_timer)
+
+    def _arrived(self) -> None:
+        """An upstream message was received: fold it now (once per scheduler run)."""
+        if not self._arrival_due:
+            self._arrival_due = True
+            self._scheduler.call_at(self._clock.now_ms(), self._on_arrival)
+
+    def _on_arrival(self, due_ms: int) -> None:
+        self._arrival_due = False
+        if not self._running:
+            return
+        now = max(due_ms, self._stepped_ms)
+        if self._next_tick <= now:
+            self._run_until(now)  # the tick folds it
+        else:
+            self._tick(now, on_grid=False)
 
     def sync(self) -> int:
         """Run every tick due by now; returns now (the time the state is read at)."""
@@ -392,7 +436,11 @@ class MarketService:
         while self._next_tick <= now_ms:
             tick = self._next_tick
             self._next_tick = tick - tick % TICK_MS + TICK_MS
-            self._tick(tick)
+            self._tick(tick, on_grid=True)
+        if self._timed is not None and self._stepped_ms < now_ms:
+            upcoming = self._timed.next_update_ms()
+            if upcoming is not None and upcoming <= now_ms:
+                self._tick(now_ms, on_grid=False)
 
     def open_interest(self, symbol: str) -> Decimal:
         """Open interest in contracts: the venue's when it reported one, else the source's."""
@@ -473,11 +521,15 @@ class MarketService:
 
     # one tick
 
-    def _tick(self, now_ms: int) -> None:
+    def _tick(self, now_ms: int, on_grid: bool) -> None:
+        """Advance to `now_ms` and publish: on the grid every stream due, between ticks only
+        the real-time ones (the books that changed, the trades)."""
+        self._stepped_ms = now_ms
         updates = self.source.advance(now_ms)
         self.updates += len(updates)
         hub = self.hub
         feeds = self.feeds
+        booked: dict[SymbolFeed, None] = {}
         for update in updates:
             feed = feeds.get(update.symbol)
             if feed is None:
@@ -486,11 +538,18 @@ class MarketService:
                 for batch in feed.batches.values():
                     batch.add(update)
                 feed.book_time_ms = update.time_ms
+                booked[feed] = None
             elif type(update) is Trade and hub.active(feed.topics.trade):
                 hub.publish(feed.topics.trade, self._trade_payload(feed, update, now_ms))
         final = self.state.apply(updates, now_ms)
         self._notify(updates, now_ms)
-        self._emit(now_ms, final)
+        if on_grid:
+            held, self._held_aggs = self._held_aggs, []
+            self._emit(now_ms, held + final if held else final)
+        else:
+            self._held_aggs += final
+            for feed in booked:
+                self._emit_book_ticker(feed, now_ms)
         hub.flush()
 
     def _emit(self, now_ms: int, aggs: list[AggTrade]) -> None:

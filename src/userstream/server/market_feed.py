@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -80,6 +80,9 @@ class FollowedUpstream(UpstreamMarket):
         self._snapshot_wanted = asyncio.Event()
         self.connected = {"public": asyncio.Event(), "market": asyncio.Event()}
         self.opened = {"public": 0, "market": 0}  # connections opened so far, per route
+        # Called after each message is handed to the source (the market service folds it at
+        # once on a real clock, so real-time streams are not held until its next tick).
+        self.on_message: Callable[[], None] | None = None
 
     async def __aenter__(self) -> FollowedUpstream:
         self._http = aiohttp.ClientSession()
@@ -133,6 +136,8 @@ class FollowedUpstream(UpstreamMarket):
                     async for message in ws:
                         self.receive(message)
                         delivered = True
+                        if self.on_message is not None:
+                            self.on_message()
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI, WebSocketException) as e:
                 log.warning("upstream %s connection failed: %s", route, e)
             except TransportError as exc:
