@@ -21,13 +21,15 @@ __all__ = [
 ]
 
 DEFAULT_ROTATE_AFTER_MS = 23 * 3600_000 + 30 * 60_000  # 30 minutes before the 24 h cap (§4.5)
-STREAM_BACKOFF = Backoff(fast_ms=2_000, fast_cap_ms=100)
-"""Stream redials: at once, then at most 100 ms apart for 2 s, then the default `Backoff`'s
-3 s cap until 90 s and 30 s after. A server process restarting on its port is back within a
-second or two, refusing every connect meanwhile (a kernel RST, no work for the server); each
-50 ms the redial waits after it listens again is an event published to no socket. The cost
-is ~20 refused attempts per second per client for those 2 s (docs/client-faults.md gives
-the rate of 1,000 clients)."""
+STREAM_BACKOFF = Backoff(fast_ms=2_000, fast_cap_ms=100, refused_ms=60_000)
+"""Stream redials: at once, then at most 100 ms apart for 2 s, and for up to 60 s (the
+longest outage issue 9 asks to ride out at full speed) while every attempt is refused by the
+kernel (ECONNREFUSED: a server process restarting on its port); then the default
+`Backoff`'s 3 s cap until 90 s and 30 s after. A refused connect is a kernel RST, no work
+for the server; each 50 ms the redial waits after it listens again is an event published to
+no socket. The cost is ~20 refused attempts per second per client while the port refuses
+(at most 60 s); any other failure (timeout, TLS or HTTP handshake, 5xx) grows the delays
+as before from 2 s on (docs/client-faults.md gives the rates of 1,000 clients)."""
 CLOSE_TIMEOUT_S = 1.0
 """How long a stream connection waits for the peer's part of the close handshake; a peer
 that is gone never answers, so this adds to the time a half-open connection takes to end."""
@@ -41,7 +43,8 @@ class Reconnect:
         backoff: delays between attempts to reopen the stream connection. Restarted (the next
             drop reconnects at once) as soon as a connection delivers a frame or answers a
             ping. Unlimited by default; a finite one ends the stream with `ReconnectGaveUp`.
-            By default at most 100 ms apart for the first 2 s (`STREAM_BACKOFF`).
+            By default at most 100 ms apart for the first 2 s, and for up to 60 s while every
+            attempt is a refused connect (`STREAM_BACKOFF`).
         key_backoff: delays between attempts to issue a new listenKey after the old one died;
             its own budget, so failed key requests do not lengthen reconnect waits and the
             other way round. No 100 ms phase: a key request fails only once the server

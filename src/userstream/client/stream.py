@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -90,6 +91,20 @@ _ROTATION_RETRY_MS = 60_000
 _CLOSE_KEY_TIMEOUT_S = 5.0
 # What opening a stream connection can raise that is worth retrying.
 _CONNECT_ERRORS = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed)
+
+
+def _connect_refused(exc: BaseException) -> bool:
+    """Whether a failed dial was refused by the kernel (ECONNREFUSED: nothing listens on the
+    port, as while the server process restarts), seen through any wrapping exception. Such
+    a redial costs the server nothing, so `Backoff.refused_ms` keeps it fast."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or (
+            isinstance(seen, OSError) and seen.errno == errno.ECONNREFUSED
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(eq=False, slots=True)
@@ -256,7 +271,7 @@ class UserDataStream:
         self._generation = 0
         self._primary: _Connection | None = None
         self._connections: set[_Connection] = set()
-        self._delays: Iterator[int] = self._policy.backoff.delays(self._rng)
+        self._delays: Generator[int, bool | None, None] = self._policy.backoff.delays(self._rng)
         self._peeked_delay: int | None = None
         """The next reconnect delay, drawn early to decide whether to redial at once."""
         self._predial: _Predial | None = None
@@ -554,8 +569,9 @@ class UserDataStream:
         socket is open (a stream on a dead key would be silently empty, spec §2.3)."""
         first = True
         retry_after = 0  # from a refused handshake: an earlier retry would earn an IP ban
+        refused = False
         while True:
-            delay = self._next_delay()
+            delay = self._next_delay(refused)
             if delay is None:
                 await self._discard_predial()
                 raise ReconnectGaveUp(f"no reconnect attempts left (last reason: {reason})")
@@ -580,6 +596,7 @@ class UserDataStream:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("reconnect attempt failed: %s", reason)
                 retry_after = self._refused_for_ms(exc)
+                refused = _connect_refused(exc)
                 continue
             conn = self._adopt(ws, key)
             self._health.connected_ms = conn.opened_ms
@@ -593,14 +610,18 @@ class UserDataStream:
         self._delays = self._policy.backoff.delays(self._rng)
         self._peeked_delay = None
 
-    def _peek_delay(self) -> int | None:
-        """The next reconnect delay without taking it; None once a finite backoff ran out."""
+    def _peek_delay(self, refused: bool = False) -> int | None:
+        """The next reconnect delay without taking it; None once a finite backoff ran out.
+        `refused`: the attempt before it was refused by the kernel (ECONNREFUSED)."""
         if self._peeked_delay is None:
-            self._peeked_delay = next(self._delays, -1)
+            try:
+                self._peeked_delay = self._delays.send(True) if refused else next(self._delays)
+            except StopIteration:
+                self._peeked_delay = -1
         return None if self._peeked_delay < 0 else self._peeked_delay
 
-    def _next_delay(self) -> int | None:
-        delay = self._peek_delay()
+    def _next_delay(self, refused: bool = False) -> int | None:
+        delay = self._peek_delay(refused)
         self._peeked_delay = None
         return delay
 

@@ -121,3 +121,33 @@ def test_a_fresh_generator_is_a_reset() -> None:
 def test_rejects_impossible_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+def _after(backoff: Backoff, refused: list[bool], seed: int = 1) -> list[int]:
+    """The delays of `backoff` when each failed attempt was refused or not, in turn."""
+    delays = backoff.delays(random.Random(seed))
+    return [next(delays)] + [delays.send(kind) for kind in refused]
+
+
+def test_refused_connects_keep_the_fast_cap_up_to_the_bound() -> None:
+    backoff = Backoff(jitter=0, fast_ms=1_000, fast_cap_ms=100, refused_ms=5_000)
+    delays = _after(backoff, [True] * 57)
+    # fifty 100 ms waits make up the 5 s; then growth goes on from 100 ms
+    assert delays == [0] + [100] * 51 + [200, 400, 800, 1600, 3000, 3000]
+
+
+def test_a_failure_other_than_refused_ends_the_fast_redials() -> None:
+    backoff = Backoff(jitter=0, fast_ms=1_000, fast_cap_ms=100, refused_ms=60_000)
+    delays = _after(backoff, [True] * 20 + [False] + [True] * 5)
+    # 2 s of refused attempts, then a timeout: growth goes on from 100 ms, and the refusals
+    # after it do not bring the fast cap back
+    assert delays == [0] + [100] * 21 + [200, 400, 800, 1600, 3000]
+
+
+def test_the_stream_policy_redials_a_refused_port_fast_for_a_minute() -> None:
+    for seed in range(20):
+        delays = _after(Reconnect().backoff, [True] * 2_000, seed)
+        assert sum(itertools.takewhile(lambda d: d <= 100, delays)) >= 59_900
+    # a refused port after a timeout gets the growing delays, as any other failure
+    slow = _after(Reconnect().backoff, [True] * 25 + [False] + [True] * 200, seed=3)
+    assert max(slow[30:]) > 100
