@@ -125,13 +125,10 @@ class SigningKey:
     def verifies(self, signature: str, payload: bytes) -> bool:
         """Whether `signature` (as decoded from the request) signs `payload` with this key."""
         if self.kind is KeyKind.HMAC:
-            if self._keyed is None:
-                expected = hmac_signature(self.hmac_secret, payload)
-            else:
-                mac = self._keyed.copy()
-                mac.update(payload)
-                expected = mac.hexdigest()
-            return hmac.compare_digest(expected, signature.lower())
+            assert self._keyed is not None  # `for_hmac` is the only way to an HMAC key
+            mac = self._keyed.copy()
+            mac.update(payload)
+            return hmac.compare_digest(mac.hexdigest(), signature.lower())
         assert self.ed25519 is not None
         try:
             raw = base64.b64decode(signature, validate=True)
