@@ -80,7 +80,10 @@ class MarkFollower:
             async with connect(f"{self._stream_url}/market/stream?streams={names}") as ws:
                 while frozenset(self._held()) == symbols:
                     try:
-                        raw = await asyncio.wait_for(ws.recv(), _RECHECK_S)
+                        # Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancel that
+                        # lands as the frame arrives, and the follower then never stops.
+                        async with asyncio.timeout(_RECHECK_S):
+                            raw = await ws.recv()
                     except TimeoutError:
                         continue
                     delivered = True
