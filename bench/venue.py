@@ -1,6 +1,7 @@
 """The venue's order rate and order-to-event latency (issue #12, "Speed").
 
     .venv/bin/python -m bench.venue [--seconds 3] [--connections 4] [--depth 32]
+    .venv/bin/python -m bench.venue --latency-only [--rate 3500] [--stall-log 1]
 
 One `userstream serve` process pinned to the server core (bench/common.py), the default
 synthetic market, every account funded; the load generator pinned to the other core. In one
@@ -17,6 +18,13 @@ run, on the same server:
 5. server CPU per order (from /proc over runs 2 and 3), and the engine's own CPU per order
    (`Engine.handle` of the same MARKET orders in this process, no I/O).
 
+`--latency-only` runs 4 alone, for comparing builds on the latency tail: `--prefill` orders
+over the WebSocket API at full speed first (the engine's state then holds about as many
+orders as in a full run, and their rate is the one measured in 3), then `--seconds` of paced
+orders at `--rate` (default: half the prefill's rate). `--stall-log MS` runs the server with
+`USERSTREAM_STALL_LOG=MS` (server/stalls.py) and prints its loop stalls and garbage
+collections during the paced phase only (SIGUSR1 before and after it).
+
 `--profile PATH` runs the server under cProfile (statistics written to PATH when it stops):
 the rates drop, the shares of the order path's parts are what it is for.
 
@@ -32,12 +40,15 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -81,8 +92,19 @@ class VenueFigures:
     rest_cpu_us: float = 0.0
     engine_cpu_us: float = 0.0
     lost: int = 0  # orders whose fill never reached the stream
+    latency_only: bool = False
+    client_cpu_us: float = 0.0  # this process's CPU per order in the latency phase
+    stalls: list[str] = field(default_factory=list)  # the server's stall log, latency phase
 
     def lines(self) -> list[str]:
+        if self.latency_only:
+            return [
+                f"WS API MARKET orders (prefill): {self.ws_rate:,.0f}/s",
+                self.latency_line(),
+                f"load generator CPU in the latency phase: {self.client_cpu_us:.0f} µs/order",
+                f"fills missing on the stream: {self.lost}",
+                *self.stalls,
+            ]
         return [
             f"GET /fapi/v1/ping: {self.ping_rate:,.0f} requests/s",
             f"REST MARKET orders: {self.rest_rate:,.0f}/s "
@@ -90,14 +112,30 @@ class VenueFigures:
             f"{self.rest_cpu_us:.0f} µs/order",
             f"WS API MARKET orders: {self.ws_rate:,.0f}/s; server CPU "
             f"{self.server_cpu_us:.0f} µs/order",
-            f"order -> ORDER_TRADE_UPDATE at {self.half_rate:,.0f} orders/s (WS API): "
-            f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms",
+            self.latency_line(),
             f"engine CPU per MARKET order (Engine.handle, no I/O): {self.engine_cpu_us:.0f} µs",
             f"fills missing on the stream: {self.lost}",
         ]
 
+    def latency_line(self) -> str:
+        return (
+            f"order -> ORDER_TRADE_UPDATE at {self.half_rate:,.0f} orders/s (WS API): "
+            f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms"
+        )
+
+
+@dataclass(frozen=True)
+class LatencyOptions:
+    """`--latency-only` and its companions (see the module docstring)."""
+
+    only: bool = False
+    rate: float | None = None  # orders/s of the paced phase; None: half the measured rate
+    prefill: int = 20_000
+    stall_log_ms: float | None = None
+
 
 FILLED = b'"X":"FILLED"'
+CLIENT_ID = b'"c":"'  # the only "c" key in an ORDER_TRADE_UPDATE is the order's
 
 
 class Fills:
@@ -120,8 +158,10 @@ class Fills:
             if self.count >= self._target:
                 self._reached.set()
             if self.timed:
-                event = json.loads(data)
-                self.arrivals[event["o"]["c"]] = time.perf_counter()
+                # The client order id, sliced out: `json.loads` of every FILLED event cost
+                # the load generator ~10 µs of its ~160 per order.
+                start = data.index(CLIENT_ID) + len(CLIENT_ID)
+                self.arrivals[data[start : data.index(b'"', start)].decode()] = time.perf_counter()
 
     async def wait(self, target: int, limit_s: float = 30.0) -> None:
         """Until `target` fills have arrived, or `limit_s` passed (a loss shows in the count)."""
@@ -170,10 +210,15 @@ async def pipelined_rate(
 
 
 async def ws_orders(
-    ws: ClientConnection, count: int, depth: int, rate: float | None, sends: dict[str, float]
+    ws: ClientConnection,
+    count: int,
+    depth: int,
+    rate: float | None,
+    sends: dict[str, float],
+    first: int = 0,
 ) -> float:
-    """Send `count` order.place requests (`depth` in flight, or paced at `rate`/s); returns
-    the achieved rate."""
+    """Send `count` order.place requests (`depth` in flight, or paced at `rate`/s), client
+    order ids numbered from `first`; returns the achieved rate."""
     in_flight = asyncio.Semaphore(depth)
     done = asyncio.Event()
     answered = 0
@@ -197,7 +242,7 @@ async def ws_orders(
             delay = started + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-        client_id = f"b{n}"
+        client_id = f"b{first + n}"
         side = "BUY" if n % 2 == 0 else "SELL"
         request = {
             "id": n,
@@ -241,7 +286,11 @@ def engine_cpu_per_order(orders: int) -> float:
 
 
 async def run(
-    seconds: float, connections: int, depth: int, profile: str | None = None
+    seconds: float,
+    connections: int,
+    depth: int,
+    profile: str | None = None,
+    latency: LatencyOptions = LatencyOptions(),
 ) -> VenueFigures:
     """Start the server, measure, stop it (bench/run.py calls this too). With `profile`, the
     server runs under cProfile and writes its statistics there when it stops."""
@@ -255,8 +304,25 @@ async def run(
         return None
 
     with tempfile.TemporaryDirectory() as data:
+        stderr = os.path.join(data, "stderr.log")
+        # The server's stderr goes nowhere (bench/common.py) unless its stall log is asked
+        # for: then `env` and `sh` set the variable and redirect, and exec the server in the
+        # same process (its pid is the one signalled and measured).
+        wrap = (
+            [
+                "env",
+                f"USERSTREAM_STALL_LOG={latency.stall_log_ms:g}",
+                "sh",
+                "-c",
+                'exec "$@" 2>"$0"',
+                stderr,
+            ]
+            if latency.stall_log_ms is not None
+            else []
+        )
         process, line = start_pinned(
             [
+                *wrap,
                 sys.executable,
                 *(["-m", "cProfile", "-o", profile] if profile else []),
                 "-m",
@@ -265,7 +331,7 @@ async def run(
                 "--port",
                 "0",
                 "--data",
-                data,
+                os.path.join(data, "venue"),
                 "--admin-token",
                 TOKEN,
                 "--initial-balance",
@@ -280,22 +346,50 @@ async def run(
             ready,
         )
         try:
-            return await measure(
+            figures = await measure(
                 process.pid,
                 seen["url"],
                 json.loads(line)["demoAccount"],
                 seconds,
                 connections,
                 depth,
+                latency,
             )
         finally:
             stop(process)
+        if latency.stall_log_ms is not None:
+            figures.stalls = paced_stalls(stderr)
+        return figures
+
+
+def paced_stalls(path: str) -> list[str]:
+    """The stall log's lines between the SIGUSR1 before the paced phase and the one after."""
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    ends = [n for n, line in enumerate(lines) if "garbage collections:" in line]
+    if len(ends) < 2:
+        return ["stall log: no summary for the paced phase", *lines[-5:]]
+    phase = lines[ends[0] + 1 : ends[1] + 1]
+    stalls = sorted(float(line.split()[-2]) for line in phase if "stalled" in line and "ms" in line)
+    collections = [line for line in phase if "garbage collection of" in line]
+    summaries = [line.split("WARNING", 1)[-1].strip() for line in phase[-2:]]
+    return [
+        f"server loop stalls in the paced phase: {len(stalls)}"
+        + (f" ({', '.join(f'{s:.1f}' for s in stalls[-12:])} ms longest)" if stalls else ""),
+        f"slow garbage collections in the paced phase: {len(collections)}",
+        *summaries,
+    ]
 
 
 async def measure(
-    pid: int, url: str, demo: dict[str, Any], seconds: float, connections: int, depth: int
+    pid: int,
+    url: str,
+    demo: dict[str, Any],
+    seconds: float,
+    connections: int,
+    depth: int,
+    latency: LatencyOptions = LatencyOptions(),
 ) -> VenueFigures:
-    figures = VenueFigures()
+    figures = VenueFigures(latency_only=latency.only)
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
     api_key, secret = demo["apiKey"], demo["secretKey"].encode()
@@ -316,24 +410,28 @@ async def measure(
     stream = await connect(f"{ws_url}/private/ws?listenKey={listen_key}", max_queue=None)
     fills = Fills()
     reader = asyncio.create_task(fills.read(stream))
+    in_flight = min(64, depth * connections)
     try:
-        ping = http_request("GET", "/fapi/v1/ping", b"", {})
-        ping_rate, _ = await pipelined_rate(port, lambda: ping, connections, depth, seconds)
-        figures.ping_rate = ping_rate
+        count = latency.prefill
+        if not latency.only:
+            ping = http_request("GET", "/fapi/v1/ping", b"", {})
+            ping_rate, _ = await pipelined_rate(port, lambda: ping, connections, depth, seconds)
+            figures.ping_rate = ping_rate
 
-        counter = [0]
+            counter = [0]
 
-        def order() -> bytes:
-            counter[0] += 1
-            return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
+            def order() -> bytes:
+                counter[0] += 1
+                return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
 
-        before, cpu_before = fills.count, cpu_seconds(pid)
-        rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
-        rest_cpu = cpu_seconds(pid) - cpu_before
-        await fills.wait(before + counter[0] - failed)
-        figures.rest_rate = rest_rate
-        figures.rest_cpu_us = rest_cpu / max(counter[0], 1) * 1e6
-        figures.lost += counter[0] - failed - (fills.count - before)
+            before, cpu_before = fills.count, cpu_seconds(pid)
+            rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
+            rest_cpu = cpu_seconds(pid) - cpu_before
+            await fills.wait(before + counter[0] - failed)
+            figures.rest_rate = rest_rate
+            figures.rest_cpu_us = rest_cpu / max(counter[0], 1) * 1e6
+            figures.lost += counter[0] - failed - (fills.count - before)
+            count = max(1000, int(rest_rate * seconds))
 
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
         try:
@@ -342,48 +440,84 @@ async def measure(
             await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
             reply = json.loads(await ws.recv())
             assert reply["status"] == 200, reply
-            count = max(1000, int(rest_rate * seconds))
             before, cpu_before = fills.count, cpu_seconds(pid)
-            ws_rate = await ws_orders(ws, count, min(64, depth * connections), None, {})
+            ws_rate = await ws_orders(ws, count, in_flight, None, {})
             cpu = cpu_seconds(pid) - cpu_before
             await fills.wait(before + count)
             figures.ws_rate, figures.server_cpu_us = ws_rate, cpu / count * 1e6
             figures.lost += count - (fills.count - before)
 
+            rate = latency.rate or ws_rate / 2
+            paced = int(rate * seconds) if latency.only else count // 2
             sends: dict[str, float] = {}
             fills.timed = True
             fills.arrivals.clear()
-            half = count // 2
             before = fills.count
-            await ws_orders(ws, half, min(64, depth * connections), ws_rate / 2, sends)
-            await fills.wait(before + half, 5)
+            if latency.stall_log_ms is not None:
+                os.kill(pid, signal.SIGUSR1)
+            client_before = time.process_time()
+            await ws_orders(ws, paced, in_flight, rate, sends, first=count)
+            await fills.wait(before + paced, 5)
+            figures.client_cpu_us = (time.process_time() - client_before) / paced * 1e6
+            if latency.stall_log_ms is not None:
+                os.kill(pid, signal.SIGUSR1)
             latencies = sorted(
                 (fills.arrivals[c] - sent) * 1e3 for c, sent in sends.items() if c in fills.arrivals
             )
-            figures.half_rate = ws_rate / 2
+            figures.half_rate = rate
             figures.p50_ms = statistics.median(latencies)
             figures.p99_ms = latencies[int(len(latencies) * 0.99) - 1]
-            figures.lost += half - len(latencies)
+            figures.lost += paced - len(latencies)
         finally:
             await ws.close()
     finally:
         reader.cancel()
         await stream.close()
-    figures.engine_cpu_us = engine_cpu_per_order(2000)
+    if not latency.only:
+        figures.engine_cpu_us = engine_cpu_per_order(2000)
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="See the module docstring (bench/venue.py) for what each phase measures.",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
     parser.add_argument("--connections", type=int, default=4, help="REST keep-alive connections")
     parser.add_argument("--depth", type=int, default=32, help="requests in flight per connection")
     parser.add_argument(
         "--profile", metavar="PATH", help="run the server under cProfile, statistics to PATH"
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the order -> event latency: --prefill orders at full speed, then "
+        "--seconds of orders paced at --rate",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="orders/s of the latency phase (default: half the measured WS API rate)",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=LatencyOptions.prefill,
+        help="with --latency-only, WS API orders at full speed first (the state a full run "
+        "builds, and the rate measured)",
+    )
+    parser.add_argument(
+        "--stall-log",
+        type=float,
+        metavar="MS",
+        help="run the server with USERSTREAM_STALL_LOG=MS and print its loop stalls and "
+        "slow garbage collections during the latency phase",
+    )
     args = parser.parse_args()
     pin_load()
-    figures = asyncio.run(run(args.seconds, args.connections, args.depth, args.profile))
+    latency = LatencyOptions(args.latency_only, args.rate, max(1, args.prefill), args.stall_log)
+    figures = asyncio.run(run(args.seconds, args.connections, args.depth, args.profile, latency))
     print("\n".join(figures.lines()))
 
 

@@ -481,7 +481,7 @@ async def test_a_sigkill_keeps_what_was_saved_before_it(tmp_path: Path) -> None:
         orders = await call(first, "GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"})
         trades = await call(first, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"})
         balance = await call(first, "GET", "/fapi/v2/balance", {})
-        await asyncio.sleep(SAVE_INTERVAL_S * 20)  # well past the next save
+        await asyncio.sleep(SAVE_INTERVAL_S * 100)  # well past the next save
     finally:
         first.process.kill()
         first.process.wait(timeout=10)

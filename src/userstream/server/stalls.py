@@ -7,15 +7,25 @@ server stops one line gives the distribution of every lag (p50, p99, p99.9 and t
 This is how the latency tail of docs/benchmarks.md is looked for: a stall shows here whether
 it is the server's own work or the machine's. The sampler costs about 2 % of a core (a
 thousand wake-ups a second), so it runs only when asked for.
+
+While it runs, every garbage collection is timed too (`gc.callbacks`): a pass that takes at
+least the threshold is logged with its generation, and the summary counts the passes of each
+generation with their longest, so a stall can be told apart from a collection.
+
+SIGUSR1 logs the summary so far and starts over: a benchmark sends it around the phase it
+measures, so the distribution covers that phase only (bench/venue.py `--stall-log`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
+import signal
 import time
+from typing import Any
 
 from userstream.exceptions import ConfigurationError
 
@@ -35,6 +45,10 @@ class StallLog:
         self.counts = [0] * BUCKETS
         self.samples = 0
         self.worst_ms = 0.0
+        # Per generation: how many collections ran and the longest, in ms.
+        self.collections = [0, 0, 0]
+        self.longest_collection_ms = [0.0, 0.0, 0.0]
+        self._collecting_since = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -56,14 +70,52 @@ class StallLog:
         return cls(threshold)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._sample())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._sample())
+        gc.callbacks.append(self._on_gc)
+        loop.add_signal_handler(signal.SIGUSR1, self.restart)
 
     def stop(self) -> None:
         """Stop sampling and log the distribution of the lags seen."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+            gc.callbacks.remove(self._on_gc)
+        self._report()
+
+    def restart(self) -> None:
+        """Log the distribution so far and start counting afresh (on SIGUSR1)."""
+        self._report()
+        self.counts = [0] * BUCKETS
+        self.samples = 0
+        self.worst_ms = 0.0
+        self.collections = [0, 0, 0]
+        self.longest_collection_ms = [0.0, 0.0, 0.0]
+
+    def _report(self) -> None:
         log.warning("event loop lag over %d samples: %s", self.samples, self.summary())
+        log.warning("garbage collections: %s", self.collection_summary())
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._collecting_since = time.perf_counter()
+            return
+        took_ms = (time.perf_counter() - self._collecting_since) * 1000
+        generation = int(info["generation"])
+        self.collections[generation] += 1
+        if took_ms > self.longest_collection_ms[generation]:
+            self.longest_collection_ms[generation] = took_ms
+        if took_ms >= self.threshold_ms:
+            log.warning("garbage collection of generation %d took %.2f ms", generation, took_ms)
+
+    def collection_summary(self) -> str:
+        return ", ".join(
+            f"gen{g} {n} (longest {ms:.2f} ms)"
+            for g, (n, ms) in enumerate(
+                zip(self.collections, self.longest_collection_ms, strict=True)
+            )
+        )
 
     def record(self, lag_ms: float) -> None:
         self.samples += 1

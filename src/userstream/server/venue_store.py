@@ -10,7 +10,8 @@ as `storage.py` (WAL, 0600 files in a 0700 folder).
 The server saves `SAVE_INTERVAL_S` after a change (later when saves are slow:
 `VenueService.save`) and once more on shutdown, so a clean restart (SIGTERM) restores exactly
 the state it stopped with, and a crash (SIGKILL) loses at most the changes since the last
-committed save, one interval (docs/deployment.md). A database from before the split holds a
+committed save, one interval (docs/deployment.md). The store's connection checkpoints the
+write-ahead log every `CHECKPOINT_PAGES`. A database from before the split holds a
 full export in `venue_state`; it loads as it is and the first save moves it into the tables.
 """
 
@@ -39,13 +40,24 @@ CREATE TABLE IF NOT EXISTS venue_trades (
 );
 """
 
-SAVE_INTERVAL_S = 0.05  # small saves: each one pauses the loop for its encoding only
+# The server runs on one core: a save's encoding (on the loop) and its write (on a worker
+# thread, sharing the core and the GIL) each delay whatever the loop has to do meanwhile, as
+# one block, so saves are kept small. At 2,800 orders/s a 50 ms interval made saves of ~140
+# orders: 0.8 ms of encoding, then 1.1 ms of writing during which the loop waited; at 10 ms
+# they are 0.1 and 0.4 ms (docs/benchmarks-venue.md).
+SAVE_INTERVAL_S = 0.01
+# Pages of write-ahead log the store's connection lets accumulate before a commit copies them
+# into the database (a checkpoint, on the writing thread). SQLite's default of 1000 made a
+# checkpoint about once a second at that rate, each 8-10 ms of CPU on the server's core;
+# 100 pages spread the same copying over bursts of about 1 ms.
+CHECKPOINT_PAGES = 100
 
 
 class VenueStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         db.executescript(SCHEMA)
+        db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self._legacy = (
             db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'venue_state'"

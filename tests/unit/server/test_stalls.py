@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
+import signal
 import time
 
 import pytest
@@ -58,3 +61,43 @@ def test_the_environment_turns_it_on_with_a_threshold(monkeypatch: pytest.Monkey
         monkeypatch.setenv(ENV, bad)
         with pytest.raises(ConfigurationError, match=ENV):
             StallLog.from_env()
+
+
+async def test_sigusr1_logs_the_distribution_so_far_and_starts_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stalls = StallLog(threshold_ms=10)
+    stalls.start()
+    try:
+        await asyncio.sleep(0.01)
+        _busy(0.03)
+        await asyncio.sleep(0.01)
+        assert stalls.worst_ms >= 25
+        with caplog.at_level(logging.WARNING, logger="userstream.server.stalls"):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            await asyncio.sleep(0.01)  # the loop runs the signal's handler
+        (summary,) = [r.getMessage() for r in caplog.records if "samples" in r.getMessage()]
+        assert float(summary.split()[-2]) >= 25
+        assert stalls.worst_ms < 25  # counting afresh
+    finally:
+        stalls.stop()
+
+
+async def test_a_slow_garbage_collection_is_logged_with_its_generation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hooked = len(gc.callbacks)
+    stalls = StallLog(threshold_ms=0)  # every collection counts as slow
+    stalls.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="userstream.server.stalls"):
+            gc.collect(2)
+    finally:
+        stalls.stop()
+    assert stalls.collections[2] >= 1
+    assert any("generation 2 took" in r.getMessage() for r in caplog.records)
+    (summary,) = [
+        r.getMessage() for r in caplog.records if "garbage collections:" in r.getMessage()
+    ]
+    assert "gen2 " in summary
+    assert len(gc.callbacks) == hooked  # stop() unhooks it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
 from userstream.protocol.events import OrderType, Side, TimeInForce
-from userstream.server.venue_store import VenueStore
+from userstream.server.venue_store import CHECKPOINT_PAGES, VenueStore
 from userstream.storage import open_database
 from userstream.venue import Deposit, Engine, NewOrder
 from userstream.venue.journal import StateJournal
@@ -137,3 +137,21 @@ def test_after_a_failed_write_the_next_batch_holds_every_row() -> None:
     batch = journal.changes()
     assert [row.id for row in batch.orders] == [1, 2, 3, 4, 5, 6]
     assert [row.id for row in batch.trades] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_write_ahead_log_is_checkpointed_in_small_steps(tmp_path: Path) -> None:
+    """The store's connection copies its write-ahead log into the database every
+    CHECKPOINT_PAGES (server/venue_store.py), not SQLite's 1000: the log file never grows
+    past a few hundred KB, however much the saves write."""
+    engine, _ = funded()
+    store = VenueStore(open_database(tmp_path))
+    journal = StateJournal(engine.export_state(), stored=True)
+    for n in range(6000):
+        engine.handle(1, market_order(n), 10 + n)
+        if n % 30 == 29:
+            store.save(journal.changes(), n)
+    wal = next(tmp_path.glob("*-wal"))
+    written = sum(f.stat().st_size for f in tmp_path.iterdir() if f != wal)
+    assert written > 1000 * 4096  # more than SQLite's default checkpoint went through
+    assert wal.stat().st_size < 3 * CHECKPOINT_PAGES * 4096
+    store.close()
