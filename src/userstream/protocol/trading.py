@@ -449,6 +449,10 @@ _NEW_ORDER_PARAMS: Final = (
     "goodTillDate",
 )
 _PLACE_TYPES: Final = ORDER_TYPES | CONDITIONAL_TYPES
+# Conditional orders' parameters: checked (-1130, -1106) only when one was sent.
+_RARE_ORDER_PARAMS: Final = frozenset(
+    {"workingType", "closePosition", "priceProtect", "stopPrice", "activationPrice", "callbackRate"}
+)
 
 
 def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> NewOrder:
@@ -459,17 +463,22 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
             -1106, -4120, -1121, -4015, -1100, -1111.
     """
     reader = ParamReader(params, _NEW_ORDER_PARAMS)
+    # The checks of parameters a plain order does not send are skipped when none of them
+    # was (an absent parameter passes every check): the rest keep their order.
+    rare = not params.keys().isdisjoint(_RARE_ORDER_PARAMS)
     side = reader.choice("side", SIDES)
     order_type = reader.choice("type", _PLACE_TYPES)
     tif = reader.choice("timeInForce", TIME_IN_FORCE)
     position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH")
-    reader.choice("workingType", WORKING_TYPES)
+    if rare:
+        reader.choice("workingType", WORKING_TYPES)
     resp_type = reader.choice("newOrderRespType", RESP_TYPES, "ACK")
     stp = reader.choice("selfTradePreventionMode", STP_MODES, "EXPIRE_MAKER")
     price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
     reduce_only = reader.boolean("reduceOnly")
-    reader.boolean("closePosition")
-    reader.boolean("priceProtect")
+    if rare:
+        reader.boolean("closePosition")
+        reader.boolean("priceProtect")
     side = required(side, "side")
     order_type = required(order_type, "type")
     if order_type in CONDITIONAL_TYPES:
@@ -485,7 +494,8 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
             required(good_till, "goodTillDate")
     else:
         reader.forbid("price", "timeInForce", "priceMatch", "goodTillDate")
-    reader.forbid("stopPrice", "activationPrice", "callbackRate", "closePosition")
+    if rare:
+        reader.forbid("stopPrice", "activationPrice", "callbackRate", "closePosition")
     if good_till is not None and tif != "GTD":
         raise not_required("goodTillDate")
     rules = reader.symbol(symbols)
@@ -815,10 +825,15 @@ def parse_position_margin(
 _QUANTA: Final = tuple(Decimal(1).scaleb(-places) for places in range(19))
 
 
+def quantum(places: int) -> Decimal:
+    """`10**-places` (`Decimal("0.01")` for 2): what `fmt(value, places)` quantizes to."""
+    return _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+
+
 def fmt(value: Decimal, places: int) -> str:
     """`value` at exactly `places` decimals, plain notation (`"0.4720"`, `"0"` for places=0)."""
-    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
-    return f"{value.quantize(quantum):f}"
+    unit = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+    return f"{value.quantize(unit):f}"
 
 
 class Order(msgspec.Struct, omit_defaults=True, rename="camel"):
