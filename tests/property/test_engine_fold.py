@@ -299,6 +299,10 @@ class Harness:
             usdt = balances["USDT"]
             assert usdt.wallet_balance == self.transfers[account] + realized - fees
             assert all(b.available_balance >= 0 for b in balances.values())
+            # The margin check's own computation of the available balance (ledger's
+            # `available_balance`) agrees with the full figures REST reports.
+            state = engine.export_state().accounts[account]
+            assert engine._available(state, "USDT") == usdt.available_balance
             for position in engine.positions(account):
                 filled = sum(
                     (t.qty if t.side == "BUY" else -t.qty)

@@ -449,6 +449,10 @@ _NEW_ORDER_PARAMS: Final = (
     "goodTillDate",
 )
 _PLACE_TYPES: Final = ORDER_TYPES | CONDITIONAL_TYPES
+# Conditional orders' parameters: checked (-1130, -1106) only when one was sent.
+_RARE_ORDER_PARAMS: Final = frozenset(
+    {"workingType", "closePosition", "priceProtect", "stopPrice", "activationPrice", "callbackRate"}
+)
 
 
 def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules]) -> NewOrder:
@@ -458,18 +462,26 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
         BinanceAPIError: -1104, -1117, -1116, -1115, -4060, -4031, -1136, -5039, -1130, -1102,
             -1106, -4120, -1121, -4015, -1100, -1111.
     """
+    plain = _plain_new_order(params, symbols)
+    if plain is not None:
+        return plain
     reader = ParamReader(params, _NEW_ORDER_PARAMS)
+    # The checks of parameters a plain order does not send are skipped when none of them
+    # was (an absent parameter passes every check): the rest keep their order.
+    rare = not params.keys().isdisjoint(_RARE_ORDER_PARAMS)
     side = reader.choice("side", SIDES)
     order_type = reader.choice("type", _PLACE_TYPES)
     tif = reader.choice("timeInForce", TIME_IN_FORCE)
     position_side = reader.choice("positionSide", POSITION_SIDES, "BOTH")
-    reader.choice("workingType", WORKING_TYPES)
+    if rare:
+        reader.choice("workingType", WORKING_TYPES)
     resp_type = reader.choice("newOrderRespType", RESP_TYPES, "ACK")
     stp = reader.choice("selfTradePreventionMode", STP_MODES, "EXPIRE_MAKER")
     price_match = reader.choice("priceMatch", PRICE_MATCHES, "NONE") or "NONE"
     reduce_only = reader.boolean("reduceOnly")
-    reader.boolean("closePosition")
-    reader.boolean("priceProtect")
+    if rare:
+        reader.boolean("closePosition")
+        reader.boolean("priceProtect")
     side = required(side, "side")
     order_type = required(order_type, "type")
     if order_type in CONDITIONAL_TYPES:
@@ -485,7 +497,8 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
             required(good_till, "goodTillDate")
     else:
         reader.forbid("price", "timeInForce", "priceMatch", "goodTillDate")
-    reader.forbid("stopPrice", "activationPrice", "callbackRate", "closePosition")
+    if rare:
+        reader.forbid("stopPrice", "activationPrice", "callbackRate", "closePosition")
     if good_till is not None and tif != "GTD":
         raise not_required("goodTillDate")
     rules = reader.symbol(symbols)
@@ -506,6 +519,83 @@ def parse_new_order(params: Mapping[str, str], symbols: Mapping[str, SymbolRules
         self_trade_prevention_mode=stp or "EXPIRE_MAKER",
         # Milliseconds are truncated to seconds (§2.3).
         good_till_date=0 if good_till is None else good_till // 1000 * 1000,
+    )
+
+
+# What a plain LIMIT or MARKET order sends (plus `COMMON_PARAMS`): `_plain_new_order` reads
+# only orders whose every parameter is one of these.
+_PLAIN_ORDER_PARAMS: Final = COMMON_PARAMS | {
+    "symbol",
+    "side",
+    "type",
+    "positionSide",
+    "timeInForce",
+    "quantity",
+    "price",
+    "newClientOrderId",
+    "newOrderRespType",
+}
+_PLAIN_TIME_IN_FORCE: Final = TIME_IN_FORCE - {"GTD"}
+
+
+def _plain_new_order(
+    params: Mapping[str, str], symbols: Mapping[str, SymbolRules]
+) -> NewOrder | None:
+    """The order `parse_new_order` reads from a plain, valid MARKET or LIMIT (not GTD, no
+    priceMatch) order, or None for anything else, which `parse_new_order` then reads step
+    by step (every error it raises comes from that path). The same checks as there, with
+    none of their calls: every value known, valid and non-empty, or None."""
+    if not params.keys() <= _PLAIN_ORDER_PARAMS:
+        return None
+    get = params.get
+    side = get("side", "")
+    order_type = get("type", "")
+    quantity_text = get("quantity")
+    rules = symbols.get(get("symbol") or "")
+    if side not in SIDES or rules is None or not quantity_text:
+        return None
+    if _DECIMAL.fullmatch(quantity_text) is None:
+        return None
+    quantity = Decimal(quantity_text)
+    if _places(quantity) > rules.quantity_precision:
+        return None
+    price_text = get("price")
+    tif = get("timeInForce")
+    if order_type == "MARKET":
+        if price_text is not None or tif is not None:
+            return None
+        price = None
+    elif order_type == "LIMIT":
+        if tif not in _PLAIN_TIME_IN_FORCE or not price_text:
+            return None
+        if _DECIMAL.fullmatch(price_text) is None:
+            return None
+        price = Decimal(price_text)
+        if _places(price) > rules.price_precision:
+            return None
+    else:
+        return None
+    position_side = get("positionSide", "BOTH")
+    resp_type = get("newOrderRespType", "ACK")
+    client_id = get("newClientOrderId")
+    if position_side not in POSITION_SIDES or resp_type not in RESP_TYPES:
+        return None
+    if client_id is not None and CLIENT_ORDER_ID.fullmatch(client_id) is None:
+        return None
+    return NewOrder(
+        symbol=rules.symbol,
+        side=side,
+        type=order_type,
+        position_side=position_side,
+        quantity=quantity,
+        price=price,
+        time_in_force=tif,
+        reduce_only=False,
+        new_client_order_id=client_id,
+        new_order_resp_type=resp_type,
+        price_match="NONE",
+        self_trade_prevention_mode="EXPIRE_MAKER",
+        good_till_date=0,
     )
 
 
@@ -815,10 +905,15 @@ def parse_position_margin(
 _QUANTA: Final = tuple(Decimal(1).scaleb(-places) for places in range(19))
 
 
+def quantum(places: int) -> Decimal:
+    """`10**-places` (`Decimal("0.01")` for 2): what `fmt(value, places)` quantizes to."""
+    return _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+
+
 def fmt(value: Decimal, places: int) -> str:
     """`value` at exactly `places` decimals, plain notation (`"0.4720"`, `"0"` for places=0)."""
-    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
-    return f"{value.quantize(quantum):f}"
+    unit = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+    return f"{value.quantize(unit):f}"
 
 
 class Order(msgspec.Struct, omit_defaults=True, rename="camel"):

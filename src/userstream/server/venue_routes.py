@@ -77,6 +77,16 @@ _RESPONSE_TYPES: Final = {m.value: m for m in ResponseType}
 class Formats:
     def __init__(self, rules: dict[str, t.SymbolRules]) -> None:
         self._rules = rules
+        # Per symbol, the quanta of its prices, quantities and average prices: an order's
+        # answer formats eight figures, each a quantize and a plain-notation format.
+        self.quanta: dict[str, tuple[Decimal, Decimal, Decimal]] = {
+            symbol: (
+                t.quantum(r.price_precision),
+                t.quantum(r.quantity_precision),
+                t.quantum(max(5, r.price_precision)),
+            )
+            for symbol, r in rules.items()
+        }
 
     def price(self, symbol: str, value: Decimal) -> str:
         return t.fmt(value, self._rules[symbol].price_precision)
@@ -106,25 +116,28 @@ class VenueRoutes:
     # conversions
 
     def order(self, view: OrderView, with_time: bool = False) -> t.Order:
-        f, symbol = self.f, view.symbol
+        # `t.fmt` written out with the symbol's quanta (`Formats.quanta`): the same strings,
+        # without a call and a precision lookup per figure.
+        price_q, qty_q, avg_q = self.f.quanta[view.symbol]
+        executed = f"{view.executed_qty.quantize(qty_q):f}"
         return t.Order(
             order_id=view.order_id,
-            symbol=symbol,
+            symbol=view.symbol,
             status=str(view.status),
             client_order_id=view.client_order_id,
-            price=f.price(symbol, view.price),
-            avg_price=f.avg(symbol, view.avg_price),
-            orig_qty=f.qty(symbol, view.orig_qty),
-            executed_qty=f.qty(symbol, view.executed_qty),
-            cum_qty=f.qty(symbol, view.executed_qty),
-            cum_quote=f.avg(symbol, view.cum_quote),
+            price=f"{view.price.quantize(price_q):f}",
+            avg_price=f"{view.avg_price.quantize(avg_q):f}",
+            orig_qty=f"{view.orig_qty.quantize(qty_q):f}",
+            executed_qty=executed,
+            cum_qty=executed,
+            cum_quote=f"{view.cum_quote.quantize(avg_q):f}",
             time_in_force=str(view.time_in_force),
             type=str(view.order_type),
             reduce_only=view.reduce_only,
             close_position=view.close_position,
             side=str(view.side),
             position_side=str(view.position_side),
-            stop_price=f.price(symbol, view.stop_price),
+            stop_price=f"{view.stop_price.quantize(price_q):f}",
             working_type=view.working_type,
             price_protect=view.price_protect,
             orig_type=str(view.orig_type),

@@ -181,7 +181,14 @@ class WsApiSession:
         venue_method = self._venue.methods.get(request.method) if self._venue else None
         if venue_method is None:
             raise api.unknown_method(request)
-        account_id, params = await self._signed(request, now)
+        sent = request.params
+        params: Params
+        if self._logged_on is not None and "apiKey" not in sent and "signature" not in sent:
+            # The logged-on session's account (trading spec §3), without a coroutine.
+            account_id = self._logged_on[1]
+            params = {k: v if type(v) is str else _param_text(v) for k, v in sent.items()}
+        else:
+            account_id, params = await self._signed(request, now)
         result = await venue_method(account_id, params, request.version, now)
         if request.method in ORDER_METHODS:
             self._orders_of = account_id
@@ -195,13 +202,9 @@ class WsApiSession:
         return account
 
     async def _signed(self, request: api.WsApiRequest, now: int) -> tuple[int, Params]:
-        """Verify a signed request, or take the logged-on session's account when the request
-        carries neither `apiKey` nor `signature` (trading spec §3)."""
+        """Verify a signed request (a logged-on session's unsigned ones are `_dispatch`'s)."""
         assert self._venue is not None
         params = request.params
-        if self._logged_on is not None and "apiKey" not in params and "signature" not in params:
-            strings = {k: v if type(v) is str else _param_text(v) for k, v in params.items()}
-            return self._logged_on[1], strings
         api_key = api.required_api_key(request)
         key = await self._venue.api_keys.signing_key(api_key)
         if not looks_like_api_key(api_key):

@@ -25,6 +25,7 @@ from userstream.protocol.events import (
     MarginCallMarginType,
     MarginType,
     OrderStatus,
+    OrderTradeUpdate,
     OrderType,
     PositionSide,
     PriceMatch,
@@ -54,6 +55,7 @@ from userstream.venue.ledger import (
     AssetFigures,
     apply_fill,
     asset_figures,
+    available_balance,
     open_notional,
     open_order_margin,
     position_figures,
@@ -482,6 +484,17 @@ class Engine:
             self._collateral(account, asset),
         )
 
+    def _available(self, account: AccountState, asset: str) -> Decimal:
+        """`_figures(account, asset).available_balance`, computed alone."""
+        return available_balance(
+            account,
+            asset,
+            self._rules,
+            lambda symbol: self._open_on(account.account_id, symbol).values(),
+            self._mark,
+            self._collateral(account, asset),
+        )
+
     def _collateral(self, account: AccountState, asset: str) -> Decimal:
         """What the account's other assets add to `asset`'s cross margin: their haircut
         value in multi-assets mode (venue.collateral), nothing in single-asset mode."""
@@ -502,10 +515,16 @@ class Engine:
     def _index_price(self, symbol: str) -> Decimal | None:
         return self._mark(symbol) if symbol in self._rules else None
 
-    def _order_margin(self, account: AccountState, symbol: str, orders: list[Order]) -> Decimal:
+    def _order_margin(
+        self,
+        account: AccountState,
+        symbol: str,
+        orders: list[Order],
+        extra: tuple[Side, Decimal, Decimal] | None = None,
+    ) -> Decimal:
         settings = account.symbols[symbol]
         amount = sum((p.amount for p in settings.positions.values()), ZERO)
-        return money(open_order_margin(amount, orders, settings.leverage))
+        return money(open_order_margin(amount, orders, settings.leverage, extra))
 
     def _balance_view(self, f: AssetFigures) -> BalanceView:
         return BalanceView(
@@ -614,8 +633,14 @@ class Engine:
         # ACK answers with the order as accepted: its view is taken before it trades.
         ack = OrderView.of(order) if command.response_type is not ResponseType.RESULT else None
         events += self._take(account, order, plan, now_ms)
-        result = ack if ack is not None else OrderView.of(order)
-        return Outcome(result, events)
+        if ack is not None:
+            return Outcome(ack, events)
+        # The order's last event reports it as it is now: its average price is taken from
+        # there rather than divided and rounded again.
+        for event in reversed(events):
+            if type(event) is OrderTradeUpdate and event.order.order_id == order.order_id:
+                return Outcome(OrderView.of(order, event.order.average_price), events)
+        return Outcome(OrderView.of(order), events)
 
     def _check_margin(
         self, account: AccountState, order: Order, reference: Decimal, position: PositionState
@@ -632,30 +657,16 @@ class Engine:
             order.symbol, settings.leverage
         ):
             return VenueError.of(errors.MAX_LEVERAGE_RATIO)
-        probe = Order(
-            order_id=0,
-            client_order_id="",
-            symbol=order.symbol,
-            side=order.side,
-            position_side=order.position_side,
-            order_type=OrderType.LIMIT,
-            time_in_force=order.time_in_force,
-            quantity=order.quantity,
-            price=reference,
-            reduce_only=False,
-            price_match=order.price_match,
-            self_trade_prevention_mode=order.self_trade_prevention_mode,
-            good_till_date=0,
-            time=0,
-            update_time=0,
-        )
+        # The order counted as one more open order of its whole quantity at `reference`.
         orders = list(self._open_on(account.account_id, order.symbol).values())
-        need = self._order_margin(account, order.symbol, [*orders, probe])
+        need = self._order_margin(
+            account, order.symbol, orders, (order.side, order.quantity, reference)
+        )
         if orders:  # with none open, what is already charged is 0
             need -= self._order_margin(account, order.symbol, orders)
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
-        if need > 0 and need > self._figures(account, rules.margin_asset).available_balance:
+        if need > 0 and need > self._available(account, rules.margin_asset):
             return VenueError.of(errors.MARGIN_NOT_SUFFICIENT)
         return None
 

@@ -33,6 +33,7 @@ __all__ = [
     "PositionFigures",
     "apply_fill",
     "asset_figures",
+    "available_balance",
     "breakeven",
     "open_notional",
     "open_order_margin",
@@ -103,9 +104,16 @@ def open_notional(orders: Iterable[Order]) -> tuple[Decimal, Decimal]:
     return bids, asks
 
 
-def open_order_margin(amount: Decimal, orders: Iterable[Order], leverage: int) -> Decimal:
+def open_order_margin(
+    amount: Decimal,
+    orders: Iterable[Order],
+    leverage: int,
+    extra: tuple[Side, Decimal, Decimal] | None = None,
+) -> Decimal:
     """Initial margin of a symbol's open orders in one-way mode: orders first close the
-    position (free), the rest opens exposure; the side that opens more is charged."""
+    position (free), the rest opens exposure; the side that opens more is charged.
+    `extra` is one more order (side, quantity, price) counted after them: the margin check
+    of an order before it is placed."""
     buy_qty = buy_notional = sell_qty = sell_notional = ZERO
     for order in orders:
         if order.reduce_only:
@@ -117,6 +125,14 @@ def open_order_margin(amount: Decimal, orders: Iterable[Order], leverage: int) -
         else:
             sell_qty += remaining
             sell_notional += remaining * order.price
+    if extra is not None:
+        side, qty, price = extra
+        if side is Side.BUY:
+            buy_qty += qty
+            buy_notional += qty * price
+        else:
+            sell_qty += qty
+            sell_notional += qty * price
     bid = _opening(buy_qty, buy_notional, max(-amount, ZERO))
     ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
     return max(bid, ask) / leverage
@@ -231,3 +247,46 @@ def asset_figures(
         max_withdraw_amount=money(max(min(available, cross_wallet), ZERO)),
         update_time=balance.update_time if balance else 0,
     )
+
+
+def available_balance(
+    account: AccountState,
+    asset: str,
+    rules: dict[str, SymbolRules],
+    open_orders: Callable[[str], Iterable[Order]],
+    marks: Marks,
+    collateral: Decimal = ZERO,
+) -> Decimal:
+    """`asset_figures(...).available_balance` alone (the margin check of every order that
+    opens exposure needs only it): the same sums in the same order, without the
+    maintenance margin's bracket lookups and the other figures."""
+    balance = account.balances.get(asset)
+    wallet = balance.wallet_balance if balance else ZERO
+    isolated_wallets = cross_unrealized = cross_position_im = order_im = ZERO
+    for symbol, settings in account.symbols.items():
+        if rules[symbol].margin_asset != asset:
+            continue
+        amount = ZERO
+        for position in settings.positions.values():
+            amount += position.amount
+            if not position.amount:
+                continue
+            if settings.margin_type is MarginType.ISOLATED:
+                isolated_wallets += position.isolated_wallet
+            else:
+                mark = marks(symbol)
+                cross_unrealized += money(position.amount * (mark - position.entry_price))
+                cross_position_im += money(abs(position.amount * mark) / settings.leverage)
+        orders = list(open_orders(symbol))
+        if orders:
+            order_im += open_order_margin(amount, orders, settings.leverage)
+    available = max(
+        wallet
+        - isolated_wallets
+        + collateral
+        + cross_unrealized
+        - cross_position_im
+        - money(order_im),
+        ZERO,
+    )
+    return money(available)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
+from typing import Final
 
 import msgspec
 
@@ -21,6 +22,9 @@ from userstream.market.book import OrderBook
 from userstream.market.types import Side as MarketSide
 from userstream.protocol.events import Side
 from userstream.venue.state import Order
+
+# The market's side of each order side, looked up (an enum call costs ~1 µs per order).
+_MARKET_SIDES: Final = {side: MarketSide(side.value) for side in Side}
 
 __all__ = ["RestingBook", "TakerStep", "plan_taker"]
 
@@ -108,9 +112,7 @@ def plan_taker(
     """The liquidity a taker order of `side` for `qty` up to `limit` meets, in the order it
     meets it: book levels and own crossing orders by price, an own order first at an equal
     price (it rests in the venue's book, ahead of the market's level)."""
-    steps = [
-        TakerStep(fill.price, fill.qty) for fill in book.walk(MarketSide(side.value), qty, limit)
-    ]
+    steps = [TakerStep(fill.price, fill.qty) for fill in book.walk(_MARKET_SIDES[side], qty, limit)]
     crossing = [
         TakerStep(order.price, order.remaining, order)
         for order in own_orders

@@ -86,14 +86,16 @@ class OrderView(msgspec.Struct, frozen=True):
         return self.order_type
 
     @classmethod
-    def of(cls, order: Order) -> OrderView:
+    def of(cls, order: Order, avg_price: Decimal | None = None) -> OrderView:
+        """`order` as it is now; `avg_price` is its average price when the caller has it
+        (`Order.average_price` divides and rounds)."""
         return cls(
             order_id=order.order_id,
             symbol=order.symbol,
             status=order.status,
             client_order_id=order.client_order_id,
             price=order.price,
-            avg_price=order.average_price,
+            avg_price=order.average_price if avg_price is None else avg_price,
             orig_qty=order.quantity,
             executed_qty=order.executed_qty,
             cum_quote=order.cum_quote,
