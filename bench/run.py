@@ -156,15 +156,13 @@ async def run_shape(
     out = ShapeResults(shape, count, batch, single)
     report.shapes.append(out)
 
-    async def run_throughput(target: Target, n: int = count) -> Result:
-        return await throughput(target, shape, n, batch)
-
-    targets: list[tuple[UserstreamTarget | NchanTarget | PicowsTarget, int]] = [
-        (PicowsTarget(shape, events, batch, "send"), count),
-        (PicowsTarget(shape, events, batch, "coalesce"), count),
-        (NchanTarget(shape, events, batch), count),
-        (UserstreamTarget(shape, events, batch, batch), count),
-        (UserstreamTarget(shape, events, batch, 1), single),
+    # (target, events per connection, events per connection per round)
+    targets: list[tuple[UserstreamTarget | NchanTarget | PicowsTarget, int, int]] = [
+        (PicowsTarget(shape, events, batch, "send"), count, batch),
+        (PicowsTarget(shape, events, batch, "coalesce"), count, batch),
+        (NchanTarget(shape, events, batch), count, batch),
+        (UserstreamTarget(shape, events, batch, batch), count, batch),
+        (UserstreamTarget(shape, events, batch, 1), single, batch),
     ]
     # The two sides of the 70% target run REPEATS times, alternately, and keep their median:
     # on this virtual machine one run of either can be 10-20% off the next.
@@ -174,17 +172,17 @@ async def run_shape(
         # latency row's size, so that size gets its own throughput row (and median).
         at_latency_batch = UserstreamTarget(shape, events, LATENCY_BATCH, LATENCY_BATCH)
         at_latency_batch.name = latency_batch_name()
-        targets.append((at_latency_batch, count))
+        targets.append((at_latency_batch, count, LATENCY_BATCH))
         repeats[at_latency_batch.name] = REPEATS
     runs: dict[str, list[Result]] = {}
     for round_ in range(REPEATS):
-        for target, n in targets:
+        for target, n, per_round in targets:
             if round_ >= repeats.get(target.name, 1):
                 continue
             step(f"fan-out {shape.label}: {target.name}")
 
-            async def run(t: Target, n: int = n) -> Result:
-                return await run_throughput(t, n)
+            async def run(t: Target, n: int = n, per_round: int = per_round) -> Result:
+                return await throughput(t, shape, n, per_round)
 
             runs.setdefault(target.name, []).append(await measure(target, run))
             out.commands[target.name] = target.command
