@@ -50,6 +50,7 @@ STAMP_PLACEHOLDER = "t" + "0" * STAMP_DIGITS
 UNLIMITED_WEIGHT = 1_000_000_000
 WAIT_S = 60.0  # no single wait for frames or answers lasts longer
 QUIET_S = 0.5  # a server that sent nothing for this long has lost the rest
+SERVER_LOG_ENV = "BENCH_SERVER_LOG"
 LOSS_TOLERANCE = 0.02  # pacing waits for 98% of a round: nchan drops some under load
 
 
@@ -428,14 +429,19 @@ def _server_limits() -> None:
 def start_pinned(
     cmd: list[str], ready: Callable[[str], str | None], timeout: float = 30.0
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start `cmd` pinned to the server core; returns it and `ready(line)` of its stdout."""
-    process = subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CORE), *cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=_server_limits,
-    )
+    """Start `cmd` pinned to the server core; returns it and `ready(line)` of its stdout.
+
+    The server's stderr is dropped unless `$BENCH_SERVER_LOG` names a file to append it to
+    (e.g. to read what `USERSTREAM_STALL_LOG` reports during a run)."""
+    log_path = os.environ.get(SERVER_LOG_ENV)
+    with open(log_path or os.devnull, "a") as stderr:
+        process = subprocess.Popen(
+            ["taskset", "-c", str(SERVER_CORE), *cmd],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=_server_limits,
+        )
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     for line in process.stdout:

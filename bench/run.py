@@ -156,28 +156,33 @@ async def run_shape(
     out = ShapeResults(shape, count, batch, single)
     report.shapes.append(out)
 
-    async def run_throughput(target: Target, n: int = count) -> Result:
-        return await throughput(target, shape, n, batch)
-
-    targets: list[tuple[UserstreamTarget | NchanTarget | PicowsTarget, int]] = [
-        (PicowsTarget(shape, events, batch, "send"), count),
-        (PicowsTarget(shape, events, batch, "coalesce"), count),
-        (NchanTarget(shape, events, batch), count),
-        (UserstreamTarget(shape, events, batch, batch), count),
-        (UserstreamTarget(shape, events, batch, 1), single),
+    # (target, events per connection, events per connection per round)
+    targets: list[tuple[UserstreamTarget | NchanTarget | PicowsTarget, int, int]] = [
+        (PicowsTarget(shape, events, batch, "send"), count, batch),
+        (PicowsTarget(shape, events, batch, "coalesce"), count, batch),
+        (NchanTarget(shape, events, batch), count, batch),
+        (UserstreamTarget(shape, events, batch, batch), count, batch),
+        (UserstreamTarget(shape, events, batch, 1), single, batch),
     ]
     # The two sides of the 70% target run REPEATS times, alternately, and keep their median:
     # on this virtual machine one run of either can be 10-20% off the next.
     repeats = {"picows raw (send)": REPEATS, "userstream": REPEATS}
+    if batch != LATENCY_BATCH:
+        # The latency row's rate is half of what the server reaches with requests of the
+        # latency row's size, so that size gets its own throughput row (and median).
+        at_latency_batch = UserstreamTarget(shape, events, LATENCY_BATCH, LATENCY_BATCH)
+        at_latency_batch.name = latency_batch_name()
+        targets.append((at_latency_batch, count, LATENCY_BATCH))
+        repeats[at_latency_batch.name] = REPEATS
     runs: dict[str, list[Result]] = {}
     for round_ in range(REPEATS):
-        for target, n in targets:
+        for target, n, per_round in targets:
             if round_ >= repeats.get(target.name, 1):
                 continue
             step(f"fan-out {shape.label}: {target.name}")
 
-            async def run(t: Target, n: int = n) -> Result:
-                return await run_throughput(t, n)
+            async def run(t: Target, n: int = n, per_round: int = per_round) -> Result:
+                return await throughput(t, shape, n, per_round)
 
             runs.setdefault(target.name, []).append(await measure(target, run))
             out.commands[target.name] = target.command
@@ -189,15 +194,21 @@ async def run_shape(
     for name, results in runs.items():
         out.throughput[name] = sorted(results, key=lambda r: r.per_second)[len(results) // 2]
         out.runs[name] = [r.per_second for r in results]
-    latency_runs: list[tuple[str, UserstreamTarget | NchanTarget]] = [
-        ("userstream", UserstreamTarget(shape, events, LATENCY_BATCH, LATENCY_BATCH)),
-        ("nchan", NchanTarget(shape, events, batch)),
+    # (latency row, its target, the throughput row whose median rate it runs at half of):
+    # always a throughput row measured with requests of the same size.
+    latency_runs: list[tuple[str, UserstreamTarget | NchanTarget, str]] = [
+        (
+            "userstream",
+            UserstreamTarget(shape, events, LATENCY_BATCH, LATENCY_BATCH),
+            "userstream" if batch == LATENCY_BATCH else latency_batch_name(),
+        ),
+        ("nchan", NchanTarget(shape, events, batch), "nchan"),
     ]
     if batch != LATENCY_BATCH:
         name = f"userstream ({batch}/request)"
-        latency_runs.append((name, UserstreamTarget(shape, events, batch, batch)))
-    for name, target2 in latency_runs:
-        rate = out.throughput[name.split(" (")[0]].per_second / 2
+        latency_runs.append((name, UserstreamTarget(shape, events, batch, batch), "userstream"))
+    for name, target2, max_row in latency_runs:
+        rate = out.throughput[max_row].per_second / 2
 
         async def timed(t: Target, rate: float = rate) -> Result:
             return await latency(t, shape, rate, report.plan.latency_s)
@@ -213,9 +224,16 @@ async def run_shape(
         out.latency_runs[name] = [r.percentile_ms(99) for r in results]
 
 
+def latency_batch_name() -> str:
+    """The throughput row of userstream with the latency runs' request size, for a shape
+    whose throughput runs use larger requests."""
+    return f"userstream ({LATENCY_BATCH}/request)"
+
+
 def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
     """Progress steps of `run_shape`: throughput runs, then latency runs."""
-    return 6 + 2 * (REPEATS - 1) + REPEATS + 1 + (plan_row[2] != LATENCY_BATCH)
+    larger = plan_row[2] != LATENCY_BATCH
+    return 6 + 2 * (REPEATS - 1) + REPEATS * larger + REPEATS + 1 + larger
 
 
 async def run_all(plan: Plan) -> Report:
@@ -342,6 +360,7 @@ def shape_table(shapes: ShapeResults) -> list[str]:
     for name, result in shapes.throughput.items():
         per_request = {
             "userstream": str(shapes.batch),
+            latency_batch_name(): str(LATENCY_BATCH),
             "userstream 1/req": "1",
             "nchan": "1 (pipelined)",
             nats_fanout.NAME: "1 (pipelined PUB)",
@@ -381,7 +400,10 @@ def latency_table(report: Report) -> list[str]:
 
 def plot(report: Report, img: Path) -> list[str]:
     img.mkdir(parents=True, exist_ok=True)
-    names = list(report.shapes[0].throughput)
+    # (a row only some shapes have, as the 25-event one at 1 × 1, is left out)
+    names = [
+        n for n in report.shapes[0].throughput if all(n in s.throughput for s in report.shapes)
+    ]
     labels = [f"{s.shape.label}\n({s.shape.connections:,} conn.)" for s in report.shapes]
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
     width = 0.8 / len(names)
@@ -422,6 +444,30 @@ def plot(report: Report, img: Path) -> list[str]:
     fig.savefig(img / "latency.png")
     plt.close(fig)
     return ["img/fanout-throughput.png", "img/latency.png"]
+
+
+def half_load_text(report: Report) -> list[str]:
+    """What "50% of the maximum" means, with the figures of the shapes whose throughput
+    rows use larger requests than the latency rows."""
+    text = (
+        "*50% of the maximum* means half of the rate the same server reached above with "
+        "requests of the same size (for userstream, the median of its throughput runs at "
+        "that size): the load is half of what the configuration measured can carry."
+    )
+    for shapes in report.shapes:
+        if shapes.batch == LATENCY_BATCH:
+            continue
+        large = shapes.throughput["userstream"].per_second
+        small = shapes.throughput[latency_batch_name()].per_second
+        text += (
+            f" At {shapes.shape.label} the throughput rows use {shapes.batch}-event requests, "
+            f"so a {LATENCY_BATCH}-event throughput row is measured too ({small:,.0f} "
+            f"events/s against {large:,.0f}) and sets the {LATENCY_BATCH}-event latency row's "
+            f"rate; the {shapes.batch}-event latency row runs at half of its own maximum. Half "
+            f"of the {shapes.batch}-event maximum would be {large / 2 / small:.0%} of what "
+            f"the server carries with {LATENCY_BATCH}-event requests, not half of it."
+        )
+    return [text]
 
 
 def untemp(command: str) -> str:
@@ -497,7 +543,7 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
     commands = report.shapes[0].commands
     out += [
         "Server commands: "
-        + "; ".join(f"`{untemp(cmd)}`" for cmd in dict.fromkeys(commands.values())),
+        + "; ".join(f"`{cmd}`" for cmd in dict.fromkeys(map(untemp, commands.values()))),
         "",
         "## Latency at 50% of the maximum rate",
         "",
@@ -506,9 +552,9 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "subtracts it from `time.time_ns()` on arrival. userstream's requests carry "
         f"{LATENCY_BATCH} events (a shape measured with larger requests also gets a row at "
         "that size: no event of a request leaves before the whole request is checked), "
-        "nchan's one; they are spread evenly over "
-        f"{plan.latency_s:g} s (1 ms ticks) at half the rate that server reached above "
-        "(for userstream, the median of its throughput runs).",
+        f"nchan's one; they are spread over {plan.latency_s:g} s (1 ms ticks).",
+        "",
+        *half_load_text(report),
         "",
         f"![latency]({images[1]})",
         "",
