@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import picows
 
@@ -231,10 +231,14 @@ async def _serve_floor(trades_per_tick: float) -> None:
     port = server.sockets[0].getsockname()[1]
     print(f"floor listening on ws://127.0.0.1:{port}", flush=True)
 
-    def send(payloads: list[bytes]) -> None:
+    async def send(payloads: list[bytes]) -> None:
         blob = b"".join(text_frame(payload) for payload in payloads)
         for client in clients:
             client.underlying_transport.write(blob)
+        # uvloop writes at the end of this turn and times its next poll from the clock read
+        # at the turn's start: two turns make it read the clock again (as `Scheduler` does)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     clock = SystemClock()
     owed = 0.0
@@ -245,11 +249,11 @@ async def _serve_floor(trades_per_tick: float) -> None:
         await clock.sleep_until(book_at)
         book = BookTickerEvent("bookTicker", tick, SYMBOLS[0], "59999.90", "1.001",
                                "60000.10", "1.001", book_at, book_at)  # fmt: skip
-        send([encode(book)])
+        await send([encode(book)])
         await clock.sleep_until(tick)
         owed += trades_per_tick
         count, owed = int(owed), owed - int(owed)
-        send(_floor_payloads(count, tick % 100 == 0, tick))
+        await send(_floor_payloads(count, tick % 100 == 0, tick))
         tick += TICK_MS
 
 
@@ -426,9 +430,49 @@ async def _nats(args: argparse.Namespace) -> tuple[float, float]:
             writer.close()
 
 
+class _Drain(asyncio.Protocol):
+    """A connection that only has to be written to: after the WebSocket handshake it reads
+    and drops whatever arrives, one callback per read instead of one per frame."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._head = b""
+        self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.write(
+            f"GET {self._path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.open.done():
+            return
+        self._head += data
+        if b"\r\n\r\n" in self._head:
+            if not self._head.startswith(b"HTTP/1.1 101"):
+                self.open.set_exception(RuntimeError(self._head.split(b"\r\n")[0].decode()))
+            else:
+                self.open.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.open.done():
+            self.open.set_exception(ConnectionError("closed before the handshake"))
+
+
 async def _latency(args: argparse.Namespace, rate: float, floor: bool = False) -> list[float]:
     """Update→receive at `rate` delivered msgs/s on a real clock, sampled per connection:
-    from userstream, or (`floor`) from raw picows on the same schedule (`_serve_floor`)."""
+    from userstream, or (`floor`) from raw picows on the same schedule (`_serve_floor`).
+
+    Every connection is written the same frames, but only every `SAMPLE_EVERY_CONN`th one
+    parses them: the others drop what they read (`_Drain`). One process on one core stands
+    in for a thousand clients, each of which would parse its own frames on its own machine;
+    parsing all of them here (`--parse-every-connection`) makes a tick's last sampled
+    receipt wait for this process to work through every connection's frames (37,000 at
+    half load), not for the server to write them."""
     per_conn_per_s = rate / args.connections
     trades = max(0.05, (per_conn_per_s - 30) / (20 * len(SYMBOLS)))
     mode = "--floor-serve" if floor else "--serve"
@@ -449,16 +493,27 @@ async def _latency(args: argparse.Namespace, rate: float, floor: bool = False) -
         url = found.split("|")[0]
         port = int(url.rsplit(":", 1)[1])
         target = f"ws://127.0.0.1:{port}/ws?streams=" + "/".join(_streams())
-        conns = []
+        path = target.split(str(port), 1)[1]
+        loop = asyncio.get_running_loop()
+        conns: list[picows.WSTransport] = []
+        drains: list[_Drain] = []
         for index in range(args.connections):
-            factory = Stamps if index % SAMPLE_EVERY_CONN == 0 else picows.WSListener
-            transport, _ = await picows.ws_connect(factory, target)
-            conns.append(transport)
+            if index % SAMPLE_EVERY_CONN == 0 or args.parse_every_connection:
+                factory = Stamps if index % SAMPLE_EVERY_CONN == 0 else picows.WSListener
+                transport, _ = await picows.ws_connect(factory, target)
+                conns.append(transport)
+            else:
+                _, drain = await loop.create_connection(lambda: _Drain(path), "127.0.0.1", port)
+                await drain.open
+                drains.append(drain)
         await asyncio.sleep(1.0)
         latencies.clear()
         await asyncio.sleep(args.duration)
         for conn in conns:
             conn.disconnect()
+        for drain in drains:
+            assert drain.transport is not None
+            drain.transport.abort()
     return sorted(latencies)
 
 
@@ -515,6 +570,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="latency run, seconds")
     parser.add_argument(
         "--latency-rate", type=float, default=0.0, help="only the latency run, at this msgs/s"
+    )
+    parser.add_argument(
+        "--parse-every-connection",
+        action="store_true",
+        help="latency run: every connection parses its frames, not only the sampled ones",
     )
     args = parser.parse_args()
     import uvloop
