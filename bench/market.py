@@ -26,7 +26,10 @@ latency from a source update to its receipt at half the measured userstream rate
 (`--trades-per-tick` chosen for it; `--latency-rate` runs only this part, at a given rate),
 read on every 20th connection. The update is the book change for the real-time
 `@bookTicker` (its `T`), and the cadence point for the streams with a stated speed,
-`@depth@100ms` and `@aggTrade` (their `E`): what a client of Binance waits for.
+`@depth@100ms` and `@aggTrade` (their `E`): what a client of Binance waits for. The same
+latency is then read from raw picows sending the same frames on the same schedule
+(`_serve_floor`): one core's floor, since every update is a write to every connection and
+the connection written last waits for all of them.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import picows
 
@@ -171,6 +174,87 @@ async def _serve(trades_per_tick: float, virtual: bool) -> None:
         async with Server(config) as server:
             print(f"userstream listening on {server.url}", flush=True)
             await asyncio.Event().wait()
+
+
+def _floor_payloads(trades: int, depth: bool, stamp: int) -> list[bytes]:
+    """A grid tick's frames as userstream sends them at this load, stamped `stamp`: one
+    aggTrade per trade of every symbol, and the depth diff every 100 ms."""
+    import msgspec
+
+    from userstream.protocol.market import AggTradeEvent, DepthUpdateEvent
+
+    encode = msgspec.json.Encoder().encode
+    out = []
+    if depth:
+        levels = [("59999.90", "1.001"), ("59999.50", "1.001")]
+        asks = [("60000.10", "1.001"), ("60000.50", "1.001")]
+        out.append(
+            encode(
+                DepthUpdateEvent(
+                    "depthUpdate", stamp, stamp, SYMBOLS[0], 1004, 1006, 1003, levels, asks
+                )
+            )
+        )
+    for n in range(trades):
+        for s in SYMBOLS:
+            price = "60000.10" if n % 2 else "60000.00"
+            event = AggTradeEvent(
+                "aggTrade", stamp, s, n, price, "1.001", "1.001", n, n, stamp, n % 2 == 0
+            )
+            out.append(encode(event))
+    return out
+
+
+async def _serve_floor(trades_per_tick: float) -> None:
+    """The latency floor beside `_serve`: raw picows on the same real-clock schedule (the book
+    change half-way between ticks, each tick's trades at the tick, a depth diff every 100 ms),
+    each update's frames framed once and written to every connection in one
+    `transport.write`, as `picows_broadcaster.py --mode coalesce` does: nothing between the
+    update and the sockets but the writes themselves."""
+    import msgspec
+
+    from userstream.clock import SystemClock
+    from userstream.protocol.market import BookTickerEvent
+    from userstream.protocol.wsframes import text_frame
+
+    encode = msgspec.json.Encoder().encode
+    clients: list[picows.WSTransport] = []
+
+    class Listener(picows.WSListener):
+        def on_ws_connected(self, transport: picows.WSTransport) -> None:
+            clients.append(transport)
+
+        def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+            clients.remove(transport)
+
+    server = await picows.ws_create_server(lambda _request: Listener(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(f"floor listening on ws://127.0.0.1:{port}", flush=True)
+
+    async def send(payloads: list[bytes]) -> None:
+        blob = b"".join(text_frame(payload) for payload in payloads)
+        for client in clients:
+            client.underlying_transport.write(blob)
+        # uvloop writes at the end of this turn and times its next poll from the clock read
+        # at the turn's start: two turns make it read the clock again (as `Scheduler` does)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    clock = SystemClock()
+    owed = 0.0
+    now = clock.now_ms()
+    tick = now - now % TICK_MS + TICK_MS
+    while True:
+        book_at = tick - BOOK_LEAD_MS
+        await clock.sleep_until(book_at)
+        book = BookTickerEvent("bookTicker", tick, SYMBOLS[0], "59999.90", "1.001",
+                               "60000.10", "1.001", book_at, book_at)  # fmt: skip
+        await send([encode(book)])
+        await clock.sleep_until(tick)
+        owed += trades_per_tick
+        count, owed = int(owed), owed - int(owed)
+        await send(_floor_payloads(count, tick % 100 == 0, tick))
+        tick += TICK_MS
 
 
 # ------------------------------------------------------------------------------------------
@@ -346,11 +430,54 @@ async def _nats(args: argparse.Namespace) -> tuple[float, float]:
             writer.close()
 
 
-async def _latency(args: argparse.Namespace, rate: float) -> list[float]:
-    """Update→receive at `rate` delivered msgs/s on a real clock, sampled per connection."""
+class _Drain(asyncio.Protocol):
+    """A connection that only has to be written to: after the WebSocket handshake it reads
+    and drops whatever arrives, one callback per read instead of one per frame."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._head = b""
+        self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.write(
+            f"GET {self._path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.open.done():
+            return
+        self._head += data
+        if b"\r\n\r\n" in self._head:
+            if not self._head.startswith(b"HTTP/1.1 101"):
+                self.open.set_exception(RuntimeError(self._head.split(b"\r\n")[0].decode()))
+            else:
+                self.open.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.open.done():
+            self.open.set_exception(ConnectionError("closed before the handshake"))
+
+
+async def _latency(args: argparse.Namespace, rate: float, floor: bool = False) -> list[float]:
+    """Update→receive at `rate` delivered msgs/s on a real clock, sampled per connection:
+    from userstream, or (`floor`) from raw picows on the same schedule (`_serve_floor`).
+
+    Every connection is written the same frames, but only every `SAMPLE_EVERY_CONN`th one
+    parses them: the others drop what they read (`_Drain`). One process on one core stands
+    in for a thousand clients, each of which would parse its own frames on its own machine;
+    parsing all of them here (`--parse-every-connection`) makes a tick's last sampled
+    receipt wait for this process to work through every connection's frames (37,000 at
+    half load), not for the server to write them."""
     per_conn_per_s = rate / args.connections
     trades = max(0.05, (per_conn_per_s - 30) / (20 * len(SYMBOLS)))
-    serve = [sys.executable, str(Path(__file__)), "--serve", "--trades-per-tick", str(trades)]
+    mode = "--floor-serve" if floor else "--serve"
+    serve = [sys.executable, str(Path(__file__)), mode, "--trades-per-tick", str(trades)]
+    marker = "floor listening on" if floor else "userstream listening on"
     latencies: list[float] = []
 
     class Stamps(picows.WSListener):
@@ -362,20 +489,31 @@ async def _latency(args: argparse.Namespace, rate: float) -> list[float]:
                 end = payload.find(b",", at)
                 latencies.append(time.time_ns() / 1e6 - int(payload[at + 4 : end]))
 
-    with _process(serve, "userstream listening on") as found:
+    with _process(serve, marker) as found:
         url = found.split("|")[0]
         port = int(url.rsplit(":", 1)[1])
         target = f"ws://127.0.0.1:{port}/ws?streams=" + "/".join(_streams())
-        conns = []
+        path = target.split(str(port), 1)[1]
+        loop = asyncio.get_running_loop()
+        conns: list[picows.WSTransport] = []
+        drains: list[_Drain] = []
         for index in range(args.connections):
-            factory = Stamps if index % SAMPLE_EVERY_CONN == 0 else picows.WSListener
-            transport, _ = await picows.ws_connect(factory, target)
-            conns.append(transport)
+            if index % SAMPLE_EVERY_CONN == 0 or args.parse_every_connection:
+                factory = Stamps if index % SAMPLE_EVERY_CONN == 0 else picows.WSListener
+                transport, _ = await picows.ws_connect(factory, target)
+                conns.append(transport)
+            else:
+                _, drain = await loop.create_connection(lambda: _Drain(path), "127.0.0.1", port)
+                await drain.open
+                drains.append(drain)
         await asyncio.sleep(1.0)
         latencies.clear()
         await asyncio.sleep(args.duration)
         for conn in conns:
             conn.disconnect()
+        for drain in drains:
+            assert drain.transport is not None
+            drain.transport.abort()
     return sorted(latencies)
 
 
@@ -407,20 +545,22 @@ async def _main(args: argparse.Namespace) -> None:
         print(f"userstream / picows raw: {share:.0%}", flush=True)
     if args.latency or args.latency_rate:
         rate = args.latency_rate or results["userstream"] / 2
-        values = await _latency(args, rate)
         load = "" if args.latency_rate else " (half load)"
-        print(
-            f"userstream at ~{rate:,.0f} msgs/s{load}, update→receive over "
-            f"{len(values)} samples: p50 {_percentile(values, 50):.2f} "
-            f"p99 {_percentile(values, 99):.2f} ms (stamps have 1 ms resolution)",
-            flush=True,
-        )
+        for name, floor in (("userstream", False), ("picows raw (coalesce)", True)):
+            values = await _latency(args, rate, floor)
+            print(
+                f"{name} at ~{rate:,.0f} msgs/s{load}, update→receive over "
+                f"{len(values)} samples: p50 {_percentile(values, 50):.2f} "
+                f"p99 {_percentile(values, 99):.2f} ms (stamps have 1 ms resolution)",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--virtual", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--trades-per-tick", type=float, default=2.0)
     parser.add_argument("--burst-ms", type=int, default=2000, help="virtual ms per burst")
@@ -431,11 +571,18 @@ def main() -> None:
     parser.add_argument(
         "--latency-rate", type=float, default=0.0, help="only the latency run, at this msgs/s"
     )
+    parser.add_argument(
+        "--parse-every-connection",
+        action="store_true",
+        help="latency run: every connection parses its frames, not only the sampled ones",
+    )
     args = parser.parse_args()
     import uvloop
 
     if args.serve:
         uvloop.run(_serve(args.trades_per_tick, args.virtual))
+    elif args.floor_serve:
+        uvloop.run(_serve_floor(args.trades_per_tick))
     else:
         uvloop.run(_main(args))
 

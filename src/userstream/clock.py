@@ -26,8 +26,20 @@ class Clock(Protocol):
     def is_virtual(self) -> bool: ...
 
 
+_COARSE_S = 0.001
+"""The error of an event loop's timer either side: uvloop's (libuv's) count whole
+milliseconds of a clock read at the start of the wait, so one fires up to 1 ms early or late."""
+
+
 class SystemClock:
-    """The real clock: `time.time()` for reading, `asyncio.sleep` for waiting."""
+    """The real clock: `time.time()` for reading, `asyncio.sleep` then loop turns for waiting.
+
+    A wait sleeps on the loop's timer to within its error of the deadline and yields the
+    remaining fraction of a millisecond turn by turn (the loop keeps serving I/O meanwhile),
+    so it ends at the deadline, never before it and a loop turn after it at most: the
+    server's scheduler wakes on this, and every market tick's frames carry the deadline as
+    their time, so a late wake is latency on every frame (issue 11).
+    """
 
     is_virtual = False
 
@@ -35,9 +47,13 @@ class SystemClock:
         return time.time_ns() // 1_000_000
 
     async def sleep_until(self, deadline_ms: int) -> None:
-        delay = (deadline_ms - self.now_ms()) / 1000
+        deadline_ns = deadline_ms * 1_000_000
+        delay = (deadline_ns - time.time_ns()) / 1e9 - _COARSE_S
         if delay > 0:
             await asyncio.sleep(delay)
+        # Under the timer's resolution nothing signals the deadline: only the clock can tell.
+        while time.time_ns() < deadline_ns:  # noqa: ASYNC110
+            await asyncio.sleep(0)
 
 
 class ManualClock:

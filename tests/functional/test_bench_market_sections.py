@@ -34,6 +34,8 @@ async def test_tiny_market_and_risk_runs_parse_render_and_plot(tmp_path: Path) -
     assert set(sections.fanout) == {"userstream", "picows raw (coalesce)", "nats-server websocket"}
     assert all(rate > 0 for rate, _ in sections.fanout.values())
     assert sections.latency is not None
+    assert sections.latency_floor is not None  # raw picows on the same schedule
+    assert sections.latency_floor[0] == sections.latency[0]
     parse_risk(await command("bench.risk", sizes.risk_args), sections)
     assert [n for n, _ in sections.index] == [10, 100, 1000]
     assert sections.engine_us > 0
@@ -43,4 +45,5 @@ async def test_tiny_market_and_risk_runs_parse_render_and_plot(tmp_path: Path) -
     assert all((tmp_path / f"{name}.png").stat().st_size > 0 for name in PLOTS)
     text = "\n".join(render(sections))
     assert "| userstream |" in text
+    assert "Raw picows on the same schedule" in text
     assert "One funding settlement over 100 positions" in text

@@ -122,7 +122,15 @@ class Scheduler:
 
     async def _run(self) -> None:
         while True:
-            self.run_due()
+            if self.run_due():
+                # uvloop (libuv) times its next poll from the clock it read when the loop
+                # turn began, and the work the callbacks queued (a market tick's write to
+                # every connection: ~10 ms at 1,000 connections, done at the end of the next
+                # turn) makes that reading stale: the poll then sleeps that much past the
+                # next deadline. Two turns, the first behind that work, make the loop read the
+                # clock again before it next sleeps.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             self._wake.clear()
             waiters: list[asyncio.Task[object]] = [
                 asyncio.ensure_future(self._wake.wait()),

@@ -18,8 +18,19 @@ class Sink:
         self.calls.append(frames)
 
     def messages(self) -> list[object]:
-        # Text frames of these sizes have a 2-byte header.
-        return [json.loads(frame[2:]) for call in self.calls for frame in call]
+        return [json.loads(payload) for call in self.calls for payload in _payloads(call)]
+
+
+def _payloads(chunks: list[bytes]) -> list[bytes]:
+    """The payloads of the whole text frames in `chunks` (short frames: a 2-byte header)."""
+    data = b"".join(chunks)
+    payloads = []
+    while data:
+        assert data[0] == 0x81
+        assert data[1] < 126
+        payloads.append(data[2 : 2 + data[1]])
+        data = data[2 + data[1] :]
+    return payloads
 
 
 def _sub(hub: MarketHub, sink: Sink, *names: str) -> None:
@@ -46,7 +57,9 @@ def test_one_call_per_connection_in_order_and_shared_bytes() -> None:
     hub.publish(_topic("xrpusdt@aggTrade"), b'{"n":4}')  # nobody: dropped
     assert hub.flush() == 9
     assert len(a.calls) == len(b.calls) == len(c.calls) == 1
-    assert a.calls[0] is b.calls[0]
+    # one bytes object for the whole group: no connection copies or joins its own
+    assert a.calls[0] == [a.calls[0][0]]
+    assert a.calls[0][0] is b.calls[0][0]
     assert a.messages() == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert c.messages() == [
         {"stream": "btcusdt@aggTrade", "data": {"n": 1}},

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 
 import pytest
+import uvloop
 
-from userstream.clock import ManualClock
+from userstream.clock import ManualClock, SystemClock
 from userstream.server.scheduler import Scheduler
 
 START = 1_000_000
@@ -154,3 +156,37 @@ async def test_the_running_scheduler_fires_on_clock_advance() -> None:
         assert await asyncio.wait_for(done, 1) == START + 60_000
     finally:
         await scheduler.aclose()
+
+
+async def _lateness_after_queued_work(block_s: float) -> float:
+    """A timer's callback queues work (as a market tick queues its writes) that blocks the
+    loop for `block_s`; how late (s) the next timer fires."""
+    clock = SystemClock()
+    scheduler = Scheduler(clock)
+    loop = asyncio.get_running_loop()
+    fired: asyncio.Future[float] = loop.create_future()
+    start = clock.now_ms() + 20
+    nxt = start + round(block_s * 1000) + 100
+
+    def flusher() -> None:
+        # uvloop makes a turn's queued writes after every callback of that turn, so they
+        # follow whatever the turn's callbacks do: a callback queued from here stands for them
+        loop.call_soon(time.sleep, block_s)
+
+    def tick(due_ms: int) -> None:
+        loop.call_soon(flusher)  # as the tick's frames queue the flusher
+        scheduler.call_at(nxt, lambda due: fired.set_result(time.time() - due / 1000))
+
+    scheduler.call_at(start, tick)
+    scheduler.start()
+    try:
+        return await asyncio.wait_for(fired, 5.0)
+    finally:
+        await scheduler.aclose()
+
+
+def test_a_timer_after_a_long_loop_turn_fires_at_its_deadline_on_uvloop() -> None:
+    # uvloop times a poll from the clock read when the turn began: without a fresh reading
+    # the next timer fires as late as the queued work took (here 300 ms).
+    late = uvloop.run(_lateness_after_queued_work(0.3))
+    assert late < 0.15
