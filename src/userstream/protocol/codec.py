@@ -28,6 +28,7 @@ from msgspec import inspect as msgspec_inspect
 from userstream.exceptions import EventValidationError
 from userstream.protocol.events import (
     EVENT_TYPES,
+    AccountUpdate,
     Event,
     ListenKeyExpired,
 )
@@ -371,22 +372,26 @@ def encode_event(event: Event) -> bytes:
     Encode each event once and reuse the bytes for every connection (`combined_envelope`
     wraps them for combined streams).
     """
-    raw = _encoder.encode(event)
     # msgspec writes a Decimal with str(), which switches to scientific notation for small
     # exponents (Decimal("0.00000000") -> "0E-8"); Binance always writes plain notation.
-    # Every such string contains "E-" or "E+"; only then encode again with every Decimal
-    # written by format(d, "f") (a text field that merely contains "E-" takes this path
-    # too, which is still correct).
+    # An ACCOUNT_UPDATE carries 8-decimal wallet amounts whose zeros (`bc`, `cr`, `iw`, ...)
+    # are in that form nearly always, so it goes straight to the plain encoder.
+    if type(event) is AccountUpdate:
+        return _plain_encoder.encode(event)
+    raw = _encoder.encode(event)
+    # Any other event rarely has such an amount; every exponent string contains "E-" or
+    # "E+", and only then is it encoded again, plainly (a text field that merely contains
+    # "E-" takes this path too, which is still correct).
     if b"E-" in raw or b"E+" in raw:
         return _plain_encoder.encode(event)
     return raw
 
 
-def _plain_decimal(value: Decimal) -> str:
-    return format(value, "f")
-
-
-_plain_encoder: Final = msgspec.json.Encoder(decimal_format=_plain_decimal)
+# Every Decimal as `format(d, "f")`: plain notation, all its digits. A C callable, so msgspec
+# calls `Decimal.__format__` without a Python frame per amount.
+_plain_encoder: Final = msgspec.json.Encoder(
+    decimal_format=operator.methodcaller("__format__", "f")
+)
 
 
 def combined_envelope(stream: str, raw_event_json: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from userstream.protocol.events import (
     GridUpdate,
     ListenKeyExpired,
     MarginCall,
+    MarginCallPosition,
     OrderTradeUpdate,
     TradeLite,
 )
@@ -181,6 +183,61 @@ def test_amounts_in_plain_notation_whatever_the_text(amounts: list[Decimal], tex
     )
     expected = msgspec.json.encode(_plain(msgspec.to_builtins(event, builtin_types=(Decimal,))))
     assert encode_event(event) == expected
+
+
+@given(amounts=st.lists(_AMOUNTS, min_size=4, max_size=4), text=_TEXTS)
+def test_other_events_amounts_in_plain_notation_whatever_the_text(
+    amounts: list[Decimal], text: str
+) -> None:
+    # The same for an event other than ACCOUNT_UPDATE, which is encoded first with str() and
+    # again plainly only when that wrote an exponent.
+    event = MarginCall(
+        event_time=2,
+        cross_wallet_balance=amounts[0],
+        positions=(
+            MarginCallPosition(
+                symbol=text,
+                position_side="BOTH",
+                position_amount=amounts[1],
+                margin_type="CROSSED",
+                isolated_wallet=amounts[2],
+                mark_price=amounts[3],
+                unrealized_pnl=Decimal("-0E-8"),
+                maintenance_margin=Decimal("1.5"),
+            ),
+        ),
+    )
+    expected = msgspec.json.encode(_plain(msgspec.to_builtins(event, builtin_types=(Decimal,))))
+    assert encode_event(event) == expected
+
+
+def _encodes(event: AccountUpdate) -> list[str]:
+    """The msgspec encoder calls `encode_event(event)` makes, by qualified name."""
+    calls: list[str] = []
+
+    def profile(frame: object, what: str, arg: object) -> None:
+        if what == "c_call" and getattr(arg, "__qualname__", "") == "Encoder.encode":
+            calls.append(getattr(arg, "__qualname__", ""))
+
+    sys.setprofile(profile)
+    try:
+        encode_event(event)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_account_update_with_zero_wallet_amounts_is_encoded_once() -> None:
+    # The venue's every ACCOUNT_UPDATE carries quantized zeros (`bc` "0E-8" under str()):
+    # one encoder pass, not a str() pass thrown away for a plain one.
+    event = decode_event(fixture("account_update_real_2026.json"))
+    assert isinstance(event, AccountUpdate)
+    zero = Decimal("0.00000000")
+    balance = msgspec.structs.replace(event.update.balances[0], balance_change=zero)
+    update = msgspec.structs.replace(event.update, balances=(balance,))
+    venue_like = msgspec.structs.replace(event, update=update)
+    assert b'"bc":"0.00000000"' in encode_event(venue_like)
+    assert _encodes(venue_like) == ["Encoder.encode"]
 
 
 # --- small helpers
