@@ -285,6 +285,83 @@ def engine_cpu_per_order(orders: int) -> float:
     return (time.process_time() - started) / orders * 1e6
 
 
+class ServerReady:
+    """`start_pinned`'s readiness check for a venue server: keeps the URL it announces and
+    returns the demo account line (`serve --initial-balance` prints it once ready)."""
+
+    def __init__(self) -> None:
+        self.url = ""
+
+    def __call__(self, line: str) -> str | None:
+        if line.startswith("userstream listening on "):
+            self.url = line.split()[-1]
+        elif line.startswith('{"demoAccount"'):
+            return line
+        return None
+
+
+def serve_args(data: str) -> list[str]:
+    """`userstream serve` arguments for order load: a funded demo account and no limits."""
+    return [
+        *("-m", "userstream.cli", "serve", "--port", "0", "--data", data),
+        *("--admin-token", TOKEN, "--initial-balance", "1000000000"),
+        *("--weight-per-minute", str(UNLIMITED_WEIGHT)),
+        *("--orders-per-10s", str(UNLIMITED_WEIGHT)),
+        *("--orders-per-minute", str(UNLIMITED_WEIGHT)),
+    ]
+
+
+@dataclass(frozen=True)
+class DemoTrader:
+    """The demo account as the load uses it: HMAC keys for REST, an Ed25519 key registered
+    through the admin API for the WebSocket API's `session.logon`, and its listenKey."""
+
+    api_key: str
+    secret: bytes
+    listen_key: str
+    ed_key: str
+    private: Ed25519PrivateKey
+
+    @classmethod
+    async def open(cls, url: str, demo: dict[str, Any]) -> DemoTrader:
+        api_key = demo["apiKey"]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
+            ) as response:
+                listen_key = (await response.json())["listenKey"]
+            private = Ed25519PrivateKey.generate()
+            pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            async with http.post(
+                f"{url}/admin/v1/accounts/{demo['accountId']}/apiKeys",
+                json={"publicKey": pem.decode()},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as response:
+                ed_key = (await response.json())["apiKey"]
+        return cls(api_key, demo["secretKey"].encode(), listen_key, ed_key, private)
+
+    async def logon(self, ws: ClientConnection) -> None:
+        logon: dict[str, Any] = {"apiKey": self.ed_key, "timestamp": int(time.time() * 1000)}
+        logon["signature"] = base64.b64encode(self.private.sign(ws_payload(logon))).decode()
+        await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
+        reply = json.loads(await ws.recv())
+        assert reply["status"] == 200, reply
+
+
+class AlternatingOrders:
+    """Signed REST MARKET orders, BUY and SELL in turn (the position stays small); `count`
+    is how many were made."""
+
+    def __init__(self, trader: DemoTrader) -> None:
+        self.trader = trader
+        self.count = 0
+
+    def __call__(self) -> bytes:
+        self.count += 1
+        side = "BUY" if self.count % 2 else "SELL"
+        return signed_order(self.trader.api_key, self.trader.secret, side)
+
+
 async def run(
     seconds: float,
     connections: int,
@@ -294,15 +371,7 @@ async def run(
 ) -> VenueFigures:
     """Start the server, measure, stop it (bench/run.py calls this too). With `profile`, the
     server runs under cProfile and writes its statistics there when it stops."""
-    seen: dict[str, str] = {}
-
-    def ready(line: str) -> str | None:
-        if line.startswith("userstream listening on "):
-            seen["url"] = line.split()[-1]
-        elif line.startswith('{"demoAccount"'):
-            return line
-        return None
-
+    ready = ServerReady()
     with tempfile.TemporaryDirectory() as data:
         stderr = os.path.join(data, "stderr.log")
         # The server's stderr goes nowhere (bench/common.py) unless its stall log is asked
@@ -325,30 +394,14 @@ async def run(
                 *wrap,
                 sys.executable,
                 *(["-m", "cProfile", "-o", profile] if profile else []),
-                "-m",
-                "userstream.cli",
-                "serve",
-                "--port",
-                "0",
-                "--data",
-                os.path.join(data, "venue"),
-                "--admin-token",
-                TOKEN,
-                "--initial-balance",
-                "1000000000",
-                "--weight-per-minute",
-                str(UNLIMITED_WEIGHT),
-                "--orders-per-10s",
-                str(UNLIMITED_WEIGHT),
-                "--orders-per-minute",
-                str(UNLIMITED_WEIGHT),
+                *serve_args(os.path.join(data, "venue")),
             ],
             ready,
         )
         try:
             figures = await measure(
                 process.pid,
-                seen["url"],
+                ready.url,
                 json.loads(line)["demoAccount"],
                 seconds,
                 connections,
@@ -392,22 +445,8 @@ async def measure(
     figures = VenueFigures(latency_only=latency.only)
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
-    api_key, secret = demo["apiKey"], demo["secretKey"].encode()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
-        ) as response:
-            listen_key = (await response.json())["listenKey"]
-        private = Ed25519PrivateKey.generate()
-        pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        async with http.post(
-            f"{url}/admin/v1/accounts/{demo['accountId']}/apiKeys",
-            json={"publicKey": pem.decode()},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as response:
-            ed_key = (await response.json())["apiKey"]
-
-    stream = await connect(f"{ws_url}/private/ws?listenKey={listen_key}", max_queue=None)
+    trader = await DemoTrader.open(url, demo)
+    stream = await connect(f"{ws_url}/private/ws?listenKey={trader.listen_key}", max_queue=None)
     fills = Fills()
     reader = asyncio.create_task(fills.read(stream))
     in_flight = min(64, depth * connections)
@@ -418,28 +457,19 @@ async def measure(
             ping_rate, _ = await pipelined_rate(port, lambda: ping, connections, depth, seconds)
             figures.ping_rate = ping_rate
 
-            counter = [0]
-
-            def order() -> bytes:
-                counter[0] += 1
-                return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
-
+            orders = AlternatingOrders(trader)
             before, cpu_before = fills.count, cpu_seconds(pid)
-            rest_rate, failed = await pipelined_rate(port, order, connections, depth, seconds)
+            rest_rate, failed = await pipelined_rate(port, orders, connections, depth, seconds)
             rest_cpu = cpu_seconds(pid) - cpu_before
-            await fills.wait(before + counter[0] - failed)
+            await fills.wait(before + orders.count - failed)
             figures.rest_rate = rest_rate
-            figures.rest_cpu_us = rest_cpu / max(counter[0], 1) * 1e6
-            figures.lost += counter[0] - failed - (fills.count - before)
+            figures.rest_cpu_us = rest_cpu / max(orders.count, 1) * 1e6
+            figures.lost += orders.count - failed - (fills.count - before)
             count = max(1000, int(rest_rate * seconds))
 
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
         try:
-            logon: dict[str, Any] = {"apiKey": ed_key, "timestamp": int(time.time() * 1000)}
-            logon["signature"] = base64.b64encode(private.sign(ws_payload(logon))).decode()
-            await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
-            reply = json.loads(await ws.recv())
-            assert reply["status"] == 200, reply
+            await trader.logon(ws)
             before, cpu_before = fills.count, cpu_seconds(pid)
             ws_rate = await ws_orders(ws, count, in_flight, None, {})
             cpu = cpu_seconds(pid) - cpu_before

@@ -13,29 +13,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import statistics
 import sys
 import tempfile
-import time
 from typing import Any
 
-import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import connect
 
 from bench.common import (
-    TOKEN,
-    UNLIMITED_WEIGHT,
     cpu_seconds,
     pin_load,
     start_pinned,
     stop,
 )
-from bench.venue import Fills, pipelined_rate, signed_order, ws_orders
-from userstream.protocol.signing import ws_payload
+from bench.venue import (
+    AlternatingOrders,
+    DemoTrader,
+    Fills,
+    ServerReady,
+    pipelined_rate,
+    serve_args,
+    ws_orders,
+)
 
 
 async def measure(
@@ -44,21 +44,8 @@ async def measure(
     """(WS API µs/order per round, REST µs/order per round, WS API orders/s per round)."""
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
-    api_key, secret = demo["apiKey"], demo["secretKey"].encode()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{url}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key}
-        ) as response:
-            listen_key = (await response.json())["listenKey"]
-        private = Ed25519PrivateKey.generate()
-        pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        async with http.post(
-            f"{url}/admin/v1/accounts/{demo['accountId']}/apiKeys",
-            json={"publicKey": pem.decode()},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as response:
-            ed_key = (await response.json())["apiKey"]
-    stream = await connect(f"{ws_url}/private/ws?listenKey={listen_key}", max_queue=None)
+    trader = await DemoTrader.open(url, demo)
+    stream = await connect(f"{ws_url}/private/ws?listenKey={trader.listen_key}", max_queue=None)
     fills = Fills()
     reader = asyncio.create_task(fills.read(stream))
     ws_cpu: list[float] = []
@@ -66,10 +53,7 @@ async def measure(
     ws_rates: list[float] = []
     try:
         ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
-        logon: dict[str, Any] = {"apiKey": ed_key, "timestamp": int(time.time() * 1000)}
-        logon["signature"] = base64.b64encode(private.sign(ws_payload(logon))).decode()
-        await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
-        assert json.loads(await ws.recv())["status"] == 200
+        await trader.logon(ws)
         count = int(6000 * seconds)
         for round_ in range(repeat + 1):
             before, cpu_before = fills.count, cpu_seconds(pid)
@@ -81,21 +65,15 @@ async def measure(
                 ws_cpu.append(cpu / count * 1e6)
                 ws_rates.append(rate)
         await ws.close()
-        counter = [0]
-
-        def order() -> bytes:
-            counter[0] += 1
-            return signed_order(api_key, secret, "BUY" if counter[0] % 2 else "SELL")
-
         for round_ in range(repeat + 1):
-            counter[0] = 0
+            orders = AlternatingOrders(trader)
             before, cpu_before = fills.count, cpu_seconds(pid)
-            _, failed = await pipelined_rate(port, order, 4, 32, seconds)
+            _, failed = await pipelined_rate(port, orders, 4, 32, seconds)
             cpu = cpu_seconds(pid) - cpu_before
             assert not failed
-            await fills.wait(before + counter[0])
+            await fills.wait(before + orders.count)
             if round_:
-                rest_cpu.append(cpu / counter[0] * 1e6)
+                rest_cpu.append(cpu / orders.count * 1e6)
     finally:
         reader.cancel()
         await stream.close()
@@ -103,30 +81,12 @@ async def measure(
 
 
 async def run(seconds: float, repeat: int) -> None:
-    seen: dict[str, str] = {}
-
-    def ready(line: str) -> str | None:
-        if line.startswith("userstream listening on "):
-            seen["url"] = line.split()[-1]
-        elif line.startswith('{"demoAccount"'):
-            return line
-        return None
-
+    ready = ServerReady()
     with tempfile.TemporaryDirectory() as data:
-        process, line = start_pinned(
-            [
-                sys.executable,
-                *("-m", "userstream.cli", "serve", "--port", "0", "--data", data),
-                *("--admin-token", TOKEN, "--initial-balance", "1000000000"),
-                *("--weight-per-minute", str(UNLIMITED_WEIGHT)),
-                *("--orders-per-10s", str(UNLIMITED_WEIGHT)),
-                *("--orders-per-minute", str(UNLIMITED_WEIGHT)),
-            ],
-            ready,
-        )
+        process, line = start_pinned([sys.executable, *serve_args(data)], ready)
         try:
             ws_cpu, rest_cpu, rates = await measure(
-                process.pid, seen["url"], json.loads(line)["demoAccount"], seconds, repeat
+                process.pid, ready.url, json.loads(line)["demoAccount"], seconds, repeat
             )
         finally:
             stop(process)
