@@ -382,11 +382,12 @@ def encode_event(event: Event) -> bytes:
     # Any other event rarely has such an amount; every exponent string contains "E-" or
     # "E+", and only then is it encoded again, plainly (a text field that merely contains
     # "E-" takes this path too, which is still correct).
-    if b"E-" in raw or b"E+" in raw:
+    if _EXPONENT.search(raw):
         return _plain_encoder.encode(event)
     return raw
 
 
+_EXPONENT: Final = re.compile(rb"E[-+]")  # one pass over the bytes, not one per sign
 # Every Decimal as `format(d, "f")`: plain notation, all its digits. A C callable, so msgspec
 # calls `Decimal.__format__` without a Python frame per amount.
 _plain_encoder: Final = msgspec.json.Encoder(
