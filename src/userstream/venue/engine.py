@@ -490,7 +490,7 @@ class Engine:
             account,
             asset,
             self._rules,
-            lambda symbol: self._open_on(account.account_id, symbol).values(),
+            self._open.get(account.account_id, {}),
             self._mark,
             self._collateral(account, asset),
         )

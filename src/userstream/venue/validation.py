@@ -220,13 +220,13 @@ def check_new_order(
     if error is not None:
         return error
     # Row 12: PERCENT_PRICE (a MARKET order checks the best opposite price instead).
-    opposite = book.best_ask() if c.side is Side.BUY else book.best_bid()
     if limit:
         error = check_band(rules, c.side, price, mark)
         if error is not None:
             return error
         reference = price
     else:
+        opposite = book.best_ask() if c.side is Side.BUY else book.best_bid()
         if opposite is not None and check_band(rules, c.side, opposite.price, mark) is not None:
             return VenueError.of(errors.MARKET_ORDER_REJECT)
         reference = opposite.price if opposite is not None else mark
