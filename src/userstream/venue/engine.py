@@ -617,8 +617,9 @@ class Engine:
         if order.time_in_force is TimeInForce.GTX and plan:
             return Outcome(VenueError.of(errors.GTX_ORDER_REJECT))
         # Row 20: a fill-or-kill order must fill completely now.
-        fillable = sum((s.qty for s in plan), ZERO)
-        if order.time_in_force is TimeInForce.FOK and fillable < self._cap(account, order):
+        if order.time_in_force is TimeInForce.FOK and sum((s.qty for s in plan), ZERO) < self._cap(
+            account, order
+        ):
             return Outcome(VenueError.of(errors.FOK_ORDER_REJECT))
         order.order_id = self._state.next_order_id
         self._state.next_order_id += 1

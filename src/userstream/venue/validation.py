@@ -25,7 +25,7 @@ from userstream.protocol.events import (
     TimeInForce,
 )
 from userstream.venue.commands import NewOrder
-from userstream.venue.numbers import ZERO, decimal_places
+from userstream.venue.numbers import ZERO, fits_places
 from userstream.venue.rules import SymbolRules
 from userstream.venue.state import Order
 from userstream.venue.views import VenueError
@@ -107,8 +107,8 @@ def check_filters(
     rules: SymbolRules, price: Decimal | None, quantity: Decimal, market: bool
 ) -> VenueError | None:
     """Rows 9-11: precision, PRICE_FILTER, LOT_SIZE (MARKET_LOT_SIZE for MARKET)."""
-    if decimal_places(quantity) > rules.quantity_precision or (
-        price is not None and decimal_places(price) > rules.price_precision
+    if not fits_places(quantity, rules.quantity_precision) or (
+        price is not None and not fits_places(price, rules.price_precision)
     ):
         return VenueError.of(errors.BAD_PRECISION)
     if price is not None:
