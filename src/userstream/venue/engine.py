@@ -98,7 +98,9 @@ __all__ = ["DEFAULT_LEVERAGE", "Engine"]
 DEFAULT_LEVERAGE: Final = 20
 _MAX_MODIFY: Final = 10_000
 _CANCEL_ALL_MSG: Final = "The operation of cancel all open order is done."
-_ID_SPACE: Final = 2**88
+_ID_MASK: Final = 2**88 - 1
+# A bit above the id's 88 bits: `hex` then always writes 22 digits after "0x1".
+_ID_PAD: Final = 2**88
 _ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd: multiplying by it is a bijection modulo 2**88
 _STATE_ENCODER: Final = msgspec.json.Encoder()
 _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
@@ -107,7 +109,7 @@ _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
 def _generated_client_id(order_id: int) -> str:
     """A 22-character alphanumeric client order id (spec §2.3), unique per order id: the id
     times an odd constant modulo 2**88, in hex."""
-    return format(order_id * _ID_MIX % _ID_SPACE, "022x")
+    return hex(order_id * _ID_MIX & _ID_MASK | _ID_PAD)[3:]
 
 
 def _order_id(order: Order) -> int:
