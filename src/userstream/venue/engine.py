@@ -834,14 +834,15 @@ class Engine:
         """Resting reduce-only orders beyond what the position covers expire (x=EXPIRED,
         er=4; spec §5.6): oldest first, an order is kept while the position is not yet
         covered by the older ones (its excess is trimmed when it fills, `_cap`)."""
-        events: list[Event] = []
-        position = self._position(account, filled)
-        amount = position.amount
         reduce_only = [
             o
             for o in self._open_on(account.account_id, filled.symbol).values()
             if o.reduce_only and o.position_side == filled.position_side
         ]
+        if not reduce_only:  # the common case: nothing to knock out
+            return []
+        events: list[Event] = []
+        amount = self._position(account, filled).amount
         covered = ZERO
         for order in reduce_only:
             reduces = (amount > 0 and order.side is Side.SELL) or (
