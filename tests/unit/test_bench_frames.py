@@ -93,7 +93,7 @@ class Sender(picows.WSListener):
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.CLOSE and not self.closed.done():
-            self.closed.set_result(frame.get_close_code())
+            self.closed.set_result(int(frame.get_close_code()))
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 
