@@ -83,7 +83,7 @@ def test_a_masked_server_frame_is_refused() -> None:
 class Sender(picows.WSListener):
     """Sends `frames` text messages on connect and records the client's close frame."""
 
-    def __init__(self, frames: int, closed: asyncio.Future[int]) -> None:
+    def __init__(self, frames: int, closed: asyncio.Future[picows.WSCloseCode]) -> None:
         self.frames = frames
         self.closed = closed
 
@@ -93,13 +93,13 @@ class Sender(picows.WSListener):
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.CLOSE and not self.closed.done():
-            self.closed.set_result(int(frame.get_close_code()))
+            self.closed.set_result(frame.get_close_code())
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 
 
 async def test_a_counting_connection_counts_and_closes_with_the_handshake() -> None:
-    closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    closed: asyncio.Future[picows.WSCloseCode] = asyncio.get_running_loop().create_future()
     server = await picows.ws_create_server(lambda _request: Sender(500, closed), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     received = Received()
@@ -107,7 +107,7 @@ async def test_a_counting_connection_counts_and_closes_with_the_handshake() -> N
         connection = await CountingConnection.open(received, f"ws://127.0.0.1:{port}/a0")
         await received.wait_for(500)
         await close_all([connection])
-        assert await closed == 1000
+        assert await closed == picows.WSCloseCode.OK
         assert connection.closed.done()
         assert received.count == 500
     finally:
