@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import picows
 import pytest
@@ -11,6 +12,7 @@ from bench.common import (
     OP_CONTINUATION,
     OP_PING,
     OP_TEXT,
+    Counter,
     CountingConnection,
     FrameTally,
     Received,
@@ -110,5 +112,32 @@ async def test_a_counting_connection_counts_and_closes_with_the_handshake() -> N
         assert await closed == picows.WSCloseCode.OK
         assert connection.closed.done()
         assert received.count == 500
+    finally:
+        server.close()
+
+
+async def test_a_picows_counter_counts_every_message_and_reads_the_sampled_stamps() -> None:
+    closed: asyncio.Future[picows.WSCloseCode] = asyncio.get_running_loop().create_future()
+    stamp = time.time_ns()
+    payloads = [b'{"c":"t%d"}' % stamp] * 400
+
+    class Stamped(Sender):
+        def on_ws_connected(self, transport: picows.WSTransport) -> None:
+            for payload in payloads:
+                transport.send(picows.WSMsgType.TEXT, payload)
+
+    server = await picows.ws_create_server(lambda _request: Stamped(0, closed), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    received = Received()
+    received.latencies_ns = []
+    try:
+        transport, _ = await picows.ws_connect(
+            lambda: Counter(received, measures=True, sample_every=4), f"ws://127.0.0.1:{port}/a0"
+        )
+        await received.wait_for(400)
+        transport.disconnect()
+        assert received.count == 400
+        assert len(received.latencies_ns) == 100
+        assert all(latency > 0 for latency in received.latencies_ns)
     finally:
         server.close()
