@@ -8,6 +8,7 @@ core 1 (`pin_load()`). Every figure is taken from /proc: CPU time from `/proc/<p
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import platform
@@ -277,11 +278,12 @@ class Received:
         if self.waiter is not None and self.count >= self.target and not self.waiter.done():
             self.waiter.set_result(None)
 
-    def stamped_hit(self, payload: bytes) -> None:
-        stamp = read_stamp(payload)
-        if stamp > 0 and self.latencies_ns is not None:
-            self.latencies_ns.append(time.time_ns() - stamp)
-        self.hit()
+    def hits(self, frames: int) -> None:
+        """`frames` more frames arrived at once (a counting connection's read)."""
+        self.count += frames
+        self.last = time.perf_counter()
+        if self.waiter is not None and self.count >= self.target and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def wait_for(self, target: int) -> None:
         if self.count >= target:
@@ -307,43 +309,236 @@ class Received:
 
 class Counter(picows.WSListener):
     """Counts text frames (and reads latency stamps once `received.latencies_ns` is set, on
-    the connections that measure)."""
+    the connections that measure).
+
+    The count reaches `received` once per read (picows flags the last complete frame of each
+    read `last_in_buffer`), not once per frame: a frame read costs the load process less, and
+    so does every frame after it in that read, whose stamps are read that much sooner."""
 
     def __init__(self, received: Received, measures: bool = True, sample_every: int = 1) -> None:
         self.received = received
         self.measures = measures
         self.sample_every = sample_every
         self.frames = 0
+        self._unreported = 0
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.TEXT:
             self.frames += 1
-            if (
-                self.received.latencies_ns is None
-                or not self.measures
-                or self.frames % self.sample_every
-            ):
-                self.received.hit()
-            else:
-                self.received.stamped_hit(frame.get_payload_as_bytes())
+            self._unreported += 1
+            latencies = self.received.latencies_ns
+            if latencies is not None and self.measures and not self.frames % self.sample_every:
+                stamp = read_stamp(frame.get_payload_as_bytes())
+                if stamp > 0:
+                    latencies.append(time.time_ns() - stamp)
         elif frame.msg_type == picows.WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
+        if frame.last_in_buffer and self._unreported:
+            self.received.hits(self._unreported)
+            self._unreported = 0
+
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING = 0x0, 0x1, 0x2, 0x8, 0x9
+CLOSE_NORMAL = 1000
+
+
+class FrameTally:
+    """Counts the data messages in a stream of server WebSocket frames fed in chunks of any size.
+
+    Only frame headers are read (RFC 6455 section 5.2; server frames are unmasked): a data
+    payload is skipped, not copied or decoded, so a connection that only counts costs the load
+    process a few hundred nanoseconds a frame instead of a parsed message. Control frames (at
+    most 125 bytes) are kept whole in `controls` for the caller to answer.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""  # an incomplete header or control frame
+        self._skip = 0  # payload bytes of the current data frame still to come
+        self._owed = 0  # 1 when the frame being skipped ends a message
+        self.controls: list[tuple[int, bytes]] = []
+
+    def feed(self, data: bytes) -> int:
+        """How many data messages `data` completes."""
+        done = 0
+        if self._skip:
+            if self._skip > len(data):
+                self._skip -= len(data)
+                return 0
+            data = data[self._skip :]
+            self._skip = 0
+            done, self._owed = self._owed, 0
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        pos, size = 0, len(data)
+        while pos < size:
+            if size - pos < 2:
+                self._pending = data[pos:]
+                break
+            first, length = data[pos], data[pos + 1]
+            if length & 0x80:
+                raise ValueError("a server frame is masked (RFC 6455 section 5.1)")
+            head = 2
+            if length == 126:
+                head = 4
+                if size - pos < head:
+                    self._pending = data[pos:]
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 4])
+            elif length == 127:
+                head = 10
+                if size - pos < head:
+                    self._pending = data[pos:]
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10])
+            end = pos + head + length
+            opcode = first & 0x0F
+            if opcode >= OP_CLOSE:
+                if end > size:
+                    self._pending = data[pos:]
+                    break
+                self.controls.append((opcode, data[pos + head : end]))
+            elif end > size:
+                self._skip = end - size
+                self._owed = first >> 7
+                break
+            else:
+                done += first >> 7
+            pos = end
+        return done
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (RFC 6455 section 5.3) carrying a control payload (<= 125 B)."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
+
+
+class CountingConnection(asyncio.Protocol):
+    """A WebSocket client that only counts the messages it receives, from their frame headers.
+
+    What a latency run's connections that read no stamps use: their share of the load
+    process's core goes to the connections that do (see `fanout.latency`). `close()` is the
+    close handshake (RFC 6455 section 7): a Close frame, then the server's, then TCP close.
+    """
+
+    def __init__(self, received: Received, host: str, path: str) -> None:
+        self.received = received
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n"
+        ).encode()
+        self.tally = FrameTally()
+        self.transport: asyncio.Transport | None = None
+        self._head = b""
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._closing = False
+
+    @classmethod
+    async def open(cls, received: Received, url: str) -> CountingConnection:
+        """Connect to a `ws://host:port/path` URL and finish the opening handshake."""
+        address, _, path = url.removeprefix("ws://").partition("/")
+        host, _, port = address.rpartition(":")
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: cls(received, address, "/" + path), host, int(port)
+        )
+        async with asyncio.timeout(WAIT_S):
+            await connection.opened
+        return connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the opening handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.opened.done():
+            self._head += data
+            head, found, data = self._head.partition(b"\r\n\r\n")
+            if not found:
+                return
+            self._head = b""
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(f"handshake refused: {head[:200]!r}"))
+                return
+            self.opened.set_result(None)
+            if not data:
+                return
+        frames = self.tally.feed(data)
+        if frames:
+            self.received.hits(frames)
+        if self.tally.controls:
+            self._answer(self.tally.controls)
+            self.tally.controls = []
+
+    def _answer(self, controls: list[tuple[int, bytes]]) -> None:
+        assert self.transport is not None
+        for opcode, payload in controls:
+            if opcode == OP_PING:
+                self.transport.write(client_frame(0xA, payload))
+            elif opcode == OP_CLOSE:
+                if not self._closing:
+                    self._closing = True
+                    self.transport.write(client_frame(OP_CLOSE, payload[:2]))
+                self.transport.close()
+
+    def close(self) -> None:
+        """Start the close handshake; `closed` resolves once the connection is gone."""
+        if self.transport is None or self._closing or self.transport.is_closing():
+            return
+        self._closing = True
+        self.transport.write(client_frame(OP_CLOSE, CLOSE_NORMAL.to_bytes(2)))
 
 
 async def connect_all(
-    urls: list[str], received: Received, measure_every: int = 1, sample_every: int = 1
-) -> list[picows.WSTransport]:
+    urls: list[str],
+    received: Received,
+    measure_every: int = 1,
+    sample_every: int = 1,
+    count_raw: bool = False,
+) -> list[picows.WSTransport | CountingConnection]:
     """Connect to `urls` in order; connection i reads latency stamps when
     `i % measure_every == measure_every - 1`, from every `sample_every`-th frame it gets
-    (see `fanout.latency`)."""
-    transports = []
+    (see `fanout.latency`). With `count_raw`, the connections that read no stamps are
+    `CountingConnection`s instead of picows clients."""
+    connections: list[picows.WSTransport | CountingConnection] = []
     for index, url in enumerate(urls):
         measures = index % measure_every == measure_every - 1
+        if count_raw and not measures:
+            connections.append(await CountingConnection.open(received, url))
+            continue
         transport, _ = await picows.ws_connect(
             lambda m=measures: Counter(received, m, sample_every), url
         )
-        transports.append(transport)
-    return transports
+        connections.append(transport)
+    return connections
+
+
+async def close_all(connections: list[picows.WSTransport | CountingConnection]) -> None:
+    """Close every connection; counting ones with the close handshake (bounded by QUIET_S)."""
+    counting = []
+    for connection in connections:
+        if isinstance(connection, CountingConnection):
+            connection.close()
+            counting.append(connection.closed)
+        else:
+            connection.disconnect()
+    if counting:
+        await asyncio.wait(counting, timeout=QUIET_S)
+        for connection in connections:
+            if isinstance(connection, CountingConnection) and not connection.closed.done():
+                assert connection.transport is not None
+                connection.transport.abort()
 
 
 # pipelined HTTP/1.1 (the load generator's publisher; cheap enough not to be the bottleneck)
@@ -463,6 +658,8 @@ def stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 @dataclass(frozen=True)

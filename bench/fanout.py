@@ -49,6 +49,7 @@ from bench.common import (
     UserstreamServer,
     admin_publish_request,
     apply_stamp,
+    close_all,
     connect_all,
     cpu_seconds,
     encoded_events,
@@ -363,7 +364,7 @@ async def throughput(target: Target, shape: Shape, events: int, batch: int) -> R
     received = Received()
     async with AsyncExitStack() as stack:
         conns = await connect_all(target.urls(), received)
-        stack.callback(disconnect_all, conns)
+        stack.push_async_callback(close_all, conns)
         await target.open_publisher(stack)
         rounds = events // batch
         per_round = batch * shape.connections
@@ -384,7 +385,9 @@ async def throughput(target: Target, shape: Shape, events: int, batch: int) -> R
         return result
 
 
-async def latency(target: Target, shape: Shape, rate: float, duration_s: float) -> Result:
+async def latency(
+    target: Target, shape: Shape, rate: float, duration_s: float, parse_every: bool = False
+) -> Result:
     """Publish at `rate` delivered events/s for `duration_s`; latency of the stamped frames.
 
     Stamps are read on a sample of the frames; the others are only counted. Reading a stamp
@@ -393,7 +396,10 @@ async def latency(target: Target, shape: Shape, rate: float, duration_s: float) 
     connections per account the last one of each account reads them all: it is the one the
     server writes to last, so the sample is not flattering. With one connection per account
     every connection reads every `SAMPLE_EVERY`-th frame (25 mod 4 = 1, so every position in
-    a request is sampled alike).
+    a request is sampled alike). The connections that read no stamps at all count messages from
+    their frame headers (`CountingConnection`), a fraction of what a parsed message costs, so
+    that the load process's core is not what the sampled connections wait for; `parse_every`
+    gives them picows clients instead.
 
     The load process's garbage collector is off while it measures (as `timeit` does): after
     the runs before it, a collection can stall the process for milliseconds, and every
@@ -410,8 +416,9 @@ async def latency(target: Target, shape: Shape, rate: float, duration_s: float) 
             received,
             measure_every=shape.per_account,
             sample_every=SAMPLE_EVERY if shape.per_account == 1 else 1,
+            count_raw=not parse_every,
         )
-        stack.callback(disconnect_all, conns)
+        stack.push_async_callback(close_all, conns)
         await target.open_publisher(stack)
         templates = target.timed_requests(latency=True)
         per_request_frames = target.per_request * shape.per_account
@@ -477,6 +484,12 @@ async def main() -> None:
         help="with --latency: publish at this many delivered events/s and skip the "
         "throughput runs (for comparing builds at one load)",
     )
+    parser.add_argument(
+        "--parse-every-connection",
+        action="store_true",
+        help="latency runs: every connection parses its frames with picows, also those that "
+        "read no stamps (by default these count messages from frame headers)",
+    )
     args = parser.parse_args()
     pin_load()
     raise_nofile()
@@ -492,7 +505,7 @@ async def main() -> None:
     rate: float = args.rate or 0.0
 
     async def timed(target: Target) -> Result:
-        return await latency(target, shape, rate, args.duration)
+        return await latency(target, shape, rate, args.duration, args.parse_every_connection)
 
     if args.latency and rate:
         print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))

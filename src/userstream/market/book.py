@@ -9,7 +9,7 @@ O(log n) to find and a walk or a top-N snapshot reads the best levels in order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -69,11 +69,32 @@ class _Side:
     def qty_at(self, price: Decimal) -> Decimal:
         return self._qty.get(price, _ZERO)
 
-    def levels(self) -> Iterator[tuple[Decimal, Decimal]]:
-        """(price, qty) best first, lazily: a walk reads only the levels it takes."""
-        qty = self._qty
-        for price in reversed(self._prices) if self._descending else self._prices:
-            yield price, qty[price]
+    def walk(self, qty: Decimal, limit_price: Decimal | None) -> list[Fill]:
+        """Fills for `qty` from the best level on, none past `limit_price` (worse for a
+        taker: above it on the asks, below it on the bids). A plain loop over the sorted
+        prices: a walk usually takes one level, so a generator's setup would dominate."""
+        fills: list[Fill] = []
+        prices = self._prices
+        qtys = self._qty
+        remaining = qty
+        descending = self._descending
+        count = len(prices)
+        index = count - 1 if descending else 0
+        step = -1 if descending else 1
+        for _ in range(count):
+            if remaining <= _ZERO:
+                break
+            price = prices[index]
+            if limit_price is not None and (
+                price < limit_price if descending else price > limit_price
+            ):
+                break
+            resting = qtys[price]
+            take = resting if resting < remaining else remaining
+            fills.append(Fill(price, take))
+            remaining -= take
+            index += step
+        return fills
 
 
 class OrderBook:
@@ -132,16 +153,4 @@ class OrderBook:
         A BUY walks the asks up to `limit_price`, a SELL the bids down to it; what the book
         cannot fill within the limit is left out, so `sum(fill.qty) <= qty`.
         """
-        book_side = self._asks if side is Side.BUY else self._bids
-        fills: list[Fill] = []
-        remaining = qty
-        buy = side is Side.BUY
-        for price, resting in book_side.levels():
-            if remaining <= _ZERO:
-                break
-            if limit_price is not None and (price > limit_price if buy else price < limit_price):
-                break
-            take = resting if resting < remaining else remaining
-            fills.append(Fill(price, take))
-            remaining -= take
-        return fills
+        return (self._asks if side is Side.BUY else self._bids).walk(qty, limit_price)

@@ -358,6 +358,8 @@ class _Family:
         self.longer = {i: _Series(i, limit) for i in KLINE_INTERVALS if i != "1m"}
 
     def fold(self, closed: list[_Bar]) -> list[_Bar]:
+        if not closed:  # most updates close no minute: skip the fourteen longer series
+            return closed
         for series in self.longer.values():
             for minute in closed:
                 series.fold(minute)

@@ -239,8 +239,14 @@ def _plain_query(query: str) -> tuple[Params, bytes, str | None]:
                 raise _duplicate()
             params[name] = value
     signature = params.pop(SIGNATURE, None)
-    if signature is not None:
-        fields = [f for f in fields if f.partition("=")[0] != SIGNATURE]
+    if signature is None:
+        return params, query.encode("latin-1"), None
+    last = fields[-1]
+    if last.startswith("signature="):
+        # Where clients put it: the payload is the query before `&signature=` (a name sent
+        # twice was refused above, so this is the only one).
+        return params, query[: max(len(query) - len(last) - 1, 0)].encode("latin-1"), signature
+    fields = [f for f in fields if f.partition("=")[0] != SIGNATURE]
     return params, "&".join(fields).encode("latin-1"), signature
 
 

@@ -80,6 +80,7 @@ class OpsApi:
             registry=self.registry,
         )
         self._children: dict[str, Histogram] = {}
+        self._admin_child: Histogram | None = None  # every /admin/ path shares one label
         self.registry.register(ServerCollector(server, self))
 
     def claims(self, path: str) -> bool:
@@ -145,7 +146,9 @@ class OpsApi:
         a lock and builds a key on every call: a few µs on every request otherwise). Only
         the paths with a label of their own are remembered, so odd paths cannot grow it."""
         if path.startswith("/admin/"):
-            return self._latency.labels("/admin/v1")
+            if self._admin_child is None:
+                self._admin_child = self._latency.labels("/admin/v1")
+            return self._admin_child
         if path in self._rest_paths or path == WS_API_LABEL:
             child = self._children[path] = self._latency.labels(path)
             return child

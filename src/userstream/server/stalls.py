@@ -2,10 +2,12 @@
 
 A task asks to wake every millisecond and measures how late each wake-up is: anything that
 fell due meanwhile (a timer, a read, a request queued behind a long loop turn) waited that
-long too. A lag of at least the threshold is logged at WARNING with its length, and when the
-server stops one line gives the distribution of every lag (p50, p99, p99.9 and the maximum).
-This is how the latency tail of docs/benchmarks.md is looked for: a stall shows here whether
-it is the server's own work or the machine's. The sampler costs about 2 % of a core (a
+long too. A lag of at least the threshold is logged at WARNING with its length and the share of
+it the process spent on a CPU (its CPU time over the wall time of the wait): near 100 % the
+server was busy with its own work, near 0 % it was not running at all (the machine gave its
+core to something else). When the server stops one line gives the distribution of every lag
+(p50, p99, p99.9 and the maximum) and the on-CPU share over all the long ones. This is how
+the latency tail of docs/benchmarks.md is looked for. The sampler costs about 2 % of a core (a
 thousand wake-ups a second), so it runs only when asked for.
 
 While it runs, every garbage collection is timed too (`gc.callbacks`): a pass that takes at
@@ -45,6 +47,10 @@ class StallLog:
         self.counts = [0] * BUCKETS
         self.samples = 0
         self.worst_ms = 0.0
+        # The lags of at least the threshold: how many, their wall time and CPU time, in ms.
+        self.long_stalls = 0
+        self.long_wall_ms = 0.0
+        self.long_cpu_ms = 0.0
         # Per generation: how many collections ran and the longest, in ms.
         self.collections = [0, 0, 0]
         self.longest_collection_ms = [0.0, 0.0, 0.0]
@@ -90,11 +96,15 @@ class StallLog:
         self.counts = [0] * BUCKETS
         self.samples = 0
         self.worst_ms = 0.0
+        self.long_stalls = 0
+        self.long_wall_ms = 0.0
+        self.long_cpu_ms = 0.0
         self.collections = [0, 0, 0]
         self.longest_collection_ms = [0.0, 0.0, 0.0]
 
     def _report(self) -> None:
         log.warning("event loop lag over %d samples: %s", self.samples, self.summary())
+        log.warning("long stalls: %s", self.long_summary())
         log.warning("garbage collections: %s", self.collection_summary())
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
@@ -117,13 +127,30 @@ class StallLog:
             )
         )
 
-    def record(self, lag_ms: float) -> None:
+    def record(self, lag_ms: float, wall_ms: float = 0.0, cpu_ms: float = 0.0) -> None:
+        """Count one lag; `wall_ms` and `cpu_ms` are the wait it ended (the asked period
+        included) and the process's CPU time over that wait."""
         self.samples += 1
         self.counts[min(BUCKETS - 1, max(0, int(lag_ms / BUCKET_MS)))] += 1
         if lag_ms > self.worst_ms:
             self.worst_ms = lag_ms
         if lag_ms >= self.threshold_ms:
-            log.warning("event loop stalled %.2f ms", lag_ms)
+            self.long_stalls += 1
+            self.long_wall_ms += wall_ms
+            self.long_cpu_ms += cpu_ms
+            log.warning(
+                "event loop stalled %.2f ms (on a CPU %.0f%% of it)",
+                lag_ms,
+                100 * cpu_ms / wall_ms if wall_ms > 0 else 0.0,
+            )
+
+    def long_summary(self) -> str:
+        """How many lags reached the threshold and the process's on-CPU share of their time."""
+        share = self.long_cpu_ms / self.long_wall_ms if self.long_wall_ms > 0 else 0.0
+        return (
+            f"{self.long_stalls} of at least {self.threshold_ms:g} ms, "
+            f"on a CPU {share:.0%} of their {self.long_wall_ms:.1f} ms"
+        )
 
     def percentile_ms(self, q: float) -> float:
         """The upper edge of the bucket holding the `q`-th percentile lag (0 with none)."""
@@ -140,8 +167,9 @@ class StallLog:
         return f"{quantiles}, max {self.worst_ms:.2f} ms"
 
     async def _sample(self) -> None:
-        clock = time.perf_counter
+        clock, cpu = time.perf_counter, time.process_time
         while True:
-            asked = clock()
+            asked, cpu_before = clock(), cpu()
             await asyncio.sleep(PERIOD_S)
-            self.record((clock() - asked - PERIOD_S) * 1000)
+            wall_ms = (clock() - asked) * 1000
+            self.record(wall_ms - PERIOD_S * 1000, wall_ms, (cpu() - cpu_before) * 1000)

@@ -39,6 +39,7 @@ from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import SymbolTable
 from userstream.protocol.limits import OrderCountLimiter, OrderLimits, RequestWeightLimiter
 from userstream.protocol.trading import SymbolRules
+from userstream.server.algo import publish_force_orders
 from userstream.server.apikeys import ApiKeys
 from userstream.server.http import Request, Response
 from userstream.server.market import MarketService, open_market_source
@@ -181,8 +182,6 @@ class VenueService:
         """The market listener: fill resting orders, expire what is due, publish."""
         self._publish_all(self.engine.on_market(updates, now_ms))
         if self._market is not None:
-            from userstream.server.algo import publish_force_orders
-
             publish_force_orders(self, self._market)
 
     def _tick(self, now_ms: int) -> None:

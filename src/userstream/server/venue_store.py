@@ -3,9 +3,16 @@
 Saves are incremental (`venue/journal.py`): each one writes, in one transaction, the live
 export (accounts, open orders, id counters, the risk state) into the single row of
 `venue_live` and appends the orders that became final and the trades made since the previous
-save to `venue_orders` and `venue_trades`, keyed by their ids. A save's size follows what
+save as one row of `venue_chunks`: the save's orders and trades encoded together, one SQLite
+row and index entry per save instead of one per order and trade. A save's size follows what
 changed and the open state, never the order and trade history. Same database and conventions
 as `storage.py` (WAL, 0600 files in a 0700 folder).
+
+Loading reads the chunks in the order they were written and keeps one copy of each order and
+trade, the last written: after a failed write the journal writes every final order and trade
+again (`StateJournal.forget`), so they can be in several chunks. Rows of `venue_orders` and
+`venue_trades`, written one per order and trade before the chunks, still load (before the
+chunks) and are kept as they are.
 
 The server saves `SAVE_INTERVAL_S` after a change (later when saves are slow:
 `VenueService.save`) and once more on shutdown, so a clean restart (SIGTERM) restores exactly
@@ -18,6 +25,9 @@ full export in `venue_state`; it loads as it is and the first save moves it into
 from __future__ import annotations
 
 import sqlite3
+from typing import Final
+
+import msgspec
 
 from userstream.venue.journal import Row, SaveBatch, restore
 from userstream.venue.state import EngineState
@@ -38,7 +48,15 @@ CREATE TABLE IF NOT EXISTS venue_trades (
     account_id  INTEGER NOT NULL,
     body        BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS venue_chunks (
+    chunk_id  INTEGER PRIMARY KEY,
+    orders    BLOB NOT NULL,
+    trades    BLOB NOT NULL
+);
 """
+# A chunk's `orders` and `trades`: a JSON array of [id, account_id, body] (the body is the
+# order's or trade's own JSON, kept raw so loading decodes it once, in `restore`).
+_CHUNK: Final = msgspec.json.Decoder(list[tuple[int, int, msgspec.Raw]])
 
 # The server runs on one core: a save's encoding (on the loop) and its write (on a worker
 # thread, sharing the core and the GIL) each delay whatever the loop has to do meanwhile, as
@@ -70,13 +88,15 @@ class VenueStore:
         (False for a full export from before the split), or None on a fresh data folder."""
         row = self._db.execute("SELECT state FROM venue_live WHERE id = 1").fetchone()
         if row is not None:
-            orders = self._db.execute(
-                "SELECT order_id, account_id, body FROM venue_orders ORDER BY order_id"
-            )
-            trades = self._db.execute(
-                "SELECT trade_id, account_id, body FROM venue_trades ORDER BY trade_id"
-            )
-            return restore(bytes(row[0]), _rows(orders), _rows(trades)), True
+            db = self._db
+            orders = _by_id(db.execute("SELECT order_id, account_id, body FROM venue_orders"))
+            trades = _by_id(db.execute("SELECT trade_id, account_id, body FROM venue_trades"))
+            for chunk_orders, chunk_trades in db.execute(
+                "SELECT orders, trades FROM venue_chunks ORDER BY chunk_id"
+            ):
+                _add_chunk(orders, chunk_orders)
+                _add_chunk(trades, chunk_trades)
+            return restore(bytes(row[0]), _sorted(orders), _sorted(trades)), True
         if self._legacy:
             full = self._db.execute("SELECT state FROM venue_state WHERE id = 1").fetchone()
             if full is not None:
@@ -91,14 +111,11 @@ class VenueStore:
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany(
-                "INSERT OR REPLACE INTO venue_orders (order_id, account_id, body) VALUES (?, ?, ?)",
-                batch.orders,
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO venue_trades (trade_id, account_id, body) VALUES (?, ?, ?)",
-                batch.trades,
-            )
+            if batch.orders or batch.trades:
+                db.execute(
+                    "INSERT INTO venue_chunks (orders, trades) VALUES (?, ?)",
+                    (_encode_chunk(batch.orders), _encode_chunk(batch.trades)),
+                )
             db.execute(
                 "INSERT INTO venue_live (id, saved_ms, state) VALUES (1, ?, ?) ON CONFLICT(id) "
                 "DO UPDATE SET saved_ms = excluded.saved_ms, state = excluded.state",
@@ -113,5 +130,18 @@ class VenueStore:
         self._legacy = False
 
 
-def _rows(cursor: sqlite3.Cursor) -> list[Row]:
-    return [Row(int(i), int(a), bytes(b)) for i, a, b in cursor]
+def _encode_chunk(rows: list[Row]) -> bytes:
+    return b"[" + b",".join([b"[%d,%d,%s]" % row for row in rows]) + b"]"
+
+
+def _add_chunk(rows: dict[int, Row], chunk: bytes) -> None:
+    for row_id, account_id, body in _CHUNK.decode(chunk):
+        rows[row_id] = Row(row_id, account_id, bytes(body))
+
+
+def _by_id(cursor: sqlite3.Cursor) -> dict[int, Row]:
+    return {int(i): Row(int(i), int(a), bytes(b)) for i, a, b in cursor}
+
+
+def _sorted(rows: dict[int, Row]) -> list[Row]:
+    return [rows[row_id] for row_id in sorted(rows)]

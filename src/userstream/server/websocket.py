@@ -45,6 +45,9 @@ class Flusher:
     def __init__(self) -> None:
         self._dirty: list[WebSocketConnection] = []
         self._scheduled = False
+        # The loop, looked up once: on Python 3.11 `get_running_loop()` makes a getpid system
+        # call, and `mark` runs once per request served at half load.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.max_buffer = DEFAULT_MAX_BUFFER
         # Totals over every connection, read by /metrics at scrape time.
         self.bytes_sent = 0
@@ -54,7 +57,10 @@ class Flusher:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)
 
     def flush_now(self) -> None:
         """Write every dirty outbox now rather than at the end of the loop turn (the turn's

@@ -98,7 +98,9 @@ __all__ = ["DEFAULT_LEVERAGE", "Engine"]
 DEFAULT_LEVERAGE: Final = 20
 _MAX_MODIFY: Final = 10_000
 _CANCEL_ALL_MSG: Final = "The operation of cancel all open order is done."
-_ID_SPACE: Final = 2**88
+_ID_MASK: Final = 2**88 - 1
+# A bit above the id's 88 bits: `hex` then always writes 22 digits after "0x1".
+_ID_PAD: Final = 2**88
 _ID_MIX: Final = 0x5DEECE66D1B3F5A7  # odd: multiplying by it is a bijection modulo 2**88
 _STATE_ENCODER: Final = msgspec.json.Encoder()
 _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
@@ -107,7 +109,7 @@ _STATE_DECODER: Final = msgspec.json.Decoder(EngineState)
 def _generated_client_id(order_id: int) -> str:
     """A 22-character alphanumeric client order id (spec §2.3), unique per order id: the id
     times an odd constant modulo 2**88, in hex."""
-    return format(order_id * _ID_MIX % _ID_SPACE, "022x")
+    return hex(order_id * _ID_MIX & _ID_MASK | _ID_PAD)[3:]
 
 
 def _order_id(order: Order) -> int:
@@ -490,7 +492,7 @@ class Engine:
             account,
             asset,
             self._rules,
-            lambda symbol: self._open_on(account.account_id, symbol).values(),
+            self._open.get(account.account_id, {}),
             self._mark,
             self._collateral(account, asset),
         )
@@ -617,8 +619,9 @@ class Engine:
         if order.time_in_force is TimeInForce.GTX and plan:
             return Outcome(VenueError.of(errors.GTX_ORDER_REJECT))
         # Row 20: a fill-or-kill order must fill completely now.
-        fillable = sum((s.qty for s in plan), ZERO)
-        if order.time_in_force is TimeInForce.FOK and fillable < self._cap(account, order):
+        if order.time_in_force is TimeInForce.FOK and sum((s.qty for s in plan), ZERO) < self._cap(
+            account, order
+        ):
             return Outcome(VenueError.of(errors.FOK_ORDER_REJECT))
         order.order_id = self._state.next_order_id
         self._state.next_order_id += 1
@@ -831,14 +834,15 @@ class Engine:
         """Resting reduce-only orders beyond what the position covers expire (x=EXPIRED,
         er=4; spec §5.6): oldest first, an order is kept while the position is not yet
         covered by the older ones (its excess is trimmed when it fills, `_cap`)."""
-        events: list[Event] = []
-        position = self._position(account, filled)
-        amount = position.amount
         reduce_only = [
             o
             for o in self._open_on(account.account_id, filled.symbol).values()
             if o.reduce_only and o.position_side == filled.position_side
         ]
+        if not reduce_only:  # the common case: nothing to knock out
+            return []
+        events: list[Event] = []
+        amount = self._position(account, filled).amount
         covered = ZERO
         for order in reduce_only:
             reduces = (amount > 0 and order.side is Side.SELL) or (

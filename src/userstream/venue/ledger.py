@@ -17,7 +17,7 @@ margin, never below 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 import msgspec
@@ -253,13 +253,14 @@ def available_balance(
     account: AccountState,
     asset: str,
     rules: dict[str, SymbolRules],
-    open_orders: Callable[[str], Iterable[Order]],
+    open_orders: Mapping[str, Mapping[int, Order]],
     marks: Marks,
     collateral: Decimal = ZERO,
 ) -> Decimal:
     """`asset_figures(...).available_balance` alone (the margin check of every order that
     opens exposure needs only it): the same sums in the same order, without the
-    maintenance margin's bracket lookups and the other figures."""
+    maintenance margin's bracket lookups and the other figures. `open_orders` is the
+    account's open-order index by symbol (a symbol may be missing)."""
     balance = account.balances.get(asset)
     wallet = balance.wallet_balance if balance else ZERO
     isolated_wallets = cross_unrealized = cross_position_im = order_im = ZERO
@@ -277,9 +278,9 @@ def available_balance(
                 mark = marks(symbol)
                 cross_unrealized += money(position.amount * (mark - position.entry_price))
                 cross_position_im += money(abs(position.amount * mark) / settings.leverage)
-        orders = list(open_orders(symbol))
+        orders = open_orders.get(symbol)
         if orders:
-            order_im += open_order_margin(amount, orders, settings.leverage)
+            order_im += open_order_margin(amount, orders.values(), settings.leverage)
     available = max(
         wallet
         - isolated_wallets

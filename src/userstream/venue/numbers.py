@@ -8,10 +8,10 @@ and print the way Binance prints them.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Final
 
-__all__ = ["ZERO", "decimal_places", "money", "trim"]
+__all__ = ["ZERO", "decimal_places", "fits_places", "money", "trim"]
 
 ZERO: Final = Decimal(0)
 _MONEY: Final = Decimal("0.00000001")
@@ -41,3 +41,24 @@ def decimal_places(value: Decimal) -> int:
     """How many decimals `value` needs once trailing zeros are dropped (`"0.100"` -> 1)."""
     exponent = value.normalize().as_tuple().exponent
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+_QUANTUMS: Final = [Decimal(1).scaleb(-places) for places in range(20)]
+
+
+def fits_places(value: Decimal, places: int) -> bool:
+    """`decimal_places(value) <= places` (the -1111 precision check), in one quantize for
+    the common case: a value that rounding to `places` decimals leaves equal fits. Otherwise
+    (or when the quantize cannot be done: not finite, more digits than the context holds)
+    the full definition answers, so values longer than the context's precision, which
+    `normalize` rounds, get the same answer as before."""
+    try:
+        quantum = _QUANTUMS[places]
+    except IndexError:
+        quantum = Decimal(1).scaleb(-places)
+    try:
+        if value.quantize(quantum) == value:
+            return True
+    except InvalidOperation:
+        pass
+    return decimal_places(value) <= places

@@ -25,7 +25,7 @@ from userstream.protocol.events import (
     TimeInForce,
 )
 from userstream.venue.commands import NewOrder
-from userstream.venue.numbers import ZERO, decimal_places
+from userstream.venue.numbers import ZERO, fits_places
 from userstream.venue.rules import SymbolRules
 from userstream.venue.state import Order
 from userstream.venue.views import VenueError
@@ -107,8 +107,8 @@ def check_filters(
     rules: SymbolRules, price: Decimal | None, quantity: Decimal, market: bool
 ) -> VenueError | None:
     """Rows 9-11: precision, PRICE_FILTER, LOT_SIZE (MARKET_LOT_SIZE for MARKET)."""
-    if decimal_places(quantity) > rules.quantity_precision or (
-        price is not None and decimal_places(price) > rules.price_precision
+    if not fits_places(quantity, rules.quantity_precision) or (
+        price is not None and not fits_places(price, rules.price_precision)
     ):
         return VenueError.of(errors.BAD_PRECISION)
     if price is not None:
@@ -220,13 +220,13 @@ def check_new_order(
     if error is not None:
         return error
     # Row 12: PERCENT_PRICE (a MARKET order checks the best opposite price instead).
-    opposite = book.best_ask() if c.side is Side.BUY else book.best_bid()
     if limit:
         error = check_band(rules, c.side, price, mark)
         if error is not None:
             return error
         reference = price
     else:
+        opposite = book.best_ask() if c.side is Side.BUY else book.best_bid()
         if opposite is not None and check_band(rules, c.side, opposite.price, mark) is not None:
             return VenueError.of(errors.MARKET_ORDER_REJECT)
         reference = opposite.price if opposite is not None else mark

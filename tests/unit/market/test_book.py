@@ -43,6 +43,25 @@ def test_walk_takes_levels_in_order_up_to_the_limit_without_changing_the_book() 
     assert book.best_ask() == Level(Decimal("100.1"), Decimal("1"))
 
 
+def test_walk_stops_at_the_quantity_the_limit_or_the_end_of_the_side() -> None:
+    book = _book()
+    # More than the side holds: every level, best first, and no more.
+    assert book.walk(Side.SELL, Decimal("10")) == [
+        Fill(Decimal("100.0"), Decimal("1")),
+        Fill(Decimal("99.9"), Decimal("2")),
+    ]
+    # A limit at a level's price takes it; one tick better than the best takes nothing.
+    assert book.walk(Side.BUY, Decimal("10"), limit_price=Decimal("100.2")) == [
+        Fill(Decimal("100.1"), Decimal("1")),
+        Fill(Decimal("100.2"), Decimal("3")),
+    ]
+    assert book.walk(Side.BUY, Decimal("1"), limit_price=Decimal("100.0")) == []
+    # Exactly one level's size stops there; nothing asked, nothing taken.
+    assert book.walk(Side.SELL, Decimal("1")) == [Fill(Decimal("100.0"), Decimal("1"))]
+    assert book.walk(Side.BUY, Decimal("0")) == []
+    assert OrderBook("ETHUSDT").walk(Side.BUY, Decimal("1")) == []
+
+
 def test_zero_size_deletes_and_stale_ids_are_refused() -> None:
     book = _book()
     book.apply(

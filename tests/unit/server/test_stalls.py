@@ -21,6 +21,11 @@ def _busy(seconds: float) -> None:
         pass
 
 
+def _off_cpu(seconds: float) -> None:
+    """Block the loop without running: as when the machine gives the core to another process."""
+    time.sleep(seconds)
+
+
 async def test_a_blocked_loop_is_logged_as_a_stall_and_summed_up(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -33,11 +38,33 @@ async def test_a_blocked_loop_is_logged_as_a_stall_and_summed_up(
         stalls.stop()
     stalled = [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
     assert len(stalled) == 1
-    assert float(stalled[0].split()[-2]) >= 25
+    assert float(stalled[0].split()[3]) >= 25
     assert stalls.worst_ms >= 25
     assert stalls.samples >= 2
     (summary,) = [r.getMessage() for r in caplog.records if "samples" in r.getMessage()]
     assert summary.endswith(f"max {stalls.worst_ms:.2f} ms")
+    assert stalls.long_stalls == 1
+    assert stalls.long_cpu_ms > 0  # the loop was blocked by this process's own work
+
+
+async def test_a_stall_off_the_cpu_is_told_apart_from_one_on_it() -> None:
+    stalls = StallLog(threshold_ms=10)
+    stalls.start()
+    await asyncio.sleep(0.01)
+    _off_cpu(0.05)
+    await asyncio.sleep(0.01)
+    stalls.stop()
+    assert stalls.long_stalls == 1
+    assert stalls.long_cpu_ms < stalls.long_wall_ms / 2
+
+
+def test_long_stalls_sum_up_their_share_on_a_cpu() -> None:
+    stalls = StallLog(threshold_ms=5)
+    stalls.record(0.2, 1.2, 1.0)  # short: not counted
+    stalls.record(9.0, 10.0, 1.0)
+    stalls.record(29.0, 30.0, 3.0)
+    assert stalls.long_stalls == 2
+    assert stalls.long_summary() == "2 of at least 5 ms, on a CPU 10% of their 40.0 ms"
 
 
 def test_percentiles_come_from_the_buckets() -> None:

@@ -155,3 +155,76 @@ def test_the_write_ahead_log_is_checkpointed_in_small_steps(tmp_path: Path) -> N
     assert written > 1000 * 4096  # more than SQLite's default checkpoint went through
     assert wal.stat().st_size < 3 * CHECKPOINT_PAGES * 4096
     store.close()
+
+
+def test_a_save_writes_one_row_for_its_orders_and_trades(tmp_path: Path) -> None:
+    engine, _ = funded()
+    store = VenueStore(open_database(tmp_path))
+    journal = StateJournal(engine.export_state(), stored=True)
+    for n in range(40):
+        engine.handle(1, market_order(n), 10 + n)
+    store.save(journal.changes(), 1)
+    store.save(journal.changes(), 2)  # nothing new: no chunk
+    engine.handle(1, market_order(40), 60)
+    store.save(journal.changes(), 3)
+    store.close()
+    db = open_database(tmp_path)
+    assert db.execute("SELECT COUNT(*) FROM venue_chunks").fetchone() == (2,)
+    assert db.execute("SELECT COUNT(*) FROM venue_orders").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM venue_trades").fetchone() == (0,)
+    db.close()
+
+
+def test_a_database_with_one_row_per_order_and_trade_still_loads(tmp_path: Path) -> None:
+    """Saves before the chunks wrote each final order and trade as its own row."""
+    engine, market = funded()
+    journal = StateJournal(engine.export_state(), stored=True)
+    for n in range(30):
+        engine.handle(1, market_order(n), 10 + n)
+    batch = journal.changes()
+    store = VenueStore(open_database(tmp_path))
+    store.close()
+    db = open_database(tmp_path)
+    db.executemany("INSERT INTO venue_orders VALUES (?, ?, ?)", batch.orders)
+    db.executemany("INSERT INTO venue_trades VALUES (?, ?, ?)", batch.trades)
+    db.execute("INSERT INTO venue_live VALUES (1, 5, ?)", (batch.live,))
+    db.commit()
+    db.close()
+
+    store = VenueStore(open_database(tmp_path))
+    loaded = store.load()
+    assert loaded is not None
+    restored = Engine(venue_symbols(BTC), market, state=loaded[0])
+    assert restored.encode_state() == engine.encode_state()
+    # New saves go into chunks; both kinds load together.
+    journal = StateJournal(restored.export_state(), stored=True)
+    restored.handle(1, market_order(30), 100)
+    store.save(journal.changes(), 100)
+    store.close()
+    again = VenueStore(open_database(tmp_path)).load()
+    assert again is not None
+    assert Engine(venue_symbols(BTC), market, state=again[0]).encode_state() == (
+        restored.encode_state()
+    )
+
+
+def test_rows_written_again_after_a_failed_write_load_once(tmp_path: Path) -> None:
+    engine, market = funded()
+    store = VenueStore(open_database(tmp_path))
+    journal = StateJournal(engine.export_state(), stored=True)
+    engine.handle(2, resting_buy(), 2)
+    for n in range(10):
+        engine.handle(1, market_order(n), 10 + n)
+    store.save(journal.changes(), 1)
+    engine.handle(1, market_order(10), 30)
+    journal.changes()  # its write failed
+    journal.forget()
+    engine.handle(1, market_order(11), 31)
+    store.save(journal.changes(), 2)  # every final order and trade again
+    store.close()
+    loaded = VenueStore(open_database(tmp_path)).load()
+    assert loaded is not None
+    state = loaded[0]
+    assert [t.trade_id for t in state.accounts[1].trades] == list(range(1, 13))
+    restored = Engine(venue_symbols(BTC), market, state=state)
+    assert restored.encode_state() == engine.encode_state()
