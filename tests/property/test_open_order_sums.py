@@ -20,7 +20,7 @@ D = Decimal
 
 def _summed(
     orders: list[Order],
-) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
     """`OpenOrderSums.key()` the plain way: one pass over the orders."""
     bids = asks = buy_qty = buy_notional = sell_qty = sell_notional = D(0)
     for order in orders:
@@ -35,7 +35,8 @@ def _summed(
             if not order.reduce_only:
                 sell_qty += order.remaining
                 sell_notional += notional
-    return (len(orders), bids, asks, buy_qty, buy_notional, sell_qty, sell_notional)
+    reduce_only = sum(1 for order in orders if order.reduce_only)
+    return (len(orders), reduce_only, bids, asks, buy_qty, buy_notional, sell_qty, sell_notional)
 
 
 def _check_sums(engine: Engine) -> None:

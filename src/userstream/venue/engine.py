@@ -597,9 +597,7 @@ class Engine:
             command,
             rules,
             dual_side_position=account.dual_side_position,
-            open_orders=list(self._open_on(account.account_id, command.symbol).values())
-            if rules
-            else [],
+            open_orders=self._open_on(account.account_id, command.symbol).values() if rules else (),
             position_amount=position.amount if position else ZERO,
             book=book,
             mark=self._mark(command.symbol) if rules else ZERO,
@@ -715,11 +713,9 @@ class Engine:
                 limit = mark * rules.multiplier_down if rules.multiplier_down else None
         else:
             limit = order.price
-        own = [
-            o
-            for o in self._open_on(account.account_id, order.symbol).values()
-            if o.order_id != order.order_id
-        ]
+        # The account's open orders on the symbol: `plan_taker` meets those on the other
+        # side only, so `order` itself (when indexed) is never among them.
+        own = self._open_on(account.account_id, order.symbol).values()
         book = self._market.book(order.symbol)
         return plan_taker(book, order.side, self._cap(account, order), limit, own)
 
@@ -863,6 +859,8 @@ class Engine:
         """Resting reduce-only orders beyond what the position covers expire (x=EXPIRED,
         er=4; spec §5.6): oldest first, an order is kept while the position is not yet
         covered by the older ones (its excess is trimmed when it fills, `_cap`)."""
+        if not self._sums_on(account.account_id, filled.symbol).reduce_only:
+            return []  # the common case: no reduce-only order open on the symbol
         reduce_only = [
             o
             for o in self._open_on(account.account_id, filled.symbol).values()

@@ -132,10 +132,20 @@ class OpenOrderSums:
     exact and the sums equal a fresh summation (tests/property/test_open_order_sums.py).
     """
 
-    __slots__ = ("asks", "bids", "buy_notional", "buy_qty", "count", "sell_notional", "sell_qty")
+    __slots__ = (
+        "asks",
+        "bids",
+        "buy_notional",
+        "buy_qty",
+        "count",
+        "reduce_only",
+        "sell_notional",
+        "sell_qty",
+    )
 
     def __init__(self) -> None:
         self.count = 0
+        self.reduce_only = 0  # how many of them are reduce-only
         self.bids = self.asks = ZERO
         self.buy_qty = self.buy_notional = self.sell_qty = self.sell_notional = ZERO
 
@@ -148,6 +158,8 @@ class OpenOrderSums:
 
     def add(self, order: Order) -> None:
         self.count += 1
+        if order.reduce_only:
+            self.reduce_only += 1
         remaining = order.quantity - order.executed_qty
         notional = remaining * order.price
         if order.side is Side.BUY:
@@ -163,6 +175,8 @@ class OpenOrderSums:
 
     def remove(self, order: Order) -> None:
         self.count -= 1
+        if order.reduce_only:
+            self.reduce_only -= 1
         remaining = order.quantity - order.executed_qty
         notional = remaining * order.price
         if order.side is Side.BUY:
@@ -194,10 +208,11 @@ class OpenOrderSums:
         ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
         return max(bid, ask) / leverage
 
-    def key(self) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def key(self) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
         """Every sum, for comparing two summations."""
         return (
             self.count,
+            self.reduce_only,
             self.bids,
             self.asks,
             self.buy_qty,
