@@ -20,7 +20,9 @@ D = Decimal
 
 def _summed(
     orders: list[Order],
-) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+) -> tuple[
+    int, int, tuple[tuple[str, int], ...], Decimal, Decimal, Decimal, Decimal, Decimal, Decimal
+]:
     """`OpenOrderSums.key()` the plain way: one pass over the orders."""
     bids = asks = buy_qty = buy_notional = sell_qty = sell_notional = D(0)
     for order in orders:
@@ -36,7 +38,20 @@ def _summed(
                 sell_qty += order.remaining
                 sell_notional += notional
     reduce_only = sum(1 for order in orders if order.reduce_only)
-    return (len(orders), reduce_only, bids, asks, buy_qty, buy_notional, sell_qty, sell_notional)
+    client_ids: dict[str, int] = {}
+    for order in orders:
+        client_ids[order.client_order_id] = client_ids.get(order.client_order_id, 0) + 1
+    return (
+        len(orders),
+        reduce_only,
+        tuple(sorted(client_ids.items())),
+        bids,
+        asks,
+        buy_qty,
+        buy_notional,
+        sell_qty,
+        sell_notional,
+    )
 
 
 def _check_sums(engine: Engine) -> None:

@@ -598,6 +598,9 @@ class Engine:
             rules,
             dual_side_position=account.dual_side_position,
             open_orders=self._open_on(account.account_id, command.symbol).values() if rules else (),
+            open_client_ids=self._sums_on(account.account_id, command.symbol).client_ids
+            if rules
+            else (),
             position_amount=position.amount if position else ZERO,
             book=book,
             mark=self._mark(command.symbol) if rules else ZERO,

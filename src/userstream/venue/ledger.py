@@ -130,6 +130,8 @@ class OpenOrderSums:
     orders as they are. The amounts are sums and differences of products of the symbols'
     ticks and steps, far inside the 28 digits of Decimal's context, so every operation is
     exact and the sums equal a fresh summation (tests/property/test_open_order_sums.py).
+    `client_ids` counts the orders carrying each client order id (the duplicate check of a
+    new order's id, which must be unique among the open orders).
     """
 
     __slots__ = (
@@ -137,6 +139,7 @@ class OpenOrderSums:
         "bids",
         "buy_notional",
         "buy_qty",
+        "client_ids",
         "count",
         "reduce_only",
         "sell_notional",
@@ -146,6 +149,7 @@ class OpenOrderSums:
     def __init__(self) -> None:
         self.count = 0
         self.reduce_only = 0  # how many of them are reduce-only
+        self.client_ids: dict[str, int] = {}
         self.bids = self.asks = ZERO
         self.buy_qty = self.buy_notional = self.sell_qty = self.sell_notional = ZERO
 
@@ -160,6 +164,8 @@ class OpenOrderSums:
         self.count += 1
         if order.reduce_only:
             self.reduce_only += 1
+        client_ids = self.client_ids
+        client_ids[order.client_order_id] = client_ids.get(order.client_order_id, 0) + 1
         remaining = order.quantity - order.executed_qty
         notional = remaining * order.price
         if order.side is Side.BUY:
@@ -177,6 +183,12 @@ class OpenOrderSums:
         self.count -= 1
         if order.reduce_only:
             self.reduce_only -= 1
+        client_ids = self.client_ids
+        left = client_ids[order.client_order_id] - 1
+        if left:
+            client_ids[order.client_order_id] = left
+        else:
+            del client_ids[order.client_order_id]
         remaining = order.quantity - order.executed_qty
         notional = remaining * order.price
         if order.side is Side.BUY:
@@ -208,11 +220,16 @@ class OpenOrderSums:
         ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
         return max(bid, ask) / leverage
 
-    def key(self) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def key(
+        self,
+    ) -> tuple[
+        int, int, tuple[tuple[str, int], ...], Decimal, Decimal, Decimal, Decimal, Decimal, Decimal
+    ]:
         """Every sum, for comparing two summations."""
         return (
             self.count,
             self.reduce_only,
+            tuple(sorted(self.client_ids.items())),
             self.bids,
             self.asks,
             self.buy_qty,
