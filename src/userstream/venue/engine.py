@@ -53,11 +53,10 @@ from userstream.venue.commands import (
 )
 from userstream.venue.ledger import (
     AssetFigures,
+    OpenOrderSums,
     apply_fill,
     asset_figures,
     available_balance,
-    open_notional,
-    open_order_margin,
     position_figures,
 )
 from userstream.venue.matching import RestingBook, TakerStep, plan_taker
@@ -142,6 +141,8 @@ class Engine:
         # Indexes derived from the state: open orders per account and symbol (placement
         # order), the resting book, GTD orders, countdown deadlines.
         self._open: dict[int, dict[str, dict[int, Order]]] = {}
+        # The same open orders summed (margin, open notional), kept with the index.
+        self._sums: dict[int, dict[str, OpenOrderSums]] = {}
         self._resting = RestingBook()
         self._gtd: dict[int, tuple[int, Order]] = {}
         self._countdowns: dict[tuple[int, str], int] = {}
@@ -280,9 +281,9 @@ class Engine:
         for symbol, settings in account.symbols.items():
             rules = self._rules[symbol]
             mark = self._mark(symbol)
-            orders = list(self._open_on(account.account_id, symbol).values())
-            bids, asks = open_notional(orders)
-            order_margin = self._order_margin(account, symbol, orders) if orders else ZERO
+            sums = self._sums_on(account.account_id, symbol)
+            bids, asks = sums.bids, sums.asks
+            order_margin = self._order_margin(account, symbol, sums) if sums.count else ZERO
             for position in settings.positions.values():
                 figures = position_figures(symbol, position, mark, settings.leverage)
                 isolated = settings.margin_type is MarginType.ISOLATED
@@ -435,15 +436,34 @@ class Engine:
             orders = by_symbol[symbol] = {}
         return orders
 
+    def _sums_on(self, account_id: int, symbol: str) -> OpenOrderSums:
+        try:
+            return self._sums[account_id][symbol]
+        except KeyError:
+            pass
+        by_symbol = self._sums.setdefault(account_id, {})
+        sums = by_symbol.get(symbol)
+        if sums is None:
+            sums = by_symbol[symbol] = OpenOrderSums()
+        return sums
+
     def _index(self, account_id: int, order: Order) -> None:
-        self._open_on(account_id, order.symbol)[order.order_id] = order
+        orders = self._open_on(account_id, order.symbol)
+        sums = self._sums_on(account_id, order.symbol)
+        counted = orders.get(order.order_id)
+        if counted is not None:  # indexed again: its old share out first
+            sums.remove(counted)
+        orders[order.order_id] = order
+        sums.add(order)
         if order.order_type is OrderType.LIMIT:
             self._resting.add(account_id, order)
         if order.good_till_date:
             self._gtd[order.order_id] = (account_id, order)
 
     def _unindex(self, account_id: int, order: Order) -> None:
-        self._open_on(account_id, order.symbol).pop(order.order_id, None)
+        counted = self._open_on(account_id, order.symbol).pop(order.order_id, None)
+        if counted is not None:
+            self._sums_on(account_id, order.symbol).remove(counted)
         if order.order_type is OrderType.LIMIT:
             self._resting.remove(order)
         self._gtd.pop(order.order_id, None)
@@ -492,7 +512,7 @@ class Engine:
             account,
             asset,
             self._rules,
-            self._open.get(account.account_id, {}),
+            self._sums.get(account.account_id, {}),
             self._mark,
             self._collateral(account, asset),
         )
@@ -521,12 +541,12 @@ class Engine:
         self,
         account: AccountState,
         symbol: str,
-        orders: list[Order],
+        sums: OpenOrderSums,
         extra: tuple[Side, Decimal, Decimal] | None = None,
     ) -> Decimal:
         settings = account.symbols[symbol]
         amount = sum((p.amount for p in settings.positions.values()), ZERO)
-        return money(open_order_margin(amount, orders, settings.leverage, extra))
+        return money(sums.margin(amount, settings.leverage, extra))
 
     def _balance_view(self, f: AssetFigures) -> BalanceView:
         return BalanceView(
@@ -556,7 +576,8 @@ class Engine:
         return position
 
     def _notional(self, account: AccountState, symbol: str) -> tuple[Decimal, Decimal]:
-        return open_notional(self._open_on(account.account_id, symbol).values())
+        sums = self._sums_on(account.account_id, symbol)
+        return sums.bids, sums.asks
 
     # --- new orders
 
@@ -576,9 +597,10 @@ class Engine:
             command,
             rules,
             dual_side_position=account.dual_side_position,
-            open_orders=list(self._open_on(account.account_id, command.symbol).values())
+            open_orders=self._open_on(account.account_id, command.symbol).values() if rules else (),
+            open_client_ids=self._sums_on(account.account_id, command.symbol).client_ids
             if rules
-            else [],
+            else (),
             position_amount=position.amount if position else ZERO,
             book=book,
             mark=self._mark(command.symbol) if rules else ZERO,
@@ -661,12 +683,12 @@ class Engine:
         ):
             return VenueError.of(errors.MAX_LEVERAGE_RATIO)
         # The order counted as one more open order of its whole quantity at `reference`.
-        orders = list(self._open_on(account.account_id, order.symbol).values())
+        sums = self._sums_on(account.account_id, order.symbol)
         need = self._order_margin(
-            account, order.symbol, orders, (order.side, order.quantity, reference)
+            account, order.symbol, sums, (order.side, order.quantity, reference)
         )
-        if orders:  # with none open, what is already charged is 0
-            need -= self._order_margin(account, order.symbol, orders)
+        if sums.count:  # with none open, what is already charged is 0
+            need -= self._order_margin(account, order.symbol, sums)
         if order.order_type is OrderType.MARKET and need > 0:
             need += order.quantity * reference * account.taker_rate
         if need > 0 and need > self._available(account, rules.margin_asset):
@@ -694,11 +716,9 @@ class Engine:
                 limit = mark * rules.multiplier_down if rules.multiplier_down else None
         else:
             limit = order.price
-        own = [
-            o
-            for o in self._open_on(account.account_id, order.symbol).values()
-            if o.order_id != order.order_id
-        ]
+        # The account's open orders on the symbol: `plan_taker` meets those on the other
+        # side only, so `order` itself (when indexed) is never among them.
+        own = self._open_on(account.account_id, order.symbol).values()
         book = self._market.book(order.symbol)
         return plan_taker(book, order.side, self._cap(account, order), limit, own)
 
@@ -783,10 +803,18 @@ class Engine:
         balance = self._balance(account, rules.margin_asset)
         balance.wallet_balance += realized - commission
         balance.update_time = now_ms
+        # The fill changes the order's remaining quantity: its share of the sums is taken
+        # out before and put back after (none once it is filled and leaves the index).
+        sums = self._sums_on(account.account_id, order.symbol)
+        indexed = self._open_on(account.account_id, order.symbol).get(order.order_id) is order
+        if indexed:
+            sums.remove(order)
         order.executed_qty += qty
         order.cum_quote += quote
         order.update_time = now_ms
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
+        if indexed:
+            sums.add(order)
         if not order.is_open:
             self._unindex(account.account_id, order)
         trade = TradeRecord(
@@ -834,6 +862,8 @@ class Engine:
         """Resting reduce-only orders beyond what the position covers expire (x=EXPIRED,
         er=4; spec §5.6): oldest first, an order is kept while the position is not yet
         covered by the older ones (its excess is trimmed when it fills, `_cap`)."""
+        if not self._sums_on(account.account_id, filled.symbol).reduce_only:
+            return []  # the common case: no reduce-only order open on the symbol
         reduce_only = [
             o
             for o in self._open_on(account.account_id, filled.symbol).values()

@@ -30,6 +30,7 @@ from userstream.venue.state import AccountState, Order, PositionState
 
 __all__ = [
     "AssetFigures",
+    "OpenOrderSums",
     "PositionFigures",
     "apply_fill",
     "asset_figures",
@@ -114,28 +115,128 @@ def open_order_margin(
     position (free), the rest opens exposure; the side that opens more is charged.
     `extra` is one more order (side, quantity, price) counted after them: the margin check
     of an order before it is placed."""
-    buy_qty = buy_notional = sell_qty = sell_notional = ZERO
-    for order in orders:
+    return OpenOrderSums.of(orders).margin(amount, leverage, extra)
+
+
+class OpenOrderSums:
+    """One symbol's open orders of one account, summed: what the order margin
+    (`open_order_margin`) and the open notional (`open_notional`) need, kept up to date as
+    orders open, fill and close instead of summed over every open order each time.
+
+    Each order adds its remaining quantity and `remaining x price`, per side (`bids`,
+    `asks`: every order; `buy_*`, `sell_*`: reduce-only orders left out). The caller takes
+    an order's share out (`remove`) before changing its quantity, fills, price, side or
+    reduce-only flag and puts it back (`add`) after, so the sums are always those of the
+    orders as they are. The amounts are sums and differences of products of the symbols'
+    ticks and steps, far inside the 28 digits of Decimal's context, so every operation is
+    exact and the sums equal a fresh summation (tests/property/test_open_order_sums.py).
+    `client_ids` counts the orders carrying each client order id (the duplicate check of a
+    new order's id, which must be unique among the open orders).
+    """
+
+    __slots__ = (
+        "asks",
+        "bids",
+        "buy_notional",
+        "buy_qty",
+        "client_ids",
+        "count",
+        "reduce_only",
+        "sell_notional",
+        "sell_qty",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.reduce_only = 0  # how many of them are reduce-only
+        self.client_ids: dict[str, int] = {}
+        self.bids = self.asks = ZERO
+        self.buy_qty = self.buy_notional = self.sell_qty = self.sell_notional = ZERO
+
+    @classmethod
+    def of(cls, orders: Iterable[Order]) -> OpenOrderSums:
+        sums = cls()
+        for order in orders:
+            sums.add(order)
+        return sums
+
+    def add(self, order: Order) -> None:
+        self.count += 1
         if order.reduce_only:
-            continue
-        remaining = order.remaining
+            self.reduce_only += 1
+        client_ids = self.client_ids
+        client_ids[order.client_order_id] = client_ids.get(order.client_order_id, 0) + 1
+        remaining = order.quantity - order.executed_qty
+        notional = remaining * order.price
         if order.side is Side.BUY:
-            buy_qty += remaining
-            buy_notional += remaining * order.price
+            self.bids += notional
+            if not order.reduce_only:
+                self.buy_qty += remaining
+                self.buy_notional += notional
         else:
-            sell_qty += remaining
-            sell_notional += remaining * order.price
-    if extra is not None:
-        side, qty, price = extra
-        if side is Side.BUY:
-            buy_qty += qty
-            buy_notional += qty * price
+            self.asks += notional
+            if not order.reduce_only:
+                self.sell_qty += remaining
+                self.sell_notional += notional
+
+    def remove(self, order: Order) -> None:
+        self.count -= 1
+        if order.reduce_only:
+            self.reduce_only -= 1
+        client_ids = self.client_ids
+        left = client_ids[order.client_order_id] - 1
+        if left:
+            client_ids[order.client_order_id] = left
         else:
-            sell_qty += qty
-            sell_notional += qty * price
-    bid = _opening(buy_qty, buy_notional, max(-amount, ZERO))
-    ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
-    return max(bid, ask) / leverage
+            del client_ids[order.client_order_id]
+        remaining = order.quantity - order.executed_qty
+        notional = remaining * order.price
+        if order.side is Side.BUY:
+            self.bids -= notional
+            if not order.reduce_only:
+                self.buy_qty -= remaining
+                self.buy_notional -= notional
+        else:
+            self.asks -= notional
+            if not order.reduce_only:
+                self.sell_qty -= remaining
+                self.sell_notional -= notional
+
+    def margin(
+        self, amount: Decimal, leverage: int, extra: tuple[Side, Decimal, Decimal] | None = None
+    ) -> Decimal:
+        """`open_order_margin(amount, orders, leverage, extra)` of the summed orders."""
+        buy_qty, buy_notional = self.buy_qty, self.buy_notional
+        sell_qty, sell_notional = self.sell_qty, self.sell_notional
+        if extra is not None:
+            side, qty, price = extra
+            if side is Side.BUY:
+                buy_qty += qty
+                buy_notional += qty * price
+            else:
+                sell_qty += qty
+                sell_notional += qty * price
+        bid = _opening(buy_qty, buy_notional, max(-amount, ZERO))
+        ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
+        return max(bid, ask) / leverage
+
+    def key(
+        self,
+    ) -> tuple[
+        int, int, tuple[tuple[str, int], ...], Decimal, Decimal, Decimal, Decimal, Decimal, Decimal
+    ]:
+        """Every sum, for comparing two summations."""
+        return (
+            self.count,
+            self.reduce_only,
+            tuple(sorted(self.client_ids.items())),
+            self.bids,
+            self.asks,
+            self.buy_qty,
+            self.buy_notional,
+            self.sell_qty,
+            self.sell_notional,
+        )
 
 
 def _opening(qty: Decimal, notional: Decimal, closable: Decimal) -> Decimal:
@@ -253,14 +354,14 @@ def available_balance(
     account: AccountState,
     asset: str,
     rules: dict[str, SymbolRules],
-    open_orders: Mapping[str, Mapping[int, Order]],
+    open_orders: Mapping[str, OpenOrderSums],
     marks: Marks,
     collateral: Decimal = ZERO,
 ) -> Decimal:
     """`asset_figures(...).available_balance` alone (the margin check of every order that
     opens exposure needs only it): the same sums in the same order, without the
-    maintenance margin's bracket lookups and the other figures. `open_orders` is the
-    account's open-order index by symbol (a symbol may be missing)."""
+    maintenance margin's bracket lookups and the other figures. `open_orders` are the
+    account's open orders summed per symbol (a symbol may be missing)."""
     balance = account.balances.get(asset)
     wallet = balance.wallet_balance if balance else ZERO
     isolated_wallets = cross_unrealized = cross_position_im = order_im = ZERO
@@ -278,9 +379,9 @@ def available_balance(
                 mark = marks(symbol)
                 cross_unrealized += money(position.amount * (mark - position.entry_price))
                 cross_position_im += money(abs(position.amount * mark) / settings.leverage)
-        orders = open_orders.get(symbol)
-        if orders:
-            order_im += open_order_margin(amount, orders.values(), settings.leverage)
+        sums = open_orders.get(symbol)
+        if sums is not None and sums.count:
+            order_im += sums.margin(amount, settings.leverage)
     available = max(
         wallet
         - isolated_wallets

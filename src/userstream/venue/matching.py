@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Final
 
@@ -25,6 +26,7 @@ from userstream.venue.state import Order
 
 # The market's side of each order side, looked up (an enum call costs ~1 µs per order).
 _MARKET_SIDES: Final = {side: MarketSide(side.value) for side in Side}
+_ZERO: Final = Decimal(0)
 
 __all__ = ["RestingBook", "TakerStep", "plan_taker"]
 
@@ -107,17 +109,27 @@ def plan_taker(
     side: Side,
     qty: Decimal,
     limit: Decimal | None,
-    own_orders: list[Order],
+    own_orders: Iterable[Order],
 ) -> list[TakerStep]:
     """The liquidity a taker order of `side` for `qty` up to `limit` meets, in the order it
     meets it: book levels and own crossing orders by price, an own order first at an equal
-    price (it rests in the venue's book, ahead of the market's level)."""
+    price (it rests in the venue's book, ahead of the market's level). `own_orders` are
+    the account's open orders on the symbol (those on the taker's side are skipped).
+
+    When the book alone fills `qty`, own orders priced worse than its last level are left
+    out: the taker is done before it would meet them (a self-trade or an expired maker does
+    not leave more to fill than the book levels cover, so its remaining quantity is 0 once
+    they are taken), and the plan still fills `qty` (the fill-or-kill check)."""
     steps = [TakerStep(fill.price, fill.qty) for fill in book.walk(_MARKET_SIDES[side], qty, limit)]
+    bound = limit
+    if steps and (steps[0].qty >= qty or sum((s.qty for s in steps), _ZERO) >= qty):
+        bound = steps[-1].price
+    buy = side is Side.BUY
     crossing = [
         TakerStep(order.price, order.remaining, order)
         for order in own_orders
         if order.side is not side
-        and (limit is None or (order.price <= limit if side is Side.BUY else order.price >= limit))
+        and (bound is None or (order.price <= bound if buy else order.price >= bound))
     ]
     if not crossing:
         return steps
