@@ -10,6 +10,9 @@ are the account's open bid/ask notional on the symbol after the event (spec §5 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Final
+
+import msgspec
 
 from userstream.protocol.events import (
     AccountConfigUpdate,
@@ -30,6 +33,44 @@ from userstream.venue.numbers import ZERO, money, trim
 from userstream.venue.state import Order, PositionState, TradeRecord
 
 _UNITS = [Decimal(1).scaleb(-places) for places in range(19)]
+
+_replace = msgspec.structs.replace
+# Every field of `o` is set by `order_update` but `si` and `ss`, always 0.
+_ORDER_TEMPLATE: Final = OrderUpdate(
+    symbol="",
+    client_order_id="",
+    side="",
+    order_type="",
+    time_in_force="",
+    original_quantity=ZERO,
+    original_price=ZERO,
+    average_price=ZERO,
+    stop_price=ZERO,
+    execution_type="",
+    order_status="",
+    order_id=0,
+    last_filled_quantity=ZERO,
+    filled_accumulated_quantity=ZERO,
+    last_filled_price=ZERO,
+    trade_time=0,
+    trade_id=0,
+    bids_notional=ZERO,
+    ask_notional=ZERO,
+    is_maker=False,
+    reduce_only=False,
+    working_type="",
+    original_order_type="",
+    position_side="",
+    close_position=False,
+    realized_profit=ZERO,
+    price_protection=False,
+    strategy_id=0,
+    ignored_ss=0,
+    self_trade_prevention_mode="",
+    price_match="",
+    good_till_date=0,
+    expiry_reason="",
+)
 
 __all__ = [
     "account_update",
@@ -53,50 +94,73 @@ def order_update(
     """ORDER_TRADE_UPDATE for `order` as it is now; `fill` for an `x=TRADE` execution."""
     bids, asks = notional
     expired = execution is ExecutionType.EXPIRED
-    return OrderTradeUpdate(
-        transaction_time=now_ms,
-        event_time=now_ms,
-        order=OrderUpdate(
-            symbol=order.symbol,
-            client_order_id=order.client_order_id,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            original_quantity=order.quantity,
-            original_price=order.price,
-            average_price=order.average_price,
-            stop_price=order.stop_price,
-            execution_type=execution,
-            order_status=order.status,
-            order_id=order.order_id,
-            modify_id=modify_id,
-            last_filled_quantity=fill.qty if fill else ZERO,
+    # Three copies of a template, each with at most 14 fields set, instead of one call with
+    # 36 keywords: CPython 3.11 takes a slow path for a call of more than 15 arguments with
+    # keywords (~1.7 µs here against ~0.6 µs). The groups follow the field order.
+    update = _replace(
+        _ORDER_TEMPLATE,
+        symbol=order.symbol,
+        client_order_id=order.client_order_id,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        original_quantity=order.quantity,
+        original_price=order.price,
+        average_price=order.average_price,
+        stop_price=order.stop_price,
+        execution_type=execution,
+        order_status=order.status,
+        order_id=order.order_id,
+        modify_id=modify_id,
+    )
+    if fill is None:
+        update = _replace(
+            update,
+            last_filled_quantity=ZERO,
             filled_accumulated_quantity=order.executed_qty,
-            last_filled_price=fill.price if fill else ZERO,
-            commission=fill.commission if fill else ZERO,
+            last_filled_price=ZERO,
+            commission=ZERO,
             commission_asset=commission_asset,
-            trade_time=fill.time if fill else now_ms,
-            trade_id=fill.trade_id if fill else 0,
+            trade_time=now_ms,
+            trade_id=0,
             bids_notional=trim(money(bids)) if bids else ZERO,
             ask_notional=trim(money(asks)) if asks else ZERO,
-            is_maker=fill.maker if fill else False,
+            is_maker=False,
             reduce_only=order.reduce_only,
             working_type=order.working_type,
             original_order_type=order.original_type or order.order_type,
-            position_side=order.position_side,
-            close_position=order.close_position,
-            activation_price=order.activation_price,
-            callback_rate=order.callback_rate,
-            realized_profit=fill.realized_pnl if fill else ZERO,
-            price_protection=order.price_protect,
-            strategy_id=0,
-            ignored_ss=0,
-            self_trade_prevention_mode=order.self_trade_prevention_mode,
-            price_match=order.price_match,
-            good_till_date=order.good_till_date,
-            expiry_reason=order.expiry_reason if expired else ExpiryReason.NONE,
-        ),
+        )
+    else:
+        update = _replace(
+            update,
+            last_filled_quantity=fill.qty,
+            filled_accumulated_quantity=order.executed_qty,
+            last_filled_price=fill.price,
+            commission=fill.commission,
+            commission_asset=commission_asset,
+            trade_time=fill.time,
+            trade_id=fill.trade_id,
+            bids_notional=trim(money(bids)) if bids else ZERO,
+            ask_notional=trim(money(asks)) if asks else ZERO,
+            is_maker=fill.maker,
+            reduce_only=order.reduce_only,
+            working_type=order.working_type,
+            original_order_type=order.original_type or order.order_type,
+        )
+    update = _replace(
+        update,
+        position_side=order.position_side,
+        close_position=order.close_position,
+        activation_price=order.activation_price,
+        callback_rate=order.callback_rate,
+        realized_profit=fill.realized_pnl if fill else ZERO,
+        price_protection=order.price_protect,
+        self_trade_prevention_mode=order.self_trade_prevention_mode,
+        price_match=order.price_match,
+        good_till_date=order.good_till_date,
+        expiry_reason=order.expiry_reason if expired else ExpiryReason.NONE,
     )
+    return OrderTradeUpdate(transaction_time=now_ms, event_time=now_ms, order=update)
 
 
 def trade_lite(
