@@ -803,18 +803,13 @@ class Engine:
         balance = self._balance(account, rules.margin_asset)
         balance.wallet_balance += realized - commission
         balance.update_time = now_ms
-        # The fill changes the order's remaining quantity: its share of the sums is taken
-        # out before and put back after (none once it is filled and leaves the index).
-        sums = self._sums_on(account.account_id, order.symbol)
-        indexed = self._open_on(account.account_id, order.symbol).get(order.order_id) is order
-        if indexed:
-            sums.remove(order)
+        # The fill shrinks the order's remaining quantity, and its share of the sums with it.
+        if self._open_on(account.account_id, order.symbol).get(order.order_id) is order:
+            self._sums_on(account.account_id, order.symbol).fill(order, qty)
         order.executed_qty += qty
         order.cum_quote += quote
         order.update_time = now_ms
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
-        if indexed:
-            sums.add(order)
         if not order.is_open:
             self._unindex(account.account_id, order)
         trade = TradeRecord(

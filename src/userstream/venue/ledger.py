@@ -202,6 +202,21 @@ class OpenOrderSums:
                 self.sell_qty -= remaining
                 self.sell_notional -= notional
 
+    def fill(self, order: Order, qty: Decimal) -> None:
+        """`order`, counted here, is about to fill `qty`: its remaining quantity and
+        notional shrink by that much (`remove` then `add` around the fill, in one step)."""
+        notional = qty * order.price
+        if order.side is Side.BUY:
+            self.bids -= notional
+            if not order.reduce_only:
+                self.buy_qty -= qty
+                self.buy_notional -= notional
+        else:
+            self.asks -= notional
+            if not order.reduce_only:
+                self.sell_qty -= qty
+                self.sell_notional -= notional
+
     def margin(
         self, amount: Decimal, leverage: int, extra: tuple[Side, Decimal, Decimal] | None = None
     ) -> Decimal:
