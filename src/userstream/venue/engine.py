@@ -545,7 +545,9 @@ class Engine:
         extra: tuple[Side, Decimal, Decimal] | None = None,
     ) -> Decimal:
         settings = account.symbols[symbol]
-        amount = sum((p.amount for p in settings.positions.values()), ZERO)
+        amount = ZERO  # a loop, not `sum` over a generator: this runs for every order
+        for position in settings.positions.values():
+            amount += position.amount
         return money(sums.margin(amount, settings.leverage, extra))
 
     def _balance_view(self, f: AssetFigures) -> BalanceView:
@@ -613,22 +615,22 @@ class Engine:
             position = settings.positions[position_side] = PositionState(
                 symbol=command.symbol, position_side=position_side
             )
-        order = Order(
-            order_id=0,
-            client_order_id=accepted.client_order_id or "",
-            symbol=command.symbol,
-            side=accepted.side,
-            position_side=accepted.position_side,
-            order_type=accepted.order_type,
-            time_in_force=accepted.time_in_force,
-            quantity=accepted.quantity,
-            price=accepted.price,
-            reduce_only=accepted.reduce_only,
-            price_match=accepted.price_match,
-            self_trade_prevention_mode=accepted.self_trade_prevention_mode,
-            good_till_date=accepted.good_till_date,
-            time=now_ms,
-            update_time=now_ms,
+        order = Order(  # positionally, in the field order (see `Order`)
+            0,  # order_id
+            accepted.client_order_id or "",  # client_order_id
+            command.symbol,  # symbol
+            accepted.side,  # side
+            accepted.position_side,  # position_side
+            accepted.order_type,  # order_type
+            accepted.time_in_force,  # time_in_force
+            accepted.quantity,  # quantity
+            accepted.price,  # price
+            accepted.reduce_only,  # reduce_only
+            accepted.price_match,  # price_match
+            accepted.self_trade_prevention_mode,  # self_trade_prevention_mode
+            accepted.good_till_date,  # good_till_date
+            now_ms,  # time
+            now_ms,  # update_time
         )
         if origin is not None:
             origin.stamp(order)

@@ -381,6 +381,16 @@ def available_balance(
     wallet = balance.wallet_balance if balance else ZERO
     isolated_wallets = cross_unrealized = cross_position_im = order_im = ZERO
     for symbol, settings in account.symbols.items():
+        # Most symbols have neither a position nor an open order: they add nothing, and
+        # finding that first skips the rest of the loop for them.
+        sums = open_orders.get(symbol)
+        counted = sums is not None and sums.count > 0
+        if not counted:
+            for position in settings.positions.values():
+                if position.amount:
+                    break
+            else:
+                continue
         if rules[symbol].margin_asset != asset:
             continue
         amount = ZERO
@@ -394,8 +404,7 @@ def available_balance(
                 mark = marks(symbol)
                 cross_unrealized += money(position.amount * (mark - position.entry_price))
                 cross_position_im += money(abs(position.amount * mark) / settings.leverage)
-        sums = open_orders.get(symbol)
-        if sums is not None and sums.count:
+        if sums is not None and counted:
             order_im += sums.margin(amount, settings.leverage)
     available = max(
         wallet
