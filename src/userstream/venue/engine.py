@@ -655,7 +655,11 @@ class Engine:
             order.priority = self._next_priority()
         account.orders[order.order_id] = order
         self._client_ids[(account.account_id, order.symbol, order.client_order_id)] = order.order_id
-        self._index(account.account_id, order)
+        # A MARKET order never rests: it fills or expires before this returns. Its share of
+        # the open notional (`b`/`a`) is 0 at price 0, so only a reduce-only one, which the
+        # knock-out of its own fills counts (§5.6), needs to be among the open orders.
+        if order.order_type is not OrderType.MARKET or order.reduce_only:
+            self._index(account.account_id, order)
         events: list[Event] = [self._order_event(account, order, ExecutionType.NEW, now_ms)]
         # ACK answers with the order as accepted: its view is taken before it trades.
         ack = OrderView.of(order) if command.response_type is not ResponseType.RESULT else None
