@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -404,7 +406,14 @@ async def latency(
     The load process's garbage collector is off while it measures (as `timeit` does): after
     the runs before it, a collection can stall the process for milliseconds, and every
     frame it has not read yet by then counts as late.
+
+    A server run with `USERSTREAM_STALL_LOG` (and `BENCH_SERVER_LOG` to keep its stderr) gets
+    SIGUSR1 as the paced publishing starts and once every frame is in, so its stall log sums
+    up the measured phase on its own (server/stalls.py).
     """
+    stall_log = bool(os.environ.get("USERSTREAM_STALL_LOG")) and isinstance(
+        target, UserstreamTarget
+    )
     received = Received()
     received.latencies_ns = []
     gc.collect()
@@ -424,6 +433,8 @@ async def latency(
         per_request_frames = target.per_request * shape.per_account
         requests_per_s = rate / per_request_frames
         sent = 0
+        if stall_log:
+            os.kill(target.pid, signal.SIGUSR1)
         load0, cpu0, wall0 = time.process_time(), cpu_seconds(target.pid), time.perf_counter()
         while True:
             elapsed = time.perf_counter() - wall0
@@ -437,6 +448,8 @@ async def latency(
                 sent += 1
             await asyncio.sleep(LATENCY_TICK_S)
         await received.settle(sent * per_request_frames)
+        if stall_log:
+            os.kill(target.pid, signal.SIGUSR1)
         wall = received.last - wall0
         cpu, load = cpu_seconds(target.pid) - cpu0, time.process_time() - load0
         target.check()

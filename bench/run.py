@@ -552,7 +552,11 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "subtracts it from `time.time_ns()` on arrival. userstream's requests carry "
         f"{LATENCY_BATCH} events (a shape measured with larger requests also gets a row at "
         "that size: no event of a request leaves before the whole request is checked), "
-        f"nchan's one; they are spread over {plan.latency_s:g} s (1 ms ticks).",
+        f"nchan's one; they are spread over {plan.latency_s:g} s (1 ms ticks). Stamps are "
+        "read on a sample, and every frame is counted: with one connection per account every "
+        "4th frame of each connection, with several the last connection of each account reads "
+        "all of its frames and the others count theirs from the WebSocket frame headers "
+        "(`bench.fanout.latency`; one load process stands in for all the clients).",
         "",
         *half_load_text(report),
         "",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Final, NamedTuple, TypeAlias, Union
 
@@ -41,6 +41,7 @@ __all__ = [
     "decode_event",
     "deliverable_raw",
     "encode_event",
+    "encode_events",
     "event_name",
     "has_transaction_time",
     "make_listen_key_expired",
@@ -353,6 +354,13 @@ def to_encoded(item: Deliverable) -> EncodedEvent:
         if isinstance(item, EncodedEvent)
         else EncodedEvent(event_name(item), encode_event(item))
     )
+
+
+def encode_events(events: Iterable[Event]) -> list[EncodedEvent]:
+    """Each model as an `EncodedEvent` (`to_encoded`, without its call and type test per
+    event): a producer that encodes its batch before publishing spares every consumer the
+    models' names and encodings (the gateway hands `EncodedEvent`s on as they are)."""
+    return [EncodedEvent(_EVENT_NAMES[type(event)], encode_event(event)) for event in events]
 
 
 def to_event(item: Deliverable) -> Event:

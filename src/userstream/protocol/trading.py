@@ -386,6 +386,13 @@ def _places(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+def _text_places(text: str) -> int:
+    """`_places` of a `_DECIMAL` text, read off the text: the digits after the point but
+    its trailing zeros (no Decimal, no normalize, no digit tuple)."""
+    point = text.find(".")
+    return 0 if point < 0 else len(text.rstrip("0")) - point - 1
+
+
 def check_precision(rules: SymbolRules, quantity: Decimal, price: Decimal | None) -> None:
     """-1111 when the quantity or price has more decimals than the symbol allows (trailing
     zeros do not count)."""
@@ -556,9 +563,9 @@ def _plain_new_order(
         return None
     if _DECIMAL.fullmatch(quantity_text) is None:
         return None
-    quantity = Decimal(quantity_text)
-    if _places(quantity) > rules.quantity_precision:
+    if _text_places(quantity_text) > rules.quantity_precision:
         return None
+    quantity = Decimal(quantity_text)
     price_text = get("price")
     tif = get("timeInForce")
     if order_type == "MARKET":
@@ -570,9 +577,9 @@ def _plain_new_order(
             return None
         if _DECIMAL.fullmatch(price_text) is None:
             return None
-        price = Decimal(price_text)
-        if _places(price) > rules.price_precision:
+        if _text_places(price_text) > rules.price_precision:
             return None
+        price = Decimal(price_text)
     else:
         return None
     position_side = get("positionSide", "BOTH")

@@ -183,12 +183,17 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._stuck: asyncio.TimerHandle | None = None
+        # The loop this connection runs on, looked up once: on Python 3.11
+        # `asyncio.get_running_loop()` is a `getpid` system call, and a keep-alive publisher
+        # would pay it several times per request.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
         self._transport.set_write_buffer_limits(high=MAX_UNSENT_ANSWER_BYTES)
         self._connections.add(self)
         peer = transport.get_extra_info("peername")
@@ -196,10 +201,15 @@ class HttpProtocol(asyncio.Protocol):
             self._client_ip = str(peer[0])
         self._arm_timeout()
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     def _arm_timeout(self) -> None:
         self._disarm_timeout()
-        loop = asyncio.get_running_loop()
-        self._timeout = loop.call_later(self._request_timeout_s, self._timed_out)
+        self._timeout = self._running_loop().call_later(self._request_timeout_s, self._timed_out)
 
     def _disarm_timeout(self) -> None:
         if self._timeout is not None:
@@ -265,9 +275,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._writing_paused = True
         self._pace_reading()
-        self._stuck = asyncio.get_running_loop().call_later(
-            self._request_timeout_s, self._stayed_stuck
-        )
+        self._stuck = self._running_loop().call_later(self._request_timeout_s, self._stayed_stuck)
 
     def resume_writing(self) -> None:
         if self._websocket is not None:
@@ -357,7 +365,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(self._queue) >= MAX_QUEUED_REQUESTS:
             self._pace_reading()
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._serve_queue())
+            self._worker = self._running_loop().create_task(self._serve_queue())
 
     # request handling
 
@@ -367,7 +375,7 @@ class HttpProtocol(asyncio.Protocol):
         while self._queue and self._transport is not None:
             if self._writing_paused:
                 # Answer nothing more until the client has read what it was sent.
-                self._drained = asyncio.get_running_loop().create_future()
+                self._drained = self._running_loop().create_future()
                 await self._drained
                 turn_ends = clock() + TURN_BUDGET_S
                 continue
@@ -412,7 +420,7 @@ class HttpProtocol(asyncio.Protocol):
         client (a publisher, the benchmarks) saves a system call per request, and an answer
         still leaves as soon as its handler has to wait on something (the loop turn ends)."""
         if not self._answers:
-            asyncio.get_running_loop().call_soon(self._write_answers)
+            self._running_loop().call_soon(self._write_answers)
         self._answers.append(data)
         self._answers_size += len(data)
         if self._answers_size >= MAX_UNSENT_ANSWER_BYTES:

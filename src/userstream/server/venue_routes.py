@@ -87,6 +87,16 @@ class Formats:
             )
             for symbol, r in rules.items()
         }
+        # The same figures' strings for a (positive) zero: a new order's answer is mostly
+        # zeros (price of a MARKET order, executed, average, cumulated quote, stop price).
+        self.zeros: dict[str, tuple[str, str, str]] = {
+            symbol: (
+                f"{Decimal(0).quantize(p):f}",
+                f"{Decimal(0).quantize(q):f}",
+                f"{Decimal(0).quantize(a):f}",
+            )
+            for symbol, (p, q, a) in self.quanta.items()
+        }
 
     def price(self, symbol: str, value: Decimal) -> str:
         return t.fmt(value, self._rules[symbol].price_precision)
@@ -117,27 +127,39 @@ class VenueRoutes:
 
     def order(self, view: OrderView, with_time: bool = False) -> t.Order:
         # `t.fmt` written out with the symbol's quanta (`Formats.quanta`): the same strings,
-        # without a call and a precision lookup per figure.
-        price_q, qty_q, avg_q = self.f.quanta[view.symbol]
-        executed = f"{view.executed_qty.quantize(qty_q):f}"
+        # without a call and a precision lookup per figure. A zero that is not negative
+        # (`-0` keeps its sign) takes its string from `Formats.zeros`.
+        symbol = view.symbol
+        price_q, qty_q, avg_q = self.f.quanta[symbol]
+        price_0, qty_0, avg_0 = self.f.zeros[symbol]
+        value = view.executed_qty
+        executed = qty_0 if not value and not value.is_signed() else f"{value.quantize(qty_q):f}"
+        value = view.price
+        price = price_0 if not value and not value.is_signed() else f"{value.quantize(price_q):f}"
+        value = view.avg_price
+        avg = avg_0 if not value and not value.is_signed() else f"{value.quantize(avg_q):f}"
+        value = view.cum_quote
+        cum_quote = avg_0 if not value and not value.is_signed() else f"{value.quantize(avg_q):f}"
+        value = view.stop_price
+        stop = price_0 if not value and not value.is_signed() else f"{value.quantize(price_q):f}"
         return t.Order(
             order_id=view.order_id,
             symbol=view.symbol,
             status=str(view.status),
             client_order_id=view.client_order_id,
-            price=f"{view.price.quantize(price_q):f}",
-            avg_price=f"{view.avg_price.quantize(avg_q):f}",
+            price=price,
+            avg_price=avg,
             orig_qty=f"{view.orig_qty.quantize(qty_q):f}",
             executed_qty=executed,
             cum_qty=executed,
-            cum_quote=f"{view.cum_quote.quantize(avg_q):f}",
+            cum_quote=cum_quote,
             time_in_force=str(view.time_in_force),
             type=str(view.order_type),
             reduce_only=view.reduce_only,
             close_position=view.close_position,
             side=str(view.side),
             position_side=str(view.position_side),
-            stop_price=f"{view.stop_price.quantize(price_q):f}",
+            stop_price=stop,
             working_type=view.working_type,
             price_protect=view.price_protect,
             orig_type=str(view.orig_type),

@@ -35,6 +35,7 @@ from userstream.bus.base import EventBus
 from userstream.clock import Clock
 from userstream.exceptions import BinanceAPIError
 from userstream.market.types import MarketSource, MarketUpdate
+from userstream.protocol.codec import encode_events
 from userstream.protocol.events import Event
 from userstream.protocol.exchange_info import SymbolTable
 from userstream.protocol.limits import OrderCountLimiter, OrderLimits, RequestWeightLimiter
@@ -166,11 +167,13 @@ class VenueService:
         Raises:
             BinanceAPIError: the engine refused it (its code and message, HTTP 400).
         """
-        await self.ensure(account_id, now_ms)
+        if account_id not in self._known:  # (`ensure`'s test, without a coroutine per order)
+            await self.ensure(account_id, now_ms)
         outcome: Outcome = self.engine.handle(account_id, command, now_ms)
         if outcome.events:
             self._changed()
-            await self._bus.publish(account_id, list(outcome.events))
+            # Encoded here, once: the bus and the gateway then pass the bytes on.
+            await self._bus.publish(account_id, encode_events(outcome.events))
         result = outcome.result
         if isinstance(result, VenueError):
             raise result.to_api_error()
@@ -201,7 +204,7 @@ class VenueService:
     async def _publish_batches(self, by_account: dict[int, list[Event]]) -> None:
         for account_id, events in by_account.items():
             try:
-                await self._bus.publish(account_id, events)
+                await self._bus.publish(account_id, encode_events(events))
             except Exception:
                 log.exception("publishing the venue's events for account %d failed", account_id)
 
@@ -265,4 +268,4 @@ class VenueService:
     async def publish(self, account_id: int, events: Sequence[Event]) -> None:
         """Publish events the engine produced outside `execute`, and schedule a save."""
         self._changed()
-        await self._bus.publish(account_id, list(events))
+        await self._bus.publish(account_id, encode_events(events))

@@ -69,6 +69,10 @@ SAVE_INTERVAL_S = 0.01
 # checkpoint about once a second at that rate, each 8-10 ms of CPU on the server's core;
 # 100 pages spread the same copying over bursts of about 1 ms.
 CHECKPOINT_PAGES = 100
+# Orders (and trades) per `venue_chunks` row at most: a save writes one row, but the save
+# after a failed write holds the whole history again, which would otherwise make one blob
+# past SQLite's size limit (1 GB) on a long-lived venue.
+CHUNK_ROWS = 10_000
 
 
 class VenueStore:
@@ -111,10 +115,12 @@ class VenueStore:
         db = self._db
         db.execute("BEGIN")
         try:
-            if batch.orders or batch.trades:
+            orders, trades = batch.orders, batch.trades
+            for start in range(0, max(len(orders), len(trades)), CHUNK_ROWS):
+                end = start + CHUNK_ROWS
                 db.execute(
                     "INSERT INTO venue_chunks (orders, trades) VALUES (?, ?)",
-                    (_encode_chunk(batch.orders), _encode_chunk(batch.trades)),
+                    (_encode_chunk(orders[start:end]), _encode_chunk(trades[start:end])),
                 )
             db.execute(
                 "INSERT INTO venue_live (id, saved_ms, state) VALUES (1, ?, ?) ON CONFLICT(id) "

@@ -17,6 +17,7 @@ from userstream.protocol.codec import (
     decode_event,
     deliverable_raw,
     encode_event,
+    encode_events,
     event_name,
     parse_admin_encoded,
     parse_admin_events,
@@ -219,3 +220,9 @@ def test_deliverable_helpers() -> None:
     assert deliverable_raw(model) == deliverable_raw(encoded) == encoded.raw
     assert to_encoded(model) == to_encoded(encoded) == encoded
     assert encoded.name == "TRADE_LITE"
+
+
+def test_encode_events_is_to_encoded_of_each() -> None:
+    models = [decode_event((FIXTURES / name).read_bytes()) for name in PUBLISHABLE]
+    assert encode_events(models) == [to_encoded(model) for model in models]
+    assert encode_events([]) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.venue_fixtures import HandMarket, make_engine, venue_symbols
 from userstream.protocol.events import OrderType, Side, TimeInForce
-from userstream.server.venue_store import CHECKPOINT_PAGES, VenueStore
+from userstream.server.venue_store import CHECKPOINT_PAGES, CHUNK_ROWS, VenueStore
 from userstream.storage import open_database
 from userstream.venue import Deposit, Engine, NewOrder
 from userstream.venue.journal import StateJournal
@@ -228,3 +228,21 @@ def test_rows_written_again_after_a_failed_write_load_once(tmp_path: Path) -> No
     assert [t.trade_id for t in state.accounts[1].trades] == list(range(1, 13))
     restored = Engine(venue_symbols(BTC), market, state=state)
     assert restored.encode_state() == engine.encode_state()
+
+
+def test_a_large_save_is_split_into_bounded_rows(tmp_path: Path) -> None:
+    engine, market = funded()
+    store = VenueStore(open_database(tmp_path))
+    journal = StateJournal(engine.export_state(), stored=True)
+    for n in range(2 * CHUNK_ROWS + 1):
+        engine.handle(1, market_order(n), 10)
+    store.save(journal.changes(), 1)
+    store.close()
+    db = open_database(tmp_path)
+    assert db.execute("SELECT COUNT(*) FROM venue_chunks").fetchone() == (3,)
+    db.close()
+    loaded = VenueStore(open_database(tmp_path)).load()
+    assert loaded is not None
+    assert Engine(venue_symbols(BTC), market, state=loaded[0]).encode_state() == (
+        engine.encode_state()
+    )
