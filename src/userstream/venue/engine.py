@@ -805,7 +805,7 @@ class Engine:
         ACCOUNT_UPDATE m=ORDER, then any reduce-only orders it knocks out (spec §5.6)."""
         rules = self._rules[order.symbol]
         settings = account.symbols[order.symbol]
-        position = self._position(account, order)
+        position = settings.positions.get(order.position_side) or self._position(account, order)
         isolated = settings.margin_type is MarginType.ISOLATED
         quote = qty * price
         commission = money(quote * (account.maker_rate if maker else account.taker_rate))
@@ -831,20 +831,20 @@ class Engine:
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
         if not order.is_open:
             self._unindex(account.account_id, order)
-        trade = TradeRecord(
-            trade_id=self._state.next_trade_id,
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            position_side=order.position_side,
-            price=price,
-            qty=qty,
-            quote_qty=quote,
-            realized_pnl=realized,
-            commission=commission,
-            commission_asset=rules.margin_asset,
-            maker=maker,
-            time=now_ms,
+        trade = TradeRecord(  # positionally, in the field order
+            self._state.next_trade_id,  # trade_id
+            order.order_id,  # order_id
+            order.symbol,  # symbol
+            order.side,  # side
+            order.position_side,  # position_side
+            price,  # price
+            qty,  # qty
+            quote,  # quote_qty
+            realized,  # realized_pnl
+            commission,  # commission
+            rules.margin_asset,  # commission_asset
+            maker,  # maker
+            now_ms,  # time
         )
         self._state.next_trade_id += 1
         account.trades.append(trade)
