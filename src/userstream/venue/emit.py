@@ -90,10 +90,36 @@ def order_update(
     commission_asset: str,
     fill: TradeRecord | None = None,
     modify_id: str | None = None,
+    earlier: OrderUpdate | None = None,
 ) -> OrderTradeUpdate:
-    """ORDER_TRADE_UPDATE for `order` as it is now; `fill` for an `x=TRADE` execution."""
+    """ORDER_TRADE_UPDATE for `order` as it is now; `fill` for an `x=TRADE` execution.
+    `earlier` is an `o` of this order since which only its status, fills and expiry have
+    changed (the taker's NEW within one placement): only those fields are set anew."""
     bids, asks = notional
     expired = execution is ExecutionType.EXPIRED
+    if earlier is not None and modify_id is None and earlier.modify_id is None:
+        # 14 fields: one copy within the fast call (see below).
+        return OrderTradeUpdate(
+            transaction_time=now_ms,
+            event_time=now_ms,
+            order=_replace(
+                earlier,
+                average_price=order.average_price,
+                execution_type=execution,
+                order_status=order.status,
+                last_filled_quantity=fill.qty if fill else ZERO,
+                filled_accumulated_quantity=order.executed_qty,
+                last_filled_price=fill.price if fill else ZERO,
+                commission=fill.commission if fill else ZERO,
+                trade_time=fill.time if fill else now_ms,
+                trade_id=fill.trade_id if fill else 0,
+                bids_notional=trim(money(bids)) if bids else ZERO,
+                ask_notional=trim(money(asks)) if asks else ZERO,
+                is_maker=fill.maker if fill else False,
+                realized_profit=fill.realized_pnl if fill else ZERO,
+                expiry_reason=order.expiry_reason if expired else ExpiryReason.NONE,
+            ),
+        )
     # Three copies of a template, each with at most 14 fields set, instead of one call with
     # 36 keywords: CPython 3.11 takes a slow path for a call of more than 15 arguments with
     # keywords (~1.7 µs here against ~0.6 µs). The groups follow the field order.

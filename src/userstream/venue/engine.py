@@ -27,6 +27,7 @@ from userstream.protocol.events import (
     OrderStatus,
     OrderTradeUpdate,
     OrderType,
+    OrderUpdate,
     PositionSide,
     PriceMatch,
     SelfTradePreventionMode,
@@ -660,10 +661,11 @@ class Engine:
         # knock-out of its own fills counts (§5.6), needs to be among the open orders.
         if order.order_type is not OrderType.MARKET or order.reduce_only:
             self._index(account.account_id, order)
-        events: list[Event] = [self._order_event(account, order, ExecutionType.NEW, now_ms)]
+        new = self._order_event(account, order, ExecutionType.NEW, now_ms)
+        events: list[Event] = [new]
         # ACK answers with the order as accepted: its view is taken before it trades.
         ack = OrderView.of(order) if command.response_type is not ResponseType.RESULT else None
-        events += self._take(account, order, plan, now_ms)
+        events += self._take(account, order, plan, now_ms, new.order)
         if ack is not None:
             return Outcome(ack, events)
         # The order's last event reports it as it is now: its average price is taken from
@@ -729,9 +731,15 @@ class Engine:
         return plan_taker(book, order.side, self._cap(account, order), limit, own)
 
     def _take(
-        self, account: AccountState, order: Order, plan: list[TakerStep], now_ms: int
+        self,
+        account: AccountState,
+        order: Order,
+        plan: list[TakerStep],
+        now_ms: int,
+        earlier: OrderUpdate | None = None,
     ) -> list[Event]:
-        """Execute `order` as taker along `plan`, then expire or rest what is left."""
+        """Execute `order` as taker along `plan`, then expire or rest what is left.
+        `earlier` is the order's NEW `o` when it was just placed: its events copy it."""
         events: list[Event] = []
         stp = order.self_trade_prevention_mode
         if order.time_in_force in (TimeInForce.FOK, TimeInForce.GTX):
@@ -743,13 +751,15 @@ class Engine:
                 break
             own = step.own
             if own is None:
-                events += self._fill(account, order, min(step.qty, cap), step.price, False, now_ms)
+                events += self._fill(
+                    account, order, min(step.qty, cap), step.price, False, now_ms, earlier
+                )
                 continue
             if not own.is_open:
                 continue
             if stp is SelfTradePreventionMode.NONE:
                 qty = min(own.remaining, cap)
-                events += self._fill(account, order, qty, own.price, False, now_ms)
+                events += self._fill(account, order, qty, own.price, False, now_ms, earlier)
                 events += self._fill(account, own, qty, own.price, True, now_ms)
                 continue
             if stp in (SelfTradePreventionMode.EXPIRE_MAKER, SelfTradePreventionMode.EXPIRE_BOTH):
@@ -764,7 +774,9 @@ class Engine:
                 reason = (
                     ExpiryReason.IOC_NOT_FILLED_STP if ioc else ExpiryReason.SELF_TRADE_PREVENTION
                 )
-                events += self._end(account, order, OrderStatus.EXPIRED_IN_MATCH, reason, now_ms)
+                events += self._end(
+                    account, order, OrderStatus.EXPIRED_IN_MATCH, reason, now_ms, earlier
+                )
                 break
         if not order.is_open:
             return events
@@ -774,7 +786,7 @@ class Engine:
                 if order.order_type is OrderType.MARKET
                 else ExpiryReason.IOC_NOT_FILLED
             )
-            events += self._end(account, order, OrderStatus.EXPIRED, reason, now_ms)
+            events += self._end(account, order, OrderStatus.EXPIRED, reason, now_ms, earlier)
         return events
 
     # --- fills
@@ -787,12 +799,13 @@ class Engine:
         price: Decimal,
         maker: bool,
         now_ms: int,
+        earlier: OrderUpdate | None = None,
     ) -> list[Event]:
         """One execution of `order`: TRADE_LITE, ORDER_TRADE_UPDATE x=TRADE and
         ACCOUNT_UPDATE m=ORDER, then any reduce-only orders it knocks out (spec §5.6)."""
         rules = self._rules[order.symbol]
         settings = account.symbols[order.symbol]
-        position = self._position(account, order)
+        position = settings.positions.get(order.position_side) or self._position(account, order)
         isolated = settings.margin_type is MarginType.ISOLATED
         quote = qty * price
         commission = money(quote * (account.maker_rate if maker else account.taker_rate))
@@ -818,26 +831,26 @@ class Engine:
         order.status = OrderStatus.FILLED if not order.remaining else OrderStatus.PARTIALLY_FILLED
         if not order.is_open:
             self._unindex(account.account_id, order)
-        trade = TradeRecord(
-            trade_id=self._state.next_trade_id,
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            position_side=order.position_side,
-            price=price,
-            qty=qty,
-            quote_qty=quote,
-            realized_pnl=realized,
-            commission=commission,
-            commission_asset=rules.margin_asset,
-            maker=maker,
-            time=now_ms,
+        trade = TradeRecord(  # positionally, in the field order
+            self._state.next_trade_id,  # trade_id
+            order.order_id,  # order_id
+            order.symbol,  # symbol
+            order.side,  # side
+            order.position_side,  # position_side
+            price,  # price
+            qty,  # qty
+            quote,  # quote_qty
+            realized,  # realized_pnl
+            commission,  # commission
+            rules.margin_asset,  # commission_asset
+            maker,  # maker
+            now_ms,  # time
         )
         self._state.next_trade_id += 1
         account.trades.append(trade)
         events: list[Event] = [
             emit.trade_lite(order, trade, rules.price_precision, rules.quantity_precision),
-            self._order_event(account, order, ExecutionType.TRADE, now_ms, trade),
+            self._order_event(account, order, ExecutionType.TRADE, now_ms, trade, None, earlier),
             emit.account_update(
                 AccountUpdateReason.ORDER,
                 now_ms,
@@ -912,7 +925,8 @@ class Engine:
         now_ms: int,
         fill: TradeRecord | None = None,
         modify_id: str | None = None,
-    ) -> Event:
+        earlier: OrderUpdate | None = None,
+    ) -> OrderTradeUpdate:
         return emit.order_update(
             order,
             execution,
@@ -921,6 +935,7 @@ class Engine:
             self._rules[order.symbol].margin_asset,
             fill,
             modify_id,
+            earlier,
         )
 
     def _end(
@@ -930,6 +945,7 @@ class Engine:
         status: OrderStatus,
         reason: ExpiryReason,
         now_ms: int,
+        earlier: OrderUpdate | None = None,
     ) -> list[Event]:
         """Take `order` off the book as CANCELED, EXPIRED or EXPIRED_IN_MATCH."""
         order.status = status
@@ -940,7 +956,7 @@ class Engine:
         execution = (
             ExecutionType.CANCELED if status is OrderStatus.CANCELED else ExecutionType.EXPIRED
         )
-        return [self._order_event(account, order, execution, now_ms)]
+        return [self._order_event(account, order, execution, now_ms, None, None, earlier)]
 
     # --- market trades and timers
 

@@ -107,8 +107,9 @@ class Order(msgspec.Struct, gc=False):
         return trim(money(self.cum_quote / self.executed_qty)) if self.executed_qty else ZERO
 
 
-class TradeRecord(msgspec.Struct, kw_only=True, gc=False):
-    """One fill of one of the account's orders (`GET /fapi/v1/userTrades`)."""
+class TradeRecord(msgspec.Struct, gc=False):
+    """One fill of one of the account's orders (`GET /fapi/v1/userTrades`). Not
+    keyword-only, like `Order`: the engine builds one per fill positionally."""
 
     trade_id: int
     order_id: int

@@ -264,21 +264,19 @@ def check_new_order(
         if not now_ms + _GTD_MIN_AHEAD_MS < c.good_till_date < _GTD_MAX_MS:
             return VenueError.of(errors.FUTURE_GOOD_TILL_DATE)
         good_till_date = c.good_till_date // 1000 * 1000
-    return Accepted(
-        rules=rules,
-        side=c.side,
-        order_type=c.order_type,
-        quantity=quantity,
-        price=price,
-        reference_price=reference,
-        time_in_force=time_in_force,
-        position_side=position_side,
-        reduce_only=reduce_only,
-        price_match=price_match,
+    return Accepted(  # positionally, in the field order
+        rules,
+        c.side,
+        c.order_type,
+        quantity,
+        price,
+        reference,  # reference_price
+        time_in_force,
+        position_side,
+        reduce_only,
+        price_match,
         # Default EXPIRE_MAKER (trading spec §8 q3: the 2025-2026 events carry it).
-        self_trade_prevention_mode=(
-            c.self_trade_prevention_mode or SelfTradePreventionMode.EXPIRE_MAKER
-        ),
-        good_till_date=good_till_date,
-        client_order_id=c.new_client_order_id,
+        c.self_trade_prevention_mode or SelfTradePreventionMode.EXPIRE_MAKER,
+        good_till_date,
+        c.new_client_order_id,  # client_order_id
     )
