@@ -644,10 +644,10 @@ class Engine:
         if order.time_in_force is TimeInForce.GTX and plan:
             return Outcome(VenueError.of(errors.GTX_ORDER_REJECT))
         # Row 20: a fill-or-kill order must fill completely now.
-        if order.time_in_force is TimeInForce.FOK and sum((s.qty for s in plan), ZERO) < self._cap(
-            account, order
-        ):
-            return Outcome(VenueError.of(errors.FOK_ORDER_REJECT))
+        if order.time_in_force is TimeInForce.FOK:
+            fillable = sum((s.qty for s in plan), ZERO)
+            if fillable < self._cap(account, order):
+                return Outcome(VenueError.of(errors.FOK_ORDER_REJECT))
         order.order_id = self._state.next_order_id
         self._state.next_order_id += 1
         if not order.client_order_id:
