@@ -41,6 +41,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import statistics
 import sys
@@ -415,6 +416,9 @@ async def run(
         return figures
 
 
+_STALLED = re.compile(r"stalled ([0-9.]+) ms")
+
+
 def paced_stalls(path: str) -> list[str]:
     """The stall log's lines between the SIGUSR1 before the paced phase and the one after."""
     lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
@@ -422,7 +426,9 @@ def paced_stalls(path: str) -> list[str]:
     if len(ends) < 2:
         return ["stall log: no summary for the paced phase", *lines[-5:]]
     phase = lines[ends[0] + 1 : ends[1] + 1]
-    stalls = sorted(float(line.split()[-2]) for line in phase if "stalled" in line and "ms" in line)
+    stalls = sorted(
+        float(found.group(1)) for line in phase if (found := _STALLED.search(line)) is not None
+    )
     collections = [line for line in phase if "garbage collection of" in line]
     summaries = [line.split("WARNING", 1)[-1].strip() for line in phase[-2:]]
     return [
