@@ -177,10 +177,10 @@ class VenueRoutes:
 
     # orders
 
-    async def new_order(self, call: Call) -> object:
-        return await self._place(
-            call.account_id, t.parse_new_order(call.params, self.s.rules), call
-        )
+    def new_order(self, call: Call) -> Awaitable[object]:
+        # A plain function handing back `_place`'s coroutine: one coroutine less per order
+        # (its errors are raised where the caller awaits, inside the same `try`).
+        return self._place(call.account_id, t.parse_new_order(call.params, self.s.rules), call)
 
     async def _place(self, account_id: int, order: t.NewOrder, call: Call) -> t.Order:
         # The values were checked by `parse_new_order`: the members are looked up, not
@@ -645,10 +645,11 @@ class VenueRoutes:
         ORDERS limits, which REST and the WebSocket API share (§3, §7)."""
         counts = self.s.trading.order_counts
 
-        async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+        # Not a coroutine itself: it hands back the handler's, one coroutine less per request.
+        def method(account_id: int, params: Params, version: str, now_ms: int) -> Awaitable[object]:
             if orders:
                 counts.charge(account_id, orders, now_ms)
-            return await handler(Call(account_id, params, now_ms))
+            return handler(Call(account_id, params, now_ms))
 
         return method
 
