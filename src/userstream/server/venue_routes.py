@@ -142,32 +142,33 @@ class VenueRoutes:
         cum_quote = avg_0 if not value and not value.is_signed() else f"{value.quantize(avg_q):f}"
         value = view.stop_price
         stop = price_0 if not value and not value.is_signed() else f"{value.quantize(price_q):f}"
+        # Positional: 25 keyword arguments take CPython's slow call path (~1.5 µs).
         return t.Order(
-            order_id=view.order_id,
-            symbol=view.symbol,
-            status=str(view.status),
-            client_order_id=view.client_order_id,
-            price=price,
-            avg_price=avg,
-            orig_qty=f"{view.orig_qty.quantize(qty_q):f}",
-            executed_qty=executed,
-            cum_qty=executed,
-            cum_quote=cum_quote,
-            time_in_force=str(view.time_in_force),
-            type=str(view.order_type),
-            reduce_only=view.reduce_only,
-            close_position=view.close_position,
-            side=str(view.side),
-            position_side=str(view.position_side),
-            stop_price=stop,
-            working_type=view.working_type,
-            price_protect=view.price_protect,
-            orig_type=str(view.orig_type),
-            price_match=str(view.price_match),
-            self_trade_prevention_mode=str(view.self_trade_prevention_mode),
-            good_till_date=view.good_till_date,
-            update_time=view.update_time,
-            time=view.time if with_time else None,
+            view.order_id,
+            view.symbol,
+            str(view.status),
+            view.client_order_id,
+            price,
+            avg,
+            f"{view.orig_qty.quantize(qty_q):f}",
+            executed,
+            executed,
+            cum_quote,
+            str(view.time_in_force),
+            str(view.order_type),
+            view.reduce_only,
+            view.close_position,
+            str(view.side),
+            str(view.position_side),
+            stop,
+            view.working_type,
+            view.price_protect,
+            str(view.orig_type),
+            str(view.price_match),
+            str(view.self_trade_prevention_mode),
+            view.good_till_date,
+            view.update_time,
+            view.time if with_time else None,
         )
 
     def _order_result(self, result: object) -> t.Order:
@@ -176,10 +177,10 @@ class VenueRoutes:
 
     # orders
 
-    async def new_order(self, call: Call) -> object:
-        return await self._place(
-            call.account_id, t.parse_new_order(call.params, self.s.rules), call
-        )
+    def new_order(self, call: Call) -> Awaitable[object]:
+        # A plain function handing back `_place`'s coroutine: one coroutine less per order
+        # (its errors are raised where the caller awaits, inside the same `try`).
+        return self._place(call.account_id, t.parse_new_order(call.params, self.s.rules), call)
 
     async def _place(self, account_id: int, order: t.NewOrder, call: Call) -> t.Order:
         # The values were checked by `parse_new_order`: the members are looked up, not
@@ -644,10 +645,11 @@ class VenueRoutes:
         ORDERS limits, which REST and the WebSocket API share (§3, §7)."""
         counts = self.s.trading.order_counts
 
-        async def method(account_id: int, params: Params, version: str, now_ms: int) -> object:
+        # Not a coroutine itself: it hands back the handler's, one coroutine less per request.
+        def method(account_id: int, params: Params, version: str, now_ms: int) -> Awaitable[object]:
             if orders:
                 counts.charge(account_id, orders, now_ms)
-            return await handler(Call(account_id, params, now_ms))
+            return handler(Call(account_id, params, now_ms))
 
         return method
 

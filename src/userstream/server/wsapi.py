@@ -167,28 +167,42 @@ class WsApiSession:
             limits += self._order_limits(self._orders_of, now)
         return api.response_ok(request.id, result, limits)
 
-    async def _dispatch(self, request: api.WsApiRequest, now: int) -> object:
+    def _dispatch(self, request: api.WsApiRequest, now: int) -> Awaitable[object]:
+        # Not a coroutine itself: it hands back the one that answers, so a logged-on
+        # session's order runs one coroutine less. Its errors raise where `_answer` awaits.
         self._orders_of = None
         method = self._methods.get(request.method)
         if method is not None:
-            if self._logged_on is not None and "apiKey" not in request.params:
-                account = await self._logged_on_account()
-            else:
-                account = await self._keys.authenticate(api.required_api_key(request))
-            return await method(account)
+            return self._user_data_stream(method, request)
         if request.method in api.SESSION_METHODS:
-            return await self._session(request, now)
+            return self._session(request, now)
         venue_method = self._venue.methods.get(request.method) if self._venue else None
         if venue_method is None:
             raise api.unknown_method(request)
         sent = request.params
-        params: Params
         if self._logged_on is not None and "apiKey" not in sent and "signature" not in sent:
             # The logged-on session's account (trading spec §3), without a coroutine.
             account_id = self._logged_on[1]
             params = {k: v if type(v) is str else _param_text(v) for k, v in sent.items()}
+            if request.method in ORDER_METHODS:
+                # Read by `_answer` only when the method succeeds.
+                self._orders_of = account_id
+            return venue_method(account_id, params, request.version, now)
+        return self._signed_call(venue_method, request, now)
+
+    async def _user_data_stream(
+        self, method: Callable[[Account], Awaitable[object]], request: api.WsApiRequest
+    ) -> object:
+        if self._logged_on is not None and "apiKey" not in request.params:
+            account = await self._logged_on_account()
         else:
-            account_id, params = await self._signed(request, now)
+            account = await self._keys.authenticate(api.required_api_key(request))
+        return await method(account)
+
+    async def _signed_call(
+        self, venue_method: VenueMethod, request: api.WsApiRequest, now: int
+    ) -> object:
+        account_id, params = await self._signed(request, now)
         result = await venue_method(account_id, params, request.version, now)
         if request.method in ORDER_METHODS:
             self._orders_of = account_id
