@@ -36,7 +36,6 @@ __all__ = [
     "asset_figures",
     "available_balance",
     "breakeven",
-    "open_notional",
     "open_order_margin",
     "position_figures",
 ]
@@ -94,17 +93,6 @@ def apply_fill(
     return realized
 
 
-def open_notional(orders: Iterable[Order]) -> tuple[Decimal, Decimal]:
-    """ORDER_TRADE_UPDATE `b`/`a`: the open bid and ask notional (remaining x price)."""
-    bids = asks = ZERO
-    for order in orders:
-        if order.side is Side.BUY:
-            bids += order.remaining * order.price
-        else:
-            asks += order.remaining * order.price
-    return bids, asks
-
-
 def open_order_margin(
     amount: Decimal,
     orders: Iterable[Order],
@@ -120,8 +108,8 @@ def open_order_margin(
 
 class OpenOrderSums:
     """One symbol's open orders of one account, summed: what the order margin
-    (`open_order_margin`) and the open notional (`open_notional`) need, kept up to date as
-    orders open, fill and close instead of summed over every open order each time.
+    (`open_order_margin`) and the open notional (ORDER_TRADE_UPDATE `b`/`a`) need, kept up
+    to date as orders open, fill and close instead of summed over every open order each time.
 
     Each order adds its remaining quantity and `remaining x price`, per side (`bids`,
     `asks`: every order; `buy_*`, `sell_*`: reduce-only orders left out). The caller takes
