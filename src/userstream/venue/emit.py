@@ -139,40 +139,22 @@ def order_update(
         order_id=order.order_id,
         modify_id=modify_id,
     )
-    if fill is None:
-        update = _replace(
-            update,
-            last_filled_quantity=ZERO,
-            filled_accumulated_quantity=order.executed_qty,
-            last_filled_price=ZERO,
-            commission=ZERO,
-            commission_asset=commission_asset,
-            trade_time=now_ms,
-            trade_id=0,
-            bids_notional=trim(money(bids)) if bids else ZERO,
-            ask_notional=trim(money(asks)) if asks else ZERO,
-            is_maker=False,
-            reduce_only=order.reduce_only,
-            working_type=order.working_type,
-            original_order_type=order.original_type or order.order_type,
-        )
-    else:
-        update = _replace(
-            update,
-            last_filled_quantity=fill.qty,
-            filled_accumulated_quantity=order.executed_qty,
-            last_filled_price=fill.price,
-            commission=fill.commission,
-            commission_asset=commission_asset,
-            trade_time=fill.time,
-            trade_id=fill.trade_id,
-            bids_notional=trim(money(bids)) if bids else ZERO,
-            ask_notional=trim(money(asks)) if asks else ZERO,
-            is_maker=fill.maker,
-            reduce_only=order.reduce_only,
-            working_type=order.working_type,
-            original_order_type=order.original_type or order.order_type,
-        )
+    update = _replace(
+        update,
+        last_filled_quantity=fill.qty if fill else ZERO,
+        filled_accumulated_quantity=order.executed_qty,
+        last_filled_price=fill.price if fill else ZERO,
+        commission=fill.commission if fill else ZERO,
+        commission_asset=commission_asset,
+        trade_time=fill.time if fill else now_ms,
+        trade_id=fill.trade_id if fill else 0,
+        bids_notional=trim(money(bids)) if bids else ZERO,
+        ask_notional=trim(money(asks)) if asks else ZERO,
+        is_maker=fill.maker if fill else False,
+        reduce_only=order.reduce_only,
+        working_type=order.working_type,
+        original_order_type=order.original_type or order.order_type,
+    )
     update = _replace(
         update,
         position_side=order.position_side,

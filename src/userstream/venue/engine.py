@@ -484,6 +484,13 @@ class Engine:
         found = self._client_ids.get((account.account_id, symbol, client_order_id))
         return account.orders[found] if found is not None else None
 
+    def _client_id_open(self, account: AccountState, symbol: str, client_order_id: str) -> bool:
+        """Whether an open order of the account on `symbol` carries `client_order_id`: the
+        newest order carrying it is open. No older one can be, since a new order is refused
+        an id an open order carries (-4116), and final orders never reopen."""
+        found = self._client_ids.get((account.account_id, symbol, client_order_id))
+        return found is not None and account.orders[found].is_open
+
     def _next_priority(self) -> int:
         priority = self._state.next_priority
         self._state.next_priority += 1
@@ -601,9 +608,9 @@ class Engine:
             rules,
             dual_side_position=account.dual_side_position,
             open_orders=self._open_on(account.account_id, command.symbol).values() if rules else (),
-            open_client_ids=self._sums_on(account.account_id, command.symbol).client_ids
-            if rules
-            else (),
+            client_id_open=lambda client_order_id: self._client_id_open(
+                account, command.symbol, client_order_id
+            ),
             position_amount=position.amount if position else ZERO,
             book=book,
             mark=self._mark(command.symbol) if rules else ZERO,

@@ -118,8 +118,6 @@ class OpenOrderSums:
     orders as they are. The amounts are sums and differences of products of the symbols'
     ticks and steps, far inside the 28 digits of Decimal's context, so every operation is
     exact and the sums equal a fresh summation (tests/property/test_open_order_sums.py).
-    `client_ids` counts the orders carrying each client order id (the duplicate check of a
-    new order's id, which must be unique among the open orders).
     """
 
     __slots__ = (
@@ -127,7 +125,6 @@ class OpenOrderSums:
         "bids",
         "buy_notional",
         "buy_qty",
-        "client_ids",
         "count",
         "reduce_only",
         "sell_notional",
@@ -137,7 +134,6 @@ class OpenOrderSums:
     def __init__(self) -> None:
         self.count = 0
         self.reduce_only = 0  # how many of them are reduce-only
-        self.client_ids: dict[str, int] = {}
         self.bids = self.asks = ZERO
         self.buy_qty = self.buy_notional = self.sell_qty = self.sell_notional = ZERO
 
@@ -152,58 +148,32 @@ class OpenOrderSums:
         self.count += 1
         if order.reduce_only:
             self.reduce_only += 1
-        client_ids = self.client_ids
-        client_ids[order.client_order_id] = client_ids.get(order.client_order_id, 0) + 1
-        remaining = order.quantity - order.executed_qty
-        notional = remaining * order.price
-        if order.side is Side.BUY:
-            self.bids += notional
-            if not order.reduce_only:
-                self.buy_qty += remaining
-                self.buy_notional += notional
-        else:
-            self.asks += notional
-            if not order.reduce_only:
-                self.sell_qty += remaining
-                self.sell_notional += notional
+        self._shift(order, order.quantity - order.executed_qty)
 
     def remove(self, order: Order) -> None:
         self.count -= 1
         if order.reduce_only:
             self.reduce_only -= 1
-        client_ids = self.client_ids
-        left = client_ids[order.client_order_id] - 1
-        if left:
-            client_ids[order.client_order_id] = left
-        else:
-            del client_ids[order.client_order_id]
-        remaining = order.quantity - order.executed_qty
-        notional = remaining * order.price
-        if order.side is Side.BUY:
-            self.bids -= notional
-            if not order.reduce_only:
-                self.buy_qty -= remaining
-                self.buy_notional -= notional
-        else:
-            self.asks -= notional
-            if not order.reduce_only:
-                self.sell_qty -= remaining
-                self.sell_notional -= notional
+        self._shift(order, order.executed_qty - order.quantity)
 
     def fill(self, order: Order, qty: Decimal) -> None:
         """`order`, counted here, is about to fill `qty`: its remaining quantity and
         notional shrink by that much (`remove` then `add` around the fill, in one step)."""
+        self._shift(order, -qty)
+
+    def _shift(self, order: Order, qty: Decimal) -> None:
+        """Change `order`'s side by `qty` (negative: less) of remaining quantity."""
         notional = qty * order.price
         if order.side is Side.BUY:
-            self.bids -= notional
+            self.bids += notional
             if not order.reduce_only:
-                self.buy_qty -= qty
-                self.buy_notional -= notional
+                self.buy_qty += qty
+                self.buy_notional += notional
         else:
-            self.asks -= notional
+            self.asks += notional
             if not order.reduce_only:
-                self.sell_qty -= qty
-                self.sell_notional -= notional
+                self.sell_qty += qty
+                self.sell_notional += notional
 
     def margin(
         self, amount: Decimal, leverage: int, extra: tuple[Side, Decimal, Decimal] | None = None
@@ -223,16 +193,11 @@ class OpenOrderSums:
         ask = _opening(sell_qty, sell_notional, max(amount, ZERO))
         return max(bid, ask) / leverage
 
-    def key(
-        self,
-    ) -> tuple[
-        int, int, tuple[tuple[str, int], ...], Decimal, Decimal, Decimal, Decimal, Decimal, Decimal
-    ]:
+    def key(self) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
         """Every sum, for comparing two summations."""
         return (
             self.count,
             self.reduce_only,
-            tuple(sorted(self.client_ids.items())),
             self.bids,
             self.asks,
             self.buy_qty,

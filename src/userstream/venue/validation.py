@@ -8,7 +8,7 @@ taker plan, so the engine applies them after `check_new_order` accepts.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Container
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Final
 
@@ -153,14 +153,14 @@ def check_new_order(
     *,
     dual_side_position: bool,
     open_orders: Collection[Order],
-    open_client_ids: Container[str],
+    client_id_open: Callable[[str], bool],
     position_amount: Decimal,
     book: OrderBook | None,
     mark: Decimal,
     now_ms: int,
 ) -> Accepted | VenueError:
     """Rows 3-17 of §4.1 for `command`; `open_orders` are the account's on the symbol and
-    `open_client_ids` their client order ids."""
+    `client_id_open` tells whether one of them carries a client order id."""
     c = command
     conditional = c.order_type in _CONDITIONAL
     limit = c.order_type is OrderType.LIMIT
@@ -205,7 +205,7 @@ def check_new_order(
         error = check_client_order_id(c.new_client_order_id)
         if error is not None:
             return error
-        if c.new_client_order_id in open_client_ids:
+        if client_id_open(c.new_client_order_id):
             return VenueError.of(errors.DUPLICATED_CLIENT_ORDER_ID)
     assert c.quantity is not None
     quantity = c.quantity
