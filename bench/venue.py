@@ -47,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -54,13 +55,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import picows
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import (
     TOKEN,
     UNLIMITED_WEIGHT,
+    WAIT_S,
     PipelinedHttp,
     cpu_seconds,
     http_request,
@@ -139,9 +141,13 @@ FILLED = b'"X":"FILLED"'
 CLIENT_ID = b'"c":"'  # the only "c" key in an ORDER_TRADE_UPDATE is the order's
 
 
-class Fills:
-    """Counts the fills' final ORDER_TRADE_UPDATE frames on the user stream; with `times`,
-    records the arrival time of each client order id."""
+class Fills(picows.WSListener):
+    """The user stream's reader: counts the fills' final ORDER_TRADE_UPDATE frames; with
+    `timed`, records the arrival time of each client order id.
+
+    A picows listener, as are the WebSocket API's (`WsApi`): the load generator then spends
+    little of its core per frame, so what the latency phase measures is the server's, not
+    queueing in this process."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -149,20 +155,38 @@ class Fills:
         self.timed = False
         self._target = 0
         self._reached = asyncio.Event()
+        self._transport: picows.WSTransport | None = None
 
-    async def read(self, ws: ClientConnection) -> None:
-        async for frame in ws:
-            data = frame if isinstance(frame, bytes) else frame.encode()
-            if b"ORDER_TRADE_UPDATE" not in data or FILLED not in data:
-                continue
-            self.count += 1
-            if self.count >= self._target:
-                self._reached.set()
-            if self.timed:
-                # The client order id, sliced out: `json.loads` of every FILLED event cost
-                # the load generator ~10 µs of its ~160 per order.
-                start = data.index(CLIENT_ID) + len(CLIENT_ID)
-                self.arrivals[data[start : data.index(b'"', start)].decode()] = time.perf_counter()
+    @classmethod
+    async def open(cls, ws_url: str, listen_key: str) -> Fills:
+        transport, fills = await picows.ws_connect(
+            cls, f"{ws_url}/private/ws?listenKey={listen_key}"
+        )
+        assert isinstance(fills, Fills)
+        fills._transport = transport
+        return fills
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.disconnect()
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        if frame.msg_type == picows.WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if frame.msg_type != picows.WSMsgType.TEXT:
+            return
+        data = frame.get_payload_as_bytes()
+        if b"ORDER_TRADE_UPDATE" not in data or FILLED not in data:
+            return
+        self.count += 1
+        if self.count >= self._target:
+            self._reached.set()
+        if self.timed:
+            # The client order id, sliced out: `json.loads` of every FILLED event cost
+            # the load generator ~10 µs of its ~160 per order.
+            start = data.index(CLIENT_ID) + len(CLIENT_ID)
+            self.arrivals[data[start : data.index(b'"', start)].decode()] = time.perf_counter()
 
     async def wait(self, target: int, limit_s: float = 30.0) -> None:
         """Until `target` fills have arrived, or `limit_s` passed (a loss shows in the count)."""
@@ -171,6 +195,50 @@ class Fills:
         if self.count < target:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reached.wait(), limit_s)
+
+
+class WsApi(picows.WSListener):
+    """A WebSocket API connection: `call` sends one request and waits for its answer;
+    `answers` is given every answer frame (the order phases count them) instead."""
+
+    def __init__(self) -> None:
+        self.transport: picows.WSTransport | None = None
+        self.answers: Callable[[bytes], None] | None = None
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    @classmethod
+    async def open(cls, ws_url: str) -> WsApi:
+        transport, api = await picows.ws_connect(cls, f"{ws_url}/ws-fapi/v1")
+        assert isinstance(api, WsApi)
+        api.transport = transport
+        return api
+
+    def send(self, request: bytes) -> None:
+        assert self.transport is not None
+        self.transport.send(picows.WSMsgType.TEXT, request)
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting[str(request["id"])] = answer
+        self.send(json.dumps(request).encode())
+        return await asyncio.wait_for(answer, WAIT_S)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.disconnect()
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        if frame.msg_type == picows.WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+        elif frame.msg_type == picows.WSMsgType.TEXT:
+            payload = frame.get_payload_as_bytes()
+            if self.answers is not None:
+                self.answers(payload)
+                return
+            answer = json.loads(payload)
+            waiting = self._waiting.pop(str(answer.get("id")), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(answer)
 
 
 def signed_order(api_key: str, secret: bytes, side: str, client_id: str | None = None) -> bytes:
@@ -211,7 +279,7 @@ async def pipelined_rate(
 
 
 async def ws_orders(
-    ws: ClientConnection,
+    ws: WsApi,
     count: int,
     depth: int,
     rate: float | None,
@@ -221,45 +289,39 @@ async def ws_orders(
     """Send `count` order.place requests (`depth` in flight, or paced at `rate`/s), client
     order ids numbered from `first`; returns the achieved rate."""
     in_flight = asyncio.Semaphore(depth)
-    done = asyncio.Event()
+    done = asyncio.get_running_loop().create_future()
     answered = 0
 
-    async def reader() -> None:
+    def answer(frame: bytes) -> None:
         nonlocal answered
-        async for frame in ws:
-            answered += 1
-            in_flight.release()
-            if b'"status":200' not in (frame if isinstance(frame, bytes) else frame.encode()):
-                print("refused:", frame[:200])
-            if answered == count:
-                done.set()
-                return
+        answered += 1
+        in_flight.release()
+        if b'"status":200' not in frame:
+            print("refused:", frame[:200])
+        if answered == count and not done.done():
+            done.set_result(None)
 
-    task = asyncio.create_task(reader())
+    ws.answers = answer
     started = time.perf_counter()
-    for n in range(count):
-        await in_flight.acquire()
-        if rate is not None:
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        client_id = f"b{first + n}"
-        side = "BUY" if n % 2 == 0 else "SELL"
-        request = {
-            "id": n,
-            "method": "order.place",
-            "params": {
-                "symbol": "BTCUSDT",
-                "side": side,
-                "type": "MARKET",
-                "quantity": QTY,
-                "newClientOrderId": client_id,
-            },
-        }
-        sends[client_id] = time.perf_counter()
-        await ws.send(json.dumps(request))
-    await asyncio.wait_for(done.wait(), 60)
-    await task
+    try:
+        for n in range(count):
+            await in_flight.acquire()
+            if rate is not None:
+                delay = started + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            client_id = f"b{first + n}"
+            side = "BUY" if n % 2 == 0 else "SELL"
+            request = (
+                b'{"id":%d,"method":"order.place","params":{"symbol":"BTCUSDT","side":"%s",'
+                b'"type":"MARKET","quantity":"%s","newClientOrderId":"%s"}}'
+                % (n, side.encode(), QTY.encode(), client_id.encode())
+            )
+            sends[client_id] = time.perf_counter()
+            ws.send(request)
+        await asyncio.wait_for(done, 60)
+    finally:
+        ws.answers = None
     return count / (time.perf_counter() - started)
 
 
@@ -341,11 +403,10 @@ class DemoTrader:
                 ed_key = (await response.json())["apiKey"]
         return cls(api_key, demo["secretKey"].encode(), listen_key, ed_key, private)
 
-    async def logon(self, ws: ClientConnection) -> None:
+    async def logon(self, ws: WsApi) -> None:
         logon: dict[str, Any] = {"apiKey": self.ed_key, "timestamp": int(time.time() * 1000)}
         logon["signature"] = base64.b64encode(self.private.sign(ws_payload(logon))).decode()
-        await ws.send(json.dumps({"id": "logon", "method": "session.logon", "params": logon}))
-        reply = json.loads(await ws.recv())
+        reply = await ws.call({"id": "logon", "method": "session.logon", "params": logon})
         assert reply["status"] == 200, reply
 
 
@@ -452,9 +513,7 @@ async def measure(
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
     trader = await DemoTrader.open(url, demo)
-    stream = await connect(f"{ws_url}/private/ws?listenKey={trader.listen_key}", max_queue=None)
-    fills = Fills()
-    reader = asyncio.create_task(fills.read(stream))
+    fills = await Fills.open(ws_url, trader.listen_key)
     in_flight = min(64, depth * connections)
     try:
         count = latency.prefill
@@ -473,7 +532,7 @@ async def measure(
             figures.lost += orders.count - failed - (fills.count - before)
             count = max(1000, int(rest_rate * seconds))
 
-        ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
+        ws = await WsApi.open(ws_url)
         try:
             await trader.logon(ws)
             before, cpu_before = fills.count, cpu_seconds(pid)
@@ -505,10 +564,9 @@ async def measure(
             figures.p99_ms = latencies[int(len(latencies) * 0.99) - 1]
             figures.lost += paced - len(latencies)
         finally:
-            await ws.close()
+            ws.close()
     finally:
-        reader.cancel()
-        await stream.close()
+        fills.close()
     if not latency.only:
         figures.engine_cpu_us = engine_cpu_per_order(2000)
     return figures

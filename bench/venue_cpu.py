@@ -19,8 +19,6 @@ import sys
 import tempfile
 from typing import Any
 
-from websockets.asyncio.client import connect
-
 from bench.common import (
     cpu_seconds,
     pin_load,
@@ -32,6 +30,7 @@ from bench.venue import (
     DemoTrader,
     Fills,
     ServerReady,
+    WsApi,
     pipelined_rate,
     serve_args,
     ws_orders,
@@ -45,14 +44,12 @@ async def measure(
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://")
     trader = await DemoTrader.open(url, demo)
-    stream = await connect(f"{ws_url}/private/ws?listenKey={trader.listen_key}", max_queue=None)
-    fills = Fills()
-    reader = asyncio.create_task(fills.read(stream))
+    fills = await Fills.open(ws_url, trader.listen_key)
     ws_cpu: list[float] = []
     rest_cpu: list[float] = []
     ws_rates: list[float] = []
     try:
-        ws = await connect(f"{ws_url}/ws-fapi/v1", max_queue=None)
+        ws = await WsApi.open(ws_url)
         await trader.logon(ws)
         count = int(6000 * seconds)
         for round_ in range(repeat + 1):
@@ -64,7 +61,7 @@ async def measure(
             if round_:
                 ws_cpu.append(cpu / count * 1e6)
                 ws_rates.append(rate)
-        await ws.close()
+        ws.close()
         for round_ in range(repeat + 1):
             orders = AlternatingOrders(trader)
             before, cpu_before = fills.count, cpu_seconds(pid)
@@ -75,8 +72,7 @@ async def measure(
             if round_:
                 rest_cpu.append(cpu / orders.count * 1e6)
     finally:
-        reader.cancel()
-        await stream.close()
+        fills.close()
     return ws_cpu, rest_cpu, ws_rates
 
 
