@@ -242,7 +242,8 @@ def parse_request(message: bytes | str) -> WsApiRequest:
 
     name = method
     version = ""
-    prefix = _VERSION_PREFIX.match(name)
+    # A known name carries no prefix (none starts with "v<digits>/"): only others are matched.
+    prefix = _VERSION_PREFIX.match(name) if name not in METHOD_WEIGHTS else None
     if prefix is not None:
         name = name[prefix.end() :]
         version = prefix.group()[:-1]

@@ -16,10 +16,13 @@ __all__ = ["ZERO", "decimal_places", "fits_places", "money", "trim"]
 ZERO: Final = Decimal(0)
 _MONEY: Final = Decimal("0.00000001")
 _ONE: Final = Decimal(1)
+_MONEY_ZERO: Final = ZERO.quantize(_MONEY)  # what the rounding makes of every zero
 
 
 def money(value: Decimal) -> Decimal:
     """An amount in Binance's 8-decimal wallet precision (never `-0.00000000`)."""
+    if not value:  # several of an order's amounts are zeros: no rounding for them
+        return _MONEY_ZERO
     amount = value.quantize(_MONEY)
     return amount if amount else amount.copy_abs()
 
