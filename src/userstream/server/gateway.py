@@ -111,17 +111,24 @@ class StreamGateway:
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))
 
-    def audience(self, listen_key: str, names: Iterable[str]) -> int:
-        """How many connections `deliver` would hand at least one event named in `names`."""
+    def audience(self, listen_key: str, events: Sequence[EncodedEvent]) -> int:
+        """How many connections `deliver` would hand at least one of `events`."""
         filters = self._by_key.get(listen_key)
-        if not filters:
+        if not filters or not events:
             return 0
-        wanted = set(names)
-        return sum(
-            1
-            for key_filter in filters.values()
-            if any(key_filter.stream_for(listen_key, name) is not None for name in wanted)
-        )
+        # A bare subscription takes every event; the names are only looked at for the others
+        # (with one connection per account, usually none).
+        wanted: set[str] | None = None
+        count = 0
+        for key_filter in filters.values():
+            if key_filter.bare:
+                count += 1
+                continue
+            if wanted is None:
+                wanted = {event.name for event in events}
+            if not wanted.isdisjoint(key_filter.events):
+                count += 1
+        return count
 
     def deliver(
         self,
