@@ -150,7 +150,9 @@ class StreamGateway:
             return 0
         # (`to_encoded` is only called for models: the type test inline saves a call per event.)
         encoded = [e if type(e) is EncodedEvent else to_encoded(e) for e in events]
-        every_raw_frame: list[bytes] | None = None  # chunks: header, payload, header, ...
+        # Every event's raw frame, joined once: each connection's write would join them
+        # anyway, so the batch is copied once rather than once per connection.
+        every_raw_frame: list[bytes] | None = None
         raw_frames: dict[int, bytes] = {}
         combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
@@ -161,7 +163,9 @@ class StreamGateway:
             if key_filter.bare and not combined:
                 # The common case: every event, as is.
                 if every_raw_frame is None:
-                    every_raw_frame = wsframes.text_frame_chunks([e.raw for e in encoded])
+                    every_raw_frame = [
+                        b"".join(wsframes.text_frame_chunks([e.raw for e in encoded]))
+                    ]
                 subscriber.send_frames(every_raw_frame)
                 queued += len(encoded)
                 bare += 1
