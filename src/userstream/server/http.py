@@ -215,6 +215,7 @@ class HttpProtocol(asyncio.Protocol):
         # handler that has to wait hands the rest to `_worker`.
         self._serving = False
         self._serve_parsed = False
+        self._inline = False  # while `_serve` answers outside any task
         self._worker: asyncio.Task[None] | None = None
         self._upgrade: Request | None = None
         self._websocket: WebSocketConnection | None = None
@@ -441,6 +442,7 @@ class HttpProtocol(asyncio.Protocol):
         """Answer the queued requests now, as far as they go without waiting; a task carries
         on from where a handler has to wait."""
         serving = self._serve_queue()
+        self._inline = True
         try:
             waiting_on = serving.send(None)
         except StopIteration:
@@ -448,6 +450,11 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:
             log.exception("serving the requests of %s failed", self._client_ip)
             return
+        finally:
+            self._inline = False
+            # This read's answers leave in one write now: the end of the loop turn, which
+            # `_answer` would otherwise wait for, brings nothing more for this connection.
+            self._write_answers()
         self._worker = self._running_loop().create_task(_CarriedOn(serving, waiting_on))
 
     async def _serve_queue(self) -> None:
@@ -503,10 +510,11 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def _answer(self, data: bytes) -> None:
-        """Queue an answer; the loop writes this turn's answers in one `write`. A pipelining
-        client (a publisher, the benchmarks) saves a system call per request, and an answer
-        still leaves as soon as its handler has to wait on something (the loop turn ends)."""
-        if not self._answers:
+        """Queue an answer; the loop writes this turn's answers in one `write` (or `_serve`
+        does, once it has answered what one read brought). A pipelining client (a publisher,
+        the benchmarks) saves a system call per request, and an answer still leaves as soon
+        as its handler has to wait on something (the loop turn ends)."""
+        if not self._answers and not self._inline:
             self._running_loop().call_soon(self._write_answers)
         self._answers.append(data)
         self._answers_size += len(data)

@@ -106,8 +106,8 @@ async def test_a_pipeline_is_answered_in_one_write() -> None:
 async def test_an_error_right_after_a_pipeline_waits_for_its_answers() -> None:
     protocol, transport, app = _protocol()
     protocol.data_received(PING * 3)
-    # One turn: the worker serves the pipeline and queues its answers for the turn's end;
-    # this task resumes before that, and garbage arrives.
+    # The pipeline is served (in `data_received`, or by a worker when answers wait for the
+    # turn's end); then garbage arrives.
     await asyncio.sleep(0)
     assert app.served == ["/ping"] * 3
     protocol.data_received(b"\x00\x01GARBAGE\r\n\r\n")
