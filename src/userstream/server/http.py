@@ -443,6 +443,9 @@ class HttpProtocol(asyncio.Protocol):
         on from where a handler has to wait."""
         serving = self._serve_queue()
         self._inline = True
+        # Each request's events are flushed as it is answered (`_answer_queue`), and what is
+        # left when this returns to the loop below: no flush needs scheduling meanwhile.
+        self._flusher.hold()
         try:
             waiting_on = serving.send(None)
         except StopIteration:
@@ -451,6 +454,7 @@ class HttpProtocol(asyncio.Protocol):
             log.exception("serving the requests of %s failed", self._client_ip)
             return
         finally:
+            self._flusher.release()
             self._inline = False
             # This read's answers leave in one write now: the end of the loop turn, which
             # `_answer` would otherwise wait for, brings nothing more for this connection.
