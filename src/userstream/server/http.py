@@ -133,7 +133,12 @@ def _status_head(status: int, content_type: str) -> bytes:
 
 
 class HttpApp(Protocol):
-    async def handle_http(self, request: Request) -> Response: ...
+    async def handle_http(self, request: Request) -> Response:
+        """The answer to `request`. It runs in the `data_received` that parsed the request,
+        outside any task, until it first waits (`HttpProtocol._serve`), so what needs a
+        current task there (`asyncio.timeout`, `TaskGroup`, `current_task()`) must come
+        after a wait or in a task of its own."""
+        ...
 
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response: ...
 
