@@ -37,6 +37,22 @@ async def test_an_idle_keep_alive_connection_is_closed_quietly(quick: UserStream
     writer.close()
 
 
+async def test_the_idle_time_runs_from_the_last_answer(quick: UserStreamServer) -> None:
+    """Requests 0.1 s apart keep a connection open past the 0.2 s timeout (each answer starts
+    it again); once they stop, it closes after the timeout."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick.port)
+    loop = asyncio.get_running_loop()
+    for _ in range(5):
+        writer.write(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n{}"), 2)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        await asyncio.sleep(0.1)
+    idle_from = loop.time() - 0.1
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    assert 0.15 <= loop.time() - idle_from <= 1.0
+    writer.close()
+
+
 async def test_a_websocket_is_not_subject_to_the_request_timeout(quick: UserStreamServer) -> None:
     async with websockets.connect(f"{quick.ws_url}/ws", ping_interval=None) as ws:
         await asyncio.sleep(0.4)

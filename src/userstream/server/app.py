@@ -564,7 +564,7 @@ class Server:
         record = self.key_store.active(account_id, self.clock.now_ms())
         if record is None:
             return 0
-        return self.gateway.audience(record.key, {event.name for event in events})
+        return self.gateway.audience(record.key, events)
 
     # admin hooks
 

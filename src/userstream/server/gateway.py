@@ -111,17 +111,24 @@ class StreamGateway:
     def subscribers(self, listen_key: str) -> list[Subscriber]:
         return list(self._by_key.get(listen_key, ()))
 
-    def audience(self, listen_key: str, names: Iterable[str]) -> int:
-        """How many connections `deliver` would hand at least one event named in `names`."""
+    def audience(self, listen_key: str, events: Sequence[EncodedEvent]) -> int:
+        """How many connections `deliver` would hand at least one of `events`."""
         filters = self._by_key.get(listen_key)
-        if not filters:
+        if not filters or not events:
             return 0
-        wanted = set(names)
-        return sum(
-            1
-            for key_filter in filters.values()
-            if any(key_filter.stream_for(listen_key, name) is not None for name in wanted)
-        )
+        # A bare subscription takes every event; the names are only looked at for the others
+        # (with one connection per account, usually none).
+        wanted: set[str] | None = None
+        count = 0
+        for key_filter in filters.values():
+            if key_filter.bare:
+                count += 1
+                continue
+            if wanted is None:
+                wanted = {event.name for event in events}
+            if not wanted.isdisjoint(key_filter.events):
+                count += 1
+        return count
 
     def deliver(
         self,
@@ -143,7 +150,9 @@ class StreamGateway:
             return 0
         # (`to_encoded` is only called for models: the type test inline saves a call per event.)
         encoded = [e if type(e) is EncodedEvent else to_encoded(e) for e in events]
-        every_raw_frame: list[bytes] | None = None  # chunks: header, payload, header, ...
+        # Every event's raw frame, joined once: each connection's write would join them
+        # anyway, so the batch is copied once rather than once per connection.
+        every_raw_frame: list[bytes] | None = None
         raw_frames: dict[int, bytes] = {}
         combined_frames: dict[tuple[int, str], bytes] = {}
         queued = 0
@@ -154,7 +163,9 @@ class StreamGateway:
             if key_filter.bare and not combined:
                 # The common case: every event, as is.
                 if every_raw_frame is None:
-                    every_raw_frame = wsframes.text_frame_chunks([e.raw for e in encoded])
+                    every_raw_frame = [
+                        b"".join(wsframes.text_frame_chunks([e.raw for e in encoded]))
+                    ]
                 subscriber.send_frames(every_raw_frame)
                 queued += len(encoded)
                 bare += 1

@@ -13,10 +13,10 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 import httptools
 
@@ -48,6 +48,12 @@ MAX_QUEUED_REQUESTS = 64
 # (pings, market ticks) and new reads wait that long at most for one deep pipeline, and
 # requests from several connections are served close to the order they arrived in.
 TURN_BUDGET_S = 0.0005
+
+# Header names as sent, lower-cased once: a client sends the same few names on every request
+# (a publisher's Host, Content-Length, Authorization, Content-Type). Bounded, so a client
+# inventing names cannot grow it; names past the bound are lower-cased each time.
+MAX_KNOWN_HEADER_NAMES = 256
+_HEADER_NAMES: dict[bytes, str] = {}
 
 _REASONS = {
     200: "OK",
@@ -127,11 +133,51 @@ def _status_head(status: int, content_type: str) -> bytes:
 
 
 class HttpApp(Protocol):
-    async def handle_http(self, request: Request) -> Response: ...
+    async def handle_http(self, request: Request) -> Response:
+        """The answer to `request`. It runs in the `data_received` that parsed the request,
+        outside any task, until it first waits (`HttpProtocol._serve`), so what needs a
+        current task there (`asyncio.timeout`, `TaskGroup`, `current_task()`) must come
+        after a wait or in a task of its own."""
+        ...
 
     def accept_websocket(self, request: Request) -> WebSocketHandler | Response: ...
 
     def error_response(self, status: int, msg: str) -> Response: ...
+
+
+class _CarriedOn(Coroutine[Any, Any, None]):
+    """The rest of a coroutine whose first step ran outside any task, as a coroutine a task
+    can run: its first step hands the task what the coroutine stopped at (a future, or None
+    to yield the loop), and from then on it is the coroutine. A cancellation before that
+    first step is thrown in where the coroutine waits, as it would be in its own task."""
+
+    __slots__ = ("_coroutine", "_waiting_on")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on: Any = waiting_on
+
+    def send(self, value: Any) -> Any:
+        waiting_on = self._waiting_on
+        if waiting_on is not _STEPPED:
+            self._waiting_on = _STEPPED
+            return waiting_on
+        return self._coroutine.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._waiting_on = _STEPPED
+        if val is None and tb is None:
+            return self._coroutine.throw(typ)
+        return self._coroutine.throw(typ, val, tb)  # pragma: no cover  (tasks throw one)
+
+    def close(self) -> None:
+        self._coroutine.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        raise TypeError("run it as a task's coroutine")
+
+
+_STEPPED: Final = object()
 
 
 class _RequestTooLarge(Exception):
@@ -168,6 +214,13 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._queue: deque[tuple[Request, bool]] = deque()
+        # From the request that finds the queue idle until the queue is answered. The queue is
+        # served in the `data_received` that parsed that request (a task per request would
+        # cost a few µs each at half load, where requests arrive one at a time); only a
+        # handler that has to wait hands the rest to `_worker`.
+        self._serving = False
+        self._serve_parsed = False
+        self._inline = False  # while `_serve` answers outside any task
         self._worker: asyncio.Task[None] | None = None
         self._upgrade: Request | None = None
         self._websocket: WebSocketConnection | None = None
@@ -176,7 +229,11 @@ class HttpProtocol(asyncio.Protocol):
         # Answers to pipelined requests go out together, once per loop turn (`_answer`).
         self._answers: list[bytes] = []
         self._answers_size = 0
+        # The request timeout runs from `_idle_since` (None while requests are being
+        # answered). Its timer is not cancelled and re-armed per request: when it fires early
+        # it is set again for the time left, so a busy connection pays for it once a period.
         self._timeout: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
         self._request_begun = False
         # Set while the transport's unsent answers are over its high-water mark.
         self._writing_paused = False
@@ -208,17 +265,23 @@ class HttpProtocol(asyncio.Protocol):
         return loop
 
     def _arm_timeout(self) -> None:
-        self._disarm_timeout()
-        self._timeout = self._running_loop().call_later(self._request_timeout_s, self._timed_out)
+        loop = self._running_loop()
+        self._idle_since = loop.time()
+        if self._timeout is None:
+            self._timeout = loop.call_later(self._request_timeout_s, self._timed_out)
 
     def _disarm_timeout(self) -> None:
-        if self._timeout is not None:
-            self._timeout.cancel()
-            self._timeout = None
+        self._idle_since = None
 
     def _timed_out(self) -> None:
         self._timeout = None
-        if self._transport is None or self._websocket is not None:
+        idle_since = self._idle_since
+        if self._transport is None or self._websocket is not None or idle_since is None:
+            return  # (with requests being answered, the next `_arm_timeout` sets a timer)
+        loop = self._running_loop()
+        left = idle_since + self._request_timeout_s - loop.time()
+        if left > 0:
+            self._timeout = loop.call_later(left, self._timed_out)
             return
         if self._request_begun:
             self._reject(408, "Request not received in time.")
@@ -247,10 +310,16 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(too_large.status, too_large.msg)
             else:
                 self._reject(400, f"Malformed HTTP request: {exc}")
+        if self._serve_parsed:
+            self._serve_parsed = False
+            self._serve()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._disarm_timeout()
+        if self._timeout is not None:
+            self._timeout.cancel()
+            self._timeout = None
         self._unstick()
         if self._websocket is not None:
             self._websocket.connection_lost(exc)
@@ -342,7 +411,12 @@ class HttpProtocol(asyncio.Protocol):
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES or len(self._headers) >= MAX_HEADERS:
             raise _RequestTooLarge(431, "Request headers too large.")
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < MAX_KNOWN_HEADER_NAMES:
+                _HEADER_NAMES[name] = key
+        self._headers[key] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -364,12 +438,41 @@ class HttpProtocol(asyncio.Protocol):
         self._queue.append((request, self._parser.should_keep_alive()))
         if len(self._queue) >= MAX_QUEUED_REQUESTS:
             self._pace_reading()
-        if self._worker is None or self._worker.done():
-            self._worker = self._running_loop().create_task(self._serve_queue())
+        if not self._serving:
+            self._serving = self._serve_parsed = True
 
     # request handling
 
+    def _serve(self) -> None:
+        """Answer the queued requests now, as far as they go without waiting; a task carries
+        on from where a handler has to wait."""
+        serving = self._serve_queue()
+        self._inline = True
+        # Each request's events are flushed as it is answered (`_answer_queue`), and what is
+        # left when this returns to the loop below: no flush needs scheduling meanwhile.
+        self._flusher.hold()
+        try:
+            waiting_on = serving.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            log.exception("serving the requests of %s failed", self._client_ip)
+            return
+        finally:
+            self._flusher.release()
+            self._inline = False
+            # This read's answers leave in one write now: the end of the loop turn, which
+            # `_answer` would otherwise wait for, brings nothing more for this connection.
+            self._write_answers()
+        self._worker = self._running_loop().create_task(_CarriedOn(serving, waiting_on))
+
     async def _serve_queue(self) -> None:
+        try:
+            await self._answer_queue()
+        finally:
+            self._serving = False
+
+    async def _answer_queue(self) -> None:
         clock = time.perf_counter
         turn_ends = clock() + TURN_BUDGET_S
         while self._queue and self._transport is not None:
@@ -408,7 +511,7 @@ class HttpProtocol(asyncio.Protocol):
             if self._queue and clock() >= turn_ends:
                 await asyncio.sleep(0)
                 turn_ends = clock() + TURN_BUDGET_S
-        if self._rejection is None and self._transport is not None and self._timeout is None:
+        if self._rejection is None and self._transport is not None and self._idle_since is None:
             self._arm_timeout()
         if self._rejection is not None and self._transport is not None:
             self._write_answers()
@@ -416,10 +519,11 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def _answer(self, data: bytes) -> None:
-        """Queue an answer; the loop writes this turn's answers in one `write`. A pipelining
-        client (a publisher, the benchmarks) saves a system call per request, and an answer
-        still leaves as soon as its handler has to wait on something (the loop turn ends)."""
-        if not self._answers:
+        """Queue an answer; the loop writes this turn's answers in one `write` (or `_serve`
+        does, once it has answered what one read brought). A pipelining client (a publisher,
+        the benchmarks) saves a system call per request, and an answer still leaves as soon
+        as its handler has to wait on something (the loop turn ends)."""
+        if not self._answers and not self._inline:
             self._running_loop().call_soon(self._write_answers)
         self._answers.append(data)
         self._answers_size += len(data)
@@ -440,7 +544,7 @@ class HttpProtocol(asyncio.Protocol):
         response = self._app.error_response(status, msg)
         response.headers.extend(headers)
         rejection = response.encode(keep_alive=False)
-        if self._worker is not None and not self._worker.done():
+        if self._serving:
             # Requests pipelined before the bad one are still being answered: answer them
             # first, in order, then this (RFC 9112 §9.3.2); `_serve_queue` writes it last.
             self._rejection = rejection
@@ -457,7 +561,7 @@ class HttpProtocol(asyncio.Protocol):
         if request is None or transport is None:
             self._reject(400, "Malformed upgrade request.")
             return
-        if self._queue or (self._worker is not None and not self._worker.done()):
+        if self._queue or self._serving:
             self._reject(400, "Upgrade pipelined behind other requests.")
             return
         rejection = wsframes.check_handshake(request.method, request.headers)
@@ -465,6 +569,9 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(rejection.status, rejection.msg, rejection.headers)
             return
         key = request.headers["sec-websocket-key"]
+        if self._timeout is not None:  # a WebSocket has no request timeout
+            self._timeout.cancel()
+            self._timeout = None
         accepted = self._app.accept_websocket(request)
         if isinstance(accepted, Response):
             self._closing = True

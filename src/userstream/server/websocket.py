@@ -45,6 +45,7 @@ class Flusher:
     def __init__(self) -> None:
         self._dirty: list[WebSocketConnection] = []
         self._scheduled = False
+        self._held = False
         # The loop, looked up once: on Python 3.11 `get_running_loop()` makes a getpid system
         # call, and `mark` runs once per request served at half load.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,12 +56,22 @@ class Flusher:
 
     def mark(self, conn: WebSocketConnection) -> None:
         self._dirty.append(conn)
-        if not self._scheduled:
+        if not self._scheduled and not self._held:
             self._scheduled = True
             loop = self._loop
             if loop is None:
                 loop = self._loop = asyncio.get_running_loop()
             loop.call_soon(self._flush)
+
+    def hold(self) -> None:
+        """Schedule no flush for connections marked from now on: the caller flushes them
+        (`release`) before it returns to the loop."""
+        self._held = True
+
+    def release(self) -> None:
+        """Write every dirty outbox and schedule flushes again."""
+        self._held = False
+        self.flush_now()
 
     def flush_now(self) -> None:
         """Write every dirty outbox now rather than at the end of the loop turn (the turn's

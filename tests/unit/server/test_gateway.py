@@ -138,3 +138,25 @@ def test_detach_removes_a_subscriber_from_every_key() -> None:
     assert watcher.log == [("watched", KEY), ("watched", OTHER), ("unwatched", OTHER)]
     gateway.detach(b, streams)
     assert watcher.log[-1] == ("unwatched", KEY)
+
+
+def test_the_audience_counts_the_connections_deliver_hands_an_event() -> None:
+    gateway = StreamGateway()
+    bare, orders, accounts, both = Recorder(), Recorder(), Recorder(combined=True), Recorder()
+    gateway.subscribe(bare, parse_stream_name(KEY))
+    gateway.subscribe(orders, parse_stream_name(f"{KEY}@ORDER_TRADE_UPDATE"))
+    gateway.subscribe(accounts, parse_stream_name(f"{KEY}@ACCOUNT_UPDATE"))
+    gateway.subscribe(both, parse_stream_name(KEY))
+    gateway.subscribe(both, parse_stream_name(f"{KEY}@ORDER_TRADE_UPDATE"))
+    assert gateway.audience(KEY, [ORDER]) == 3
+    assert gateway.audience(KEY, [ACCOUNT]) == 3
+    assert gateway.audience(KEY, [ORDER, ACCOUNT, ORDER]) == 4
+    assert gateway.audience(KEY, []) == 0
+    assert gateway.audience(OTHER, [ORDER]) == 0
+    for events in ([ORDER], [ACCOUNT], [ORDER, ACCOUNT]):
+        before = [r.calls for r in (bare, orders, accounts, both)]
+        gateway.deliver(KEY, events)
+        after = [r.calls for r in (bare, orders, accounts, both)]
+        assert sum(a > b for a, b in zip(after, before, strict=True)) == gateway.audience(
+            KEY, events
+        )

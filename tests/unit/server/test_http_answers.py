@@ -11,6 +11,7 @@ from userstream.server.websocket import Flusher, WebSocketHandler
 
 PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
 HEAVY = b"GET /heavy HTTP/1.1\r\nHost: x\r\n\r\n"
+WAIT = b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def _busy(seconds: float) -> None:
@@ -37,8 +38,17 @@ class _App:
         self.served: list[str] = []
         self.flusher = Flusher()
         self.outbox = _Outbox(self)
+        self.gate: asyncio.Future[None] | None = None
+        self.cancelled = 0
 
     async def handle_http(self, request: Request) -> Response:
+        if request.path == "/wait":
+            self.gate = asyncio.get_running_loop().create_future()
+            try:
+                await self.gate  # e.g. a listenKey written through to the bus
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
         if request.path == "/heavy":
             _busy(2 * TURN_BUDGET_S)  # CPU-bound work (an intake) longer than a turn's
         self.served.append(request.path)
@@ -96,8 +106,8 @@ async def test_a_pipeline_is_answered_in_one_write() -> None:
 async def test_an_error_right_after_a_pipeline_waits_for_its_answers() -> None:
     protocol, transport, app = _protocol()
     protocol.data_received(PING * 3)
-    # One turn: the worker serves the pipeline and queues its answers for the turn's end;
-    # this task resumes before that, and garbage arrives.
+    # The pipeline is served (in `data_received`, or by a worker when answers wait for the
+    # turn's end); then garbage arrives.
     await asyncio.sleep(0)
     assert app.served == ["/ping"] * 3
     protocol.data_received(b"\x00\x01GARBAGE\r\n\r\n")
@@ -132,3 +142,62 @@ async def test_a_deep_pipeline_takes_turns_with_a_bystander() -> None:
     assert b"".join(answers.writes).count(b"HTTP/1.1 200") == 1
     pipeline.connection_lost(None)
     bystander.connection_lost(None)
+
+
+async def test_a_handler_that_waits_holds_the_requests_behind_it() -> None:
+    """Requests are served in `data_received` until one has to wait; a task carries on from
+    there, in order, and the next request after the queue ran empty is served again."""
+    protocol, transport, app = _protocol()
+    protocol.data_received(WAIT + PING)
+    assert app.served == []
+    assert app.gate is not None
+    app.gate.set_result(None)
+    for _ in range(5):  # the wake-up, and a turn after the wait outlasted the budget
+        await asyncio.sleep(0)
+    assert app.served == ["/wait", "/ping"]
+    protocol.data_received(PING)
+    assert app.served == ["/wait", "/ping", "/ping"]
+    await asyncio.sleep(0)
+    out = b"".join(transport.writes)
+    assert [out.index(b'{"n":%d}' % n) for n in (1, 2, 3)] == sorted(
+        out.index(b'{"n":%d}' % n) for n in (1, 2, 3)
+    )
+    protocol.connection_lost(None)
+
+
+async def test_a_waiting_handler_gets_an_error_it_awaited() -> None:
+    protocol, transport, app = _protocol()
+    protocol.data_received(WAIT + PING)
+    assert app.gate is not None
+    app.gate.set_exception(RuntimeError("the store failed"))
+    for _ in range(5):  # the wake-up, and a turn after the wait outlasted the budget
+        await asyncio.sleep(0)
+    out = b"".join(transport.writes)
+    assert out.startswith(b"HTTP/1.1 500 ")  # the handler's error, answered as before
+    assert out.count(b"HTTP/1.1 200") == 1
+    assert app.served == ["/ping"]
+    protocol.connection_lost(None)
+
+
+async def test_a_lost_connection_cancels_a_waiting_handler() -> None:
+    protocol, transport, app = _protocol()
+    protocol.data_received(WAIT + PING)
+    protocol.connection_lost(None)  # before its task has taken a step
+    await asyncio.sleep(0)
+    assert app.cancelled == 1
+    assert app.served == []
+    assert transport.writes == []
+
+
+async def test_a_lost_connection_cancels_the_wait_of_a_running_handler() -> None:
+    protocol, transport, app = _protocol()
+    protocol.data_received(WAIT + PING)
+    await asyncio.sleep(0)  # the task waits on the gate now
+    gate = app.gate
+    assert gate is not None
+    protocol.connection_lost(None)
+    await asyncio.sleep(0)
+    assert gate.cancelled()
+    assert app.cancelled == 1
+    assert app.served == []
+    assert transport.writes == []
