@@ -276,7 +276,7 @@ async def run_all(plan: Plan) -> Report:
         step("admin intake")
         _, report.intake = await asyncio.to_thread(intake.measure, INTAKE_BATCH, 2_000, 5)
         step("venue")
-        report.venue = await venue.run(VENUE_SECONDS, 4, 32)
+        report.venue = await venue.run_apart(VENUE_SECONDS, 4, 32)
         sizes = market_sections.Sizes.make(plan.quick)
         report.market = await market_sections.run(sizes, step)
         progress.update(task, description="done", completed=steps)
