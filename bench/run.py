@@ -276,7 +276,7 @@ async def run_all(plan: Plan) -> Report:
         step("admin intake")
         _, report.intake = await asyncio.to_thread(intake.measure, INTAKE_BATCH, 2_000, 5)
         step("venue")
-        report.venue = await venue.run(VENUE_SECONDS, 4, 32)
+        report.venue = await venue.run_apart(VENUE_SECONDS, 4, 32)
         sizes = market_sections.Sizes.make(plan.quick)
         report.market = await market_sections.run(sizes, step)
         progress.update(task, description="done", completed=steps)
@@ -631,7 +631,9 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
             f"`{venue.COMMAND} --seconds {VENUE_SECONDS:g}`: signed MARKET orders on one "
             "server core with every fill delivered to a connected user stream, beside the "
             "same server's `GET /fapi/v1/ping`; latency from writing `order.place` to its "
-            "ORDER_TRADE_UPDATE (x=TRADE, X=FILLED) on the stream at half the WS API rate.",
+            "ORDER_TRADE_UPDATE (x=TRADE, X=FILLED) on the stream at half the WS API rate. "
+            "The load generator runs in its own process (that command), its WebSocket "
+            "connections picows clients.",
             "",
             *(f"- {line}" for line in report.venue.lines()),
         ]

@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -56,6 +57,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import picows
+import uvloop
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -79,6 +81,7 @@ from userstream.venue.commands import ResponseType
 
 QTY = "0.001"
 COMMAND = ".venv/bin/python -m bench.venue"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -608,11 +611,33 @@ def main() -> None:
         help="run the server with USERSTREAM_STALL_LOG=MS and print its loop stalls and "
         "slow garbage collections during the latency phase",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object (bench.run)"
+    )
     args = parser.parse_args()
     pin_load()
     latency = LatencyOptions(args.latency_only, args.rate, max(1, args.prefill), args.stall_log)
-    figures = asyncio.run(run(args.seconds, args.connections, args.depth, args.profile, latency))
-    print("\n".join(figures.lines()))
+    figures = uvloop.run(run(args.seconds, args.connections, args.depth, args.profile, latency))
+    print(json.dumps(dataclasses.asdict(figures)) if args.json else "\n".join(figures.lines()))
+
+
+async def run_apart(seconds: float, connections: int, depth: int) -> VenueFigures:
+    """`run` in a new load process (`COMMAND --json`), as the command line runs it.
+
+    `bench.run` measures the venue this way: its own process holds every earlier section's
+    objects, and the garbage collector's passes over them would pause the load generator in
+    the middle of the latency phase.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.venue", "--json", "--seconds", f"{seconds:g}"),
+        *("--connections", str(connections), "--depth", str(depth)),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench.venue failed (exit status {process.returncode})")
+    return VenueFigures(**json.loads(out.decode().splitlines()[-1]))
 
 
 if __name__ == "__main__":
