@@ -338,6 +338,29 @@ class Counter(picows.WSListener):
             self._unreported = 0
 
 
+class TextListener(picows.WSListener):
+    """A picows client listener that answers pings and hands each text frame's payload to
+    `on_text` (the load's WebSocket API and user stream clients)."""
+
+    transport: picows.WSTransport | None = None
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        if frame.msg_type == picows.WSMsgType.TEXT:
+            self.on_text(frame.get_payload_as_bytes())
+        elif frame.msg_type == picows.WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+
+    def on_text(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.disconnect()
+
+
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING = 0x0, 0x1, 0x2, 0x8, 0x9
 CLOSE_NORMAL = 1000
 

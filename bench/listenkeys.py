@@ -23,6 +23,7 @@ import uvloop
 from bench.common import (
     WAIT_S,
     PipelinedHttp,
+    TextListener,
     UserstreamServer,
     cpu_seconds,
     http_request,
@@ -72,21 +73,16 @@ async def rest(server: UserstreamServer, method: str, count: int) -> OpsResult:
     return OpsResult(f"REST {method} /fapi/v1/listenKey", per_conn * CONNECTIONS, wall, cpu)
 
 
-class WsApiClient(picows.WSListener):
+class WsApiClient(TextListener):
     def __init__(self) -> None:
         self.answered = 0
         self.failed = 0
         self.waiter: asyncio.Future[None] | None = None
         self.target = 0
 
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == picows.WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-            return
-        if frame.msg_type != picows.WSMsgType.TEXT:
-            return
+    def on_text(self, payload: bytes) -> None:
         self.answered += 1
-        if b'"status":200' not in frame.get_payload_as_bytes():
+        if b'"status":200' not in payload:
             self.failed += 1
         if self.waiter is not None and self.answered >= self.target and not self.waiter.done():
             self.waiter.set_result(None)

@@ -66,6 +66,7 @@ from bench.common import (
     UNLIMITED_WEIGHT,
     WAIT_S,
     PipelinedHttp,
+    TextListener,
     cpu_seconds,
     http_request,
     pin_load,
@@ -144,7 +145,7 @@ FILLED = b'"X":"FILLED"'
 CLIENT_ID = b'"c":"'  # the only "c" key in an ORDER_TRADE_UPDATE is the order's
 
 
-class Fills(picows.WSListener):
+class Fills(TextListener):
     """The user stream's reader: counts the fills' final ORDER_TRADE_UPDATE frames; with
     `timed`, records the arrival time of each client order id.
 
@@ -158,29 +159,15 @@ class Fills(picows.WSListener):
         self.timed = False
         self._target = 0
         self._reached = asyncio.Event()
-        self._transport: picows.WSTransport | None = None
 
     @classmethod
     async def open(cls, ws_url: str, listen_key: str) -> Fills:
-        transport, fills = await picows.ws_connect(
-            cls, f"{ws_url}/private/ws?listenKey={listen_key}"
-        )
+        _, fills = await picows.ws_connect(cls, f"{ws_url}/private/ws?listenKey={listen_key}")
         assert isinstance(fills, Fills)
-        fills._transport = transport
         return fills
 
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.disconnect()
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == picows.WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-            return
-        if frame.msg_type != picows.WSMsgType.TEXT:
-            return
-        data = frame.get_payload_as_bytes()
-        if b"ORDER_TRADE_UPDATE" not in data or FILLED not in data:
+    def on_text(self, payload: bytes) -> None:
+        if b"ORDER_TRADE_UPDATE" not in payload or FILLED not in payload:
             return
         self.count += 1
         if self.count >= self._target:
@@ -188,8 +175,10 @@ class Fills(picows.WSListener):
         if self.timed:
             # The client order id, sliced out: `json.loads` of every FILLED event cost
             # the load generator ~10 µs of its ~160 per order.
-            start = data.index(CLIENT_ID) + len(CLIENT_ID)
-            self.arrivals[data[start : data.index(b'"', start)].decode()] = time.perf_counter()
+            start = payload.index(CLIENT_ID) + len(CLIENT_ID)
+            self.arrivals[payload[start : payload.index(b'"', start)].decode()] = (
+                time.perf_counter()
+            )
 
     async def wait(self, target: int, limit_s: float = 30.0) -> None:
         """Until `target` fills have arrived, or `limit_s` passed (a loss shows in the count)."""
@@ -200,20 +189,18 @@ class Fills(picows.WSListener):
                 await asyncio.wait_for(self._reached.wait(), limit_s)
 
 
-class WsApi(picows.WSListener):
+class WsApi(TextListener):
     """A WebSocket API connection: `call` sends one request and waits for its answer;
     `answers` is given every answer frame (the order phases count them) instead."""
 
     def __init__(self) -> None:
-        self.transport: picows.WSTransport | None = None
         self.answers: Callable[[bytes], None] | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     @classmethod
     async def open(cls, ws_url: str) -> WsApi:
-        transport, api = await picows.ws_connect(cls, f"{ws_url}/ws-fapi/v1")
+        _, api = await picows.ws_connect(cls, f"{ws_url}/ws-fapi/v1")
         assert isinstance(api, WsApi)
-        api.transport = transport
         return api
 
     def send(self, request: bytes) -> None:
@@ -226,22 +213,14 @@ class WsApi(picows.WSListener):
         self.send(json.dumps(request).encode())
         return await asyncio.wait_for(answer, WAIT_S)
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == picows.WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-        elif frame.msg_type == picows.WSMsgType.TEXT:
-            payload = frame.get_payload_as_bytes()
-            if self.answers is not None:
-                self.answers(payload)
-                return
-            answer = json.loads(payload)
-            waiting = self._waiting.pop(str(answer.get("id")), None)
-            if waiting is not None and not waiting.done():
-                waiting.set_result(answer)
+    def on_text(self, payload: bytes) -> None:
+        if self.answers is not None:
+            self.answers(payload)
+            return
+        answer = json.loads(payload)
+        waiting = self._waiting.pop(str(answer.get("id")), None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
 
 
 def signed_order(api_key: str, secret: bytes, side: str, client_id: str | None = None) -> bytes:
