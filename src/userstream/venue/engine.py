@@ -812,7 +812,7 @@ class Engine:
         ACCOUNT_UPDATE m=ORDER, then any reduce-only orders it knocks out (spec §5.6)."""
         rules = self._rules[order.symbol]
         settings = account.symbols[order.symbol]
-        position = settings.positions.get(order.position_side) or self._position(account, order)
+        position = self._position(account, order)
         isolated = settings.margin_type is MarginType.ISOLATED
         quote = qty * price
         commission = money(quote * (account.maker_rate if maker else account.taker_rate))
