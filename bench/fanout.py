@@ -1,7 +1,7 @@
 """Fan-out: userstream's publish-and-deliver path against raw picows and nchan, per shape.
 
     .venv/bin/python -m bench.fanout [--shape 1000x1] [--events 400] [--batch 25] [--latency]
-        [--duration 3] [--rate EVENTS_PER_S]
+        [--duration 3] [--rate EVENTS_PER_S] [--timeline PATH]
 
 A shape is accounts × connections per account. Each connection receives `--events` realistic
 events (ORDER_TRADE_UPDATE, TRADE_LITE, ACCOUNT_UPDATE in turn, built through the protocol
@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import picows
 import uvloop
@@ -67,6 +68,7 @@ from bench.common import (
     versions,
 )
 from bench.nchan import nchan_server
+from bench.timeline import Timeline
 
 PUBLISH_CONNECTIONS = 8
 # The user-stream servers run without the synthetic market: nothing here subscribes to it,
@@ -388,7 +390,12 @@ async def throughput(target: Target, shape: Shape, events: int, batch: int) -> R
 
 
 async def latency(
-    target: Target, shape: Shape, rate: float, duration_s: float, parse_every: bool = False
+    target: Target,
+    shape: Shape,
+    rate: float,
+    duration_s: float,
+    parse_every: bool = False,
+    timeline: Timeline | None = None,
 ) -> Result:
     """Publish at `rate` delivered events/s for `duration_s`; latency of the stamped frames.
 
@@ -409,7 +416,8 @@ async def latency(
 
     A server run with `USERSTREAM_STALL_LOG` (and `BENCH_SERVER_LOG` to keep its stderr) gets
     SIGUSR1 as the paced publishing starts and once every frame is in, so its stall log sums
-    up the measured phase on its own (server/stalls.py).
+    up the measured phase on its own (server/stalls.py). A `timeline` records the run window
+    by window (bench/timeline.py).
     """
     stall_log = bool(os.environ.get("USERSTREAM_STALL_LOG")) and isinstance(
         target, UserstreamTarget
@@ -436,6 +444,8 @@ async def latency(
         if stall_log:
             os.kill(target.pid, signal.SIGUSR1)
         load0, cpu0, wall0 = time.process_time(), cpu_seconds(target.pid), time.perf_counter()
+        if timeline is not None:
+            timeline.start(received)
         while True:
             elapsed = time.perf_counter() - wall0
             if elapsed >= duration_s:
@@ -446,6 +456,8 @@ async def latency(
                 apply_stamp(body, offsets, time.time_ns())
                 target.send(publisher, body)
                 sent += 1
+            if timeline is not None:
+                timeline.tick(sent * per_request_frames, received)
             await asyncio.sleep(LATENCY_TICK_S)
         await received.settle(sent * per_request_frames)
         if stall_log:
@@ -503,6 +515,13 @@ async def main() -> None:
         help="latency runs: every connection parses its frames with picows, also those that "
         "read no stamps (by default these count messages from frame headers)",
     )
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        help="with --latency --rate: write the run window by window to this CSV, and its "
+        "plot beside it (bench/timeline.py)",
+    )
     args = parser.parse_args()
     pin_load()
     raise_nofile()
@@ -521,7 +540,19 @@ async def main() -> None:
         return await latency(target, shape, rate, args.duration, args.parse_every_connection)
 
     if args.latency and rate:
-        print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
+        target = UserstreamTarget(shape, events, args.batch, args.batch)
+        timeline: Timeline | None = None
+
+        async def traced(target: Target) -> Result:
+            nonlocal timeline
+            timeline = Timeline(target.pid)
+            return await latency(
+                target, shape, rate, args.duration, args.parse_every_connection, timeline
+            )
+
+        print_result(await measure(target, traced if args.timeline else timed))
+        if timeline is not None:
+            print(f"timeline: {args.timeline}, {timeline.write(args.timeline)}")
         return
     targets: list[UserstreamTarget | NchanTarget | PicowsTarget] = [
         PicowsTarget(shape, events, args.batch, "send"),

@@ -2,11 +2,11 @@
 
     .venv/bin/python -m bench.run [--quick] [--output docs/benchmarks.md]
 
-Runs fan-out (userstream, raw picows, nchan, nats-server's WebSocket listener) for three
-shapes with latency at 50% of the measured maximum, 10,000 idle connections, listenKey
-operations and client decode, then the market, risk and mirror sections
-(`bench/market_sections.py`), checks the targets of issue 5 and prints each with its
-measured value and PASS/MISS. The prose in bench/analysis.md (where the time goes) is
+Probes each core's speed (`bench/cpu_speed.py`), then runs fan-out (userstream, raw picows,
+nchan, nats-server's WebSocket listener) for three shapes with latency at 50% of the measured
+maximum, 10,000 idle connections, listenKey operations and client decode, then the market,
+risk and mirror sections (`bench/market_sections.py`), checks the targets of issue 5 and
+prints each with its measured value and PASS/MISS. The prose in bench/analysis.md (where the time goes) is
 appended to the generated document.
 `--quick` (under 3 minutes) uses fewer events; the full run takes under 15 minutes.
 """
@@ -33,6 +33,7 @@ from rich.table import Table
 
 from bench import (
     connections,
+    cpu_speed,
     decode,
     intake,
     listenkeys,
@@ -41,7 +42,16 @@ from bench import (
     nchan,
     venue,
 )
-from bench.common import ROOT, encoded_events, machine, pin_load, raise_nofile, versions
+from bench.common import (
+    LOAD_CORE,
+    ROOT,
+    SERVER_CORE,
+    encoded_events,
+    machine,
+    pin_load,
+    raise_nofile,
+    versions,
+)
 from bench.fanout import (
     NchanTarget,
     PicowsTarget,
@@ -56,6 +66,7 @@ from bench.fanout import (
 
 console = Console(stderr=True)
 
+CORE_PROBE_S = 4.0  # per core, before the sections
 REPEATS = 3  # runs of each side of the 70% target per shape; the median is reported
 # Events per request in the latency runs, every shape: a producer that cares about latency
 # publishes small requests, since no event of a request leaves before all of it is checked.
@@ -136,6 +147,7 @@ class Report:
     intake: list[tuple[str, float]] = field(default_factory=list)  # (what, µs per event)
     venue: venue.VenueFigures | None = None
     market: market_sections.MarketSections | None = None
+    core_speeds: list[cpu_speed.Speed] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -239,7 +251,7 @@ def shape_steps(plan_row: tuple[Shape, int, int, int]) -> int:
 async def run_all(plan: Plan) -> Report:
     report = Report(plan, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.perf_counter()
-    steps = sum(shape_steps(row) for row in plan.shapes) + 6 + market_sections.STEPS
+    steps = sum(shape_steps(row) for row in plan.shapes) + 7 + market_sections.STEPS
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -258,6 +270,11 @@ async def run_all(plan: Plan) -> Report:
             progress.refresh()
 
         report.nchan_version = await asyncio.to_thread(nchan.ensure_installed)
+        step("probing the cores' speed")
+        report.core_speeds = [
+            await asyncio.to_thread(cpu_speed.measure, core, CORE_PROBE_S)
+            for core in (SERVER_CORE, LOAD_CORE)
+        ]
         events = encoded_events(3000)
         report.event_size = sum(map(len, events)) / len(events)
         for row in plan.shapes:
@@ -379,9 +396,9 @@ def shape_table(shapes: ShapeResults) -> list[str]:
 
 def latency_table(report: Report) -> list[str]:
     lines = [
-        "| shape | server | offered events/s | delivered | p50 ms | p99 ms | p99.9 ms "
-        "| samples | lost |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| shape | server | offered events/s | delivered | server CPU | p50 ms | p99 ms "
+        "| p99.9 ms | samples | lost |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for shapes in report.shapes:
         for name, result in shapes.latency.items():
@@ -391,7 +408,8 @@ def latency_table(report: Report) -> list[str]:
                 p99 += f" (median of {len(spread)}: {min(spread):.2f}-{max(spread):.2f})"
             lines.append(
                 f"| {shapes.shape.label} | {name} | {result.offered_per_s:,.0f} | "
-                f"{result.per_second:,.0f} | {result.percentile_ms(50):.2f} | "
+                f"{result.per_second:,.0f} | {result.server_cpu_share:.0%} | "
+                f"{result.percentile_ms(50):.2f} | "
                 f"{p99} | {result.percentile_ms(99.9):.2f} | "
                 f"{len(result.latencies_ns):,} | {result.lost:,} |"
             )
@@ -492,6 +510,13 @@ def render(report: Report, checks: list[TargetCheck], images: list[str], argv: s
         "(publisher and counting clients, one process) to core 1. Server CPU is utime+stime "
         "from `/proc/<pid>/stat` (nginx: master + worker); *load CPU* near 100% means the load "
         "generator, not the server, set the pace.",
+        "- The cores' speed before the sections (`.venv/bin/python -m bench.cpu_speed "
+        f"--seconds {CORE_PROBE_S:g}`, a fixed loop timed in its own CPU time): "
+        + "; ".join(speed.summary() for speed in report.core_speeds)
+        + ". On this virtual machine a core's speed swings by up to 2x over seconds, which "
+        "nothing in the guest shows (bench/analysis.md, *The host's speed*); the latency "
+        "table's *server CPU* column is the share of its core the server took for that row's "
+        "load.",
         f"- Events: ORDER_TRADE_UPDATE, TRADE_LITE and ACCOUNT_UPDATE in turn, built through "
         f"the protocol models (`bench/common.py`), {report.event_size:.0f} bytes on average "
         "(230-520).",
