@@ -45,10 +45,21 @@ def nats_server_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    (port,) = free_ports(1)
+    return port
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: each socket stays bound until all are picked, so
+    the kernel cannot hand out one port twice (a server's client and monitoring ports once
+    came out equal, and it could not start)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 @dataclass
@@ -67,7 +78,8 @@ class NatsServer:
 
     @classmethod
     def launch(cls, directory: Path, name: str = "n1") -> NatsServer:
-        server = cls(name, directory, free_port(), free_port())
+        port, monitor_port = free_ports(2)
+        server = cls(name, directory, port, monitor_port)
         server.start()
         return server
 
@@ -188,13 +200,14 @@ class NatsCluster:
 
     @classmethod
     def launch(cls, directory: Path, size: int = 3) -> NatsCluster:
-        cluster_ports = [free_port() for _ in range(size)]
+        ports = free_ports(3 * size)
+        cluster_ports = ports[:size]
         servers = [
             NatsServer(
                 f"n{i + 1}",
                 directory / f"n{i + 1}",
-                free_port(),
-                free_port(),
+                ports[size + 2 * i],
+                ports[size + 2 * i + 1],
                 cluster_port=cluster_ports[i],
                 routes=[p for j, p in enumerate(cluster_ports) if j != i],
             )

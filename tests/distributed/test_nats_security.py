@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Harness, event_fixture, running_harness
 from tests.functional.wsclient import recv_json, ws_connect
-from tests.nats_fixtures import NatsServer, free_port
+from tests.nats_fixtures import NatsServer, free_ports
 from userstream.bus.nats import NatsOptions, NatsRefused, open_backends
 
 USER, PASSWORD = "gateway", "gateway-password-for-tests"
@@ -64,7 +64,8 @@ def pki(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def locked_nats(tmp_path: Path, pki: Path) -> Iterator[LockedNatsServer]:
-    server = LockedNatsServer("n1", tmp_path / "nats", free_port(), free_port(), tls_dir=pki)
+    port, monitor_port = free_ports(2)
+    server = LockedNatsServer("n1", tmp_path / "nats", port, monitor_port, tls_dir=pki)
     server.start()
     yield server
     server.stop()
@@ -236,9 +237,8 @@ def operator_nats(tmp_path: Path) -> Iterator[tuple[OperatorNatsServer, _Identit
         f"resolver_preload: {{ {account.public}: {json.dumps(account_jwt)}, "
         f"{system.public}: {json.dumps(system_jwt)} }}\n"
     )
-    server = OperatorNatsServer(
-        "n1", tmp_path / "nats", free_port(), free_port(), operator_lines=lines
-    )
+    port, monitor_port = free_ports(2)
+    server = OperatorNatsServer("n1", tmp_path / "nats", port, monitor_port, operator_lines=lines)
     server.start()
     yield server, account
     server.stop()
