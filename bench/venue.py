@@ -101,6 +101,7 @@ class VenueFigures:
     lost: int = 0  # orders whose fill never reached the stream
     latency_only: bool = False
     client_cpu_us: float = 0.0  # this process's CPU per order in the latency phase
+    latency_server_share: float = 0.0  # the server's CPU over the latency phase's wall time
     stalls: list[str] = field(default_factory=list)  # the server's stall log, latency phase
 
     def lines(self) -> list[str]:
@@ -127,7 +128,8 @@ class VenueFigures:
     def latency_line(self) -> str:
         return (
             f"order -> ORDER_TRADE_UPDATE at {self.half_rate:,.0f} orders/s (WS API): "
-            f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms"
+            f"p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms; server CPU "
+            f"{self.latency_server_share:.0%} of its core"
         )
 
 
@@ -533,8 +535,12 @@ async def measure(
             if latency.stall_log_ms is not None:
                 os.kill(pid, signal.SIGUSR1)
             client_before = time.process_time()
+            server_before, wall_before = cpu_seconds(pid), time.perf_counter()
             await ws_orders(ws, paced, in_flight, rate, sends, first=count)
             await fills.wait(before + paced, 5)
+            figures.latency_server_share = (cpu_seconds(pid) - server_before) / (
+                time.perf_counter() - wall_before
+            )
             figures.client_cpu_us = (time.process_time() - client_before) / paced * 1e6
             if latency.stall_log_ms is not None:
                 os.kill(pid, signal.SIGUSR1)
