@@ -6,8 +6,8 @@ Probes each core's speed (`bench/cpu_speed.py`), then runs fan-out (userstream, 
 nchan, nats-server's WebSocket listener) for three shapes with latency at 50% of the measured
 maximum, 10,000 idle connections, listenKey operations and client decode, then the market,
 risk and mirror sections (`bench/market_sections.py`), checks the targets of issue 5 and
-prints each with its measured value and PASS/MISS. The prose in bench/analysis.md (where the time goes) is
-appended to the generated document.
+prints each with its measured value and PASS/MISS. The prose in bench/analysis.md (where the
+time goes) is appended to the generated document.
 `--quick` (under 3 minutes) uses fewer events; the full run takes under 15 minutes.
 """
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "exceptions": 0,
     "protocol": 0,
     "clock": 0,
+    "timerfd": 0,
     "storage": 1,
     "symbols": 1,
     "accounts": 1,
