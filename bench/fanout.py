@@ -519,7 +519,7 @@ async def main() -> None:
         "--timeline",
         type=Path,
         default=None,
-        help="with --latency --rate: write the run window by window to this CSV, and its "
+        help="with --latency: write the latency run window by window to this CSV, and its "
         "plot beside it (bench/timeline.py)",
     )
     args = parser.parse_args()
@@ -536,23 +536,24 @@ async def main() -> None:
 
     rate: float = args.rate or 0.0
 
+    timeline: Timeline | None = None
+
     async def timed(target: Target) -> Result:
-        return await latency(target, shape, rate, args.duration, args.parse_every_connection)
+        nonlocal timeline
+        if args.timeline is not None:
+            timeline = Timeline(target.pid)
+        return await latency(
+            target, shape, rate, args.duration, args.parse_every_connection, timeline
+        )
+
+    def print_latency(result: Result) -> None:
+        print_result(result)
+        if timeline is not None:
+            print(f"timeline: {args.timeline}, {timeline.write(args.timeline)}")
 
     if args.latency and rate:
         target = UserstreamTarget(shape, events, args.batch, args.batch)
-        timeline: Timeline | None = None
-
-        async def traced(target: Target) -> Result:
-            nonlocal timeline
-            timeline = Timeline(target.pid)
-            return await latency(
-                target, shape, rate, args.duration, args.parse_every_connection, timeline
-            )
-
-        print_result(await measure(target, traced if args.timeline else timed))
-        if timeline is not None:
-            print(f"timeline: {args.timeline}, {timeline.write(args.timeline)}")
+        print_latency(await measure(target, timed))
         return
     targets: list[UserstreamTarget | NchanTarget | PicowsTarget] = [
         PicowsTarget(shape, events, args.batch, "send"),
@@ -565,7 +566,7 @@ async def main() -> None:
         print_result(result)
     if args.latency:
         rate = results[-1].per_second / 2
-        print_result(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
+        print_latency(await measure(UserstreamTarget(shape, events, args.batch, args.batch), timed))
 
 
 if __name__ == "__main__":

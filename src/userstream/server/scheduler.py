@@ -123,12 +123,13 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             if self.run_due():
-                # uvloop (libuv) times its next poll from the clock it read when the loop
-                # turn began, and the work the callbacks queued (a market tick's write to
-                # every connection: ~10 ms at 1,000 connections, done at the end of the next
-                # turn) makes that reading stale: the poll then sleeps that much past the
-                # next deadline. Two turns, the first behind that work, make the loop read the
-                # clock again before it next sleeps.
+                # Off Linux the clock waits on the loop's timer (on Linux on a timerfd, which
+                # this does not affect). uvloop (libuv) times its next poll from the clock it
+                # read when the loop turn began, and the work the callbacks queued (a market
+                # tick's write to every connection: ~10 ms at 1,000 connections, done at the
+                # end of the next turn) makes that reading stale: the poll then sleeps that
+                # much past the next deadline. Two turns, the first behind that work, make the
+                # loop read the clock again before it next sleeps.
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)
             self._wake.clear()
